@@ -1,0 +1,1 @@
+//! On-disk structures of Linux md: superblocks, bitmap, bad-block log.
