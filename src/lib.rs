@@ -5,4 +5,5 @@
 //! array) → personalities (`raid1`) → `sysfs` (the attribute table served by
 //! the `sysfs-like` crate) → `cli`.
 
+pub mod disk;
 pub mod format;

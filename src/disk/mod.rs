@@ -1,0 +1,233 @@
+//! One component device: an image file or a block device (loop devices
+//! included), with positional I/O, flush and size, plus deterministic fault
+//! injection for tests (`faults`).  Knows nothing of superblocks.
+
+pub mod faults;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub use faults::{FaultOp, FaultPlan};
+
+/// What kind of thing a component is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskKind {
+    ImageFile,
+    BlockDevice { major: u32, minor: u32 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("{path}: No such file or directory")]
+    NotFound { path: PathBuf },
+    #[error("{path}: is a directory")]
+    IsDirectory { path: PathBuf },
+    #[error("{path}: not a regular file or block device")]
+    NotABlockDevice { path: PathBuf },
+    #[error("no block device with number {major}:{minor}")]
+    NoSuchDevNum { major: u32, minor: u32 },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+impl DiskError {
+    /// The errno a control file reports for this failure.
+    pub fn errno(&self) -> i32 {
+        match self {
+            DiskError::NotFound { .. } | DiskError::NoSuchDevNum { .. } => libc::ENOENT,
+            DiskError::IsDirectory { .. } => libc::EISDIR,
+            DiskError::NotABlockDevice { .. } => libc::ENOTBLK,
+            DiskError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+        }
+    }
+}
+
+/// An open component.
+#[derive(Debug)]
+pub struct Disk {
+    path: PathBuf,
+    file: File,
+    kind: DiskKind,
+    size: u64,
+    writable: bool,
+    faults: FaultPlan,
+}
+
+impl Disk {
+    /// Open an image file or block device read-write (or read-only).
+    pub fn open(path: &Path, writable: bool) -> Result<Disk, DiskError> {
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => DiskError::NotFound {
+                path: path.to_owned(),
+            },
+            _ => DiskError::Io {
+                path: path.to_owned(),
+                source: e,
+            },
+        })?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            return Err(DiskError::IsDirectory {
+                path: path.to_owned(),
+            });
+        }
+        let kind = if ft.is_block_device() {
+            let rdev = meta.rdev();
+            DiskKind::BlockDevice {
+                major: libc::major(rdev),
+                minor: libc::minor(rdev),
+            }
+        } else if ft.is_file() {
+            DiskKind::ImageFile
+        } else {
+            return Err(DiskError::NotABlockDevice {
+                path: path.to_owned(),
+            });
+        };
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(writable);
+        if kind != DiskKind::ImageFile {
+            // Like the kernel's claim on a member: no one else may mount or
+            // bind it while we hold it.
+            opts.custom_flags(libc::O_EXCL);
+        }
+        let file = opts.open(path).map_err(|e| DiskError::Io {
+            path: path.to_owned(),
+            source: e,
+        })?;
+        let size = match kind {
+            DiskKind::ImageFile => meta.len(),
+            DiskKind::BlockDevice { .. } => {
+                block_device_size(&file).map_err(|e| DiskError::Io {
+                    path: path.to_owned(),
+                    source: e,
+                })?
+            }
+        };
+        Ok(Disk {
+            path: path.to_owned(),
+            file,
+            kind,
+            size,
+            writable,
+            faults: FaultPlan::default(),
+        })
+    }
+
+    /// Resolve the kernel's `major:minor` of a block device to its /dev node.
+    pub fn path_for_devnum(major: u32, minor: u32) -> Result<PathBuf, DiskError> {
+        let uevent = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent"))
+            .map_err(|_| DiskError::NoSuchDevNum { major, minor })?;
+        let name = uevent
+            .lines()
+            .find_map(|l| l.strip_prefix("DEVNAME="))
+            .ok_or(DiskError::NoSuchDevNum { major, minor })?;
+        Ok(Path::new("/dev").join(name))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn kind(&self) -> DiskKind {
+        self.kind
+    }
+
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The name the kernel would give this device: `loop0` for a block
+    /// device, the file name for an image file.
+    pub fn kernel_name(&self) -> String {
+        if let DiskKind::BlockDevice { major, minor } = self.kind {
+            if let Ok(p) = Self::path_for_devnum(major, minor) {
+                if let Some(n) = p.file_name() {
+                    return n.to_string_lossy().into_owned();
+                }
+            }
+        }
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Identity of the underlying storage, to tell "the same device twice"
+    /// and "two members on one physical disk" apart.
+    pub fn identity(&self) -> io::Result<(u64, u64)> {
+        let m = self.file.metadata()?;
+        Ok(match self.kind {
+            DiskKind::ImageFile => (m.dev(), m.ino()),
+            DiskKind::BlockDevice { .. } => (u64::MAX, m.rdev()),
+        })
+    }
+
+    /// The device the storage lives on (for the same-physical-disk warning).
+    pub fn backing_dev(&self) -> Option<u64> {
+        match self.kind {
+            DiskKind::ImageFile => self.file.metadata().ok().map(|m| m.dev()),
+            DiskKind::BlockDevice { .. } => None,
+        }
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.size
+    }
+
+    pub fn sectors(&self) -> u64 {
+        self.size / 512
+    }
+
+    pub fn faults(&self) -> &FaultPlan {
+        &self.faults
+    }
+
+    /// Read exactly `buf.len()` bytes at `offset`.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.faults.check(FaultOp::Read, offset, buf.len() as u64)?;
+        self.file.read_exact_at(buf, offset)
+    }
+
+    /// Write all of `buf` at `offset`.
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.faults
+            .check(FaultOp::Write, offset, buf.len() as u64)?;
+        if !self.writable {
+            return Err(io::Error::from_raw_os_error(libc::EROFS));
+        }
+        self.file.write_all_at(buf, offset)
+    }
+
+    /// Make every completed write durable.
+    pub fn flush(&self) -> io::Result<()> {
+        self.faults.check(FaultOp::Flush, 0, 0)?;
+        self.file.sync_data()
+    }
+}
+
+impl crate::format::SectorReader for Disk {
+    fn size_bytes(&self) -> u64 {
+        self.size
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.read_at(buf, offset)
+    }
+}
+
+fn block_device_size(file: &File) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let mut size: u64 = 0;
+    // BLKGETSIZE64 = _IOR(0x12, 114, size_t)
+    const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+    // SAFETY: the ioctl writes one u64 through the pointer we pass, which
+    // points at a live, properly aligned u64.
+    let r = unsafe { libc::ioctl(file.as_raw_fd(), BLKGETSIZE64, &mut size as *mut u64) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(size)
+}
