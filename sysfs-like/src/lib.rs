@@ -14,11 +14,15 @@
 //!   offset 0 after an earlier read takes a fresh snapshot (what `seq_file`
 //!   does after `lseek(fd, 0, SEEK_SET)`), which is how poll-then-reread
 //!   monitors work. Attributes are opened direct-I/O, so the page cache never
-//!   serves stale content.
+//!   serves stale content. (Unlike sysfs, a show longer than a page is served
+//!   whole rather than cut at 4095 bytes.)
 //! * **Each `write(2)` is one [`Attribute::store`]** of exactly the bytes
 //!   written, cut at the first NUL (the kernel hands stores a C string), with
 //!   one trailing `'\n'` removed. A write longer than 4096 bytes fails with
-//!   `E2BIG` and never reaches the store; bytes that are not UTF-8 fail with
+//!   `E2BIG` and never reaches the store (kernfs' `atomic_write_len`; plain
+//!   sysfs attributes on current kernels take the first 4096 bytes and return
+//!   a short count instead, which would make the rest a second store). Bytes
+//!   that are not UTF-8 fail with
 //!   `EINVAL`; the store's error is the write's errno. An empty write stores
 //!   nothing. `O_TRUNC` and `truncate(2)` are accepted and change nothing.
 //! * **Open checks mode bits even for root** (kernfs'
@@ -36,7 +40,8 @@
 //!   `POLLIN|POLLRDNORM|POLLOUT|POLLWRNORM` (the kernel's `DEFAULT_POLLMASK`)
 //!   and adds `POLLERR|POLLPRI` once the counter has moved since, or the node
 //!   is gone. As in the kernel, a file that has not been read yet reports
-//!   `POLLPRI` at once: open, read, then poll.
+//!   `POLLPRI` at once: open, read, then poll. (An open binary file
+//!   remembers the counter at open and at each read.)
 //! * **Binary files** report their live [`BinFile::size`]. Reads stop at the
 //!   size, writes at or past it fail with `EFBIG` and writes crossing it are
 //!   cut short (sysfs bin semantics; a size of 0 means "unbounded"). Opened
@@ -50,7 +55,8 @@
 //!   once. Lookups of removed names fail with `ENOENT`. Files still open keep
 //!   working in a defined way: an attribute keeps serving its snapshot (writes
 //!   fail with `ENODEV`), a binary file fails every read, write and fsync with
-//!   `ENODEV`, and poll reports `POLLERR|POLLPRI`.
+//!   `ENODEV`, and poll reports `POLLERR|POLLPRI`. Unlike kernfs, `fstat` on
+//!   such a file fails with `ENOENT`: the kernel asks by inode number only.
 //!
 //! # Design
 //!

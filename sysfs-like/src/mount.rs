@@ -102,8 +102,9 @@ pub fn mount(tree: Arc<Tree>, mountpoint: &Path, opts: &ServeOptions) -> io::Res
 
 /// A mounted, served tree.
 ///
-/// Dropping it unmounts the tree and waits for the serving threads, so it
-/// also serves as a guard that never leaves a mount behind.
+/// Dropping it unmounts the tree and waits for the serving threads (for a
+/// busy mount, until its last open file is closed), so it also serves as a
+/// guard that never leaves a mount behind.
 pub struct Mounted {
     thread: Option<JoinHandle<io::Result<()>>>,
     unmounter: Unmounter,
@@ -134,9 +135,14 @@ impl Mounted {
         }
     }
 
-    /// Unmounts the tree and waits for the serving threads to stop.
-    pub fn unmount(self) -> io::Result<()> {
-        self.unmounter.unmount()?;
+    /// Unmounts the tree and waits for the serving threads to stop. If the
+    /// unmount fails, the tree stays mounted and served.
+    pub fn unmount(mut self) -> io::Result<()> {
+        if let Err(e) = self.unmounter.unmount() {
+            // Still mounted: joining would wait forever, so let it serve on.
+            self.thread.take();
+            return Err(e);
+        }
         self.wait()
     }
 }
@@ -144,10 +150,12 @@ impl Mounted {
 impl Drop for Mounted {
     fn drop(&mut self) {
         if let Some(thread) = self.thread.take() {
-            if let Err(e) = self.unmounter.unmount() {
-                warn!("unmounting {} failed: {e}", self.mountpoint.display());
+            match self.unmounter.unmount() {
+                Ok(()) => {
+                    let _ = thread.join();
+                }
+                Err(e) => warn!("unmounting {} failed: {e}", self.mountpoint.display()),
             }
-            let _ = thread.join();
         }
     }
 }

@@ -228,6 +228,8 @@ fn open_files_on_removed_nodes_fail_safely() {
     assert_eq!(errno_of(b.sync_all()), libc::ENODEV);
     let pri = poll_fd(&b, libc::POLLPRI, Duration::ZERO);
     assert_eq!(pri & libc::POLLPRI, libc::POLLPRI);
+    // fstat asks by inode only, and the inode is gone.
+    assert_eq!(errno_of(b.metadata()), libc::ENOENT);
     // Paths are gone.
     assert_eq!(errno_of(fs::metadata(f.path("gone/a"))), libc::ENOENT);
     assert_eq!(errno_of(fs::metadata(f.path("gone"))), libc::ENOENT);
