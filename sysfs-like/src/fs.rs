@@ -1,0 +1,1006 @@
+//! The FUSE adapter: turns kernel requests into tree operations.
+//!
+//! Every method works out a `Result` and replies exactly once at its end.
+
+use std::cell::RefCell;
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    AccessFlags, CopyFileRangeFlags, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags,
+    PollEvents, PollFlags, PollNotifier, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLock, ReplyLseek, ReplyOpen,
+    ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use log::{debug, warn};
+use parking_lot::{Mutex, RwLock};
+
+use crate::attr::store_bytes;
+use crate::tree::{DirEntry, NodeShared, NodeType, Target};
+use crate::{ATTR_SIZE, Attribute, BinFile, Errno, NodeId, Tree};
+
+/// Nothing is cached: sizes, contents and names all change under the kernel.
+const TTL: Duration = Duration::ZERO;
+/// `st_blksize` of every node, as sysfs reports.
+const BLKSIZE: u32 = 4096;
+
+/// What poll reports for every open file: the kernel's `DEFAULT_POLLMASK`.
+fn default_pollmask() -> PollEvents {
+    PollEvents::POLLIN | PollEvents::POLLOUT | PollEvents::POLLRDNORM | PollEvents::POLLWRNORM
+}
+
+/// A FUSE errno from ours. Only positive values are errnos.
+fn errno(e: Errno) -> fuser::Errno {
+    if e <= 0 {
+        warn!("error value {e} is not an errno; reporting EIO");
+        return fuser::Errno::EIO;
+    }
+    fuser::Errno::from_i32(e)
+}
+
+fn node_id(ino: INodeNo) -> Result<NodeId, Errno> {
+    NodeId::from_ino(ino.0).ok_or(libc::ENOENT)
+}
+
+fn file_type(kind: NodeType) -> FileType {
+    match kind {
+        NodeType::Dir => FileType::Directory,
+        NodeType::Attr | NodeType::Bin => FileType::RegularFile,
+        NodeType::Symlink => FileType::Symlink,
+    }
+}
+
+fn wants_write(flags: OpenFlags) -> bool {
+    flags.acc_mode() != OpenAccMode::O_RDONLY
+}
+
+fn wants_read(flags: OpenFlags) -> bool {
+    flags.acc_mode() != OpenAccMode::O_WRONLY
+}
+
+/// kernfs' extra open check, which binds root too: no reading a file without
+/// read bits, no writing one without write bits.
+fn check_open_mode(mode: u16, flags: OpenFlags) -> Result<(), Errno> {
+    if (wants_read(flags) && mode & 0o444 == 0) || (wants_write(flags) && mode & 0o222 == 0) {
+        return Err(libc::EACCES);
+    }
+    Ok(())
+}
+
+/// An open attribute.
+struct AttrHandle {
+    attr: Arc<dyn Attribute>,
+    shared: Arc<NodeShared>,
+    state: Mutex<AttrState>,
+}
+
+struct AttrState {
+    /// The `show()` this file reads from; `None` if not opened for reading.
+    snapshot: Option<Result<String, Errno>>,
+    /// The node's event counter just before the snapshot was taken.
+    snapshot_event: u64,
+    /// The event counter of the snapshot last read; 0 before the first read.
+    seen_event: u64,
+    /// Whether a read has been served from the current snapshot.
+    consumed: bool,
+    /// The kernel poll handle of this file, once it has polled.
+    poll_kh: Option<u64>,
+}
+
+impl AttrHandle {
+    fn open(attr: Arc<dyn Attribute>, shared: Arc<NodeShared>, readable: bool) -> Self {
+        let mut state = AttrState {
+            snapshot: None,
+            snapshot_event: 0,
+            seen_event: 0,
+            consumed: false,
+            poll_kh: None,
+        };
+        if readable {
+            // Read the counter first: a notify racing with show() then makes
+            // a spurious wake-up, never a lost one.
+            state.snapshot_event = shared.event();
+            state.snapshot = Some(attr.show());
+        }
+        AttrHandle {
+            attr,
+            shared,
+            state: Mutex::new(state),
+        }
+    }
+
+    fn read(&self, offset: u64, size: u32, reply: ReplyData) {
+        let mut st = self.state.lock();
+        if st.snapshot.is_none() {
+            drop(st);
+            warn!("read on an attribute not opened for reading");
+            return reply.error(fuser::Errno::EBADF);
+        }
+        // seq_file semantics: reading from the start again regenerates the
+        // content. A removed node keeps serving what it had.
+        if offset == 0 && st.consumed && !self.shared.removed() {
+            st.snapshot_event = self.shared.event();
+            st.snapshot = Some(self.attr.show());
+        }
+        st.consumed = true;
+        st.seen_event = st.snapshot_event;
+        match &st.snapshot {
+            Some(Ok(text)) => {
+                let bytes = text.as_bytes();
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let end = start.saturating_add(size as usize).min(bytes.len());
+                reply.data(&bytes[start..end]);
+            }
+            Some(Err(e)) => reply.error(errno(*e)),
+            None => reply.error(fuser::Errno::EBADF),
+        }
+    }
+
+    fn write(&self, data: &[u8]) -> Result<u32, Errno> {
+        if self.shared.removed() {
+            return Err(libc::ENODEV);
+        }
+        store_bytes(&*self.attr, data)?;
+        // At most ATTR_SIZE bytes got here.
+        Ok(data.len() as u32)
+    }
+}
+
+/// An open binary file.
+struct BinHandle {
+    file: Arc<dyn BinFile>,
+    shared: Arc<NodeShared>,
+    /// The event counter at open or at the last read.
+    seen_event: AtomicU64,
+    poll_kh: Mutex<Option<u64>>,
+}
+
+thread_local! {
+    /// Each serving thread's buffer for binary file reads, kept between
+    /// requests so a read costs no allocation.
+    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl BinHandle {
+    fn live(&self) -> Result<&dyn BinFile, Errno> {
+        if self.shared.removed() {
+            return Err(libc::ENODEV);
+        }
+        Ok(&*self.file)
+    }
+
+    fn read(&self, offset: u64, size: u32, reply: ReplyData) {
+        let file = match self.live() {
+            Ok(f) => f,
+            Err(e) => return reply.error(errno(e)),
+        };
+        self.seen_event
+            .store(self.shared.event(), Ordering::Relaxed);
+        let mut len = size as usize;
+        let end = file.size();
+        if end != 0 {
+            if offset >= end {
+                return reply.data(&[]);
+            }
+            len = len.min(usize::try_from(end - offset).unwrap_or(usize::MAX));
+        }
+        READ_BUF.with_borrow_mut(|buf| {
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            match file.read_at(&mut buf[..len], offset) {
+                Ok(n) if n <= len => reply.data(&buf[..n]),
+                Ok(n) => {
+                    warn!("read_at returned {n} for a {len}-byte buffer");
+                    reply.error(fuser::Errno::EIO);
+                }
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+        let file = self.live()?;
+        let mut data = data;
+        let end = file.size();
+        if end != 0 {
+            if offset >= end {
+                return Err(libc::EFBIG);
+            }
+            let room = usize::try_from(end - offset).unwrap_or(usize::MAX);
+            data = &data[..data.len().min(room)];
+        }
+        let n = file.write_at(data, offset)?;
+        if n > data.len() {
+            warn!("write_at returned {n} for {} bytes", data.len());
+            return Err(libc::EIO);
+        }
+        u32::try_from(n).map_err(|_| libc::EIO)
+    }
+}
+
+/// An open directory: a listing taken at opendir (and again on a read from
+/// offset 0 after an earlier read, as after `rewinddir`), so that offsets
+/// stay meaningful while the tree changes.
+struct DirHandle {
+    dir: NodeId,
+    state: Mutex<DirState>,
+}
+
+struct DirState {
+    entries: Arc<Vec<DirEntry>>,
+    consumed: bool,
+}
+
+enum Handle {
+    Attr(AttrHandle),
+    Bin(BinHandle),
+    Dir(DirHandle),
+}
+
+/// Open files, by FUSE file handle: `generation << 32 | slot`.
+#[derive(Default)]
+struct Handles {
+    inner: RwLock<HandleSlab>,
+}
+
+#[derive(Default)]
+struct HandleSlab {
+    slots: Vec<(u32, Option<Arc<Handle>>)>,
+    free: Vec<u32>,
+}
+
+impl Handles {
+    fn insert(&self, handle: Handle) -> Result<FileHandle, Errno> {
+        let handle = Some(Arc::new(handle));
+        let mut slab = self.inner.write();
+        if let Some(index) = slab.free.pop() {
+            if let Some(slot) = slab.slots.get_mut(index as usize) {
+                slot.1 = handle;
+                return Ok(FileHandle((u64::from(slot.0) << 32) | u64::from(index)));
+            }
+        }
+        let index = u32::try_from(slab.slots.len()).map_err(|_| libc::ENFILE)?;
+        slab.slots.push((0, handle));
+        Ok(FileHandle(u64::from(index)))
+    }
+
+    fn split(fh: FileHandle) -> (usize, u32) {
+        ((fh.0 & 0xffff_ffff) as usize, (fh.0 >> 32) as u32)
+    }
+
+    fn get(&self, fh: FileHandle) -> Result<Arc<Handle>, Errno> {
+        let (index, generation) = Self::split(fh);
+        match self.inner.read().slots.get(index) {
+            Some((g, Some(h))) if *g == generation => Ok(h.clone()),
+            _ => {
+                warn!("unknown file handle {:#x}", fh.0);
+                Err(libc::EBADF)
+            }
+        }
+    }
+
+    fn remove(&self, fh: FileHandle) -> Option<Arc<Handle>> {
+        let (index, generation) = Self::split(fh);
+        let mut slab = self.inner.write();
+        let slot = slab.slots.get_mut(index)?;
+        if slot.0 != generation {
+            return None;
+        }
+        let handle = slot.1.take()?;
+        slot.0 = slot.0.wrapping_add(1);
+        slab.free.push(index as u32);
+        Some(handle)
+    }
+}
+
+/// The FUSE filesystem serving a [`Tree`].
+pub(crate) struct SysFs {
+    tree: Arc<Tree>,
+    handles: Handles,
+    max_request: u32,
+    /// Whether the kernel passes `O_TRUNC` to open instead of sending a
+    /// truncating setattr afterwards.
+    atomic_o_trunc: bool,
+}
+
+impl SysFs {
+    pub(crate) fn new(tree: Arc<Tree>, max_request: u32) -> Self {
+        SysFs {
+            tree,
+            handles: Handles::default(),
+            max_request,
+            atomic_o_trunc: false,
+        }
+    }
+
+    fn attr(&self, id: NodeId) -> Result<FileAttr, Errno> {
+        let info = self.tree.info(id)?;
+        let size = match (&info.bin, info.kind) {
+            (Some(file), _) => file.size(),
+            (None, NodeType::Attr) => ATTR_SIZE,
+            (None, _) => 0,
+        };
+        let (uid, gid) = self.tree.owner();
+        Ok(FileAttr {
+            ino: INodeNo(id.ino()),
+            size,
+            blocks: 0,
+            atime: info.time,
+            mtime: info.time,
+            ctime: info.time,
+            crtime: info.time,
+            kind: file_type(info.kind),
+            perm: info.perm,
+            nlink: info.nlink,
+            uid,
+            gid,
+            rdev: 0,
+            blksize: BLKSIZE,
+            flags: 0,
+        })
+    }
+
+    fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> Result<FileAttr, Errno> {
+        let name = name.to_str().ok_or(libc::ENOENT)?;
+        let child = self.tree.child(node_id(parent)?, name)?;
+        self.attr(child)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn do_setattr(
+        &self,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        fh: Option<FileHandle>,
+    ) -> Result<FileAttr, Errno> {
+        let id = node_id(ino)?;
+        let current = self.attr(id)?;
+        // Modes and owners are fixed by whoever built the tree: a mode says
+        // which of show/store an attribute has, and the owner is who may
+        // write. So only "changes" to the current values are accepted.
+        if mode.is_some_and(|m| (m & 0o7777) as u16 != current.perm)
+            || uid.is_some_and(|u| u != current.uid)
+            || gid.is_some_and(|g| g != current.gid)
+        {
+            return Err(libc::EPERM);
+        }
+        if let Some(size) = size {
+            match self.tree.target(id)? {
+                // Like sysfs: truncating an attribute is accepted and ignored
+                // (`echo x > attr` opens with O_TRUNC).
+                Target::Attr { .. } => {}
+                Target::Bin { file, .. } => {
+                    // Without atomic O_TRUNC an O_TRUNC open arrives as a
+                    // size-0 setattr without a file handle; let it pass.
+                    let o_trunc = !self.atomic_o_trunc && size == 0 && fh.is_none();
+                    if size != file.size() && !o_trunc {
+                        return Err(libc::EPERM);
+                    }
+                }
+                Target::Dir => return Err(libc::EISDIR),
+                Target::Symlink => return Err(libc::EINVAL),
+            }
+        }
+        // Timestamps: accepted, not kept (sysfs keeps them, nothing reads them).
+        self.attr(id)
+    }
+
+    fn do_open(&self, ino: INodeNo, flags: OpenFlags) -> Result<(FileHandle, FopenFlags), Errno> {
+        let id = node_id(ino)?;
+        match self.tree.target(id)? {
+            Target::Attr { mode, attr, shared } => {
+                check_open_mode(mode, flags)?;
+                let handle = AttrHandle::open(attr, shared, wants_read(flags));
+                let fh = self.handles.insert(Handle::Attr(handle))?;
+                Ok((fh, FopenFlags::FOPEN_DIRECT_IO))
+            }
+            Target::Bin { mode, file, shared } => {
+                check_open_mode(mode, flags)?;
+                file.open(wants_write(flags))?;
+                let fopen = if file.direct_io() {
+                    FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES
+                } else {
+                    FopenFlags::empty()
+                };
+                let handle = BinHandle {
+                    seen_event: AtomicU64::new(shared.event()),
+                    file,
+                    shared,
+                    poll_kh: Mutex::new(None),
+                };
+                Ok((self.handles.insert(Handle::Bin(handle))?, fopen))
+            }
+            Target::Dir => Err(libc::EISDIR),
+            Target::Symlink => Err(libc::ELOOP),
+        }
+    }
+
+    fn do_poll(
+        &self,
+        fh: FileHandle,
+        ph: PollNotifier,
+        flags: PollFlags,
+    ) -> Result<PollEvents, Errno> {
+        let handle = self.handles.get(fh)?;
+        let schedule = flags.contains(PollFlags::FUSE_POLL_SCHEDULE_NOTIFY);
+        let kh = ph.handle().0;
+        let notifier = schedule.then_some(ph);
+        let (shared, seen) = match &*handle {
+            Handle::Attr(h) => {
+                let mut st = h.state.lock();
+                if schedule {
+                    st.poll_kh = Some(kh);
+                }
+                (&h.shared, st.seen_event)
+            }
+            Handle::Bin(h) => {
+                if schedule {
+                    *h.poll_kh.lock() = Some(kh);
+                }
+                (&h.shared, h.seen_event.load(Ordering::Relaxed))
+            }
+            Handle::Dir(_) => return Ok(default_pollmask()),
+        };
+        let current = shared.poll_register(notifier);
+        let mut revents = default_pollmask();
+        if current != seen || shared.removed() {
+            revents |= PollEvents::POLLERR | PollEvents::POLLPRI;
+        }
+        Ok(revents)
+    }
+
+    fn dir_snapshot(&self, dir: NodeId) -> Result<Arc<Vec<DirEntry>>, Errno> {
+        Ok(Arc::new(self.tree.entries(dir)?))
+    }
+}
+
+impl Filesystem for SysFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        let want = self.max_request.max(4096);
+        let max_write = config.set_max_write(want).map_or_else(
+            |nearest| {
+                let _ = config.set_max_write(nearest);
+                nearest
+            },
+            |_| want,
+        );
+        // Readahead only matters for binary files opened without direct I/O.
+        if let Err(nearest) = config.set_max_readahead(want) {
+            let _ = config.set_max_readahead(nearest);
+        }
+        // O_TRUNC arrives with the open instead of as a truncate afterwards,
+        // so it can be ignored for binary files too (as a block device does).
+        self.atomic_o_trunc = config
+            .add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC)
+            .is_ok();
+        // Lookups and readdirs in one directory need not be serialized.
+        if config
+            .add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS)
+            .is_err()
+        {
+            debug!("kernel lacks FUSE_PARALLEL_DIROPS");
+        }
+        if !config.capabilities().contains(InitFlags::FUSE_MAX_PAGES) {
+            warn!("kernel lacks FUSE_MAX_PAGES: requests are limited to 128 KiB");
+        }
+        debug!(
+            "init: max_write {max_write}, atomic_o_trunc {}",
+            self.atomic_o_trunc
+        );
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        debug!("lookup({:#x}, {name:?})", parent.0);
+        match self.do_lookup(parent, name) {
+            Ok(attr) => reply.entry(&TTL, &attr, Generation(attr.ino.0 >> 32)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        debug!("getattr({:#x})", ino.0);
+        match node_id(ino).and_then(|id| self.attr(id)) {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        debug!(
+            "setattr({:#x}, mode {mode:?}, uid {uid:?}, gid {gid:?}, size {size:?})",
+            ino.0
+        );
+        match self.do_setattr(ino, mode, uid, gid, size, fh) {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        debug!("readlink({:#x})", ino.0);
+        match node_id(ino).and_then(|id| self.tree.symlink_target(id)) {
+            Ok(target) => reply.data(target.as_bytes()),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        debug!("mknod({:#x}, {name:?}): EPERM", parent.0);
+        reply.error(fuser::Errno::EPERM);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        debug!("mkdir({:#x}, {name:?}): EPERM", parent.0);
+        reply.error(fuser::Errno::EPERM);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        debug!("unlink({:#x}, {name:?}): EPERM", parent.0);
+        reply.error(fuser::Errno::EPERM);
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        debug!("rmdir({:#x}, {name:?}): EPERM", parent.0);
+        reply.error(fuser::Errno::EPERM);
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        debug!("symlink({:#x}, {link_name:?}): EPERM", parent.0);
+        reply.error(fuser::Errno::EPERM);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        debug!("rename({:#x}, {name:?}): EPERM", parent.0);
+        reply.error(fuser::Errno::EPERM);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        debug!("link({:#x}, {newname:?}): EPERM", ino.0);
+        reply.error(fuser::Errno::EPERM);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        // sysfs directories have no ->create, for which the VFS gives EACCES.
+        debug!("create({:#x}, {name:?}): EACCES", parent.0);
+        reply.error(fuser::Errno::EACCES);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        debug!("open({:#x}, {:#o})", ino.0, flags.0);
+        match self.do_open(ino, flags) {
+            Ok((fh, fopen)) => reply.opened(fh, fopen),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        debug!("read({:#x}, {offset}, {size})", ino.0);
+        match self.handles.get(fh) {
+            Ok(h) => match &*h {
+                Handle::Attr(a) => a.read(offset, size, reply),
+                Handle::Bin(b) => b.read(offset, size, reply),
+                Handle::Dir(_) => reply.error(fuser::Errno::EISDIR),
+            },
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        debug!("write({:#x}, {offset}, {})", ino.0, data.len());
+        let result = self.handles.get(fh).and_then(|h| match &*h {
+            Handle::Attr(a) => a.write(data),
+            Handle::Bin(b) => b.write(offset, data),
+            Handle::Dir(_) => Err(libc::EISDIR),
+        });
+        match result {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        debug!("flush({:#x})", ino.0);
+        let result = self.handles.get(fh).and_then(|h| match &*h {
+            // A removed file has nothing left to flush; close must not fail.
+            Handle::Bin(b) if !b.shared.removed() => b.file.flush(),
+            _ => Ok(()),
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        debug!("release({:#x})", ino.0);
+        match self.handles.remove(fh).as_deref() {
+            Some(Handle::Attr(h)) => {
+                if let Some(kh) = h.state.lock().poll_kh {
+                    h.shared.poll_unregister(kh);
+                }
+            }
+            Some(Handle::Bin(h)) => {
+                if let Some(kh) = *h.poll_kh.lock() {
+                    h.shared.poll_unregister(kh);
+                }
+            }
+            Some(Handle::Dir(_)) => {}
+            None => warn!("release of unknown file handle {:#x}", fh.0),
+        }
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        debug!("fsync({:#x}, datasync {datasync})", ino.0);
+        let result = self.handles.get(fh).and_then(|h| match &*h {
+            Handle::Bin(b) => b.live().and_then(|f| f.fsync(datasync)),
+            _ => Ok(()),
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        debug!("opendir({:#x})", ino.0);
+        let result = node_id(ino).and_then(|dir| {
+            let entries = self.dir_snapshot(dir)?;
+            self.handles.insert(Handle::Dir(DirHandle {
+                dir,
+                state: Mutex::new(DirState {
+                    entries,
+                    consumed: false,
+                }),
+            }))
+        });
+        match result {
+            Ok(fh) => reply.opened(fh, FopenFlags::empty()),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        debug!("readdir({:#x}, {offset})", ino.0);
+        let handle = match self.handles.get(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(errno(e)),
+        };
+        let Handle::Dir(dh) = &*handle else {
+            return reply.error(fuser::Errno::ENOTDIR);
+        };
+        let entries = {
+            let mut st = dh.state.lock();
+            if offset == 0 && st.consumed {
+                // rewinddir: list again (a removed directory keeps its listing).
+                if let Ok(fresh) = self.dir_snapshot(dh.dir) {
+                    st.entries = fresh;
+                }
+            }
+            st.consumed = true;
+            st.entries.clone()
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (i, entry) in entries.iter().enumerate().skip(start) {
+            let full = reply.add(
+                INodeNo(entry.id.ino()),
+                i as u64 + 1,
+                file_type(entry.kind),
+                &*entry.name,
+            );
+            if full {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        debug!("releasedir({:#x})", ino.0);
+        if self.handles.remove(fh).is_none() {
+            warn!("releasedir of unknown file handle {:#x}", fh.0);
+        }
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        debug!("fsyncdir({:#x})", ino.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        // What statvfs(2) says of /sys: no blocks, no inodes, 4 KiB blocks.
+        reply.statfs(0, 0, 0, 0, 0, BLKSIZE, 255, BLKSIZE);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        debug!("setxattr({:#x}, {name:?}): EOPNOTSUPP", ino.0);
+        reply.error(fuser::Errno::from_i32(libc::EOPNOTSUPP));
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, _size: u32, reply: ReplyXattr) {
+        debug!("getxattr({:#x}, {name:?}): ENODATA", ino.0);
+        reply.error(fuser::Errno::from_i32(libc::ENODATA));
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        debug!("listxattr({:#x})", ino.0);
+        if size == 0 {
+            reply.size(0);
+        } else {
+            reply.data(&[]);
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        debug!("removexattr({:#x}, {name:?}): EOPNOTSUPP", ino.0);
+        reply.error(fuser::Errno::from_i32(libc::EOPNOTSUPP));
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // Only reached without default_permissions, which mount() always sets.
+        debug!("access({:#x})", ino.0);
+        reply.ok();
+    }
+
+    fn getlk(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        _start: u64,
+        _end: u64,
+        _typ: i32,
+        _pid: u32,
+        reply: ReplyLock,
+    ) {
+        // ENOSYS makes the kernel keep POSIX locks locally, as for sysfs.
+        reply.error(fuser::Errno::ENOSYS);
+    }
+
+    fn setlk(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        _start: u64,
+        _end: u64,
+        _typ: i32,
+        _pid: u32,
+        _sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(fuser::Errno::ENOSYS);
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        debug!("ioctl({:#x}, {cmd:#x}): ENOTTY", ino.0);
+        reply.error(fuser::Errno::from_i32(libc::ENOTTY));
+    }
+
+    fn poll(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        ph: PollNotifier,
+        events: PollEvents,
+        flags: PollFlags,
+        reply: ReplyPoll,
+    ) {
+        debug!("poll({:#x}, events {events:?}, flags {flags:?})", ino.0);
+        // Never ENOSYS: the kernel would stop asking for the whole mount.
+        match self.do_poll(fh, ph, flags) {
+            Ok(revents) => reply.poll(revents),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        debug!("fallocate({:#x}): EOPNOTSUPP", ino.0);
+        reply.error(fuser::Errno::from_i32(libc::EOPNOTSUPP));
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: i64,
+        _whence: i32,
+        reply: ReplyLseek,
+    ) {
+        // ENOSYS: the kernel falls back to its generic lseek for good.
+        reply.error(fuser::Errno::ENOSYS);
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        // ENOSYS: the kernel falls back to plain reads and writes for good.
+        reply.error(fuser::Errno::ENOSYS);
+    }
+}

@@ -1,0 +1,217 @@
+//! Mounting a tree and serving it until it is unmounted.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
+use log::{debug, warn};
+use parking_lot::Mutex;
+
+use crate::Tree;
+use crate::fs::SysFs;
+
+/// How [`mount`] serves a tree.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Threads serving requests, each reading its own clone of the FUSE
+    /// device. Default 4. (A slow store occupies one thread.)
+    pub threads: usize,
+    /// The largest read or write the kernel sends in one request, in bytes:
+    /// `max_write` and `max_pages` are negotiated from it. Default 1 MiB,
+    /// which is also the kernel's default `fs.fuse.max_pages_limit`; page
+    /// aligned buffers up to this size arrive as one request.
+    pub max_request: u32,
+    /// The mount's source, as `/proc/mounts` shows it. Default "sysfs-like".
+    pub fsname: String,
+    /// Let users other than the mounting one in (FUSE `allow_other`). The
+    /// modes and the tree's owner still decide what they may do. A non-root
+    /// mounter needs `user_allow_other` in `/etc/fuse.conf`. Default false.
+    pub allow_other: bool,
+    /// Have `fusermount3` unmount the tree when the serving process dies,
+    /// however it dies. Needs `allow_other`. Default false.
+    pub auto_unmount: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            threads: 4,
+            max_request: 1 << 20,
+            fsname: "sysfs-like".to_owned(),
+            allow_other: false,
+            auto_unmount: false,
+        }
+    }
+}
+
+/// Mounts `tree` on `mountpoint` and serves it from background threads until
+/// it is unmounted.
+///
+/// As root the mount is made directly; otherwise fuser falls back to the
+/// setuid `fusermount3`. The mount uses `default_permissions`, so the kernel
+/// checks every access against the nodes' modes and the tree's owner, and
+/// `nosuid,nodev,noexec`, as `/sys` does.
+///
+/// Returns once the kernel has initialised the connection; requests are then
+/// served at once. Daemonize (fork) before calling this, never after: forking
+/// does not carry the serving threads along.
+pub fn mount(tree: Arc<Tree>, mountpoint: &Path, opts: &ServeOptions) -> io::Result<Mounted> {
+    let mountpoint = mountpoint.canonicalize()?;
+    let threads = opts.threads.max(1);
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(opts.fsname.clone()),
+        MountOption::DefaultPermissions,
+        MountOption::NoSuid,
+        MountOption::NoDev,
+        MountOption::NoExec,
+    ];
+    if opts.auto_unmount {
+        config.mount_options.push(MountOption::AutoUnmount);
+    }
+    config.acl = if opts.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(threads);
+    config.clone_fd = threads > 1;
+
+    let mut session = Session::new(SysFs::new(tree, opts.max_request), &mountpoint, &config)?;
+    let unmounter = Unmounter {
+        inner: Arc::new(UnmounterInner {
+            session: Mutex::new(Some(session.unmount_callable())),
+            mountpoint: mountpoint.clone(),
+        }),
+    };
+    debug!("mounted on {}", mountpoint.display());
+    let thread = thread::Builder::new()
+        .name("sysfs-like".to_owned())
+        .spawn(move || session.run())?;
+    Ok(Mounted {
+        thread: Some(thread),
+        unmounter,
+        mountpoint,
+    })
+}
+
+/// A mounted, served tree.
+///
+/// Dropping it unmounts the tree and waits for the serving threads (for a
+/// busy mount, until its last open file is closed), so it also serves as a
+/// guard that never leaves a mount behind.
+pub struct Mounted {
+    thread: Option<JoinHandle<io::Result<()>>>,
+    unmounter: Unmounter,
+    mountpoint: PathBuf,
+}
+
+impl Mounted {
+    /// Where the tree is mounted (canonicalized).
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// A handle that unmounts the tree from any thread, e.g. one waiting for
+    /// SIGTERM, making [`wait`](Self::wait) return.
+    pub fn unmounter(&self) -> Unmounter {
+        self.unmounter.clone()
+    }
+
+    /// Blocks until the tree is unmounted — by [`Unmounter::unmount`],
+    /// `umount` or `fusermount3 -u` — and the serving threads have stopped.
+    /// Returns the session's error, if it ended with one.
+    pub fn wait(mut self) -> io::Result<()> {
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| io::Error::other("FUSE serving thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+
+    /// Unmounts the tree and waits for the serving threads to stop. If the
+    /// unmount fails, the tree stays mounted and served.
+    pub fn unmount(mut self) -> io::Result<()> {
+        if let Err(e) = self.unmounter.unmount() {
+            // Still mounted: joining would wait forever, so let it serve on.
+            self.thread.take();
+            return Err(e);
+        }
+        self.wait()
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            match self.unmounter.unmount() {
+                Ok(()) => {
+                    let _ = thread.join();
+                }
+                Err(e) => warn!("unmounting {} failed: {e}", self.mountpoint.display()),
+            }
+        }
+    }
+}
+
+/// Unmounts a [`Mounted`] tree from any thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Unmounter {
+    inner: Arc<UnmounterInner>,
+}
+
+struct UnmounterInner {
+    session: Mutex<Option<SessionUnmounter>>,
+    mountpoint: PathBuf,
+}
+
+impl Unmounter {
+    /// Unmounts the tree. Further calls do nothing, as does a call after the
+    /// tree was unmounted from outside.
+    ///
+    /// If files are still open (`EBUSY`), the mount is detached lazily: it
+    /// disappears from the namespace now, and serving ends once the last of
+    /// them is closed.
+    pub fn unmount(&self) -> io::Result<()> {
+        let Some(mut session) = self.inner.session.lock().take() else {
+            return Ok(());
+        };
+        match session.unmount() {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                debug!("{} busy, detaching lazily", self.inner.mountpoint.display());
+                detach(&self.inner.mountpoint)
+            }
+            other => other,
+        }
+    }
+}
+
+/// `umount -l`, or `fusermount3 -u -z` for a user that may not unmount.
+fn detach(mountpoint: &Path) -> io::Result<()> {
+    let path = CString::new(mountpoint.as_os_str().as_bytes())?;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::EPERM) {
+        return Err(err);
+    }
+    let status = Command::new("fusermount3")
+        .args(["-u", "-z", "-q", "--"])
+        .arg(mountpoint)
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "fusermount3 -u -z failed: {status}"
+        )))
+    }
+}
