@@ -1,9 +1,16 @@
 //! mdfuse: Linux md software RAID in userspace.
 //!
-//! Layers, bottom to top (see README.md, "Design"):
-//! `disk` (one component device) → `format` (on-disk structures) → `md` (the
-//! array) → personalities (`raid1`) → `sysfs` (the attribute table served by
-//! the `sysfs-like` crate) → `cli`.
+//! Layers, bottom to top: `disk` (one component device) → `format`
+//! (on-disk structures) → `md` (the array: run, stop, superblocks,
+//! state machine) with `bitmap`, personalities (`raid1`) and the sync
+//! worker (`sync`) → `sysfs` (the attribute tables served by the
+//! `sysfs-like` crate) → the command line.
 
+pub mod bitmap;
+pub mod daemon;
 pub mod disk;
 pub mod format;
+pub mod md;
+pub mod raid1;
+pub mod sync;
+pub mod sysfs;

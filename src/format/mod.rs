@@ -15,7 +15,7 @@ use std::fmt;
 
 pub use bitmap::BitmapSuper;
 pub use super0::Superblock0;
-pub use super1::{Minor, Superblock1};
+pub use super1::{MAX_SECTOR, Minor, Superblock1};
 
 /// Why a structure was refused.  Display gives the reason only; callers
 /// prefix the device ("vda: invalid superblock checksum ...").

@@ -134,6 +134,52 @@ pub struct Superblock0 {
 }
 
 impl Superblock0 {
+    /// An all-zero superblock (the kernel's `memset` before `super_90_sync`).
+    pub fn zeroed() -> Superblock0 {
+        Superblock0 {
+            md_magic: 0,
+            major_version: 0,
+            minor_version: 0,
+            patch_version: 0,
+            gvalid_words: 0,
+            set_uuid0: 0,
+            ctime: 0,
+            level: 0,
+            size: 0,
+            nr_disks: 0,
+            raid_disks: 0,
+            md_minor: 0,
+            not_persistent: 0,
+            set_uuid1: 0,
+            set_uuid2: 0,
+            set_uuid3: 0,
+            gstate_creserved: [0; 16],
+            utime: 0,
+            state: 0,
+            active_disks: 0,
+            working_disks: 0,
+            failed_disks: 0,
+            spare_disks: 0,
+            sb_csum: 0,
+            events_lo: 0,
+            events_hi: 0,
+            cp_events_lo: 0,
+            cp_events_hi: 0,
+            recovery_cp: 0,
+            reshape_position: 0,
+            new_level: 0,
+            delta_disks: 0,
+            new_layout: 0,
+            new_chunk: 0,
+            gstate_sreserved: [0; 14],
+            layout: 0,
+            chunk_size: 0,
+            pstate_reserved: [0; 62],
+            disks: [Disk0::default(); MD_SB_DISKS],
+            this_disk: Disk0::default(),
+        }
+    }
+
     /// Decode 4096 bytes.  Only a short buffer and a wrong magic are refused.
     pub fn parse(buf: &[u8]) -> Result<Superblock0, FormatError> {
         if buf.len() < SB0_BYTES {

@@ -56,6 +56,11 @@ pub trait BinFile: Send + Sync {
         Ok(())
     }
 
+    /// Called once when the last descriptor of one successful
+    /// [`open`](Self::open) goes away (FUSE release), also for a file
+    /// removed meanwhile: every `open` that succeeded gets one `release`.
+    fn release(&self) {}
+
     /// Called by `fsync(2)` (`datasync == false`) and `fdatasync(2)`
     /// (`datasync == true`).
     fn fsync(&self, datasync: bool) -> Result<(), Errno> {

@@ -413,13 +413,21 @@ impl SysFs {
                 } else {
                     FopenFlags::empty()
                 };
+                let opened = file.clone();
                 let handle = BinHandle {
                     seen_event: AtomicU64::new(shared.event()),
                     file,
                     shared,
                     poll_kh: Mutex::new(None),
                 };
-                Ok((self.handles.insert(Handle::Bin(handle))?, fopen))
+                match self.handles.insert(Handle::Bin(handle)) {
+                    Ok(fh) => Ok((fh, fopen)),
+                    Err(e) => {
+                        // No handle, so no release will come: undo the open.
+                        opened.release();
+                        Err(e)
+                    }
+                }
             }
             Target::Dir => Err(libc::EISDIR),
             Target::Symlink => Err(libc::ELOOP),
@@ -738,6 +746,7 @@ impl Filesystem for SysFs {
                 if let Some(kh) = *h.poll_kh.lock() {
                     h.shared.poll_unregister(kh);
                 }
+                h.file.release();
             }
             Some(Handle::Dir(_)) => {}
             None => warn!("release of unknown file handle {:#x}", fh.0),

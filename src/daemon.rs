@@ -1,0 +1,166 @@
+//! `mdfuse mount`: serve the md tree on a mountpoint until it is unmounted
+//! (`umount`, `fusermount3 -u`) or the daemon gets SIGTERM/SIGINT/SIGHUP.
+//! Either way every running array is stopped cleanly first (superblocks
+//! written clean), as the kernel's reboot notifier does.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::md::{Md, MdOptions};
+use crate::sysfs::MdTree;
+
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub mountpoint: PathBuf,
+    /// Stay in the foreground (otherwise fork, and return in the parent
+    /// once the mount is up).
+    pub foreground: bool,
+    /// FUSE serving threads.
+    pub threads: usize,
+    /// Let other users in (their access still follows the modes).
+    pub allow_other: bool,
+    pub md: MdOptions,
+}
+
+/// Mount and serve.  In the background mode the parent returns `Ok` once
+/// the child has mounted (or the child's error); the child serves.
+pub fn run(opts: DaemonOptions) -> io::Result<()> {
+    if !opts.mountpoint.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: not a directory", opts.mountpoint.display()),
+        ));
+    }
+    let ready = if opts.foreground {
+        None
+    } else {
+        Some(daemonize()?)
+    };
+    let r = serve(&opts, ready.as_ref());
+    if let (Some(fd), Err(e)) = (ready, &r) {
+        let mut f = std::fs::File::from(fd);
+        let _ = writeln!(f, "{e}");
+    }
+    r
+}
+
+/// Fork: the parent waits on a pipe for "ok" or an error message from the
+/// child and exits; the child gets the write end.
+fn daemonize() -> io::Result<OwnedFd> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned here only.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: no other thread exists yet (the mount spawns its threads
+    // after this), so the child inherits a consistent process.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            drop(rd);
+            // SAFETY: plain syscalls on our own process.
+            unsafe {
+                libc::setsid();
+            }
+            redirect_stdio();
+            Ok(wr)
+        }
+        _ => {
+            drop(wr);
+            let mut msg = String::new();
+            std::fs::File::from(rd).read_to_string(&mut msg)?;
+            if msg.trim() == "ok" {
+                std::process::exit(0);
+            }
+            let msg = msg.trim();
+            eprintln!(
+                "mdfuse: mount failed: {}",
+                if msg.is_empty() { "daemon exited" } else { msg }
+            );
+            std::process::exit(1);
+        }
+    }
+}
+
+fn redirect_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors of this process.
+            unsafe {
+                libc::dup2(null.as_raw_fd(), fd);
+            }
+        }
+    }
+}
+
+fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
+    // Signals go to one thread that stops the arrays and unmounts: block
+    // them before any other thread starts, so every thread inherits it.
+    let set = signal_set();
+    // SAFETY: `set` is a valid, initialised sigset_t.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    let md = Md::new(opts.md.clone());
+    // SAFETY: geteuid/getegid cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let tree = MdTree::new(md.clone(), uid, gid);
+    let serve_opts = sysfs_like::ServeOptions {
+        threads: opts.threads.max(1),
+        fsname: "mdfuse".to_owned(),
+        allow_other: opts.allow_other,
+        ..Default::default()
+    };
+    let mounted = sysfs_like::mount(tree.tree.clone(), &opts.mountpoint, &serve_opts)?;
+    md.log.info(format!(
+        "mdfuse: serving {}",
+        mounted.mountpoint().display()
+    ));
+    if let Some(fd) = ready {
+        let mut f = std::fs::File::from(fd.try_clone()?);
+        let _ = f.write_all(b"ok\n");
+    }
+    let unmounter = mounted.unmounter();
+    let md_sig = md.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut sig = 0;
+            // SAFETY: `set` is valid; sigwait writes the signal number.
+            unsafe {
+                libc::sigwait(&set, &mut sig);
+            }
+            md_sig
+                .log
+                .info(format!("mdfuse: signal {sig}: stopping arrays"));
+            md_sig.stop_all();
+            let _ = unmounter.unmount();
+        })?;
+    let r = mounted.wait();
+    // Unmounted from outside: the arrays still need a clean stop.
+    md.stop_all();
+    drop(tree);
+    let _: &Arc<Md> = &md;
+    r
+}
+
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set we pass; sigaddset adds to it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        set
+    }
+}

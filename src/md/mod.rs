@@ -1,0 +1,738 @@
+//! The md core: arrays (`Mddev`), their members (`Rdev`), running them the
+//! way the kernel's `do_md_run` does, the `array_state` state machine,
+//! superblock updates with the kernel's event rules, safe mode, md_error,
+//! and the personality registry.
+//!
+//! Locking follows the kernel's split:
+//! * `Mddev::cfg` is the reconfig mutex: configuration, the member list,
+//!   running and stopping, superblock writes.  It may be held across I/O.
+//! * `Mddev::lock` guards the clean/dirty transitions (`in_sync`,
+//!   `sb_flags`, `safemode`), as `mddev->lock` does; it is never held
+//!   across I/O, so the data path can take it.
+//! * Values the data path reads (`ro`, `recovery_cp`, array size, the
+//!   running personality) are atomics or behind an `RwLock`.
+//!
+//! Everything user-visible follows Linux 6.1 (the kernel the oracle runs):
+//! its messages, its sysfs words, HZ=250 for jiffies-based values.
+
+pub mod badblocks;
+pub mod flags;
+pub mod log;
+pub mod mdstat;
+pub mod personality;
+pub mod rdev;
+pub mod run;
+pub mod superblock;
+pub mod sync;
+pub mod thread;
+pub mod update;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+pub use self::flags::Flags;
+pub use self::log::KernelLog;
+pub use self::personality::{Personality, Raid};
+pub use self::rdev::Rdev;
+pub use self::run::StopMode;
+use crate::bitmap::Bitmap;
+use crate::disk::Disk;
+use crate::format::{MAX_SECTOR, MetadataVersion};
+
+pub type Errno = i32;
+
+/// The kernel's HZ on Debian: jiffies-based values (safe_mode_delay,
+/// bitmap time_base) are kept and shown in these units, so they read back
+/// exactly as on the kernel the fixtures came from.
+pub const HZ: u64 = 250;
+/// `DEFAULT_SAFEMODE_DELAY` = 200 ms + 1 jiffy.
+pub const DEFAULT_SAFEMODE_DELAY: u64 = 200 * HZ / 1000 + 1;
+pub const MD_DEFAULT_MAX_CORRECTED_READ_ERRORS: u32 = 20;
+/// `LEVEL_NONE`.
+pub const LEVEL_NONE: i32 = -1_000_000;
+pub const MAX_DISKS_1: u32 = 1920;
+pub const MAX_DISKS_090: u32 = 27;
+
+/// `mddev->ro`.
+pub mod ro {
+    pub const RDWR: u8 = 0;
+    pub const RDONLY: u8 = 1;
+    pub const AUTO_READ: u8 = 2;
+}
+
+/// Where md announces changes: the tree (sysfs notify, directories and
+/// links that come and go).  The md core calls it; `sysfs` implements it.
+pub trait Observer: Send + Sync {
+    /// `sysfs_notify` of an array attribute (`array_state`, `sync_action`,
+    /// `degraded`, `sync_completed`, ...).
+    fn notify(&self, mddev: &Mddev, attr: &str);
+    /// `sysfs_notify` of a member's attribute (`state`, `bad_blocks`, ...).
+    fn notify_rdev(&self, mddev: &Mddev, rdev: &Rdev, attr: &str);
+    /// A member was bound: create its `dev-NAME/` directory.
+    fn rdev_bound(&self, mddev: &Arc<Mddev>, rdev: &Arc<Rdev>);
+    /// A member was unbound: remove its directory.
+    fn rdev_unbound(&self, mddev: &Mddev, rdev: &Rdev);
+    /// `rdN` -> `dev-NAME` link set (`Some`) or removed (`None`).
+    fn slot_link(&self, mddev: &Mddev, slot: i32, rdev: Option<&Rdev>);
+    /// A personality started or stopped (capacity, redundancy group).
+    fn running_changed(&self, mddev: &Arc<Mddev>);
+    /// The array is gone (`clear`).
+    fn array_removed(&self, name: &str);
+}
+
+/// An observer that ignores everything (library use, unit tests).
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn notify(&self, _: &Mddev, _: &str) {}
+    fn notify_rdev(&self, _: &Mddev, _: &Rdev, _: &str) {}
+    fn rdev_bound(&self, _: &Arc<Mddev>, _: &Arc<Rdev>) {}
+    fn rdev_unbound(&self, _: &Mddev, _: &Rdev) {}
+    fn slot_link(&self, _: &Mddev, _: i32, _: Option<&Rdev>) {}
+    fn running_changed(&self, _: &Arc<Mddev>) {}
+    fn array_removed(&self, _: &str) {}
+}
+
+/// Settings of the md "module", fixed at mount time.
+#[derive(Debug, Clone)]
+pub struct MdOptions {
+    /// `start_dirty_degraded`: allow a dirty degraded array to start.
+    pub start_dirty_degraded: bool,
+    /// Default `speed_limit_min` (KiB/s).
+    pub speed_limit_min: u32,
+    /// Default `speed_limit_max` (KiB/s).
+    pub speed_limit_max: u32,
+}
+
+impl Default for MdOptions {
+    fn default() -> Self {
+        MdOptions {
+            start_dirty_degraded: false,
+            speed_limit_min: 1000,
+            speed_limit_max: 200_000,
+        }
+    }
+}
+
+/// The md "module": every array, the registered personalities, the log,
+/// and the system-wide settings.
+pub struct Md {
+    pub log: KernelLog,
+    /// Time zero of the jiffies clock.
+    start: std::time::Instant,
+    pub options: MdOptions,
+    pub speed_limit_min: AtomicU32,
+    pub speed_limit_max: AtomicU32,
+    pub observer: RwLock<Arc<dyn Observer>>,
+    arrays: Mutex<BTreeMap<String, Arc<Mddev>>>,
+    weak_self: Weak<Md>,
+}
+
+impl Md {
+    pub fn new(options: MdOptions) -> Arc<Md> {
+        Arc::new_cyclic(|w| Md {
+            log: KernelLog::default(),
+            start: std::time::Instant::now(),
+            speed_limit_min: AtomicU32::new(options.speed_limit_min),
+            speed_limit_max: AtomicU32::new(options.speed_limit_max),
+            options,
+            observer: RwLock::new(Arc::new(NoObserver)),
+            arrays: Mutex::new(BTreeMap::new()),
+            weak_self: w.clone(),
+        })
+    }
+
+    /// Jiffies (at `HZ`) since the module started.
+    pub fn jiffies(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64 * HZ / 1000
+    }
+
+    /// The instant at which the jiffies clock reads `j`.
+    pub fn instant_at(&self, j: u64) -> std::time::Instant {
+        self.start + std::time::Duration::from_millis(j * 1000 / HZ)
+    }
+
+    pub fn set_observer(&self, o: Arc<dyn Observer>) {
+        *self.observer.write() = o;
+    }
+
+    pub fn observer(&self) -> Arc<dyn Observer> {
+        self.observer.read().clone()
+    }
+
+    /// `new_array`: create `mdN` (or `md_NAME`).  EEXIST if it exists,
+    /// EINVAL for a name md would not accept.
+    pub fn new_array(&self, name: &str) -> Result<Arc<Mddev>, Errno> {
+        let unit = parse_array_name(name).ok_or(libc::EINVAL)?;
+        let mut arrays = self.arrays.lock();
+        if arrays.contains_key(name) {
+            return Err(libc::EEXIST);
+        }
+        let md = self.weak_self.upgrade().ok_or(libc::ENODEV)?;
+        let mddev = Mddev::new(md, name.to_owned(), unit);
+        arrays.insert(name.to_owned(), mddev.clone());
+        Ok(mddev)
+    }
+
+    pub fn array(&self, name: &str) -> Option<Arc<Mddev>> {
+        self.arrays.lock().get(name).cloned()
+    }
+
+    pub fn arrays(&self) -> Vec<Arc<Mddev>> {
+        self.arrays.lock().values().cloned().collect()
+    }
+
+    /// Forget a cleared array (`md_free`): it leaves the registry and the
+    /// tree.
+    pub fn remove_array(&self, m: &Mddev) {
+        m.shutdown_thread();
+        m.sync.stop_worker();
+        self.arrays.lock().remove(&m.name);
+        self.observer().array_removed(&m.name);
+    }
+
+    /// Stop every running array cleanly (unmount, SIGTERM): superblocks
+    /// written clean, as the reboot notifier does.
+    pub fn stop_all(&self) {
+        for mddev in self.arrays() {
+            let mut cfg = mddev.cfg.lock();
+            if mddev.is_running() {
+                if let Err(e) = run::do_md_stop(&mddev, &mut cfg, run::StopMode::Inactive) {
+                    self.log
+                        .warn(format!("md: {}: stop failed at shutdown ({e})", mddev.name));
+                }
+            }
+            drop(cfg);
+            mddev.shutdown_thread();
+        }
+    }
+
+    /// `Personalities : ...` line of mdstat: every personality the registry
+    /// holds, in registration order.
+    pub fn personalities_line(&self) -> String {
+        let mut s = String::from("Personalities : ");
+        for p in personality::registry() {
+            s.push_str(&format!("[{}] ", p.name()));
+        }
+        s
+    }
+}
+
+/// `md0`..`md511`, or `md_NAME` (named arrays): returns the unit number
+/// (named arrays get one above the numbered range).
+fn parse_array_name(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("md")?;
+    if let Some(n) = rest.strip_prefix('_') {
+        let ok = !n.is_empty()
+            && n.len() <= 32
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        return ok.then_some(512);
+    }
+    if rest.is_empty() || (rest.len() > 1 && rest.starts_with('0')) {
+        return None;
+    }
+    let n: u32 = rest.parse().ok()?;
+    (n < (1 << 20)).then_some(n)
+}
+
+/// Internal bitmap settings of an array (`mddev->bitmap_info`).
+#[derive(Debug, Clone, Default)]
+pub struct BitmapInfo {
+    /// Sectors from sb_start to the bitmap superblock; 0 = no bitmap.
+    pub offset: i64,
+    /// Sectors available at `offset`.
+    pub space: u64,
+    pub default_offset: i64,
+    pub default_space: u64,
+    /// Bytes per bit; 0 until known.
+    pub chunksize: u64,
+    /// Jiffies.
+    pub daemon_sleep: u64,
+    pub max_write_behind: u64,
+    pub nodes: u32,
+    pub external: bool,
+}
+
+/// Configuration of an array, under the reconfig mutex.
+#[derive(Debug)]
+pub struct Config {
+    /// Members in the kernel's list order: most recently bound first.
+    pub rdevs: Vec<Arc<Rdev>>,
+    pub persistent: bool,
+    pub external: bool,
+    /// Set by `metadata_version` or by the first member's superblock.
+    pub metadata: Option<MetadataVersion>,
+    pub level: i32,
+    /// A level name written before run (`clevel`).
+    pub clevel: String,
+    pub layout: i32,
+    pub chunk_sectors: u32,
+    pub raid_disks: u32,
+    pub dev_sectors: u64,
+    pub external_size: bool,
+    pub uuid: [u8; 16],
+    pub ctime: u64,
+    pub utime: u64,
+    pub events: u64,
+    pub can_decrease_events: bool,
+    pub max_disks: u32,
+    pub reshape_position: u64,
+    pub delta_disks: i32,
+    pub new_level: i32,
+    pub new_layout: i32,
+    pub new_chunk_sectors: u32,
+    pub reshape_backwards: bool,
+    pub bitmap_info: BitmapInfo,
+    pub serialize_policy: bool,
+    pub suspend_lo: u64,
+    pub suspend_hi: u64,
+    pub ok_start_degraded: bool,
+    /// 0.90's preferred minor.
+    pub md_minor: u32,
+    pub patch_version: u32,
+    /// `recovery_disabled` counter (bumped when a device is bound).
+    pub recovery_disabled: u32,
+}
+
+impl Config {
+    fn new(unit: u32) -> Config {
+        Config {
+            rdevs: Vec::new(),
+            persistent: false,
+            external: false,
+            metadata: None,
+            level: LEVEL_NONE,
+            clevel: String::new(),
+            layout: 0,
+            chunk_sectors: 0,
+            raid_disks: 0,
+            dev_sectors: 0,
+            external_size: false,
+            uuid: [0; 16],
+            ctime: 0,
+            utime: 0,
+            events: 0,
+            can_decrease_events: false,
+            max_disks: 0,
+            reshape_position: MAX_SECTOR,
+            delta_disks: 0,
+            new_level: LEVEL_NONE,
+            new_layout: 0,
+            new_chunk_sectors: 0,
+            reshape_backwards: false,
+            bitmap_info: BitmapInfo::default(),
+            serialize_policy: false,
+            suspend_lo: 0,
+            suspend_hi: 0,
+            ok_start_degraded: false,
+            md_minor: unit,
+            patch_version: 0,
+            recovery_disabled: 0,
+        }
+    }
+
+    /// `md_clean`: forget everything but the members' list (emptied by
+    /// the caller) and the unit.
+    pub(crate) fn clean(&mut self) {
+        let unit = self.md_minor;
+        let rdevs = std::mem::take(&mut self.rdevs);
+        *self = Config::new(unit);
+        self.rdevs = rdevs;
+    }
+
+    pub fn find_rdev_nr(&self, nr: i32) -> Option<&Arc<Rdev>> {
+        self.rdevs.iter().find(|r| r.desc_nr() == nr)
+    }
+}
+
+/// State of the clean/dirty machine, under `Mddev::lock`.
+#[derive(Debug, Default)]
+pub struct CleanState {
+    /// Superblocks say clean (no writes since the last mark-clean).
+    pub in_sync: bool,
+    /// 0 = normal, 1 = safe-mode timer fired, 2 = mark clean as soon as
+    /// writes drain (shutdown).
+    pub safemode: u8,
+    /// Writes in flight (`writes_pending`).
+    pub writes_pending: u64,
+    /// When the safe-mode timer fires, if armed.
+    pub safemode_deadline: Option<std::time::Instant>,
+}
+
+/// One array (`struct mddev`).
+pub struct Mddev {
+    pub name: String,
+    pub unit: u32,
+    pub md: Arc<Md>,
+    pub cfg: Mutex<Config>,
+    pub lock: Mutex<CleanState>,
+    /// Woken when `sb_flags` or `in_sync` change (`sb_wait`).
+    pub sb_wait: Condvar,
+    pub sb_flags: Flags,
+    pub recovery: Flags,
+    pub flags: Flags,
+    ro: AtomicU8,
+    degraded: AtomicU32,
+    recovery_cp: AtomicU64,
+    array_sectors: AtomicU64,
+    /// Opens of the data file (the block device's openers).
+    pub openers: AtomicU32,
+    pers: RwLock<Option<Arc<dyn Raid>>>,
+    pub bitmap: RwLock<Option<Arc<Bitmap>>>,
+    pub thread: thread::MdThread,
+    pub sync: crate::sync::SyncState,
+    /// Lock-free copies of configuration the I/O path, the bitmap and the
+    /// sync worker read (the kernel reads these under RCU or racily).
+    mirror: Mirror,
+    weak_self: Weak<Mddev>,
+}
+
+/// See `Mddev::publish`.
+struct Mirror {
+    rdevs: RwLock<Arc<Vec<Arc<Rdev>>>>,
+    dev_sectors: AtomicU64,
+    bitmap_offset: AtomicI64,
+    events: AtomicU64,
+    raid_disks: AtomicU32,
+    recovery_disabled: AtomicU32,
+    /// Tunables set through sysfs, owned here.
+    safemode_delay: AtomicU64,
+    max_corr_read_errors: AtomicU32,
+    fail_last_dev: AtomicBool,
+    sync_speed_min: AtomicU32,
+    sync_speed_max: AtomicU32,
+    sync_force_parallel: AtomicBool,
+    /// Sectors of normal (non-sync) I/O, for the sync throttle.
+    normal_io: AtomicU64,
+}
+
+impl Default for Mirror {
+    fn default() -> Self {
+        Mirror {
+            rdevs: RwLock::new(Arc::new(Vec::new())),
+            dev_sectors: AtomicU64::new(0),
+            bitmap_offset: AtomicI64::new(0),
+            events: AtomicU64::new(0),
+            raid_disks: AtomicU32::new(0),
+            recovery_disabled: AtomicU32::new(0),
+            safemode_delay: AtomicU64::new(0),
+            max_corr_read_errors: AtomicU32::new(MD_DEFAULT_MAX_CORRECTED_READ_ERRORS),
+            fail_last_dev: AtomicBool::new(false),
+            sync_speed_min: AtomicU32::new(0),
+            sync_speed_max: AtomicU32::new(0),
+            sync_force_parallel: AtomicBool::new(false),
+            normal_io: AtomicU64::new(0),
+        }
+    }
+}
+
+impl std::fmt::Debug for Mddev {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mddev")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mddev {
+    fn new(md: Arc<Md>, name: String, unit: u32) -> Arc<Mddev> {
+        Arc::new_cyclic(|w| Mddev {
+            name,
+            unit,
+            md,
+            cfg: Mutex::new(Config::new(unit)),
+            lock: Mutex::new(CleanState::default()),
+            sb_wait: Condvar::new(),
+            sb_flags: Flags::default(),
+            recovery: Flags::default(),
+            flags: Flags::default(),
+            ro: AtomicU8::new(ro::RDWR),
+            degraded: AtomicU32::new(0),
+            recovery_cp: AtomicU64::new(0),
+            array_sectors: AtomicU64::new(0),
+            openers: AtomicU32::new(0),
+            pers: RwLock::new(None),
+            bitmap: RwLock::new(None),
+            thread: thread::MdThread::default(),
+            sync: crate::sync::SyncState::default(),
+            mirror: Mirror::default(),
+            weak_self: w.clone(),
+        })
+    }
+
+    pub fn arc(&self) -> Arc<Mddev> {
+        self.weak_self
+            .upgrade()
+            .expect("an Mddev is always held by an Arc while in use")
+    }
+
+    pub fn log(&self) -> &KernelLog {
+        &self.md.log
+    }
+
+    pub fn observer(&self) -> Arc<dyn Observer> {
+        self.md.observer()
+    }
+
+    pub fn notify(&self, attr: &str) {
+        self.observer().notify(self, attr);
+    }
+
+    pub fn ro(&self) -> u8 {
+        self.ro.load(Ordering::Acquire)
+    }
+    pub fn set_ro(&self, v: u8) {
+        self.ro.store(v, Ordering::Release)
+    }
+    pub fn is_rdwr(&self) -> bool {
+        self.ro() == ro::RDWR
+    }
+    pub fn degraded(&self) -> u32 {
+        self.degraded.load(Ordering::Acquire)
+    }
+    pub fn set_degraded(&self, v: u32) {
+        self.degraded.store(v, Ordering::Release)
+    }
+    pub fn recovery_cp(&self) -> u64 {
+        self.recovery_cp.load(Ordering::Acquire)
+    }
+    pub fn set_recovery_cp(&self, v: u64) {
+        self.recovery_cp.store(v, Ordering::Release)
+    }
+    pub fn array_sectors(&self) -> u64 {
+        self.array_sectors.load(Ordering::Acquire)
+    }
+    pub fn set_array_sectors(&self, v: u64) {
+        self.array_sectors.store(v, Ordering::Release)
+    }
+
+    /// The running personality, if any (`mddev->pers` + `private`).
+    pub fn pers(&self) -> Option<Arc<dyn Raid>> {
+        self.pers.read().clone()
+    }
+    pub(crate) fn set_pers(&self, p: Option<Arc<dyn Raid>>) {
+        *self.pers.write() = p;
+    }
+    pub fn is_running(&self) -> bool {
+        self.pers.read().is_some()
+    }
+
+    pub fn bitmap(&self) -> Option<Arc<Bitmap>> {
+        self.bitmap.read().clone()
+    }
+
+    pub fn in_sync(&self) -> bool {
+        self.lock.lock().in_sync
+    }
+
+    /// Copy what the lock-free readers need out of `cfg`.  Called after
+    /// every change to the member list, the geometry or the events count.
+    pub fn publish(&self, cfg: &Config) {
+        *self.mirror.rdevs.write() = Arc::new(cfg.rdevs.clone());
+        self.mirror
+            .dev_sectors
+            .store(cfg.dev_sectors, Ordering::Release);
+        self.mirror
+            .bitmap_offset
+            .store(cfg.bitmap_info.offset, Ordering::Release);
+        self.mirror.events.store(cfg.events, Ordering::Release);
+        self.mirror
+            .raid_disks
+            .store(cfg.raid_disks, Ordering::Release);
+        self.mirror
+            .recovery_disabled
+            .store(cfg.recovery_disabled, Ordering::Release);
+    }
+
+    /// The members (kernel list order), as last published.
+    pub fn rdevs(&self) -> Arc<Vec<Arc<Rdev>>> {
+        self.mirror.rdevs.read().clone()
+    }
+    pub fn dev_sectors(&self) -> u64 {
+        self.mirror.dev_sectors.load(Ordering::Acquire)
+    }
+    pub fn bitmap_offset(&self) -> i64 {
+        self.mirror.bitmap_offset.load(Ordering::Acquire)
+    }
+    pub fn events(&self) -> u64 {
+        self.mirror.events.load(Ordering::Acquire)
+    }
+    pub fn raid_disks(&self) -> u32 {
+        self.mirror.raid_disks.load(Ordering::Acquire)
+    }
+    pub fn recovery_disabled(&self) -> u32 {
+        self.mirror.recovery_disabled.load(Ordering::Acquire)
+    }
+    /// Jiffies; 0 disables safe mode.
+    pub fn safemode_delay(&self) -> u64 {
+        self.mirror.safemode_delay.load(Ordering::Acquire)
+    }
+    pub fn set_safemode_delay(&self, v: u64) {
+        self.mirror.safemode_delay.store(v, Ordering::Release)
+    }
+    pub fn max_corr_read_errors(&self) -> u32 {
+        self.mirror.max_corr_read_errors.load(Ordering::Acquire)
+    }
+    pub fn set_max_corr_read_errors(&self, v: u32) {
+        self.mirror.max_corr_read_errors.store(v, Ordering::Release)
+    }
+    pub fn fail_last_dev(&self) -> bool {
+        self.mirror.fail_last_dev.load(Ordering::Acquire)
+    }
+    pub fn set_fail_last_dev(&self, v: bool) {
+        self.mirror.fail_last_dev.store(v, Ordering::Release)
+    }
+    /// Per-array `sync_speed_min` (0 = the system value).
+    pub fn sync_speed_min_local(&self) -> u32 {
+        self.mirror.sync_speed_min.load(Ordering::Acquire)
+    }
+    pub fn set_sync_speed_min(&self, v: u32) {
+        self.mirror.sync_speed_min.store(v, Ordering::Release)
+    }
+    pub fn sync_speed_max_local(&self) -> u32 {
+        self.mirror.sync_speed_max.load(Ordering::Acquire)
+    }
+    pub fn set_sync_speed_max(&self, v: u32) {
+        self.mirror.sync_speed_max.store(v, Ordering::Release)
+    }
+    /// `speed_min(mddev)`.
+    pub fn speed_min(&self) -> u32 {
+        match self.sync_speed_min_local() {
+            0 => self.md.speed_limit_min.load(Ordering::Acquire),
+            v => v,
+        }
+    }
+    /// `speed_max(mddev)`.
+    pub fn speed_max(&self) -> u32 {
+        match self.sync_speed_max_local() {
+            0 => self.md.speed_limit_max.load(Ordering::Acquire),
+            v => v,
+        }
+    }
+    pub fn sync_force_parallel(&self) -> bool {
+        self.mirror.sync_force_parallel.load(Ordering::Acquire)
+    }
+    pub fn set_sync_force_parallel(&self, v: bool) {
+        self.mirror.sync_force_parallel.store(v, Ordering::Release)
+    }
+    pub fn normal_io_sectors(&self) -> u64 {
+        self.mirror.normal_io.load(Ordering::Relaxed)
+    }
+
+    /// `rdev_set_badblocks`: record `[s, s+sectors)` (array-relative) as
+    /// bad on `r`, unacknowledged; the next superblock write records it.
+    /// False when the member cannot record bad blocks.
+    pub fn rdev_set_badblocks(&self, r: &Rdev, s: u64, sectors: u64) -> bool {
+        let ok = r
+            .badblocks
+            .lock()
+            .set(s + r.data_offset(), sectors, false)
+            .is_ok();
+        if ok {
+            self.observer().notify_rdev(self, r, "state");
+            self.sb_flags
+                .set(flags::sb::CHANGE_CLEAN | flags::sb::CHANGE_PENDING);
+            self.wakeup();
+        }
+        ok
+    }
+
+    /// `rdev_clear_badblocks` (array-relative).
+    pub fn rdev_clear_badblocks(&self, r: &Rdev, s: u64, sectors: u64) {
+        r.badblocks.lock().clear(s + r.data_offset(), sectors);
+    }
+
+    /// Read from the running array (the data file).
+    pub fn read_data(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+        let Some(p) = self.pers() else { return Ok(0) };
+        let size = self.array_sectors() * 512;
+        if offset >= size {
+            return Ok(0);
+        }
+        let len = (buf.len() as u64).min(size - offset) as usize;
+        check_aligned(offset, len)?;
+        self.mirror
+            .normal_io
+            .fetch_add(len as u64 / 512, Ordering::Relaxed);
+        p.read(self, &mut buf[..len], offset / 512)?;
+        Ok(len)
+    }
+
+    /// Write to the running array (the data file).
+    pub fn write_data(&self, data: &[u8], offset: u64) -> Result<usize, Errno> {
+        let Some(p) = self.pers() else {
+            return Err(libc::ENXIO);
+        };
+        if self.ro() == ro::RDONLY {
+            return Err(libc::EROFS);
+        }
+        let size = self.array_sectors() * 512;
+        if offset >= size {
+            return Err(libc::ENOSPC);
+        }
+        let len = (data.len() as u64).min(size - offset) as usize;
+        check_aligned(offset, len)?;
+        if self.flags.test(flags::mddev::BROKEN) {
+            return Err(libc::EIO);
+        }
+        self.mirror
+            .normal_io
+            .fetch_add(len as u64 / 512, Ordering::Relaxed);
+        p.write(self, &data[..len], offset / 512)?;
+        Ok(len)
+    }
+
+    /// fsync of the data file: a flush of every working member.
+    pub fn flush_data(&self) -> Result<(), Errno> {
+        match self.pers() {
+            Some(p) => p.flush(self),
+            None => Ok(()),
+        }
+    }
+
+    /// Wake the md thread (`md_wakeup_thread(mddev->thread)`).
+    pub fn wakeup(&self) {
+        self.thread.wakeup();
+    }
+
+    pub(crate) fn shutdown_thread(&self) {
+        self.thread.stop();
+    }
+
+    /// `new_dev`: open a member by path (or `major:minor`), read its
+    /// superblock and bind it.  On a running array this is the kernel's
+    /// `add_new_disk` path (the member is validated against the array and
+    /// becomes a spare, or a re-added member with its old slot).
+    pub fn new_dev(self: &Arc<Mddev>, spec: &str) -> Result<Arc<Rdev>, Errno> {
+        let path = resolve_dev_spec(spec).map_err(|e| {
+            self.log()
+                .warn(format!("md: {}: cannot add {spec:?}: {e}", self.name));
+            e.errno()
+        })?;
+        let mut cfg = self.cfg.lock();
+        run::new_dev(self, &mut cfg, &path)
+    }
+}
+
+/// The data file is a block device: I/O in whole 512-byte sectors.
+fn check_aligned(offset: u64, len: usize) -> Result<(), Errno> {
+    if offset % 512 != 0 || len % 512 != 0 {
+        return Err(libc::EINVAL);
+    }
+    Ok(())
+}
+
+/// A `new_dev` argument: `major:minor` of a block device, or a path.
+fn resolve_dev_spec(spec: &str) -> Result<std::path::PathBuf, crate::disk::DiskError> {
+    if let Some((a, b)) = spec.split_once(':') {
+        if let (Ok(major), Ok(minor)) = (a.parse::<u32>(), b.parse::<u32>()) {
+            return Disk::path_for_devnum(major, minor);
+        }
+    }
+    Ok(Path::new(spec).to_path_buf())
+}

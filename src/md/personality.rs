@@ -1,0 +1,97 @@
+//! Personalities (`struct md_personality`): a registry keyed by level, and
+//! the interface a running personality offers md.
+
+use std::sync::Arc;
+
+use super::{Config, Errno, Mddev, Rdev};
+
+/// A RAID level md can run.  Registered once; `run` makes a running
+/// instance for one array.
+pub trait Personality: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn level(&self) -> i32;
+    /// Has `sync_request`: the redundancy attributes (`sync_action`, ...)
+    /// exist while it runs.
+    fn redundant(&self) -> bool;
+    /// `pers->run`: check the members md has validated and build the
+    /// running state.  Sets `mddev`'s degraded count and may change
+    /// `recovery_cp`.  Errors carry the kernel's errno; messages are
+    /// logged here.
+    fn run(&self, mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<Arc<dyn Raid>, Errno>;
+}
+
+/// What a sync step did (`sync_request`'s return and out-parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncStep {
+    /// Sectors handled (copied, compared, or skipped as clean).
+    pub sectors: u64,
+    /// Sectors skipped because the bitmap says they are clean.
+    pub skipped: bool,
+}
+
+/// A running personality (`mddev->pers` with `mddev->private`).  Methods
+/// document the contract md relies on.
+pub trait Raid: Send + Sync {
+    fn personality(&self) -> &'static dyn Personality;
+
+    /// Read `buf.len()` bytes from array sector `sector`.  EIO only when no
+    /// member could serve the data.
+    fn read(&self, mddev: &Mddev, buf: &mut [u8], sector: u64) -> Result<(), Errno>;
+
+    /// Write `data` at array sector `sector` to every working member.
+    /// Md has already marked the array dirty (`md_write_start`).  Succeeds
+    /// if at least one in-sync member took the write.
+    fn write(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno>;
+
+    /// Make every completed write durable on every working member.
+    fn flush(&self, mddev: &Mddev) -> Result<(), Errno>;
+
+    /// The personality's part of the mdstat status line, e.g. ` [2/2] [UU]`.
+    fn status(&self, mddev: &Mddev) -> String;
+
+    /// `error_handler`: mark `rdev` Faulty (unless it is the last working
+    /// member and `fail_last_dev` is off), update degraded, log.
+    fn error_handler(&self, mddev: &Mddev, rdev: &Arc<Rdev>, fail_last_dev: bool);
+
+    /// `hot_add_disk`: give a spare a slot (its saved slot when free).
+    fn hot_add_disk(&self, mddev: &Mddev, rdev: &Arc<Rdev>) -> Result<(), Errno>;
+
+    /// `hot_remove_disk`: take a failed or unused member out of its slot.
+    fn hot_remove_disk(&self, mddev: &Mddev, rdev: &Arc<Rdev>) -> Result<(), Errno>;
+
+    /// `spare_active`: members fully recovered become In_sync; returns how
+    /// many.
+    fn spare_active(&self, mddev: &Mddev) -> u32;
+
+    /// Array size in sectors for the given component size.
+    fn size(&self, dev_sectors: u64) -> u64;
+
+    /// Stop (true) or resume (false) all I/O.
+    fn quiesce(&self, on: bool);
+
+    /// `sync_request`: handle the sync step starting at `sector` of
+    /// `max_sector`.  Returns the sectors covered.
+    fn sync_request(&self, mddev: &Mddev, sector: u64, max_sector: u64) -> Result<SyncStep, Errno>;
+
+    /// Change the number of mirrors of the running array (`raid_disks`
+    /// store): pack members into the low slots; EBUSY if more are in use
+    /// than `n` allows.
+    fn reshape_mirrors(&self, mddev: &Mddev, cfg: &mut Config, n: u32) -> Result<(), Errno>;
+
+    /// Called when the array stops, after I/O has drained.
+    fn free(&self, _mddev: &Mddev) {}
+}
+
+/// Every personality, in registration order (mdstat lists them so).
+pub fn registry() -> &'static [&'static dyn Personality] {
+    static REGISTRY: [&dyn Personality; 1] = [&crate::raid1::RAID1];
+    &REGISTRY
+}
+
+/// `find_pers`: by level, or by name when the level is unset.
+pub fn find(level: i32, clevel: &str) -> Option<&'static dyn Personality> {
+    registry().iter().copied().find(|p| {
+        (level != super::LEVEL_NONE && p.level() == level)
+            || (!clevel.is_empty() && p.name() == clevel)
+    })
+}

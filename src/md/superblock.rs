@@ -1,0 +1,784 @@
+//! The kernel's `super_types[]`: for each metadata major version, how to
+//! load a member's superblock (`load_super`), take array and member state
+//! from it (`validate_super`), and rebuild it from the array
+//! (`sync_super`).  The byte layouts live in `crate::format`.
+
+use std::sync::Arc;
+
+use super::flags::{rdev as rf, recovery as rec};
+use super::rdev::{Rdev, SbImage};
+use super::{Config, Errno, KernelLog, MAX_DISKS_1, MAX_DISKS_090, Mddev};
+use crate::format::super0::{self, Disk0, MD_SB_DISKS, Superblock0, disk_state, sb_state};
+use crate::format::super1::{self, Superblock1, devflags, feature, role};
+use crate::format::{AnySuper, FormatError, MAX_SECTOR, MetadataVersion, Minor, Probe, badblocks};
+
+/// What `validate_super` needs to know about the array beyond `Config`.
+pub struct ArrayView {
+    /// `mddev->pers != NULL`.
+    pub running: bool,
+    /// `events_cleared` of the bitmap, when the array has one.
+    pub bitmap_events_cleared: Option<u64>,
+    /// MD_RECOVERY_FROZEN.
+    pub frozen: bool,
+}
+
+impl ArrayView {
+    pub fn of(mddev: &Mddev) -> ArrayView {
+        ArrayView {
+            running: mddev.is_running(),
+            bitmap_events_cleared: mddev.bitmap().map(|b| b.events_cleared()),
+            frozen: mddev.recovery.test(rec::FROZEN),
+        }
+    }
+}
+
+/// `load_super`: read and check `rdev`'s superblock of `version`, compare
+/// it with `refdev`'s.  `Ok(true)` when `rdev` is fresher (becomes the
+/// reference), `Ok(false)` when not, `Err(errno)` when it cannot be used.
+/// The kernel's messages are logged here.
+pub fn load_super(
+    rdev: &Rdev,
+    refdev: Option<&Rdev>,
+    version: MetadataVersion,
+    log: &KernelLog,
+) -> Result<bool, Errno> {
+    let name = &rdev.name;
+    let found = match crate::format::probe(&rdev.disk, version) {
+        Probe::Found(s) => s,
+        Probe::Absent => {
+            log.info(format!("md: {name}: no v{version} superblock found"));
+            return Err(libc::EINVAL);
+        }
+        Probe::Invalid(e) => {
+            log.info(format!("md: {name}: {e}"));
+            return Err(libc::EINVAL);
+        }
+        Probe::Io(e) => {
+            log.warn(format!(
+                "md: disabled device {name}, could not read superblock."
+            ));
+            return Err(e.raw_os_error().unwrap_or(libc::EIO));
+        }
+    };
+    let dev_sectors = rdev.disk.sectors();
+    match found {
+        AnySuper::V1(minor, sb) => load_1(rdev, refdev, minor, *sb, dev_sectors, log),
+        AnySuper::V090(sb) => load_090(rdev, refdev, *sb, dev_sectors, log),
+    }
+}
+
+fn explain(log: &KernelLog, name: &str, e: &FormatError) {
+    match e {
+        FormatError::BadChecksum { .. } => {
+            log.warn(format!("md: invalid superblock checksum on {name}"))
+        }
+        FormatError::DataSizeTooSmall { .. } => {
+            log.warn(format!("md: data_size too small on {name}"))
+        }
+        FormatError::BadVersion0 { major, minor } => {
+            log.warn(format!("Bad version number {major}.{minor} on {name}"))
+        }
+        // Rules the kernel enforces silently: say why, for the user.
+        other => log.info(format!("md: {name}: {other}")),
+    }
+}
+
+fn load_1(
+    rdev: &Rdev,
+    refdev: Option<&Rdev>,
+    minor: Minor,
+    sb: Superblock1,
+    dev_sectors: u64,
+    log: &KernelLog,
+) -> Result<bool, Errno> {
+    let sb_start = minor.sb_start(dev_sectors).ok_or(libc::EINVAL)?;
+    if let Err(e) = sb.validate(minor, dev_sectors) {
+        explain(log, &rdev.name, &e);
+        return Err(libc::EINVAL);
+    }
+    rdev.set_sb_start(sb_start);
+    rdev.set_data_offset(sb.data_offset);
+    rdev.set_new_data_offset(sb.new_data_offset().unwrap_or(sb.data_offset));
+    rdev.set_corrected_errors(sb.cnt_corrected_read);
+    rdev.set_sb_size(sb.write_len() as u32);
+    rdev.set_desc_nr(sb.dev_number as i32);
+    rdev.preferred_minor
+        .store(0xffff, std::sync::atomic::Ordering::Release);
+
+    {
+        let mut bb = rdev.badblocks.lock();
+        if sb.has(feature::BAD_BLOCKS) && bb.count() == 0 {
+            let sectors = sb.bblog_size as u64;
+            let off = sb_start as i64 + sb.bblog_offset as i64;
+            if off < 0 {
+                return Err(libc::EINVAL);
+            }
+            let mut buf = vec![0u8; (sectors * 512) as usize];
+            if rdev.disk.read_at(&mut buf, off as u64 * 512).is_err() {
+                return Err(libc::EIO);
+            }
+            bb.shift = Some(sb.bblog_shift);
+            let ranges = badblocks::parse(&buf, sb.bblog_shift).map_err(|e| {
+                log.info(format!("md: {}: {e}", rdev.name));
+                libc::EINVAL
+            })?;
+            bb.load(&ranges).map_err(|_| libc::EINVAL)?;
+        } else if sb.bblog_offset != 0 {
+            bb.shift = Some(0);
+        }
+    }
+
+    let spare_disk = sb.is_spare_disk();
+    let fresher = match refdev {
+        None => !spare_disk,
+        Some(r) => {
+            let rsb = r.sb.lock();
+            let Some(SbImage::V1(_, refsb)) = rsb.image.as_ref() else {
+                log.warn(format!(
+                    "md: {} has strangely different superblock to {}",
+                    rdev.name, r.name
+                ));
+                return Err(libc::EINVAL);
+            };
+            if sb.set_uuid != refsb.set_uuid
+                || sb.level != refsb.level
+                || sb.layout != refsb.layout
+                || sb.chunksize != refsb.chunksize
+            {
+                log.warn(format!(
+                    "md: {} has strangely different superblock to {}",
+                    rdev.name, r.name
+                ));
+                return Err(libc::EINVAL);
+            }
+            !spare_disk && sb.events > refsb.events
+        }
+    };
+    let avail = sb.avail_sectors(minor, dev_sectors);
+    if avail < sb.data_size {
+        return Err(libc::EINVAL);
+    }
+    rdev.set_sectors(sb.data_size);
+    let mut st = rdev.sb.lock();
+    st.image = Some(SbImage::V1(minor, Box::new(sb)));
+    Ok(fresher)
+}
+
+fn load_090(
+    rdev: &Rdev,
+    refdev: Option<&Rdev>,
+    sb: Superblock0,
+    dev_sectors: u64,
+    log: &KernelLog,
+) -> Result<bool, Errno> {
+    if let Err(e) = sb.validate(dev_sectors) {
+        explain(log, &rdev.name, &e);
+        return Err(libc::EINVAL);
+    }
+    let sb_start = super0::sb_start(dev_sectors).ok_or(libc::EINVAL)?;
+    rdev.set_sb_start(sb_start);
+    rdev.preferred_minor
+        .store(sb.md_minor, std::sync::atomic::Ordering::Release);
+    rdev.set_data_offset(0);
+    rdev.set_new_data_offset(0);
+    rdev.set_sb_size(super0::SB0_BYTES as u32);
+    rdev.badblocks.lock().shift = None;
+    rdev.set_desc_nr(sb.this_disk.number as i32);
+    rdev.recorded_devnum.store(
+        (sb.this_disk.major as u64) << 32 | sb.this_disk.minor as u64,
+        std::sync::atomic::Ordering::Release,
+    );
+    let spare_disk = sb.is_spare_disk();
+    let fresher = match refdev {
+        None => !spare_disk,
+        Some(r) => {
+            let rsb = r.sb.lock();
+            let Some(SbImage::V090(refsb)) = rsb.image.as_ref() else {
+                log.warn(format!(
+                    "md: {} has different UUID to {}",
+                    rdev.name, r.name
+                ));
+                return Err(libc::EINVAL);
+            };
+            if sb.uuid() != refsb.uuid() {
+                log.warn(format!(
+                    "md: {} has different UUID to {}",
+                    rdev.name, r.name
+                ));
+                return Err(libc::EINVAL);
+            }
+            if !sb.equal_for_assembly(refsb) {
+                log.warn(format!(
+                    "md: {} has same UUID but different superblock to {}",
+                    rdev.name, r.name
+                ));
+                return Err(libc::EINVAL);
+            }
+            !spare_disk && sb.events() > refsb.events()
+        }
+    };
+    let mut sectors = sb_start;
+    if sectors >= 2u64 << 32 && sb.level >= 1 {
+        sectors = (2u64 << 32) - 2;
+    }
+    if sectors < sb.size as u64 * 2 && sb.level >= 1 {
+        return Err(libc::EINVAL);
+    }
+    rdev.set_sectors(sectors);
+    rdev.sb.lock().image = Some(SbImage::V090(Box::new(sb)));
+    Ok(fresher)
+}
+
+fn clear_role(rdev: &Rdev) {
+    rdev.set_raid_disk(-1);
+    rdev.flags
+        .clear(rf::FAULTY | rf::IN_SYNC | rf::BITMAP_SYNC | rf::WRITE_MOSTLY);
+}
+
+/// `validate_super`: with an empty array (`raid_disks == 0`) take the
+/// array's settings from `rdev`; then set `rdev`'s role and flags.
+/// `Err(EINVAL)` kicks a member that is too old while assembling.
+pub fn validate_super(
+    cfg: &mut Config,
+    view: &ArrayView,
+    freshest: Option<&Rdev>,
+    rdev: &Rdev,
+    mddev: &Mddev,
+) -> Result<(), Errno> {
+    let image = rdev.sb.lock().image.clone();
+    match image {
+        Some(SbImage::V1(minor, sb)) => validate_1(cfg, view, freshest, rdev, minor, &sb, mddev),
+        Some(SbImage::V090(sb)) => validate_090(cfg, view, rdev, &sb, mddev),
+        None => Err(libc::EINVAL),
+    }
+}
+
+fn validate_1(
+    cfg: &mut Config,
+    view: &ArrayView,
+    freshest: Option<&Rdev>,
+    rdev: &Rdev,
+    minor: Minor,
+    sb: &Superblock1,
+    mddev: &Mddev,
+) -> Result<(), Errno> {
+    let ev1 = sb.events;
+    clear_role(rdev);
+    if cfg.raid_disks == 0 {
+        cfg.metadata = Some(MetadataVersion::V1(minor));
+        cfg.persistent = true;
+        cfg.patch_version = 0;
+        cfg.external = false;
+        cfg.chunk_sectors = sb.chunksize;
+        cfg.ctime = sb.ctime;
+        cfg.utime = sb.utime;
+        cfg.level = sb.level;
+        cfg.clevel.clear();
+        cfg.layout = sb.layout as i32;
+        cfg.raid_disks = sb.raid_disks;
+        cfg.dev_sectors = sb.size;
+        cfg.events = ev1;
+        cfg.bitmap_info.offset = 0;
+        cfg.bitmap_info.space = 0;
+        cfg.bitmap_info.default_offset = 1024 >> 9;
+        cfg.bitmap_info.default_space = (4096 - 1024) >> 9;
+        cfg.reshape_backwards = false;
+        mddev.set_recovery_cp(sb.resync_offset);
+        cfg.uuid = sb.set_uuid;
+        cfg.max_disks = MAX_DISKS_1;
+        if let Some(off) = sb.bitmap_offset_sectors() {
+            cfg.bitmap_info.offset = off;
+            cfg.bitmap_info.space = if minor != Minor::V0 {
+                0
+            } else if off > 0 {
+                (8 - off).max(0) as u64
+            } else {
+                (-off) as u64
+            };
+        }
+        if sb.has(feature::RESHAPE_ACTIVE) {
+            cfg.reshape_position = sb.reshape_position;
+            cfg.delta_disks = sb.delta_disks as i32;
+            cfg.new_level = sb.new_level as i32;
+            cfg.new_layout = sb.new_layout as i32;
+            cfg.new_chunk_sectors = sb.new_chunk;
+            cfg.reshape_backwards =
+                cfg.delta_disks < 0 || (cfg.delta_disks == 0 && sb.has(feature::RESHAPE_BACKWARDS));
+        } else {
+            cfg.reshape_position = MAX_SECTOR;
+            cfg.delta_disks = 0;
+            cfg.new_level = cfg.level;
+            cfg.new_layout = cfg.layout;
+            cfg.new_chunk_sectors = cfg.chunk_sectors;
+        }
+        if cfg.level == 0 && !sb.has(feature::RAID0_LAYOUT) {
+            cfg.layout = -1;
+        }
+        if sb.has(feature::PPL | feature::MULTIPLE_PPLS) {
+            if sb.has(feature::BITMAP_OFFSET | feature::JOURNAL) {
+                return Err(libc::EINVAL);
+            }
+            if sb.has(feature::PPL) && sb.has(feature::MULTIPLE_PPLS) {
+                return Err(libc::EINVAL);
+            }
+        }
+    } else if !view.running {
+        // While assembling insist on a good event count, except for
+        // spares; one event of lag is tolerated, as by mdadm.
+        let r = sb.own_role();
+        if sb.dev_number < sb.max_dev
+            && (r < role::MAX || r == role::JOURNAL)
+            && ev1 + 1 < cfg.events
+        {
+            return Err(libc::EINVAL);
+        }
+    } else if let Some(cleared) = view.bitmap_events_cleared {
+        // Joining a running array with a bitmap: an older member is fine,
+        // but not one older than the last bit clearing.
+        if ev1 < cleared {
+            return Ok(());
+        }
+        if ev1 < cfg.events {
+            rdev.flags.set(rf::BITMAP_SYNC);
+        }
+    } else if ev1 < cfg.events {
+        // Just a hot-add of a new device: no role.
+        return Ok(());
+    }
+
+    let desc = rdev.desc_nr();
+    let r = if desc < 0 || desc as u32 >= sb.max_dev {
+        rdev.set_desc_nr(-1);
+        role::SPARE
+    } else if !view.running && freshest.is_some() && ev1 < cfg.events {
+        // Assembling with a member one event behind: trust the freshest
+        // superblock about this member's role, not its own.
+        let f = freshest.expect("checked");
+        let fs = f.sb.lock();
+        let Some(SbImage::V1(_, fsb)) = fs.image.as_ref() else {
+            return Err(libc::EUCLEAN);
+        };
+        if desc as u32 >= fsb.max_dev {
+            mddev.log().warn(format!(
+                "md: {}: rdev[{}]: desc_nr({desc}) >= freshest({})->sb->max_dev({})",
+                mddev.name, rdev.name, f.name, fsb.max_dev
+            ));
+            return Err(libc::EUCLEAN);
+        }
+        fsb.role_of(desc as u32)
+    } else {
+        sb.role_of(desc as u32)
+    };
+    match r {
+        role::SPARE => {}
+        role::FAULTY => rdev.flags.set(rf::FAULTY),
+        role::JOURNAL => {
+            if !sb.has(feature::JOURNAL) {
+                mddev.log().warn(
+                    "md: journal device provided without journal feature, ignoring the device",
+                );
+                return Err(libc::EINVAL);
+            }
+            rdev.flags.set(rf::JOURNAL);
+            rdev.set_raid_disk(0);
+        }
+        slot => {
+            rdev.set_saved_raid_disk(slot as i32);
+            if sb.has(feature::RECOVERY_OFFSET) {
+                rdev.set_recovery_offset(sb.recovery_offset);
+                if !sb.has(feature::RECOVERY_BITMAP) {
+                    rdev.set_saved_raid_disk(-1);
+                }
+            } else if !view.frozen {
+                rdev.flags.set(rf::IN_SYNC);
+            }
+            rdev.set_raid_disk(slot as i32);
+        }
+    }
+    if sb.devflags & devflags::WRITE_MOSTLY != 0 {
+        rdev.flags.set(rf::WRITE_MOSTLY);
+    }
+    if sb.devflags & devflags::FAIL_FAST != 0 {
+        rdev.flags.set(rf::FAIL_FAST);
+    }
+    if sb.has(feature::REPLACEMENT) {
+        rdev.flags.set(rf::REPLACEMENT);
+    }
+    Ok(())
+}
+
+fn validate_090(
+    cfg: &mut Config,
+    view: &ArrayView,
+    rdev: &Rdev,
+    sb: &Superblock0,
+    _mddev: &Mddev,
+) -> Result<(), Errno> {
+    let ev1 = sb.events();
+    clear_role(rdev);
+    if cfg.raid_disks == 0 {
+        cfg.metadata = Some(MetadataVersion::V090);
+        cfg.persistent = true;
+        cfg.patch_version = sb.patch_version;
+        cfg.external = false;
+        cfg.chunk_sectors = sb.chunk_size >> 9;
+        cfg.ctime = sb.ctime as u64;
+        cfg.utime = sb.utime as u64;
+        cfg.level = sb.level;
+        cfg.clevel.clear();
+        cfg.layout = sb.layout as i32;
+        cfg.raid_disks = sb.raid_disks;
+        cfg.dev_sectors = sb.size as u64 * 2;
+        cfg.events = ev1;
+        cfg.bitmap_info.offset = 0;
+        cfg.bitmap_info.space = 0;
+        cfg.bitmap_info.default_offset = (super0::SB0_BYTES >> 9) as i64;
+        cfg.bitmap_info.default_space = 64 * 2 - (super0::SB0_BYTES as u64 >> 9);
+        cfg.reshape_backwards = false;
+        if sb.minor_version >= 91 {
+            cfg.reshape_position = sb.reshape_position;
+            cfg.delta_disks = sb.delta_disks as i32;
+            cfg.new_level = sb.new_level as i32;
+            cfg.new_layout = sb.new_layout as i32;
+            cfg.new_chunk_sectors = sb.new_chunk >> 9;
+            cfg.reshape_backwards = cfg.delta_disks < 0;
+        } else {
+            cfg.reshape_position = MAX_SECTOR;
+            cfg.delta_disks = 0;
+            cfg.new_level = cfg.level;
+            cfg.new_layout = cfg.layout;
+            cfg.new_chunk_sectors = cfg.chunk_sectors;
+        }
+        if cfg.level == 0 {
+            cfg.layout = -1;
+        }
+        let cp = if sb.state & sb_state::CLEAN != 0 {
+            MAX_SECTOR
+        } else if sb.events_hi == sb.cp_events_hi && sb.events_lo == sb.cp_events_lo {
+            sb.recovery_cp as u64
+        } else {
+            0
+        };
+        _mddev.set_recovery_cp(cp);
+        cfg.uuid = sb.uuid();
+        cfg.max_disks = MAX_DISKS_090;
+        if sb.state & sb_state::BITMAP_PRESENT != 0 {
+            cfg.bitmap_info.offset = cfg.bitmap_info.default_offset;
+            cfg.bitmap_info.space = cfg.bitmap_info.default_space;
+        }
+        cfg.md_minor = sb.md_minor;
+    } else if !view.running {
+        let n = rdev.desc_nr();
+        if n >= 0
+            && (n as usize) < MD_SB_DISKS
+            && sb.disks[n as usize].state & (disk_state::SYNC | disk_state::ACTIVE) != 0
+            && ev1 + 1 < cfg.events
+        {
+            return Err(libc::EINVAL);
+        }
+    } else if let Some(cleared) = view.bitmap_events_cleared {
+        if ev1 < cleared {
+            return Ok(());
+        }
+        if ev1 < cfg.events {
+            rdev.flags.set(rf::BITMAP_SYNC);
+        }
+    } else if ev1 < cfg.events {
+        return Ok(());
+    }
+    let n = rdev.desc_nr();
+    if n < 0 || n as usize >= MD_SB_DISKS {
+        return Ok(());
+    }
+    let desc = sb.disks[n as usize];
+    if desc.is(disk_state::FAULTY) {
+        rdev.flags.set(rf::FAULTY);
+    } else if desc.is(disk_state::SYNC) {
+        rdev.flags.set(rf::IN_SYNC);
+        rdev.set_raid_disk(desc.raid_disk as i32);
+        rdev.set_saved_raid_disk(desc.raid_disk as i32);
+    } else if desc.is(disk_state::ACTIVE) && sb.minor_version >= 91 {
+        rdev.set_recovery_offset(0);
+        rdev.set_raid_disk(desc.raid_disk as i32);
+    }
+    if desc.is(disk_state::WRITEMOSTLY) {
+        rdev.flags.set(rf::WRITE_MOSTLY);
+    }
+    if desc.is(disk_state::FAILFAST) {
+        rdev.flags.set(rf::FAIL_FAST);
+    }
+    Ok(())
+}
+
+/// The part of the array's state a superblock records, gathered once per
+/// update so every member is built from the same values.
+pub struct SyncView {
+    pub in_sync: bool,
+    pub recovery_cp: u64,
+    pub has_bitmap: bool,
+    pub rdevs: Vec<Arc<Rdev>>,
+}
+
+/// `sync_super`: rebuild `rdev`'s superblock image from the array.
+pub fn sync_super(cfg: &Config, view: &SyncView, rdev: &Rdev) {
+    let mut st = rdev.sb.lock();
+    match st.image.take() {
+        Some(SbImage::V1(minor, mut sb)) => {
+            sync_1(cfg, view, rdev, &mut sb);
+            st.image = Some(SbImage::V1(minor, sb));
+        }
+        Some(SbImage::V090(_)) => {
+            let sb = sync_090(cfg, view, rdev);
+            st.image = Some(SbImage::V090(Box::new(sb)));
+        }
+        None => {}
+    }
+}
+
+fn sync_1(cfg: &Config, view: &SyncView, rdev: &Rdev, sb: &mut Superblock1) {
+    sb.feature_map = 0;
+    sb.pad0 = 0;
+    sb.recovery_offset = 0;
+    sb.pad3 = [0; 32];
+    sb.utime = cfg.utime;
+    sb.events = cfg.events;
+    sb.resync_offset = if view.in_sync { view.recovery_cp } else { 0 };
+    sb.cnt_corrected_read = rdev.corrected_errors();
+    sb.raid_disks = cfg.raid_disks;
+    sb.size = cfg.dev_sectors;
+    sb.chunksize = cfg.chunk_sectors;
+    sb.level = cfg.level;
+    sb.layout = cfg.layout as u32;
+    if rdev.flags.test(rf::FAIL_FAST) {
+        sb.devflags |= devflags::FAIL_FAST;
+    } else {
+        sb.devflags &= !devflags::FAIL_FAST;
+    }
+    if rdev.flags.test(rf::WRITE_MOSTLY) {
+        sb.devflags |= devflags::WRITE_MOSTLY;
+    } else {
+        sb.devflags &= !devflags::WRITE_MOSTLY;
+    }
+    sb.data_offset = rdev.data_offset();
+    sb.data_size = rdev.sectors();
+    if view.has_bitmap && !cfg.bitmap_info.external {
+        sb.bitmap_offset = cfg.bitmap_info.offset as i32 as u32;
+        sb.feature_map = feature::BITMAP_OFFSET;
+    }
+    if rdev.raid_disk() >= 0 && !rdev.flags.test(rf::JOURNAL) && !rdev.in_sync() {
+        sb.feature_map |= feature::RECOVERY_OFFSET;
+        sb.recovery_offset = rdev.recovery_offset();
+        if rdev.saved_raid_disk() >= 0 && view.has_bitmap {
+            sb.feature_map |= feature::RECOVERY_BITMAP;
+        }
+    }
+    if rdev.flags.test(rf::REPLACEMENT) {
+        sb.feature_map |= feature::REPLACEMENT;
+    }
+    if cfg.reshape_position != MAX_SECTOR {
+        sb.feature_map |= feature::RESHAPE_ACTIVE;
+        sb.reshape_position = cfg.reshape_position;
+        sb.new_layout = cfg.new_layout as u32;
+        sb.delta_disks = cfg.delta_disks as u32;
+        sb.new_level = cfg.new_level as u32;
+        sb.new_chunk = cfg.new_chunk_sectors;
+        if cfg.delta_disks == 0 && cfg.reshape_backwards {
+            sb.feature_map |= feature::RESHAPE_BACKWARDS;
+        }
+        if rdev.new_data_offset() != rdev.data_offset() {
+            sb.feature_map |= feature::NEW_OFFSET;
+            sb.new_offset = rdev.new_data_offset().wrapping_sub(rdev.data_offset()) as u32;
+        }
+    }
+    {
+        let bb = rdev.badblocks.lock();
+        if bb.count() > 0 && sb.bblog_offset != 0 {
+            sb.feature_map |= feature::BAD_BLOCKS;
+        }
+    }
+    let mut max_dev = 0u32;
+    for r in &view.rdevs {
+        let d = r.desc_nr();
+        if d >= 0 && d as u32 + 1 > max_dev {
+            max_dev = d as u32 + 1;
+        }
+    }
+    if max_dev > sb.max_dev {
+        sb.max_dev = max_dev;
+        rdev.set_sb_size(sb.write_len() as u32);
+    }
+    sb.dev_roles = vec![role::SPARE; sb.max_dev as usize];
+    for r in &view.rdevs {
+        let i = r.desc_nr();
+        if i < 0 || i as usize >= sb.dev_roles.len() {
+            continue;
+        }
+        sb.dev_roles[i as usize] = if r.faulty() {
+            role::FAULTY
+        } else if r.in_sync() {
+            r.raid_disk() as u16
+        } else if r.flags.test(rf::JOURNAL) {
+            role::JOURNAL
+        } else if r.raid_disk() >= 0 {
+            r.raid_disk() as u16
+        } else {
+            role::SPARE
+        };
+    }
+    sb.update_csum();
+}
+
+fn sync_090(cfg: &Config, view: &SyncView, rdev: &Rdev) -> Superblock0 {
+    let mut sb = Superblock0::zeroed();
+    sb.md_magic = super1::MD_SB_MAGIC;
+    sb.major_version = 0;
+    sb.patch_version = cfg.patch_version;
+    sb.gvalid_words = 0;
+    sb.set_uuid(cfg.uuid);
+    sb.ctime = cfg.ctime.min(u32::MAX as u64) as u32;
+    sb.level = cfg.level;
+    sb.size = (cfg.dev_sectors / 2) as u32;
+    sb.raid_disks = cfg.raid_disks;
+    sb.md_minor = cfg.md_minor;
+    sb.not_persistent = 0;
+    sb.utime = cfg.utime.min(u32::MAX as u64) as u32;
+    sb.state = 0;
+    sb.set_events(cfg.events);
+    if cfg.reshape_position == MAX_SECTOR {
+        sb.minor_version = 90;
+        sb.reshape_position = 0;
+        sb.new_level = 0;
+        sb.delta_disks = 0;
+        sb.new_layout = 0;
+        sb.new_chunk = 0;
+    } else {
+        sb.minor_version = 91;
+        sb.reshape_position = cfg.reshape_position;
+        sb.new_level = cfg.new_level as u32;
+        sb.delta_disks = cfg.delta_disks as u32;
+        sb.new_layout = cfg.new_layout as u32;
+        sb.new_chunk = cfg.new_chunk_sectors << 9;
+    }
+    sb.cp_events_hi = 0;
+    sb.cp_events_lo = 0;
+    if view.in_sync {
+        sb.recovery_cp = view.recovery_cp as u32;
+        sb.cp_events_hi = (cfg.events >> 32) as u32;
+        sb.cp_events_lo = cfg.events as u32;
+        if view.recovery_cp == MAX_SECTOR {
+            sb.state = sb_state::CLEAN;
+        }
+    } else {
+        sb.recovery_cp = 0;
+    }
+    sb.layout = cfg.layout as u32;
+    sb.chunk_size = cfg.chunk_sectors << 9;
+    if view.has_bitmap && !cfg.bitmap_info.external {
+        sb.state |= sb_state::BITMAP_PRESENT;
+    }
+    sb.disks = [Disk0::default(); MD_SB_DISKS];
+    sb.disks[0].state = disk_state::REMOVED;
+    let mut next_spare = cfg.raid_disks as i32;
+    let (mut active, mut working, mut failed, mut spare, mut nr_disks) = (0, 0, 0, 0, 0);
+    for r in &view.rdevs {
+        let mut is_active = r.in_sync();
+        if r.raid_disk() >= 0 && sb.minor_version >= 91 {
+            is_active = true;
+        }
+        if r.raid_disk() < 0 || r.faulty() {
+            is_active = false;
+        }
+        let desc_nr = if is_active {
+            r.raid_disk()
+        } else {
+            let n = next_spare;
+            next_spare += 1;
+            n
+        };
+        r.set_desc_nr(desc_nr);
+        if desc_nr < 0 || desc_nr as usize >= MD_SB_DISKS {
+            continue;
+        }
+        let (major, minor) = r.disk_devnum();
+        let d = &mut sb.disks[desc_nr as usize];
+        nr_disks += 1;
+        d.number = desc_nr as u32;
+        d.major = major;
+        d.minor = minor;
+        d.raid_disk = if is_active {
+            r.raid_disk() as u32
+        } else {
+            desc_nr as u32
+        };
+        if r.faulty() {
+            d.state = disk_state::FAULTY;
+        } else if is_active {
+            d.state = disk_state::ACTIVE;
+            if r.in_sync() {
+                d.state |= disk_state::SYNC;
+            }
+            active += 1;
+            working += 1;
+        } else {
+            d.state = 0;
+            spare += 1;
+            working += 1;
+        }
+        if r.flags.test(rf::WRITE_MOSTLY) {
+            d.state |= disk_state::WRITEMOSTLY;
+        }
+        if r.flags.test(rf::FAIL_FAST) {
+            d.state |= disk_state::FAILFAST;
+        }
+    }
+    for i in 0..(cfg.raid_disks as usize).min(MD_SB_DISKS) {
+        let d = &mut sb.disks[i];
+        if d.state == 0 && d.number == 0 {
+            d.number = i as u32;
+            d.raid_disk = i as u32;
+            d.state = disk_state::REMOVED | disk_state::FAULTY;
+            failed += 1;
+        }
+    }
+    sb.nr_disks = nr_disks;
+    sb.active_disks = active;
+    sb.working_disks = working;
+    sb.failed_disks = failed;
+    sb.spare_disks = spare;
+    let me = rdev.desc_nr();
+    if me >= 0 && (me as usize) < MD_SB_DISKS {
+        sb.this_disk = sb.disks[me as usize];
+    }
+    sb.update_csum();
+    sb
+}
+
+/// Bytes to write for `rdev`'s current superblock image.
+pub fn image_bytes(rdev: &Rdev) -> Option<Vec<u8>> {
+    let st = rdev.sb.lock();
+    match st.image.as_ref()? {
+        SbImage::V1(_, sb) => {
+            let mut b = sb.to_bytes();
+            b.resize(rdev.sb_size().max(512) as usize, 0);
+            Some(b)
+        }
+        SbImage::V090(sb) => Some(sb.to_bytes()),
+    }
+}
+
+impl Rdev {
+    /// The `major:minor` a 0.90 superblock records for this member: the
+    /// block device's number, or for an image file what its superblock
+    /// recorded before (0:0 for a new member).
+    pub fn disk_devnum(&self) -> (u32, u32) {
+        match self.disk.kind() {
+            crate::disk::DiskKind::BlockDevice { major, minor } => (major, minor),
+            crate::disk::DiskKind::ImageFile => {
+                let v = self
+                    .recorded_devnum
+                    .load(std::sync::atomic::Ordering::Acquire);
+                ((v >> 32) as u32, v as u32)
+            }
+        }
+    }
+}

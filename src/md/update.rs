@@ -1,0 +1,298 @@
+//! Superblock updates (`md_update_sb`), the clean/dirty protocol around
+//! writes (`md_write_start`/`md_write_end`), and `md_error`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
+use super::superblock::{self, SyncView};
+use super::{Config, Errno, Mddev, Rdev, ro};
+use crate::format::MAX_SECTOR;
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `md_update_sb`: bump (or roll back) events, rebuild every member's
+/// superblock and write them, bitmap superblock first.  Superblocks are
+/// durable when this returns.  Nothing is written to a read-only array.
+pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
+    let mut force = force_change;
+    if !mddev.is_rdwr() {
+        if force {
+            mddev.sb_flags.set(sbf::CHANGE_DEVS);
+        }
+        return;
+    }
+    loop {
+        // Recovering members' checkpoints.
+        if mddev.recovery.test(rec::RUNNING) && mddev.recovery.test(rec::RECOVER) {
+            let done = mddev.sync.curr_resync_completed();
+            for r in &cfg.rdevs {
+                if r.raid_disk() >= 0
+                    && !r.in_sync()
+                    && !r.flags.test(rf::JOURNAL)
+                    && done > r.recovery_offset()
+                {
+                    r.set_recovery_offset(done);
+                }
+            }
+        }
+        if !cfg.persistent {
+            mddev
+                .sb_flags
+                .clear(sbf::CHANGE_CLEAN | sbf::CHANGE_DEVS | sbf::CHANGE_PENDING);
+            mddev.sb_wait.notify_all();
+            return;
+        }
+        let (sync_req, view) = {
+            let st = mddev.lock.lock();
+            cfg.utime = now_secs();
+            let mut nospares = false;
+            if mddev.sb_flags.test_and_clear(sbf::CHANGE_DEVS) {
+                force = true;
+            }
+            if mddev.sb_flags.test_and_clear(sbf::CHANGE_CLEAN) {
+                nospares = true;
+            }
+            if force || mddev.degraded() > 0 {
+                nospares = false;
+            }
+            let in_sync = st.in_sync;
+            if nospares
+                && in_sync
+                && mddev.recovery_cp() == MAX_SECTOR
+                && cfg.can_decrease_events
+                && cfg.events != 1
+            {
+                cfg.events -= 1;
+                cfg.can_decrease_events = false;
+            } else {
+                cfg.events += 1;
+                cfg.can_decrease_events = nospares;
+            }
+            for r in &cfg.rdevs {
+                if r.faulty() {
+                    r.flags.set(rf::FAULT_RECORDED);
+                }
+            }
+            log::debug!(
+                "md: updating {} RAID superblock on device (in sync {}) events {} nospares {nospares}",
+                mddev.name,
+                in_sync as u8,
+                cfg.events
+            );
+            let view = SyncView {
+                in_sync,
+                recovery_cp: mddev.recovery_cp(),
+                has_bitmap: mddev.bitmap().is_some(),
+                rdevs: cfg.rdevs.clone(),
+            };
+            // sync_sbs
+            for r in &cfg.rdevs {
+                let mut s = r.sb.lock();
+                if s.sb_events == cfg.events
+                    || (nospares && r.raid_disk() < 0 && s.sb_events + 1 == cfg.events)
+                {
+                    s.sb_loaded = 2;
+                } else {
+                    drop(s);
+                    superblock::sync_super(cfg, &view, r);
+                    r.sb.lock().sb_loaded = 1;
+                }
+            }
+            (in_sync, view)
+        };
+        let _ = view;
+        // Write: bitmap superblock first, then every non-faulty member.
+        if let Some(b) = mddev.bitmap() {
+            b.update_sb(mddev, cfg);
+        }
+        let mut failed = false;
+        for r in cfg.rdevs.clone() {
+            if r.sb.lock().sb_loaded != 1 || r.faulty() {
+                continue;
+            }
+            match write_sb(mddev, &r) {
+                Ok(()) => r.sb.lock().sb_events = cfg.events,
+                Err(e) => {
+                    mddev
+                        .log()
+                        .err(format!("md: super_written gets error={}", -e));
+                    md_error(mddev, cfg, &r);
+                    failed = true;
+                }
+            }
+        }
+        if failed {
+            // md_error set CHANGE_DEVS: the survivors are rewritten.
+            continue;
+        }
+        let in_sync_now = mddev.lock.lock().in_sync;
+        if in_sync_now != sync_req
+            || !mddev
+                .sb_flags
+                .clear_unless(sbf::CHANGE_PENDING, sbf::CHANGE_DEVS | sbf::CHANGE_CLEAN)
+        {
+            continue;
+        }
+        break;
+    }
+    {
+        let _st = mddev.lock.lock();
+        mddev.sb_wait.notify_all();
+    }
+    if mddev.recovery.test(rec::RUNNING) {
+        mddev.notify("sync_completed");
+    }
+    for r in &cfg.rdevs {
+        if r.flags.test_and_clear(rf::FAULT_RECORDED) {
+            r.flags.clear(rf::BLOCKED);
+        }
+        let mut bb = r.badblocks.lock();
+        if bb.changed {
+            bb.changed = false;
+        }
+        bb.ack_all();
+        r.flags.clear(rf::BLOCKED_BAD_BLOCKS);
+    }
+    mddev.notify("array_state");
+}
+
+/// `md_super_write` + wait: the superblock (and a changed bad-block log)
+/// of one member, durable.
+fn write_sb(mddev: &Mddev, r: &Rdev) -> Result<(), Errno> {
+    let Some(bytes) = superblock::image_bytes(r) else {
+        return Ok(());
+    };
+    let io = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    r.disk.write_at(&bytes, r.sb_start() * 512).map_err(io)?;
+    write_badblocks(r).map_err(io)?;
+    r.disk.flush().map_err(io)?;
+    let _ = mddev;
+    Ok(())
+}
+
+/// Rewrite the member's bad-block log area when the list changed.
+fn write_badblocks(r: &Rdev) -> std::io::Result<()> {
+    let bb = r.badblocks.lock();
+    if !bb.changed {
+        return Ok(());
+    }
+    let (off, size) = match &r.sb.lock().image {
+        Some(super::rdev::SbImage::V1(_, sb)) if sb.bblog_offset != 0 && sb.bblog_size > 0 => {
+            (sb.bblog_offset as i64, sb.bblog_size as usize)
+        }
+        _ => return Ok(()),
+    };
+    let shift = bb.shift.unwrap_or(0);
+    let buf = crate::format::badblocks::serialize(&bb.ranges(), shift, size * 512)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let at = r.sb_start() as i64 + off;
+    if at < 0 {
+        return Ok(());
+    }
+    r.disk.write_at(&buf, at as u64 * 512)
+}
+
+/// `md_write_start`: before a write, mark the array dirty and wait until
+/// the dirty superblocks are on disk.  Switches read-auto to read-write.
+pub fn md_write_start(mddev: &Mddev) -> Result<(), Errno> {
+    let mut did_change = false;
+    match mddev.ro() {
+        ro::RDONLY => return Err(libc::EROFS),
+        ro::AUTO_READ => {
+            mddev.set_ro(ro::RDWR);
+            mddev.recovery.set(rec::NEEDED);
+            mddev.wakeup();
+            did_change = true;
+        }
+        _ => {}
+    }
+    let mut st = mddev.lock.lock();
+    st.writes_pending += 1;
+    if st.safemode == 1 {
+        st.safemode = 0;
+    }
+    st.safemode_deadline = None;
+    if st.in_sync {
+        st.in_sync = false;
+        mddev.sb_flags.set(sbf::CHANGE_CLEAN | sbf::CHANGE_PENDING);
+        mddev.wakeup();
+        did_change = true;
+    }
+    if did_change {
+        drop(st);
+        mddev.notify("array_state");
+        st = mddev.lock.lock();
+    }
+    while mddev.sb_flags.test(sbf::CHANGE_PENDING) {
+        if !mddev.is_running() {
+            st.writes_pending -= 1;
+            return Err(libc::EIO);
+        }
+        mddev.sb_wait.wait_for(&mut st, Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// `md_write_end`: arm the safe-mode timer once no write is in flight.
+pub fn md_write_end(mddev: &Mddev, safemode_delay: u64) {
+    let mut st = mddev.lock.lock();
+    st.writes_pending -= 1;
+    if st.safemode == 2 {
+        drop(st);
+        mddev.wakeup();
+        return;
+    }
+    if safemode_delay > 0 {
+        // mod_timer(roundup(jiffies, delay) + delay)
+        let j = mddev.md.jiffies();
+        let deadline = mddev
+            .md
+            .instant_at(j.div_ceil(safemode_delay) * safemode_delay + safemode_delay);
+        st.safemode_deadline = Some(deadline);
+        drop(st);
+        mddev.thread.wakeup_at(deadline);
+        mddev.sb_wait.notify_all();
+        return;
+    }
+    mddev.sb_wait.notify_all();
+}
+
+/// `md_error`: a member failed an I/O.
+pub fn md_error(mddev: &Mddev, cfg: &Config, rdev: &Arc<Rdev>) {
+    if rdev.faulty() {
+        return;
+    }
+    let Some(p) = mddev.pers() else { return };
+    let _ = cfg;
+    p.error_handler(mddev, rdev, mddev.fail_last_dev());
+    finish_error(mddev, rdev);
+}
+
+/// `md_error` without the reconfig mutex (from the I/O path): the
+/// personality reads `fail_last_dev` from its own copy.
+pub fn md_error_io(mddev: &Mddev, rdev: &Arc<Rdev>, fail_last_dev: bool) {
+    if rdev.faulty() {
+        return;
+    }
+    let Some(p) = mddev.pers() else { return };
+    p.error_handler(mddev, rdev, fail_last_dev);
+    finish_error(mddev, rdev);
+}
+
+fn finish_error(mddev: &Mddev, rdev: &Rdev) {
+    if mddev.degraded() > 0 && !mddev.flags.test(mf::BROKEN) {
+        mddev.recovery.set(rec::RECOVER);
+    }
+    mddev.observer().notify_rdev(mddev, rdev, "state");
+    mddev.recovery.set(rec::INTR);
+    if !mddev.flags.test(mf::BROKEN) {
+        mddev.recovery.set(rec::NEEDED);
+        mddev.wakeup();
+    }
+}

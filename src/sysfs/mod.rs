@@ -1,0 +1,440 @@
+//! The md attribute tables and the tree they live in.
+//!
+//! Each attribute is one `Row` (name, mode, group, show, store), as md.c's
+//! `__ATTR` tables; `MdTree` binds rows to arrays and members on the
+//! `sysfs-like` tree, keeps directories and links in step with md (it is
+//! md's `Observer`), and serves the root files: `mdstat`, `new_array`,
+//! `speed_limit_min`, `speed_limit_max`, `log`.
+//!
+//! ```text
+//! MOUNT/mdstat  new_array  speed_limit_min  speed_limit_max  log
+//! MOUNT/md0/data  size  md/{array attrs}  md/bitmap/*  md/dev-NAME/*  md/rdN -> dev-NAME
+//! ```
+
+pub mod array;
+pub mod bitmap;
+pub mod parse;
+pub mod rdev;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use sysfs_like::{Attribute, BinFile, FnAttr, NodeId, Tree};
+
+use self::rdev::RdevCtx;
+use crate::md::{Errno, Md, Mddev, Observer, Rdev, mdstat};
+
+/// Which group an attribute belongs to (groups come and go together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Default,
+    /// `md_redundancy_group`: only while a redundant personality runs.
+    Redundancy,
+    Bitmap,
+}
+
+/// One attribute: `__ATTR(name, mode, show, store)`.
+pub struct Row<C: 'static> {
+    pub name: &'static str,
+    pub mode: u32,
+    pub group: Group,
+    pub show: Option<fn(&C) -> Result<String, Errno>>,
+    pub store: Option<fn(&C, &str) -> Result<(), Errno>>,
+}
+
+/// An array attribute bound to its array (held weakly: the array may go).
+struct ArrayAttr {
+    mddev: Weak<Mddev>,
+    row: &'static Row<Arc<Mddev>>,
+}
+
+impl Attribute for ArrayAttr {
+    fn show(&self) -> Result<String, Errno> {
+        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
+        (self.row.show.ok_or(libc::EIO)?)(&m)
+    }
+    fn store(&self, value: &str) -> Result<(), Errno> {
+        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
+        (self.row.store.ok_or(libc::EIO)?)(&m, value)
+    }
+}
+
+/// A member attribute.
+struct MemberAttr {
+    mddev: Weak<Mddev>,
+    rdev: Weak<Rdev>,
+    row: &'static Row<RdevCtx>,
+}
+
+impl MemberAttr {
+    fn ctx(&self) -> Result<RdevCtx, Errno> {
+        Ok(RdevCtx {
+            mddev: self.mddev.upgrade().ok_or(libc::ENODEV)?,
+            rdev: self.rdev.upgrade().ok_or(libc::ENODEV)?,
+        })
+    }
+}
+
+impl Attribute for MemberAttr {
+    fn show(&self) -> Result<String, Errno> {
+        let c = self.ctx()?;
+        (self.row.show.ok_or(libc::EIO)?)(&c)
+    }
+    fn store(&self, value: &str) -> Result<(), Errno> {
+        let c = self.ctx()?;
+        (self.row.store.ok_or(libc::EIO)?)(&c, value)
+    }
+}
+
+/// `mdN/data`: the array's contents.
+struct DataFile {
+    mddev: Weak<Mddev>,
+}
+
+impl BinFile for DataFile {
+    fn size(&self) -> u64 {
+        self.mddev
+            .upgrade()
+            .map(|m| m.array_sectors() * 512)
+            .unwrap_or(0)
+    }
+
+    fn open(&self, write: bool) -> Result<(), Errno> {
+        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
+        if write && m.is_running() && m.ro() == crate::md::ro::RDONLY {
+            return Err(libc::EROFS);
+        }
+        m.openers.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
+        m.read_data(buf, offset)
+    }
+
+    fn write_at(&self, data: &[u8], offset: u64) -> Result<usize, Errno> {
+        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
+        m.write_data(data, offset)
+    }
+
+    fn release(&self) {
+        // The last close of an open: one opener fewer (the array can stop
+        // when none is left).
+        if let Some(m) = self.mddev.upgrade() {
+            let _ = m
+                .openers
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        }
+    }
+
+    fn fsync(&self, _datasync: bool) -> Result<(), Errno> {
+        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
+        m.flush_data()
+    }
+}
+
+/// `log`: the kernel-style messages, oldest first.  A binary file so that
+/// its size is the real length (`tail` works); reads see the log as it is
+/// at the time of each read.
+struct LogFile {
+    md: Weak<Md>,
+}
+
+impl BinFile for LogFile {
+    fn size(&self) -> u64 {
+        self.md
+            .upgrade()
+            .map(|m| m.log.contents().len() as u64)
+            .unwrap_or(0)
+    }
+
+    fn open(&self, write: bool) -> Result<(), Errno> {
+        if write { Err(libc::EACCES) } else { Ok(()) }
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+        let md = self.md.upgrade().ok_or(libc::ENODEV)?;
+        let text = md.log.contents();
+        let bytes = text.as_bytes();
+        let start = (offset as usize).min(bytes.len());
+        let n = buf.len().min(bytes.len() - start);
+        buf[..n].copy_from_slice(&bytes[start..start + n]);
+        Ok(n)
+    }
+
+    fn write_at(&self, _data: &[u8], _offset: u64) -> Result<usize, Errno> {
+        Err(libc::EACCES)
+    }
+}
+
+/// The tree of one mount, and md's observer.
+pub struct MdTree {
+    pub tree: Arc<Tree>,
+    pub md: Arc<Md>,
+    /// Serialises structural changes (directories, groups, links).
+    structure: Mutex<()>,
+}
+
+impl MdTree {
+    /// Build the root files and attach to `md` as its observer.
+    pub fn new(md: Arc<Md>, uid: u32, gid: u32) -> Arc<MdTree> {
+        let tree = Tree::new(uid, gid);
+        let t = Arc::new(MdTree {
+            tree,
+            md: md.clone(),
+            structure: Mutex::new(()),
+        });
+        t.add_root_files();
+        md.set_observer(t.clone());
+        t
+    }
+
+    fn add_root_files(self: &Arc<Self>) {
+        let root = self.tree.root();
+        let md = Arc::downgrade(&self.md);
+        let md2 = md.clone();
+        let add = |name: &str, mode: u32, a: Arc<dyn Attribute>| {
+            self.tree.add_attr(root, name, mode, a).expect("fresh root");
+        };
+        add(
+            "mdstat",
+            0o444,
+            Arc::new(FnAttr::read_only(move || {
+                Ok(mdstat::mdstat(&*md.upgrade().ok_or(libc::ENODEV)?))
+            })),
+        );
+        let weak_self = Arc::downgrade(self);
+        add(
+            "new_array",
+            0o200,
+            Arc::new(FnAttr::write_only(move |name: &str| {
+                let t = weak_self.upgrade().ok_or(libc::ENODEV)?;
+                t.new_array(name)
+            })),
+        );
+        for (name, is_min) in [("speed_limit_min", true), ("speed_limit_max", false)] {
+            let mdw = md2.clone();
+            let mdw2 = md2.clone();
+            add(
+                name,
+                0o644,
+                Arc::new(FnAttr::new(
+                    move || {
+                        let md = mdw.upgrade().ok_or(libc::ENODEV)?;
+                        let v = if is_min {
+                            &md.speed_limit_min
+                        } else {
+                            &md.speed_limit_max
+                        };
+                        Ok(format!("{}\n", v.load(Ordering::Acquire)))
+                    },
+                    move |s: &str| {
+                        let md = mdw2.upgrade().ok_or(libc::ENODEV)?;
+                        // proc_dointvec_minmax: 1..INT_MAX.
+                        let v = parse::kstrtoint(s.trim_start()).map_err(|_| libc::EINVAL)?;
+                        if v < 1 {
+                            return Err(libc::EINVAL);
+                        }
+                        let a = if is_min {
+                            &md.speed_limit_min
+                        } else {
+                            &md.speed_limit_max
+                        };
+                        a.store(v as u32, Ordering::Release);
+                        Ok(())
+                    },
+                )),
+            );
+        }
+        let _ = self
+            .tree
+            .add_bin(root, "log", 0o444, Arc::new(LogFile { md: md2.clone() }));
+    }
+
+    /// `new_array`: `mdN` or `md_NAME`.
+    pub fn new_array(&self, name: &str) -> Result<(), Errno> {
+        let name = name.trim_end();
+        let mddev = self.md.new_array(name)?;
+        self.add_array_dir(&mddev);
+        Ok(())
+    }
+
+    fn add_array_dir(&self, m: &Arc<Mddev>) {
+        let _s = self.structure.lock();
+        let root = self.tree.root();
+        let Ok(dir) = self.tree.add_dir(root, &m.name, 0o755) else {
+            return;
+        };
+        let weak = Arc::downgrade(m);
+        let _ = self.tree.add_bin(
+            dir,
+            "data",
+            0o660,
+            Arc::new(DataFile {
+                mddev: weak.clone(),
+            }),
+        );
+        let w2 = weak.clone();
+        let _ = self.tree.add_attr(
+            dir,
+            "size",
+            0o444,
+            Arc::new(FnAttr::read_only(move || {
+                Ok(format!(
+                    "{}\n",
+                    w2.upgrade().ok_or(libc::ENODEV)?.array_sectors()
+                ))
+            })),
+        );
+        let Ok(mdd) = self.tree.add_dir(dir, "md", 0o755) else {
+            return;
+        };
+        for row in array::ARRAY_ATTRS
+            .iter()
+            .filter(|r| r.group == Group::Default)
+        {
+            let _ = self.tree.add_attr(
+                mdd,
+                row.name,
+                row.mode,
+                Arc::new(ArrayAttr {
+                    mddev: weak.clone(),
+                    row,
+                }),
+            );
+        }
+        let Ok(bm) = self.tree.add_dir(mdd, "bitmap", 0o755) else {
+            return;
+        };
+        for row in bitmap::BITMAP_ATTRS {
+            let _ = self.tree.add_attr(
+                bm,
+                row.name,
+                row.mode,
+                Arc::new(ArrayAttr {
+                    mddev: weak.clone(),
+                    row,
+                }),
+            );
+        }
+    }
+
+    fn md_dir(&self, m: &Mddev) -> Option<NodeId> {
+        self.tree.lookup_path(&format!("{}/md", m.name))
+    }
+
+    fn sync_redundancy_group(&self, m: &Arc<Mddev>) {
+        let _s = self.structure.lock();
+        let Some(mdd) = self.md_dir(m) else { return };
+        let want = m.pers().is_some_and(|p| p.personality().redundant());
+        for row in array::ARRAY_ATTRS
+            .iter()
+            .filter(|r| r.group == Group::Redundancy)
+        {
+            let have = self.tree.lookup(mdd, row.name);
+            match (want, have) {
+                (true, None) => {
+                    let _ = self.tree.add_attr(
+                        mdd,
+                        row.name,
+                        row.mode,
+                        Arc::new(ArrayAttr {
+                            mddev: Arc::downgrade(m),
+                            row,
+                        }),
+                    );
+                }
+                (false, Some(n)) => {
+                    let _ = self.tree.remove(n);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Observer for MdTree {
+    fn notify(&self, m: &Mddev, attr: &str) {
+        if let Some(n) = self.tree.lookup_path(&format!("{}/md/{attr}", m.name)) {
+            self.tree.notify(n);
+        }
+    }
+
+    fn notify_rdev(&self, m: &Mddev, r: &Rdev, attr: &str) {
+        if let Some(n) = self
+            .tree
+            .lookup_path(&format!("{}/md/dev-{}/{attr}", m.name, r.name))
+        {
+            self.tree.notify(n);
+        }
+    }
+
+    fn rdev_bound(&self, m: &Arc<Mddev>, r: &Arc<Rdev>) {
+        let _s = self.structure.lock();
+        let Some(mdd) = self.md_dir(m) else { return };
+        let Ok(dir) = self.tree.add_dir(mdd, &format!("dev-{}", r.name), 0o755) else {
+            return;
+        };
+        for row in rdev::RDEV_ATTRS {
+            let a = MemberAttr {
+                mddev: Arc::downgrade(m),
+                rdev: Arc::downgrade(r),
+                row,
+            };
+            let _ = self.tree.add_attr(dir, row.name, row.mode, Arc::new(a));
+        }
+        let target =
+            std::fs::canonicalize(r.disk.path()).unwrap_or_else(|_| r.disk.path().to_owned());
+        let _ = self
+            .tree
+            .add_symlink(dir, "block", &target.to_string_lossy());
+    }
+
+    fn rdev_unbound(&self, m: &Mddev, r: &Rdev) {
+        let _s = self.structure.lock();
+        if let Some(n) = self
+            .tree
+            .lookup_path(&format!("{}/md/dev-{}", m.name, r.name))
+        {
+            let _ = self.tree.remove(n);
+        }
+    }
+
+    fn slot_link(&self, m: &Mddev, slot: i32, r: Option<&Rdev>) {
+        if slot < 0 {
+            return;
+        }
+        let _s = self.structure.lock();
+        let Some(mdd) = self.md_dir(m) else { return };
+        let name = format!("rd{slot}");
+        let existing = self.tree.lookup(mdd, &name);
+        match (r, existing) {
+            (Some(r), Some(n)) => {
+                let _ = self.tree.set_symlink_target(n, &format!("dev-{}", r.name));
+            }
+            (Some(r), None) => {
+                let _ = self
+                    .tree
+                    .add_symlink(mdd, &name, &format!("dev-{}", r.name));
+            }
+            (None, Some(n)) => {
+                let _ = self.tree.remove(n);
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn running_changed(&self, m: &Arc<Mddev>) {
+        self.sync_redundancy_group(m);
+        self.notify(m, "array_state");
+    }
+
+    fn array_removed(&self, name: &str) {
+        let _s = self.structure.lock();
+        if let Some(n) = self.tree.lookup_path(name) {
+            let _ = self.tree.remove(n);
+        }
+    }
+}

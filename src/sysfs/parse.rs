@@ -1,0 +1,159 @@
+//! The kernel's parsers for values written to sysfs, with their errnos.
+//! Input arrives with one trailing newline already removed (the tree
+//! does that, as the kernel's `kstrto*` and `cmd_match` accept one).
+
+use crate::md::Errno;
+
+/// `kstrtoull(s, 10)`: optional `+`, decimal digits, nothing else.
+/// ERANGE on overflow, EINVAL otherwise.
+pub fn kstrtoull(s: &str) -> Result<u64, Errno> {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(libc::EINVAL);
+    }
+    let mut v: u64 = 0;
+    for b in digits.bytes() {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add((b - b'0') as u64))
+            .ok_or(libc::ERANGE)?;
+    }
+    Ok(v)
+}
+
+/// `kstrtouint`.
+pub fn kstrtouint(s: &str) -> Result<u32, Errno> {
+    let v = kstrtoull(s)?;
+    u32::try_from(v).map_err(|_| libc::ERANGE)
+}
+
+/// `kstrtol(s, 10)`: optional sign.
+pub fn kstrtol(s: &str) -> Result<i64, Errno> {
+    if let Some(rest) = s.strip_prefix('-') {
+        let v = kstrtoull(rest.strip_prefix('+').map_or(rest, |_| "x"))?;
+        if v > i64::MAX as u64 + 1 {
+            return Err(libc::ERANGE);
+        }
+        return Ok((v as i64).wrapping_neg());
+    }
+    let v = kstrtoull(s)?;
+    i64::try_from(v).map_err(|_| libc::ERANGE)
+}
+
+/// `kstrtoint`.
+pub fn kstrtoint(s: &str) -> Result<i32, Errno> {
+    let v = kstrtol(s)?;
+    i32::try_from(v).map_err(|_| libc::ERANGE)
+}
+
+/// `kstrtobool`: y/Y/1/on true, n/N/0/off false (by the first letters).
+pub fn kstrtobool(s: &str) -> Result<bool, Errno> {
+    let b = s.as_bytes();
+    match b.first() {
+        Some(b'y' | b'Y' | b'1') => Ok(true),
+        Some(b'n' | b'N' | b'0') => Ok(false),
+        Some(b'o' | b'O') => match b.get(1) {
+            Some(b'n' | b'N') => Ok(true),
+            Some(b'f' | b'F') => Ok(false),
+            _ => Err(libc::EINVAL),
+        },
+        _ => Err(libc::EINVAL),
+    }
+}
+
+/// `cmd_match`: exact word (the newline is already gone).
+pub fn cmd_match(s: &str, word: &str) -> bool {
+    s == word
+}
+
+/// `strict_strtoul_scaled(s, scale)`: a decimal with at most `scale`
+/// fractional digits, returned multiplied by 10^scale.
+pub fn strict_strtoul_scaled(s: &str, scale: u32) -> Result<u64, Errno> {
+    let (int, frac) = match s.split_once('.') {
+        Some((a, b)) => (a, Some(b)),
+        None => (s, None),
+    };
+    if int.is_empty() && frac.is_none_or(|f| f.is_empty()) {
+        return Err(libc::EINVAL);
+    }
+    let mut v: u64 = 0;
+    for b in int.bytes() {
+        if !b.is_ascii_digit() {
+            return Err(libc::EINVAL);
+        }
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add((b - b'0') as u64))
+            .ok_or(libc::EINVAL)?;
+    }
+    let mut digits = 0;
+    if let Some(f) = frac {
+        for b in f.bytes() {
+            if !b.is_ascii_digit() || digits == scale {
+                return Err(libc::EINVAL);
+            }
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add((b - b'0') as u64))
+                .ok_or(libc::EINVAL)?;
+            digits += 1;
+        }
+    }
+    while digits < scale {
+        v = v.checked_mul(10).ok_or(libc::EINVAL)?;
+        digits += 1;
+    }
+    Ok(v)
+}
+
+/// `strict_blocks_to_sectors`: KiB to sectors, EINVAL on overflow.
+pub fn strict_blocks_to_sectors(s: &str) -> Result<u64, Errno> {
+    let blocks = kstrtoull(s).map_err(|_| libc::EINVAL)?;
+    blocks.checked_mul(2).ok_or(libc::EINVAL)
+}
+
+/// `simple_strtoul(s, &end, 10)`: the leading digits (0 if none) and the
+/// rest of the string.
+pub fn simple_strtoul(s: &str) -> (u64, &str) {
+    let end = s
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(s.len());
+    let v = s[..end].bytes().fold(0u64, |v, b| {
+        v.wrapping_mul(10).wrapping_add((b - b'0') as u64)
+    });
+    (v, &s[end..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kstrto() {
+        assert_eq!(kstrtoull("42"), Ok(42));
+        assert_eq!(kstrtoull("+42"), Ok(42));
+        assert_eq!(kstrtoull("-1"), Err(libc::EINVAL));
+        assert_eq!(kstrtoull(""), Err(libc::EINVAL));
+        assert_eq!(kstrtoull("4 2"), Err(libc::EINVAL));
+        assert_eq!(kstrtoull("99999999999999999999"), Err(libc::ERANGE));
+        assert_eq!(kstrtouint("4294967296"), Err(libc::ERANGE));
+        assert_eq!(kstrtol("-5"), Ok(-5));
+        assert_eq!(kstrtoint("-2147483649"), Err(libc::ERANGE));
+        assert_eq!(kstrtobool("on"), Ok(true));
+        assert_eq!(kstrtobool("off"), Ok(false));
+        assert_eq!(kstrtobool("yes"), Ok(true));
+        assert_eq!(kstrtobool("2"), Err(libc::EINVAL));
+    }
+
+    #[test]
+    fn scaled() {
+        assert_eq!(strict_strtoul_scaled("0.204", 3), Ok(204));
+        assert_eq!(strict_strtoul_scaled("1", 3), Ok(1000));
+        assert_eq!(strict_strtoul_scaled("1.5", 3), Ok(1500));
+        assert_eq!(strict_strtoul_scaled(".5", 3), Ok(500));
+        assert_eq!(strict_strtoul_scaled("0.2041", 3), Err(libc::EINVAL));
+        assert_eq!(strict_strtoul_scaled("abc", 3), Err(libc::EINVAL));
+        assert_eq!(strict_strtoul_scaled("-1", 3), Err(libc::EINVAL));
+    }
+}

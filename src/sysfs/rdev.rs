@@ -1,0 +1,493 @@
+//! Member attributes (`md/dev-NAME/*`), as md.c's `rdev_default_attrs[]`,
+//! plus `fault`, mdfuse's fault-injection control (a testing aid).
+
+use std::sync::Arc;
+
+use super::parse::{cmd_match, kstrtouint, kstrtoull, strict_blocks_to_sectors};
+use super::{Group, Row};
+use crate::format::MAX_SECTOR;
+use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
+use crate::md::{Errno, Mddev, Rdev, run, sync, update};
+
+/// What a member attribute works on.
+pub struct RdevCtx {
+    pub mddev: Arc<Mddev>,
+    pub rdev: Arc<Rdev>,
+}
+
+type C = RdevCtx;
+
+pub static RDEV_ATTRS: &[Row<RdevCtx>] = &[
+    Row {
+        name: "state",
+        mode: 0o644,
+        group: Group::Default,
+        show: Some(state_show),
+        store: Some(state_store),
+    },
+    Row {
+        name: "errors",
+        mode: 0o644,
+        group: Group::Default,
+        show: Some(errors_show),
+        store: Some(errors_store),
+    },
+    Row {
+        name: "slot",
+        mode: 0o644,
+        group: Group::Default,
+        show: Some(slot_show),
+        store: Some(slot_store),
+    },
+    Row {
+        name: "offset",
+        mode: 0o644,
+        group: Group::Default,
+        show: Some(offset_show),
+        store: Some(offset_store),
+    },
+    Row {
+        name: "new_offset",
+        mode: 0o644,
+        group: Group::Default,
+        show: Some(new_offset_show),
+        store: Some(new_offset_store),
+    },
+    Row {
+        name: "size",
+        mode: 0o644,
+        group: Group::Default,
+        show: Some(size_show),
+        store: Some(size_store),
+    },
+    Row {
+        name: "recovery_start",
+        mode: 0o644,
+        group: Group::Default,
+        show: Some(recovery_start_show),
+        store: Some(recovery_start_store),
+    },
+    Row {
+        name: "bad_blocks",
+        mode: 0o644,
+        group: Group::Default,
+        show: Some(bb_show),
+        store: Some(bb_store),
+    },
+    Row {
+        name: "unacknowledged_bad_blocks",
+        mode: 0o644,
+        group: Group::Default,
+        show: Some(ubb_show),
+        store: Some(ubb_store),
+    },
+    Row {
+        name: "ppl_sector",
+        mode: 0o644,
+        group: Group::Default,
+        show: Some(ppl_show),
+        store: Some(ppl_store),
+    },
+    Row {
+        name: "ppl_size",
+        mode: 0o644,
+        group: Group::Default,
+        show: Some(ppl_show),
+        store: Some(ppl_store),
+    },
+    Row {
+        name: "fault",
+        mode: 0o644,
+        group: Group::Default,
+        show: Some(fault_show),
+        store: Some(fault_store),
+    },
+];
+
+fn line(s: impl std::fmt::Display) -> Result<String, Errno> {
+    Ok(format!("{s}\n"))
+}
+
+fn state_show(c: &C) -> Result<String, Errno> {
+    Ok(c.rdev.state_words(false))
+}
+
+fn state_store(c: &C, s: &str) -> Result<(), Errno> {
+    let (m, r) = (&c.mddev, &c.rdev);
+    let mut cfg = m.cfg.lock();
+    if !cfg.rdevs.iter().any(|x| Arc::ptr_eq(x, r)) {
+        return Err(libc::ENODEV);
+    }
+    let mut need_update_sb = false;
+    let running = m.is_running();
+    let res: Result<(), Errno> = match s {
+        "faulty" if running => {
+            update::md_error(m, &cfg, r);
+            if m.flags.test(mf::BROKEN) {
+                Err(libc::EBUSY)
+            } else {
+                Ok(())
+            }
+        }
+        "remove" => {
+            if running {
+                r.flags.clear(rf::BLOCKED);
+                sync::remove_and_add_spares(m, &mut cfg, Some(r));
+            }
+            if r.raid_disk() >= 0 {
+                Err(libc::EBUSY)
+            } else {
+                run::kick_rdev(m, &mut cfg, r);
+                if running {
+                    m.sb_flags.set(sbf::CHANGE_DEVS);
+                    m.wakeup();
+                }
+                m.publish(&cfg);
+                Ok(())
+            }
+        }
+        "writemostly" => {
+            r.flags.set(rf::WRITE_MOSTLY);
+            need_update_sb = true;
+            Ok(())
+        }
+        "-writemostly" => {
+            r.flags.clear(rf::WRITE_MOSTLY);
+            need_update_sb = true;
+            Ok(())
+        }
+        "blocked" => {
+            r.flags.set(rf::BLOCKED);
+            Ok(())
+        }
+        "-blocked" => {
+            if !r.faulty() && !r.flags.test(rf::EXTERNAL_BBL) && r.badblocks.lock().unacked_exist {
+                update::md_error(m, &cfg, r);
+            }
+            r.flags.clear(rf::BLOCKED | rf::BLOCKED_BAD_BLOCKS);
+            m.recovery.set(rec::NEEDED);
+            let _g = m.lock.lock();
+            m.sb_wait.notify_all();
+            Ok(())
+        }
+        "insync" if r.raid_disk() == -1 => {
+            r.flags.set(rf::IN_SYNC);
+            Ok(())
+        }
+        "failfast" => {
+            r.flags.set(rf::FAIL_FAST);
+            need_update_sb = true;
+            Ok(())
+        }
+        "-failfast" => {
+            r.flags.clear(rf::FAIL_FAST);
+            need_update_sb = true;
+            Ok(())
+        }
+        "-insync" if r.raid_disk() >= 0 && !r.flags.test(rf::JOURNAL) => {
+            if !running {
+                r.flags.clear(rf::IN_SYNC);
+                r.set_saved_raid_disk(r.raid_disk());
+                r.set_raid_disk(-1);
+                Ok(())
+            } else {
+                Err(libc::EINVAL)
+            }
+        }
+        "write_error" => {
+            r.flags.set(rf::WRITE_ERROR_SEEN);
+            Ok(())
+        }
+        "-write_error" => {
+            r.flags.clear(rf::WRITE_ERROR_SEEN);
+            Ok(())
+        }
+        "want_replacement" => {
+            if r.raid_disk() >= 0 && !r.flags.test(rf::JOURNAL) && !r.flags.test(rf::REPLACEMENT) {
+                r.flags.set(rf::WANT_REPLACEMENT);
+            }
+            m.recovery.set(rec::NEEDED);
+            m.wakeup();
+            Ok(())
+        }
+        "-want_replacement" => {
+            r.flags.clear(rf::WANT_REPLACEMENT);
+            Ok(())
+        }
+        "replacement" => {
+            if running {
+                Err(libc::EBUSY)
+            } else {
+                r.flags.set(rf::REPLACEMENT);
+                Ok(())
+            }
+        }
+        "-replacement" => {
+            if running {
+                Err(libc::EBUSY)
+            } else {
+                r.flags.clear(rf::REPLACEMENT);
+                Ok(())
+            }
+        }
+        "re-add" => {
+            if !running {
+                Err(libc::EINVAL)
+            } else if r.faulty() && r.raid_disk() == -1 && r.saved_raid_disk() >= 0 {
+                r.flags.clear(rf::FAULTY);
+                m.observer().notify_rdev(m, r, "state");
+                m.sb_flags.set(sbf::CHANGE_DEVS);
+                if m.degraded() > 0 {
+                    m.recovery.set(rec::RECOVER);
+                }
+                m.recovery.set(rec::NEEDED);
+                m.wakeup();
+                Ok(())
+            } else {
+                Err(libc::EBUSY)
+            }
+        }
+        _ => Err(libc::EINVAL),
+    };
+    if need_update_sb {
+        update::md_update_sb(m, &mut cfg, true);
+    }
+    drop(cfg);
+    if res.is_ok() {
+        m.observer().notify_rdev(m, r, "state");
+    }
+    res
+}
+
+fn errors_show(c: &C) -> Result<String, Errno> {
+    line(c.rdev.corrected_errors())
+}
+
+fn errors_store(c: &C, s: &str) -> Result<(), Errno> {
+    c.rdev.set_corrected_errors(kstrtouint(s)?);
+    Ok(())
+}
+
+fn slot_show(c: &C) -> Result<String, Errno> {
+    let r = &c.rdev;
+    if r.flags.test(rf::JOURNAL) {
+        line("journal")
+    } else if r.raid_disk() < 0 {
+        line("none")
+    } else {
+        line(r.raid_disk())
+    }
+}
+
+fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
+    let (m, r) = (&c.mddev, &c.rdev);
+    if r.flags.test(rf::JOURNAL) {
+        return Err(libc::EBUSY);
+    }
+    let slot: i64 = if s.starts_with("none") {
+        -1
+    } else {
+        let v = kstrtouint(s)?;
+        if v > i32::MAX as u32 {
+            return Err(libc::ENOSPC);
+        }
+        v as i64
+    };
+    let mut cfg = m.cfg.lock();
+    let Some(p) = m.pers() else {
+        if slot >= cfg.raid_disks as i64 && slot >= cfg.raid_disks as i64 + cfg.delta_disks as i64 {
+            return Err(libc::ENOSPC);
+        }
+        r.set_raid_disk(slot as i32);
+        r.flags.clear(rf::FAULTY | rf::WRITE_MOSTLY);
+        if slot >= 0 {
+            r.flags.set(rf::IN_SYNC);
+        }
+        drop(cfg);
+        m.observer().notify_rdev(m, r, "state");
+        return Ok(());
+    };
+    if slot == -1 {
+        if r.raid_disk() == -1 {
+            return Err(libc::EEXIST);
+        }
+        r.flags.clear(rf::BLOCKED);
+        sync::remove_and_add_spares(m, &mut cfg, Some(r));
+        if r.raid_disk() >= 0 {
+            return Err(libc::EBUSY);
+        }
+        m.recovery.set(rec::NEEDED);
+        m.wakeup();
+        return Ok(());
+    }
+    if r.raid_disk() != -1 || m.recovery.test(rec::RUNNING) {
+        return Err(libc::EBUSY);
+    }
+    if slot >= cfg.raid_disks as i64 && slot >= cfg.raid_disks as i64 + cfg.delta_disks as i64 {
+        return Err(libc::ENOSPC);
+    }
+    r.set_raid_disk(slot as i32);
+    r.set_saved_raid_disk(if r.in_sync() { slot as i32 } else { -1 });
+    r.flags.clear(rf::IN_SYNC | rf::BITMAP_SYNC);
+    if let Err(e) = p.hot_add_disk(m, r) {
+        r.set_raid_disk(-1);
+        return Err(e);
+    }
+    m.observer().slot_link(m, r.raid_disk(), Some(r));
+    m.publish(&cfg);
+    drop(cfg);
+    m.observer().notify_rdev(m, r, "state");
+    Ok(())
+}
+
+fn offset_show(c: &C) -> Result<String, Errno> {
+    line(c.rdev.data_offset())
+}
+
+fn offset_store(c: &C, s: &str) -> Result<(), Errno> {
+    let off = kstrtoull(s).map_err(|_| libc::EINVAL)?;
+    let _cfg = c.mddev.cfg.lock();
+    if c.mddev.is_running() && c.rdev.raid_disk() >= 0 {
+        return Err(libc::EBUSY);
+    }
+    c.rdev.set_data_offset(off);
+    c.rdev.set_new_data_offset(off);
+    Ok(())
+}
+
+fn new_offset_show(c: &C) -> Result<String, Errno> {
+    line(c.rdev.new_data_offset())
+}
+
+fn new_offset_store(c: &C, s: &str) -> Result<(), Errno> {
+    let (m, r) = (&c.mddev, &c.rdev);
+    let new = kstrtoull(s).map_err(|_| libc::EINVAL)?;
+    let mut cfg = m.cfg.lock();
+    if m.recovery.test(rec::RUNNING) {
+        return Err(libc::EBUSY);
+    }
+    let old = r.data_offset();
+    if new > old && new - old + cfg.dev_sectors > r.sectors() {
+        return Err(libc::E2BIG);
+    }
+    if new < old && cfg.reshape_backwards {
+        return Err(libc::EINVAL);
+    }
+    if new > old && !cfg.reshape_backwards {
+        return Err(libc::EINVAL);
+    }
+    if new != old && m.is_running() {
+        // No mdfuse personality can move data (allow_new_offset).
+        return Err(libc::E2BIG);
+    }
+    r.set_new_data_offset(new);
+    if new > old {
+        cfg.reshape_backwards = true;
+    } else if new < old {
+        cfg.reshape_backwards = false;
+    }
+    Ok(())
+}
+
+fn size_show(c: &C) -> Result<String, Errno> {
+    line(c.rdev.sectors() / 2)
+}
+
+fn size_store(c: &C, s: &str) -> Result<(), Errno> {
+    let (m, r) = (&c.mddev, &c.rdev);
+    if r.flags.test(rf::JOURNAL) {
+        return Err(libc::EBUSY);
+    }
+    let mut sectors = strict_blocks_to_sectors(s).map_err(|_| libc::EINVAL)?;
+    if r.data_offset() != r.new_data_offset() {
+        return Err(libc::EINVAL);
+    }
+    let cfg = m.cfg.lock();
+    if m.is_running() && r.raid_disk() >= 0 {
+        sectors = run::rdev_size_change(&cfg, r, sectors);
+        if sectors == 0 {
+            return Err(libc::EBUSY);
+        }
+    }
+    if sectors < cfg.dev_sectors {
+        return Err(libc::EINVAL);
+    }
+    r.set_sectors(sectors);
+    Ok(())
+}
+
+fn recovery_start_show(c: &C) -> Result<String, Errno> {
+    let r = &c.rdev;
+    if r.in_sync() || r.recovery_offset() == MAX_SECTOR {
+        line("none")
+    } else {
+        line(r.recovery_offset())
+    }
+}
+
+fn recovery_start_store(c: &C, s: &str) -> Result<(), Errno> {
+    let v = if cmd_match(s, "none") {
+        MAX_SECTOR
+    } else {
+        kstrtoull(s).map_err(|_| libc::EINVAL)?
+    };
+    let _cfg = c.mddev.cfg.lock();
+    if c.mddev.is_running() && c.rdev.raid_disk() >= 0 {
+        return Err(libc::EBUSY);
+    }
+    c.rdev.set_recovery_offset(v);
+    c.rdev.flags.assign(rf::IN_SYNC, v == MAX_SECTOR);
+    Ok(())
+}
+
+fn bb_show(c: &C) -> Result<String, Errno> {
+    Ok(c.rdev.badblocks.lock().show(false))
+}
+
+fn bb_store(c: &C, s: &str) -> Result<(), Errno> {
+    let r = c.rdev.badblocks.lock().store(s, false);
+    if r.is_ok() {
+        c.mddev
+            .observer()
+            .notify_rdev(&c.mddev, &c.rdev, "bad_blocks");
+    }
+    r
+}
+
+fn ubb_show(c: &C) -> Result<String, Errno> {
+    Ok(c.rdev.badblocks.lock().show(true))
+}
+
+fn ubb_store(c: &C, s: &str) -> Result<(), Errno> {
+    let r = c.rdev.badblocks.lock().store(s, true);
+    if r.is_ok() {
+        c.mddev.sb_flags.set(sbf::CHANGE_CLEAN);
+        c.mddev
+            .observer()
+            .notify_rdev(&c.mddev, &c.rdev, "unacknowledged_bad_blocks");
+    }
+    r
+}
+
+/// `ppl_sector` / `ppl_size`: RAID5 only; always 0 here, and a store is
+/// refused as the kernel refuses it for a non-RAID5 array.
+fn ppl_show(_c: &C) -> Result<String, Errno> {
+    line(0)
+}
+
+fn ppl_store(c: &C, s: &str) -> Result<(), Errno> {
+    kstrtoull(s).map_err(|_| libc::EINVAL)?;
+    if c.mddev.is_running() {
+        Err(libc::EBUSY)
+    } else {
+        Err(libc::EINVAL)
+    }
+}
+
+fn fault_show(c: &C) -> Result<String, Errno> {
+    Ok(c.rdev.disk.faults().to_string())
+}
+
+fn fault_store(c: &C, s: &str) -> Result<(), Errno> {
+    c.rdev.disk.faults().apply(s)
+}
