@@ -1,0 +1,32 @@
+//! Runs the shell-driven tests in tests/shell/, one #[test] each: they
+//! mount mdfuse, drive it with `echo` and `cat`, and compare with what real
+//! Linux md does (fixtures and the oracle).
+
+use std::path::Path;
+use std::process::Command;
+
+fn run_script(name: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("tests/shell").join(name);
+    let shared = root.join("../shared");
+    let status = Command::new("bash")
+        .arg(&script)
+        .env("MDFUSE", env!("CARGO_BIN_EXE_mdfuse"))
+        .env("SHARED", &shared)
+        .status()
+        .expect("running bash");
+    assert!(status.success(), "{name} failed ({status})");
+}
+
+macro_rules! shell_tests {
+    ($($t:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $t() {
+                run_script(concat!(stringify!($t), ".sh"));
+            }
+        )*
+    };
+}
+
+shell_tests!(fixtures_assemble);

@@ -1,0 +1,187 @@
+# Shared helpers for mdfuse's shell-driven tests.  Sourced by each script.
+# The runner (tests/shell.rs) sets MDFUSE to the built binary and SHARED to
+# the shared material; scripts can also be run by hand:
+#   MDFUSE=target/release/mdfuse bash tests/shell/NAME.sh
+set -euo pipefail
+
+: "${MDFUSE:?set MDFUSE to the mdfuse binary}"
+SHARED=${SHARED:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../shared" && pwd)}
+FIXTURES=$SHARED/oracle/fixtures
+REALMD=$SHARED/oracle/realmd
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/mdfuse-test.XXXXXX")
+MNT=$T/mnt
+mkdir -p "$MNT"
+DPID=
+LOOPS=()
+MOUNTS=()
+
+log() { echo "== $*" >&2; }
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -f "$MNT/log" ]; then echo "--- mdfuse log:" >&2; tail -n 40 "$MNT/log" >&2 || true; fi
+	exit 1
+}
+
+# Undo everything this script set up, in reverse order, even on failure.
+cleanup() {
+	local rc=$?
+	set +e
+	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[$i]}" 2>/dev/null || umount -l "${MOUNTS[$i]}"; done
+	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
+	stop_daemon
+	rm -rf "$T"
+	exit $rc
+}
+trap cleanup EXIT
+
+# start_daemon [OPTIONS...]: mount the tree on $MNT in the foreground, as a
+# child of this script, and wait until it answers.
+start_daemon() {
+	"$MDFUSE" mount -f "$@" "$MNT" 2>>"$T/daemon.log" &
+	DPID=$!
+	for _ in $(seq 100); do
+		[ -e "$MNT/mdstat" ] && return 0
+		kill -0 "$DPID" 2>/dev/null || { cat "$T/daemon.log" >&2; fail "daemon exited"; }
+		sleep 0.05
+	done
+	fail "mount did not come up"
+}
+
+# stop_daemon: SIGTERM the daemon this script started; it stops the arrays
+# and unmounts.
+stop_daemon() {
+	[ -n "$DPID" ] || return 0
+	kill -TERM "$DPID" 2>/dev/null
+	for _ in $(seq 200); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.05; done
+	if kill -0 "$DPID" 2>/dev/null; then kill -KILL "$DPID"; fi
+	wait "$DPID" 2>/dev/null
+	DPID=
+	if grep -q " $MNT " /proc/mounts; then fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"; fi
+}
+
+# kill9_daemon: crash the daemon (no clean stop) and drop its mount.
+kill9_daemon() {
+	kill -KILL "$DPID"
+	wait "$DPID" 2>/dev/null || true
+	DPID=
+	fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
+}
+
+# unpack FIXTURE DIR: the fixture's images as DIR/vda, DIR/vdb, ...
+unpack() {
+	local fx=$1 dir=$2 i=0
+	mkdir -p "$dir"
+	for z in "$FIXTURES/$fx"/d*.img.zst; do
+		zstd -q -d -f "$z" -o "$dir/vd$(printf "\\x$(printf %x $((97 + i)))")"
+		i=$((i + 1))
+	done
+}
+
+# summary FIXTURE KEY [STAGE]: a value from the fixture's summary.txt
+summary() { sed -n "s/^$2: //p" "$FIXTURES/$1/${3:-inspect}/summary.txt"; }
+
+# attr PATH: the value of a tree file, without the trailing newline
+attr() { cat "$MNT/$1"; }
+
+# put PATH VALUE: write VALUE into a tree file (fails the test on error)
+put() { printf '%s\n' "$2" >"$MNT/$1" || fail "echo $2 > $1"; }
+
+# expect_err ERRTEXT PATH VALUE: writing VALUE must fail with ERRTEXT
+# (e.g. "Invalid argument"); prints nothing on success.
+expect_err() {
+	local want=$1 path=$2 value=$3 out
+	if out=$( (printf '%s' "$value" >"$MNT/$path") 2>&1); then
+		fail "writing $(printf %q "$value") to $path succeeded, wanted: $want"
+	fi
+	case "$out" in
+	*"$want"*) ;;
+	*) fail "writing $(printf %q "$value") to $path: got '$out', wanted '$want'" ;;
+	esac
+}
+
+expect_eq() {
+	[ "$1" == "$2" ] || fail "${3:-value}: got '$1', wanted '$2'"
+}
+
+# new_array NAME DEV...: create the array and bind the devices in order.
+new_array() {
+	local name=$1
+	shift
+	put new_array "$name"
+	for d in "$@"; do put "$name/md/new_dev" "$d"; done
+}
+
+# sysfs_dump DIR: like the oracle's sysfs_dump, every readable file below
+# DIR as "relpath: value", sorted (mdfuse's own extra files left out).
+sysfs_dump() {
+	python3 - "$1" <<'PY'
+import os, sys
+root = sys.argv[1]
+skip = {"fault", "mismatches", "repair_source"}
+out = []
+for dp, dn, fn in os.walk(root):
+    dn[:] = [d for d in dn if not os.path.islink(os.path.join(dp, d))]
+    for f in fn:
+        p = os.path.join(dp, f)
+        if os.path.islink(p) or f in skip or not (os.stat(p).st_mode & 0o444):
+            continue
+        try:
+            v = open(p).read()
+        except OSError:
+            continue
+        if v.endswith("\n"):
+            v = v[:-1]
+        out.append("%s: %s" % (os.path.relpath(p, root), v.replace("\n", "\\n")))
+print("\n".join(sorted(out)))
+PY
+}
+
+# mdstat_line NAME: the array's mdstat stanza on one line, " | "-joined,
+# as the oracle's mdstat_line prints it.
+mdstat_line() {
+	awk -v n="$1" '
+		$1 == n { on = 1; printf "%s", $0; next }
+		on && NF == 0 { on = 0 }
+		on { sub(/^[ \t]+/, ""); printf " | %s", $0 }
+		END { printf "\n" }' "$MNT/mdstat"
+}
+
+# wait_for PATH VALUE [SECONDS]: poll a tree file until it reads VALUE.
+wait_for() {
+	local deadline=$((SECONDS + ${3:-30}))
+	while [ "$(cat "$MNT/$1" 2>/dev/null)" != "$2" ]; do
+		[ $SECONDS -lt $deadline ] || fail "$1 stayed '$(cat "$MNT/$1" 2>/dev/null)', wanted '$2'"
+		sleep 0.1
+	done
+}
+
+# wait_idle NAME: until no sync runs or is pending.
+wait_idle() {
+	wait_for "$1/md/sync_action" idle "${2:-120}"
+	wait_for "$1/md/sync_completed" none "${2:-120}"
+}
+
+# oracle_inspect OUTDIR IMG...: let real Linux md judge the images (on
+# copies); the summary lands in OUTDIR/summary.txt.
+oracle_inspect() {
+	local out=$1
+	shift
+	"$REALMD" inspect --out "$out" "$@" >"$out.log" 2>&1 || true
+	[ -f "$out/summary.txt" ] || { cat "$out.log" >&2; fail "oracle produced no report"; }
+}
+
+# loop_attach FILE: attach a loop device (recorded for cleanup) and print it.
+loop_attach() {
+	local dev
+	dev=$(losetup -f --show "$@")
+	LOOPS+=("$dev")
+	echo "$dev"
+}
+
+loop_detach() {
+	losetup -d "$1"
+	local keep=()
+	for l in "${LOOPS[@]}"; do [ "$l" == "$1" ] || keep+=("$l"); done
+	LOOPS=("${keep[@]}")
+}
