@@ -85,6 +85,8 @@ pub struct Bitmap {
     need_sync: AtomicBool,
     allclean: AtomicBool,
     daemon_lastrun: Mutex<Instant>,
+    /// `bitmap_info.daemon_sleep` in jiffies (`time_base`).
+    daemon_sleep: AtomicU64,
     last_end_sync: Mutex<Instant>,
     behind_writes_used: AtomicU64,
 }
@@ -177,6 +179,7 @@ impl Bitmap {
             need_sync: AtomicBool::new(false),
             allclean: AtomicBool::new(false),
             daemon_lastrun: Mutex::new(now),
+            daemon_sleep: AtomicU64::new(cfg.bitmap_info.daemon_sleep),
             last_end_sync: Mutex::new(now),
             behind_writes_used: AtomicU64::new(0),
         }))
@@ -494,9 +497,13 @@ impl Bitmap {
     }
 
     fn daemon_sleep_cached(&self) -> Duration {
-        let st = self.store.lock();
-        let secs = u32::from_le_bytes(st.data[56..60].try_into().expect("4 bytes")).max(1);
-        Duration::from_secs(secs as u64)
+        let j = self.daemon_sleep.load(Ordering::Acquire).max(1);
+        Duration::from_millis(j * 1000 / HZ)
+    }
+
+    /// `time_base` changed (jiffies).
+    pub fn set_daemon_sleep(&self, jiffies: u64) {
+        self.daemon_sleep.store(jiffies.max(1), Ordering::Release);
     }
 
     /// `bitmap_daemon_work`.

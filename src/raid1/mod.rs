@@ -1282,7 +1282,11 @@ impl Conf {
             r.nr_pending.fetch_sub(1, Ordering::AcqRel);
             reads.push((*i, r.clone(), ok.then_some(buf)));
         }
-        let Some(primary) = reads.iter().position(|x| x.2.is_some()) else {
+        // The source: the leg named in `repair_source` when it read well,
+        // else the first that did (md's choice).
+        let named = mddev.sync.repair_source.lock().clone();
+        let chosen = named.and_then(|n| reads.iter().position(|x| x.1.name == n && x.2.is_some()));
+        let Some(primary) = chosen.or_else(|| reads.iter().position(|x| x.2.is_some())) else {
             mddev.log().err(format!(
                 "md/raid1:{}: unrecoverable I/O read error for block {sector}",
                 mddev.name

@@ -173,6 +173,9 @@ fn timeout_store(m: &M, s: &str) -> Result<(), Errno> {
     }
     let jiffies = (t * HZ / 10000).max(1);
     m.cfg.lock().bitmap_info.daemon_sleep = jiffies;
+    if let Some(b) = m.bitmap() {
+        b.set_daemon_sleep(jiffies);
+    }
     m.wakeup();
     Ok(())
 }
