@@ -53,6 +53,15 @@ pub struct Disk {
     size: u64,
     writable: bool,
     faults: FaultPlan,
+    stats: IoStats,
+}
+
+/// Bytes moved through one component since it was opened.
+#[derive(Debug, Default)]
+pub struct IoStats {
+    pub read_bytes: std::sync::atomic::AtomicU64,
+    pub write_bytes: std::sync::atomic::AtomicU64,
+    pub flushes: std::sync::atomic::AtomicU64,
 }
 
 impl Disk {
@@ -113,6 +122,7 @@ impl Disk {
             size,
             writable,
             faults: FaultPlan::default(),
+            stats: IoStats::default(),
         })
     }
 
@@ -185,10 +195,18 @@ impl Disk {
         &self.faults
     }
 
+    pub fn stats(&self) -> &IoStats {
+        &self.stats
+    }
+
     /// Read exactly `buf.len()` bytes at `offset`.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.faults.check(FaultOp::Read, offset, buf.len() as u64)?;
-        self.file.read_exact_at(buf, offset)
+        self.file.read_exact_at(buf, offset)?;
+        self.stats
+            .read_bytes
+            .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Write all of `buf` at `offset`.
@@ -198,13 +216,21 @@ impl Disk {
         if !self.writable {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         }
-        self.file.write_all_at(buf, offset)
+        self.file.write_all_at(buf, offset)?;
+        self.stats
+            .write_bytes
+            .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Make every completed write durable.
     pub fn flush(&self) -> io::Result<()> {
         self.faults.check(FaultOp::Flush, 0, 0)?;
-        self.file.sync_data()
+        self.file.sync_data()?;
+        self.stats
+            .flushes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 }
 

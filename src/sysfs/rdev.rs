@@ -491,3 +491,16 @@ fn fault_show(c: &C) -> Result<String, Errno> {
 fn fault_store(c: &C, s: &str) -> Result<(), Errno> {
     c.rdev.disk.faults().apply(s)
 }
+
+/// `io`: `read_sectors write_sectors flushes` since the member was bound
+/// (mdfuse's own; like a block device's `stat`).
+fn io_show(c: &C) -> Result<String, Errno> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = c.rdev.disk.stats();
+    Ok(format!(
+        "{} {} {}\n",
+        s.read_bytes.load(Relaxed) / 512,
+        s.write_bytes.load(Relaxed) / 512,
+        s.flushes.load(Relaxed)
+    ))
+}

@@ -118,7 +118,7 @@ sysfs_dump() {
 	python3 - "$1" <<'PY'
 import os, sys
 root = sys.argv[1]
-skip = {"fault", "mismatches", "repair_source"}
+skip = {"fault", "io", "mismatches", "repair_source"}
 out = []
 for dp, dn, fn in os.walk(root):
     dn[:] = [d for d in dn if not os.path.islink(os.path.join(dp, d))]
