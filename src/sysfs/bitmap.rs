@@ -11,63 +11,16 @@ use crate::md::{Errno, HZ, Mddev};
 
 type M = Arc<Mddev>;
 
+#[rustfmt::skip]
 pub static BITMAP_ATTRS: &[Row<Arc<Mddev>>] = &[
-    Row {
-        name: "location",
-        mode: 0o644,
-        group: Group::Bitmap,
-        show: Some(location_show),
-        store: Some(location_store),
-    },
-    Row {
-        name: "space",
-        mode: 0o644,
-        group: Group::Bitmap,
-        show: Some(space_show),
-        store: Some(space_store),
-    },
-    Row {
-        name: "time_base",
-        mode: 0o644,
-        group: Group::Bitmap,
-        show: Some(timeout_show),
-        store: Some(timeout_store),
-    },
-    Row {
-        name: "backlog",
-        mode: 0o644,
-        group: Group::Bitmap,
-        show: Some(backlog_show),
-        store: Some(backlog_store),
-    },
-    Row {
-        name: "chunksize",
-        mode: 0o644,
-        group: Group::Bitmap,
-        show: Some(chunksize_show),
-        store: Some(chunksize_store),
-    },
-    Row {
-        name: "metadata",
-        mode: 0o644,
-        group: Group::Bitmap,
-        show: Some(metadata_show),
-        store: Some(metadata_store),
-    },
-    Row {
-        name: "can_clear",
-        mode: 0o644,
-        group: Group::Bitmap,
-        show: Some(can_clear_show),
-        store: Some(can_clear_store),
-    },
-    Row {
-        name: "max_backlog_used",
-        mode: 0o644,
-        group: Group::Bitmap,
-        show: Some(behind_show),
-        store: Some(behind_reset),
-    },
+    Row { name: "location", mode: 0o644, group: Group::Bitmap, show: Some(location_show), store: Some(location_store) },
+    Row { name: "space", mode: 0o644, group: Group::Bitmap, show: Some(space_show), store: Some(space_store) },
+    Row { name: "time_base", mode: 0o644, group: Group::Bitmap, show: Some(timeout_show), store: Some(timeout_store) },
+    Row { name: "backlog", mode: 0o644, group: Group::Bitmap, show: Some(backlog_show), store: Some(backlog_store) },
+    Row { name: "chunksize", mode: 0o644, group: Group::Bitmap, show: Some(chunksize_show), store: Some(chunksize_store) },
+    Row { name: "metadata", mode: 0o644, group: Group::Bitmap, show: Some(metadata_show), store: Some(metadata_store) },
+    Row { name: "can_clear", mode: 0o644, group: Group::Bitmap, show: Some(can_clear_show), store: Some(can_clear_store) },
+    Row { name: "max_backlog_used", mode: 0o644, group: Group::Bitmap, show: Some(behind_show), store: Some(behind_reset) },
 ];
 
 fn line(s: impl std::fmt::Display) -> Result<String, Errno> {

@@ -17,91 +17,21 @@ pub struct RdevCtx {
 
 type C = RdevCtx;
 
+#[rustfmt::skip]
 pub static RDEV_ATTRS: &[Row<RdevCtx>] = &[
-    Row {
-        name: "state",
-        mode: 0o644,
-        group: Group::Default,
-        show: Some(state_show),
-        store: Some(state_store),
-    },
-    Row {
-        name: "errors",
-        mode: 0o644,
-        group: Group::Default,
-        show: Some(errors_show),
-        store: Some(errors_store),
-    },
-    Row {
-        name: "slot",
-        mode: 0o644,
-        group: Group::Default,
-        show: Some(slot_show),
-        store: Some(slot_store),
-    },
-    Row {
-        name: "offset",
-        mode: 0o644,
-        group: Group::Default,
-        show: Some(offset_show),
-        store: Some(offset_store),
-    },
-    Row {
-        name: "new_offset",
-        mode: 0o644,
-        group: Group::Default,
-        show: Some(new_offset_show),
-        store: Some(new_offset_store),
-    },
-    Row {
-        name: "size",
-        mode: 0o644,
-        group: Group::Default,
-        show: Some(size_show),
-        store: Some(size_store),
-    },
-    Row {
-        name: "recovery_start",
-        mode: 0o644,
-        group: Group::Default,
-        show: Some(recovery_start_show),
-        store: Some(recovery_start_store),
-    },
-    Row {
-        name: "bad_blocks",
-        mode: 0o644,
-        group: Group::Default,
-        show: Some(bb_show),
-        store: Some(bb_store),
-    },
-    Row {
-        name: "unacknowledged_bad_blocks",
-        mode: 0o644,
-        group: Group::Default,
-        show: Some(ubb_show),
-        store: Some(ubb_store),
-    },
-    Row {
-        name: "ppl_sector",
-        mode: 0o644,
-        group: Group::Default,
-        show: Some(ppl_show),
-        store: Some(ppl_store),
-    },
-    Row {
-        name: "ppl_size",
-        mode: 0o644,
-        group: Group::Default,
-        show: Some(ppl_show),
-        store: Some(ppl_store),
-    },
-    Row {
-        name: "fault",
-        mode: 0o644,
-        group: Group::Default,
-        show: Some(fault_show),
-        store: Some(fault_store),
-    },
+    Row { name: "state", mode: 0o644, group: Group::Default, show: Some(state_show), store: Some(state_store) },
+    Row { name: "errors", mode: 0o644, group: Group::Default, show: Some(errors_show), store: Some(errors_store) },
+    Row { name: "slot", mode: 0o644, group: Group::Default, show: Some(slot_show), store: Some(slot_store) },
+    Row { name: "offset", mode: 0o644, group: Group::Default, show: Some(offset_show), store: Some(offset_store) },
+    Row { name: "new_offset", mode: 0o644, group: Group::Default, show: Some(new_offset_show), store: Some(new_offset_store) },
+    Row { name: "size", mode: 0o644, group: Group::Default, show: Some(size_show), store: Some(size_store) },
+    Row { name: "recovery_start", mode: 0o644, group: Group::Default, show: Some(recovery_start_show), store: Some(recovery_start_store) },
+    Row { name: "bad_blocks", mode: 0o644, group: Group::Default, show: Some(bb_show), store: Some(bb_store) },
+    Row { name: "unacknowledged_bad_blocks", mode: 0o644, group: Group::Default, show: Some(ubb_show), store: Some(ubb_store) },
+    Row { name: "ppl_sector", mode: 0o644, group: Group::Default, show: Some(ppl_show), store: Some(ppl_store) },
+    Row { name: "ppl_size", mode: 0o644, group: Group::Default, show: Some(ppl_show), store: Some(ppl_store) },
+    Row { name: "fault", mode: 0o644, group: Group::Default, show: Some(fault_show), store: Some(fault_store) },
+    Row { name: "io", mode: 0o444, group: Group::Default, show: Some(io_show), store: None },
 ];
 
 fn line(s: impl std::fmt::Display) -> Result<String, Errno> {
