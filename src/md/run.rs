@@ -542,12 +542,23 @@ fn stop_writes(mddev: &Arc<Mddev>, cfg: &mut Config) {
 
 /// Wait until no write is in flight (the kernel gets this from the block
 /// layer before a stop: the device has no openers, I/O has drained).
-fn drain_writes(mddev: &Mddev) {
-    let mut st = mddev.lock.lock();
-    while st.writes_pending > 0 {
-        mddev
-            .sb_wait
-            .wait_for(&mut st, std::time::Duration::from_millis(50));
+/// Writers may be waiting for a dirty superblock that only a holder of
+/// the reconfig mutex can write — which is us — so write it here.
+fn drain_writes(mddev: &Arc<Mddev>, cfg: &mut Config) {
+    loop {
+        {
+            let mut st = mddev.lock.lock();
+            if st.writes_pending == 0 {
+                return;
+            }
+            if !mddev.sb_flags.test(sbf::CHANGE_PENDING) {
+                mddev
+                    .sb_wait
+                    .wait_for(&mut st, std::time::Duration::from_millis(20));
+                continue;
+            }
+        }
+        super::update::md_update_sb(mddev, cfg, false);
     }
 }
 
@@ -555,7 +566,7 @@ fn drain_writes(mddev: &Mddev) {
 pub fn md_set_readonly(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     let did_freeze = !mddev.recovery.test_and_set(rec::FROZEN);
     super::sync::stop_sync_thread(mddev, cfg);
-    drain_writes(mddev);
+    drain_writes(mddev, cfg);
     let r = (|| {
         if mddev.recovery.test(rec::RUNNING) {
             mddev
@@ -602,7 +613,7 @@ pub fn do_md_stop(mddev: &Arc<Mddev>, cfg: &mut Config, mode: StopMode) -> Resul
         return Err(libc::EBUSY);
     }
     if mddev.is_running() {
-        drain_writes(mddev);
+        drain_writes(mddev, cfg);
         stop_writes(mddev, cfg);
         // __md_stop
         mddev.thread.stop();
