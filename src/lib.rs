@@ -5,5 +5,6 @@
 //! array) → personalities (`raid1`) → `sysfs` (the attribute table served by
 //! the `sysfs-like` crate) → `cli`.
 
+pub mod cli;
 pub mod disk;
 pub mod format;
