@@ -13,8 +13,11 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run; boxing the larger arguments would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
+    Create(cli::create::CreateArgs),
     Examine(cli::examine::ExamineArgs),
 }
 
@@ -22,7 +25,12 @@ fn main() -> ExitCode {
     env_logger::init();
     let matches = Cli::command().get_matches();
     let parsed = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let sub = matches
+        .subcommand()
+        .map(|(_, m)| m)
+        .expect("clap requires a subcommand");
     match parsed.command {
+        Command::Create(args) => cli::create::run(args, sub),
         Command::Examine(args) => cli::examine::run(args),
     }
 }

@@ -3,11 +3,13 @@
 //! only dispatches.  Messages go to stderr prefixed `mdfuse: ` where mdadm
 //! prints `mdadm: `, with mdadm's wording where mdadm has one.
 
+pub mod create;
 pub mod examine;
 pub mod fmt;
 pub mod json;
 pub mod probe;
 pub mod sha1;
+pub mod signatures;
 
 use std::process::ExitCode;
 
