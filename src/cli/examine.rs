@@ -131,11 +131,27 @@ pub fn examine_probe(device: &Path, p: &Probe, homehost: Option<&str>) -> Report
                 format!("{name}: v{version} superblock at sector {sb_start}: {error}"),
             );
         }
-        Found::V1 { minor, sb, bitmap } => {
+        Found::V1 {
+            minor,
+            sb,
+            bitmap,
+            bitmap_error,
+        } => {
             let shown = shown_v1(sb, bitmap.as_ref());
             write_super1(&mut text, &shown, bitmap.as_ref(), p.dev_sectors, homehost);
             let facts = json_super1(&shown, bitmap.as_ref(), p.dev_sectors, homehost);
-            (kernel_verdict_v1(sb, *minor, p.dev_sectors), facts)
+            let mut verdict = kernel_verdict_v1(sb, *minor, p.dev_sectors);
+            if matches!(verdict, Verdict::Ok) {
+                let bitmap_check = match (bitmap, bitmap_error) {
+                    (_, Some(e)) => Err(e.clone()),
+                    (Some(b), None) => b.validate(),
+                    (None, None) => Ok(()),
+                };
+                if let Err(e) = bitmap_check {
+                    verdict = Verdict::Refused(e);
+                }
+            }
+            (verdict, facts)
         }
         Found::V090 { sb, bitmap, .. } => {
             let shown = shown_v090(sb, bitmap.as_ref());
@@ -1299,7 +1315,13 @@ pub fn examine_bitmap(device: &Path) -> Report {
             );
         }
     };
-    let p = probe(&dev);
+    examine_bitmap_on(device, &dev)
+}
+
+/// `examine_bitmap` on an already open device named `device`.
+pub fn examine_bitmap_on(device: &Path, dev: &dyn SectorReader) -> Report {
+    let name = device.display().to_string();
+    let p = probe(dev);
     let (offset, uuid_words) = match &p.found {
         None => (0, false),
         Some(Found::V090 { sb_start, .. }) => (sb_start * 512 + 4096, true),
@@ -1321,7 +1343,7 @@ pub fn examine_bitmap(device: &Path) -> Report {
             );
         }
     };
-    let head = match read_upto(&dev, offset, 256) {
+    let head = match read_upto(dev, offset, 256) {
         Ok(b) if b.len() == 256 => b,
         Ok(_) => {
             return Report::fail(
@@ -1342,7 +1364,7 @@ pub fn examine_bitmap(device: &Path) -> Report {
     let Ok(bms) = BitmapSuper::parse(&head) else {
         return Report::fail(device, "failed to read superblock of bitmap file".into());
     };
-    let bits = count_bits(&dev, offset + 256, &bms);
+    let bits = count_bits(dev, offset + 256, &bms);
     let (text, errors, ok) = write_bitmap(&name, &bms, uuid_words, &bits);
     let json = json_bitmap(&name, &bms, uuid_words, &bits, ok);
     Report {

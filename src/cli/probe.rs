@@ -92,6 +92,8 @@ pub enum Found {
         /// The bitmap superblock, when `BITMAP_OFFSET` is set and the
         /// bitmap's magic and UUID match (else mdadm drops the flag).
         bitmap: Option<BitmapSuper>,
+        /// Why the bitmap `BITMAP_OFFSET` points at was not taken.
+        bitmap_error: Option<FormatError>,
     },
     /// mdadm would load it, but it cannot be decoded safely (a `max_dev`
     /// beyond what one 4 KiB block holds).
@@ -298,29 +300,56 @@ fn probe_v1(dev: &dyn SectorReader, p: &mut Probe) -> Option<(u64, Found)> {
             error,
         },
         Ok(sb) => {
-            let bitmap = v1_bitmap(dev, &sb);
+            let (bitmap, bitmap_error) = match v1_bitmap(dev, &sb) {
+                None => (None, None),
+                Some(Ok(b)) => (Some(b), None),
+                Some(Err(e)) => (None, Some(e)),
+            };
             Found::V1 {
                 minor,
                 sb: Box::new(sb),
                 bitmap,
+                bitmap_error,
             }
         }
     };
     Some((ctime, found))
 }
 
-/// The bitmap superblock a v1 superblock points at, if it is there and
-/// belongs to this array (`load_super1`'s check).
-fn v1_bitmap(dev: &dyn SectorReader, sb: &Superblock1) -> Option<BitmapSuper> {
+/// The bitmap superblock a v1 superblock points at, if it has one:
+/// taken only when it is there and belongs to this array (`load_super1`'s
+/// check), else the kernel's reason for refusing it.
+fn v1_bitmap(dev: &dyn SectorReader, sb: &Superblock1) -> Option<Result<BitmapSuper, FormatError>> {
     if !sb.has(feature::BITMAP_OFFSET) {
         return None;
     }
-    let sector = (sb.super_offset as i64).checked_add(sb.bitmap_offset as i32 as i64)?;
-    let off = u64::try_from(sector).ok()?.checked_mul(512)?;
-    let buf = read_upto(dev, off, 512).ok()?;
-    if buf.len() < 512 {
-        return None;
-    }
-    let bms = BitmapSuper::parse(&buf).ok()?;
-    (bms.magic == BITMAP_MAGIC && bms.uuid == sb.set_uuid).then_some(bms)
+    let unreadable = FormatError::BadBitmap {
+        reason: "cannot be read",
+    };
+    let off = (sb.super_offset as i64)
+        .checked_add(sb.bitmap_offset as i32 as i64)
+        .and_then(|s| u64::try_from(s).ok())
+        .and_then(|s| s.checked_mul(512));
+    let Some(off) = off else {
+        return Some(Err(unreadable));
+    };
+    let buf = match read_upto(dev, off, 512) {
+        Ok(b) if b.len() == 512 => b,
+        _ => return Some(Err(unreadable)),
+    };
+    let bms = match BitmapSuper::parse(&buf) {
+        Ok(b) => b,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(if bms.magic != BITMAP_MAGIC {
+        Err(FormatError::BadBitmap {
+            reason: "bad magic",
+        })
+    } else if bms.uuid != sb.set_uuid {
+        Err(FormatError::BadBitmap {
+            reason: "UUID mismatch",
+        })
+    } else {
+        Ok(bms)
+    })
 }
