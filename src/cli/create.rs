@@ -99,7 +99,8 @@ pub struct CreateArgs {
     /// Accepted for mdadm compatibility; mdfuse never prompts.
     #[arg(short = 'R', long, hide = true)]
     pub run: bool,
-    /// [ARRAY] DEVICE...
+    /// Member devices, in slot order, spares last; optionally preceded
+    /// by an md device name (see below).
     #[arg(required = true, value_name = "DEVICE")]
     pub devices: Vec<PathBuf>,
 }
