@@ -9,6 +9,9 @@
 //! unless `--force`), the geometry and the bitmap.  Then, device by device
 //! in the order given: old md superblocks are wiped (as mdadm's `Kill`),
 //! the bitmap area and the superblock written, and the device flushed.
+//! Like mdadm, nothing else is touched: not the 4 KiB before a 1.2
+//! superblock, not the bad-block log area (the kernel reads it only once
+//! the BAD_BLOCKS feature is set, and then rewrites it whole), not data.
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
