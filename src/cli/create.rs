@@ -471,19 +471,11 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
     }
     let bitmap_bytes = spec.bitmap.as_ref().map(|b| bitmap_area(b, set_uuid));
 
-    // Everything checked: write.
-    let mut created_dirs = Vec::new();
-    for (m, sb) in members.iter_mut().zip(&plans) {
-        if m.disk.is_none() {
-            let bytes = m.sectors * 512;
-            make_image(&m.path, bytes)?;
-            if let Some(dir) = m.path.parent() {
-                created_dirs.push(dir.to_path_buf());
-            }
-            let d = Disk::open(&m.path, true).map_err(|e| Failure::refused(e.to_string()))?;
-            m.disk = Some(d);
-        }
-        let disk = m.disk.as_ref().expect("opened above");
+    // Everything checked.  First make the new image files (all or none),
+    // then write.
+    let created_dirs = make_images(&mut members)?;
+    for (m, sb) in members.iter().zip(&plans) {
+        let disk = m.disk.as_ref().expect("every member is open");
         let fail = |e: std::io::Error| {
             Failure::refused(format!(
                 "Failed to write metadata to {}: {}",
@@ -516,11 +508,6 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
         }
     }
     for dir in created_dirs {
-        let dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir
-        };
         if let Ok(f) = std::fs::File::open(&dir) {
             let _ = f.sync_all();
         }
@@ -764,6 +751,37 @@ fn old_superblocks(dev: &dyn SectorReader) -> Vec<(u64, usize)> {
         }
     }
     out
+}
+
+/// Create and open the image files of members that do not exist yet; on
+/// any failure remove those made so far.  Returns the directories to sync.
+fn make_images(members: &mut [Member]) -> Result<Vec<PathBuf>, Failure> {
+    let mut made: Vec<PathBuf> = Vec::new();
+    let mut result = Ok(());
+    for m in members.iter_mut().filter(|m| m.disk.is_none()) {
+        result = make_image(&m.path, m.sectors * 512).and_then(|()| {
+            made.push(m.path.clone());
+            let d = Disk::open(&m.path, true).map_err(|e| Failure::refused(e.to_string()))?;
+            m.disk = Some(d);
+            Ok(())
+        });
+        if result.is_err() {
+            break;
+        }
+    }
+    if let Err(e) = result {
+        for p in &made {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e);
+    }
+    Ok(made
+        .iter()
+        .map(|p| match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        })
+        .collect())
 }
 
 /// Create a sparse image file of `bytes`, refusing to replace anything.
