@@ -4,9 +4,10 @@
 //! (on-disk structures) → `md` (the array: run, stop, superblocks,
 //! state machine) with `bitmap`, personalities (`raid1`) and the sync
 //! worker (`sync`) → `sysfs` (the attribute tables served by the
-//! `sysfs-like` crate) → the command line.
+//! `sysfs-like` crate) → `daemon` (the mount) and `cli` (the commands).
 
 pub mod bitmap;
+pub mod cli;
 pub mod daemon;
 pub mod disk;
 pub mod format;

@@ -1,45 +1,46 @@
-use clap::{Parser, Subcommand};
+//! `mdfuse`: dispatch to one subcommand module per verb (see `mdfuse::cli`).
 
-#[derive(Parser)]
-#[command(
-    name = "mdfuse",
-    version,
-    about = "Linux md software RAID in userspace"
-)]
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use mdfuse::cli;
+
+/// Linux md software RAID in userspace.
+#[derive(Parser, Debug)]
+#[command(name = "mdfuse", version, about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
-    cmd: Cmd,
+    command: Command,
 }
 
-#[derive(Subcommand)]
-enum Cmd {
-    /// Serve the md tree on MOUNTPOINT.
-    Mount {
-        mountpoint: std::path::PathBuf,
-        #[arg(short = 'f', long)]
-        foreground: bool,
-    },
+// Parsed once per run; boxing the larger arguments would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+enum Command {
+    Create(cli::create::CreateArgs),
+    Examine(cli::examine::ExamineArgs),
+    Mount(cli::mount::MountArgs),
 }
 
-fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
-    match cli.cmd {
-        Cmd::Mount {
-            mountpoint,
-            foreground,
-        } => {
-            let opts = mdfuse::daemon::DaemonOptions {
-                mountpoint,
-                foreground,
-                threads: 4,
-                allow_other: false,
-                md: Default::default(),
-            };
-            if let Err(e) = mdfuse::daemon::run(opts) {
-                eprintln!("mdfuse: {e}");
-                std::process::exit(1);
-            }
-        }
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let parsed = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The daemon's kernel-style messages go to stderr at info; the other
+    // commands print their own text and log only warnings.
+    let default_level = if matches!(parsed.command, Command::Mount(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .init();
+    let sub = matches
+        .subcommand()
+        .map(|(_, m)| m)
+        .expect("clap requires a subcommand");
+    match parsed.command {
+        Command::Create(args) => cli::create::run(args, sub),
+        Command::Examine(args) => cli::examine::run(args),
+        Command::Mount(args) => cli::mount::run(args),
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod badblocks;
 pub mod bitmap;
+pub mod geometry;
 pub mod super0;
 pub mod super1;
 

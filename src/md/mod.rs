@@ -98,10 +98,12 @@ impl Observer for NoObserver {
 }
 
 /// Settings of the md "module", fixed at mount time.
+///
+/// There is no `start_dirty_degraded`: Linux consults it only in
+/// raid4/5/6 (a dirty degraded RAID1 starts, the surviving mirrors being
+/// authoritative), and mdfuse runs RAID1 only.
 #[derive(Debug, Clone)]
 pub struct MdOptions {
-    /// `start_dirty_degraded`: allow a dirty degraded array to start.
-    pub start_dirty_degraded: bool,
     /// Default `speed_limit_min` (KiB/s).
     pub speed_limit_min: u32,
     /// Default `speed_limit_max` (KiB/s).
@@ -111,7 +113,6 @@ pub struct MdOptions {
 impl Default for MdOptions {
     fn default() -> Self {
         MdOptions {
-            start_dirty_degraded: false,
             speed_limit_min: 1000,
             speed_limit_max: 200_000,
         }
@@ -291,7 +292,6 @@ pub struct Config {
     pub serialize_policy: bool,
     pub suspend_lo: u64,
     pub suspend_hi: u64,
-    pub ok_start_degraded: bool,
     /// 0.90's preferred minor.
     pub md_minor: u32,
     pub patch_version: u32,
@@ -329,7 +329,6 @@ impl Config {
             serialize_policy: false,
             suspend_lo: 0,
             suspend_hi: 0,
-            ok_start_degraded: false,
             md_minor: unit,
             patch_version: 0,
             recovery_disabled: 0,

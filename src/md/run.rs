@@ -344,7 +344,6 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     }
     mddev.recovery.store(0);
     mddev.sync.set_resync_max_sectors(cfg.dev_sectors);
-    cfg.ok_start_degraded = mddev.md.options.start_dirty_degraded;
     let raid = match pers.run(mddev, cfg) {
         Ok(r) => r,
         Err(e) => {

@@ -1,0 +1,835 @@
+//! `mdfuse create`: write the superblocks (and internal bitmaps) of a new
+//! RAID1 array onto image files or block devices, exactly as `mdadm
+//! --create` would before handing the array to the kernel, so Linux md
+//! (or `mdfuse mount`) assembles it.
+//!
+//! Everything is checked before the first byte is written: options,
+//! device counts, every device (exists or can be made, not listed twice,
+//! big enough, holds no md superblock, file system or partition table
+//! unless `--force`), the geometry and the bitmap.  Then, device by device
+//! in the order given: old md superblocks are wiped (as mdadm's `Kill`),
+//! the bitmap area and the superblock written, and the device flushed.
+//! Like mdadm, nothing else is touched: not the 4 KiB before a 1.2
+//! superblock, not the bad-block log area (the kernel reads it only once
+//! the BAD_BLOCKS feature is set, and then rewrites it whole), not data.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::ArgMatches;
+
+use super::probe::{probe, read_upto, strerror};
+use super::{Failure, parse_num, parse_size, parse_uuid, random_uuid};
+use crate::disk::{Disk, DiskKind};
+use crate::format::geometry::{
+    self, ArraySpec, BitmapError, BitmapPlan, MemberSpec, TooSmall, bitmap_area,
+    default_data_offset, default_raid1_size, free_sectors, max_dev_for, plan_bitmap,
+    superblock_for,
+};
+use crate::format::super1::{MAX_DEV_LIMIT, MD_SB_MAGIC};
+use crate::format::{Minor, SectorReader, le_u32, le_u64, super0, uuid_colon};
+
+/// Create a RAID1 array: write md superblocks onto DEVICEs.
+///
+/// Options and defaults follow `mdadm --create`, except that an internal
+/// write-intent bitmap is the default (mdadm 4.2 run non-interactively
+/// creates none), and `--image-size` creates image files that do not exist.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "DEVICE is an image file, a block device, or the word 'missing' \
+for an absent member.  An optional first argument naming an md device (md0, /dev/md0, \
+/dev/md/NAME) only sets the default array name, as mdadm derives it (md0 -> \"0\")."
+)]
+pub struct CreateArgs {
+    /// Say what is being done.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Overwrite devices that hold an md superblock, a file system or a
+    /// partition table; allow a single raid device.
+    #[arg(short, long)]
+    pub force: bool,
+    /// RAID level: 1, raid1 or mirror (the only level mdfuse creates).
+    #[arg(short, long, value_name = "LEVEL")]
+    pub level: Option<String>,
+    /// Number of active devices (mirrors), `missing` ones included.
+    #[arg(short = 'n', long = "raid-devices", value_name = "N")]
+    pub raid_devices: Option<String>,
+    /// Number of spare devices, listed after the active ones.
+    #[arg(short = 'x', long = "spare-devices", value_name = "N")]
+    pub spare_devices: Option<String>,
+    /// Superblock format: 1.0 (at the end), 1.1 (at the start), 1.2 (4 KiB
+    /// from the start), 1 or default (= 1.2).
+    #[arg(short = 'e', long, value_name = "VERSION", default_value = "1.2")]
+    pub metadata: String,
+    /// Write-intent bitmap: internal or none.  Default internal (mdadm 4.2
+    /// defaults to none when not asked).
+    #[arg(short, long, value_name = "internal|none", default_value = "internal")]
+    pub bitmap: String,
+    /// Bytes of data per bitmap bit (K, M, G suffixes; no suffix = KiB);
+    /// a power of two, default 64M or the smallest that fits.
+    #[arg(long = "bitmap-chunk", value_name = "SIZE")]
+    pub bitmap_chunk: Option<String>,
+    /// Mark the array in sync: no initial resync.
+    #[arg(long = "assume-clean")]
+    pub assume_clean: bool,
+    /// Array name (stored as HOMEHOST:NAME when it fits) [default: the md
+    /// device number, "0"].
+    #[arg(short = 'N', long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Home host recorded in the name [default: this host's name;
+    /// `<none>` for none].
+    #[arg(long, value_name = "HOST")]
+    pub homehost: Option<String>,
+    /// Space used on each device (K, M, G, T suffixes or s for sectors; no
+    /// suffix = KiB) [default: the smallest device's usable space, rounded
+    /// down to 64 KiB].
+    #[arg(short = 'z', long, value_name = "SIZE")]
+    pub size: Option<String>,
+    /// Array UUID [default: random].
+    #[arg(short, long, value_name = "UUID")]
+    pub uuid: Option<String>,
+    /// Create (sparse) image files of this size for DEVICEs that do not
+    /// exist yet.
+    #[arg(long = "image-size", value_name = "SIZE")]
+    pub image_size: Option<String>,
+    /// Mark the devices that follow as write-mostly.
+    #[arg(short = 'W', long = "write-mostly", action = clap::ArgAction::Count)]
+    pub write_mostly: u8,
+    /// Accepted for mdadm compatibility; mdfuse never prompts.
+    #[arg(short = 'R', long, hide = true)]
+    pub run: bool,
+    /// Member devices, in slot order, spares last; optionally preceded
+    /// by an md device name (see below).
+    #[arg(required = true, value_name = "DEVICE")]
+    pub devices: Vec<PathBuf>,
+}
+
+/// `matches` are this subcommand's, for where `-W` stood among the devices.
+pub fn run(args: CreateArgs, matches: &ArgMatches) -> ExitCode {
+    let wm_index = matches
+        .indices_of("write_mostly")
+        .and_then(|mut i| i.next());
+    let dev_indices: Vec<usize> = matches
+        .indices_of("devices")
+        .map(|i| i.collect())
+        .unwrap_or_default();
+    let write_mostly: Vec<bool> = (0..args.devices.len())
+        .map(|i| match (wm_index, dev_indices.get(i)) {
+            (Some(w), Some(&d)) => w < d,
+            _ => false,
+        })
+        .collect();
+    match create(&args, &write_mostly) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(),
+    }
+}
+
+/// Parsed, checked options.
+#[derive(Debug, Clone)]
+struct Options {
+    raid_disks: u32,
+    spares: u32,
+    minor: Minor,
+    bitmap: bool,
+    bitmap_chunk: Option<u64>,
+    size: Option<u64>,
+    image_size: Option<u64>,
+    uuid: Option<[u8; 16]>,
+    name: Option<String>,
+}
+
+fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
+    let Some(level) = &a.level else {
+        return Err(Failure::refused(
+            "a RAID level is needed to create an array.",
+        ));
+    };
+    match level.as_str() {
+        "raid1" | "1" | "mirror" => {}
+        "linear" | "raid0" | "0" | "stripe" | "raid4" | "4" | "raid5" | "5" | "multipath"
+        | "mp" | "raid6" | "6" | "raid10" | "10" | "faulty" | "container" => {
+            return Err(Failure::usage(format!(
+                "raid level {level} is not supported: mdfuse creates raid1 arrays only"
+            )));
+        }
+        _ => return Err(Failure::usage(format!("invalid raid level: {level}"))),
+    }
+    let raid_disks = match &a.raid_devices {
+        None => return Err(Failure::refused("no raid-devices specified.")),
+        Some(s) => match parse_num(s) {
+            Some(n) if n > 0 => n,
+            _ => {
+                return Err(Failure::usage(format!(
+                    "invalid number of raid devices: {s}"
+                )));
+            }
+        },
+    };
+    if raid_disks == 1 && !a.force {
+        return Err(Failure::usage(
+            "'1' is an unusual number of drives for an array, so it is probably a mistake.  \
+             If you really mean it you will need to specify --force before setting the \
+             number of drives.",
+        ));
+    }
+    let spares = match &a.spare_devices {
+        None => 0,
+        Some(s) => parse_num(s)
+            .ok_or_else(|| Failure::usage(format!("invalid number of spare-devices: {s}")))?,
+    };
+    let minor = parse_metadata(&a.metadata)?;
+    let bitmap = match a.bitmap.as_str() {
+        "internal" => true,
+        "none" => false,
+        "clustered" => {
+            return Err(Failure::usage("clustered bitmaps are not supported"));
+        }
+        b if b.contains('/') => {
+            return Err(Failure::usage(format!(
+                "external bitmap files are not supported: {b}"
+            )));
+        }
+        b => {
+            return Err(Failure::usage(format!(
+                "bitmap must be 'internal' or 'none', not '{b}'"
+            )));
+        }
+    };
+    let bitmap_chunk = match &a.bitmap_chunk {
+        None => None,
+        Some(s) => match parse_size(s) {
+            Some(sectors) if sectors.is_power_of_two() && sectors * 512 <= 1 << 31 => {
+                Some(sectors * 512)
+            }
+            _ => return Err(Failure::usage(format!("invalid bitmap chunksize: {s}"))),
+        },
+    };
+    let size = match a.size.as_deref() {
+        None | Some("max") => None,
+        Some(s) => match parse_size(s) {
+            // mdadm keeps the size in KiB.
+            Some(sectors) if sectors >= 8 => Some(sectors / 2 * 2),
+            _ => return Err(Failure::usage(format!("invalid size: {s}"))),
+        },
+    };
+    let image_size = match &a.image_size {
+        None => None,
+        Some(s) => {
+            Some(parse_size(s).ok_or_else(|| Failure::usage(format!("invalid image size: {s}")))?)
+        }
+    };
+    let uuid = match &a.uuid {
+        None => None,
+        Some(s) => Some(parse_uuid(s).ok_or_else(|| Failure::usage(format!("Bad uuid: {s}")))?),
+    };
+    if let Some(n) = &a.name {
+        if n.len() > 32 {
+            return Err(Failure::usage(format!(
+                "name '{n}' is too long, 32 chars max."
+            )));
+        }
+    }
+    Ok(Options {
+        raid_disks,
+        spares,
+        minor,
+        bitmap,
+        bitmap_chunk,
+        size,
+        image_size,
+        uuid,
+        name: a.name.clone(),
+    })
+}
+
+/// `--metadata` as mdadm's `match_metadata_desc1` reads it.
+fn parse_metadata(s: &str) -> Result<Minor, Failure> {
+    let trimmed = s.trim_start_matches('0');
+    match trimmed {
+        "1.0" | "1.00" => Ok(Minor::V0),
+        "1.1" | "1.01" => Ok(Minor::V1),
+        "1.2" | "1.02" | "1" | "default" => Ok(Minor::V2),
+        _ if matches!(s, "0.90" | "0" | "0.9" | "00.90") => Err(Failure::usage(format!(
+            "metadata {s} is not supported by create: use 1.0, 1.1 or 1.2"
+        ))),
+        _ => Err(Failure::usage(format!(
+            "unrecognised metadata identifier: {s}"
+        ))),
+    }
+}
+
+/// The default array name mdadm derives from an md device name (`/dev/md0`
+/// -> "0", `/dev/md/home` -> "home", `/dev/md_d0` -> "d0"), when the
+/// first positional argument is one.
+pub fn array_name_from(arg: &str) -> Option<String> {
+    if let Some(n) = arg.strip_prefix("/dev/md/") {
+        return (!n.is_empty() && !n.contains('/')).then(|| n.to_string());
+    }
+    if let Some(n) = arg.strip_prefix("/dev/md_") {
+        return (!n.is_empty() && !n.contains('/')).then(|| n.to_string());
+    }
+    let bare = arg.strip_prefix("/dev/").unwrap_or(arg);
+    let digits = bare.strip_prefix("md")?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.to_string())
+}
+
+/// One position in the device list.
+#[derive(Debug)]
+enum Slot {
+    Missing,
+    Device { path: PathBuf, write_mostly: bool },
+}
+
+/// What makes two paths the same storage.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Identity {
+    Inode {
+        dev: u64,
+        ino: u64,
+    },
+    BlockDevice {
+        rdev: u64,
+    },
+    /// A file still to be created, by its absolute path.
+    NewFile(PathBuf),
+}
+
+/// A present member, checked and measured.
+#[derive(Debug)]
+struct Member {
+    /// Position in the device list = dev_number; below raid_disks = slot.
+    pos: u32,
+    path: PathBuf,
+    write_mostly: bool,
+    /// Open device, or None for an image file still to be created.
+    disk: Option<Disk>,
+    sectors: u64,
+}
+
+fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
+    let opts = parse_options(a)?;
+
+    // An optional leading md device name, then the devices.
+    let mut positionals: Vec<(PathBuf, bool)> = a
+        .devices
+        .iter()
+        .cloned()
+        .zip(write_mostly.iter().copied())
+        .collect();
+    let mut array_name = None;
+    if let Some((first, _)) = positionals.first() {
+        if let Some(n) = first.to_str().and_then(array_name_from) {
+            array_name = Some(n);
+            positionals.remove(0);
+        }
+    }
+    let slots: Vec<Slot> = positionals
+        .into_iter()
+        .map(|(p, wm)| {
+            if p.to_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("missing"))
+            {
+                Slot::Missing
+            } else {
+                Slot::Device {
+                    path: p,
+                    write_mostly: wm,
+                }
+            }
+        })
+        .collect();
+
+    check_counts(&opts, &slots)?;
+    let mut members = open_members(&opts, &slots)?;
+    check_duplicates(&members)?;
+    if !a.force {
+        for m in &members {
+            check_empty(m)?;
+        }
+    }
+
+    // Geometry, from mdadm's Create + validate_geometry1.
+    let first = members.first().expect("check_counts: not all missing");
+    let data_offset = default_data_offset(opts.minor, first.sectors);
+    let mut min_free: Option<(u64, &Path)> = None;
+    for m in &members {
+        let free = free_sectors(opts.minor, m.sectors, data_offset).map_err(|e| match e {
+            TooSmall::ForMetadata => Failure::refused(format!(
+                "device {} is too small ({}K) for required metadata!",
+                m.path.display(),
+                m.sectors / 2
+            )),
+            TooSmall::NoFreeSpace => {
+                Failure::refused(format!("no free space left on {}", m.path.display()))
+            }
+        })?;
+        if let Some(size) = opts.size {
+            if free / 2 < size / 2 {
+                return Err(Failure::refused(format!(
+                    "{} is smaller than given size. {}K < {}K + metadata",
+                    m.path.display(),
+                    free / 2,
+                    size / 2
+                )));
+            }
+        }
+        if min_free.is_none_or(|(f, _)| free < f) {
+            min_free = Some((free, &m.path));
+        }
+    }
+    let size = match opts.size {
+        Some(s) => s,
+        None => {
+            let (free, path) = min_free.expect("at least one member");
+            let s = default_raid1_size(free);
+            if s == 0 {
+                return Err(Failure::refused(format!(
+                    "{} is too small: {}K usable, at least 64K needed",
+                    path.display(),
+                    free / 2
+                )));
+            }
+            if a.verbose > 0 {
+                eprintln!("mdfuse: size set to {}K", s / 2);
+            }
+            s
+        }
+    };
+    let bitmap: Option<BitmapPlan> = if opts.bitmap {
+        match plan_bitmap(opts.minor, size, opts.bitmap_chunk) {
+            Ok(b) => Some(b),
+            Err(BitmapError::ChunkTooSmall { .. } | BitmapError::NoRoom) => {
+                return Err(Failure::refused("Given bitmap chunk size not supported."));
+            }
+        }
+    } else {
+        None
+    };
+
+    // The superblocks.
+    let set_uuid = match opts.uuid {
+        Some(u) => u,
+        None => {
+            random_uuid().map_err(|e| Failure::refused(format!("cannot read /dev/urandom: {e}")))?
+        }
+    };
+    let name = opts
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or(array_name)
+        .unwrap_or_else(|| "0".to_string());
+    let host = super::fmt::homehost(a.homehost.as_deref());
+    let ctime = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let present_spares = members.iter().filter(|m| m.pos >= opts.raid_disks).count() as u32;
+    let pairs: Vec<(u32, u32)> = members.iter().map(|m| (m.pos, m.pos)).collect();
+    let (roles, max_dev) = ArraySpec::roles_for(
+        opts.raid_disks,
+        &pairs,
+        max_dev_for(opts.raid_disks + present_spares),
+    );
+    let spec = ArraySpec {
+        minor: opts.minor,
+        level: 1,
+        raid_disks: opts.raid_disks,
+        size,
+        data_offset,
+        bitmap,
+        set_uuid,
+        set_name: geometry::set_name(&name, host.as_deref()),
+        ctime,
+        assume_clean: a.assume_clean,
+        max_dev,
+        roles,
+    };
+    let mut plans = Vec::new();
+    for m in &members {
+        let member = MemberSpec {
+            dev_number: m.pos,
+            dev_sectors: m.sectors,
+            write_mostly: m.write_mostly,
+            device_uuid: random_uuid()
+                .map_err(|e| Failure::refused(format!("cannot read /dev/urandom: {e}")))?,
+        };
+        let sb = superblock_for(&spec, &member);
+        // Our own computation must produce what the kernel accepts.
+        sb.validate(opts.minor, m.sectors).map_err(|e| {
+            Failure::refused(format!(
+                "internal error: the superblock for {} would be refused: {e}",
+                m.path.display()
+            ))
+        })?;
+        plans.push(sb);
+    }
+    let bitmap_bytes = spec.bitmap.as_ref().map(|b| bitmap_area(b, set_uuid));
+
+    // Everything checked.  First make the new image files (all or none),
+    // then write.
+    let created_dirs = make_images(&mut members)?;
+    for (m, sb) in members.iter().zip(&plans) {
+        let disk = m.disk.as_ref().expect("every member is open");
+        let fail = |e: std::io::Error| {
+            Failure::refused(format!(
+                "Failed to write metadata to {}: {}",
+                m.path.display(),
+                strerror(&e)
+            ))
+        };
+        for (off, len) in old_superblocks(disk) {
+            disk.write_at(&vec![0u8; len], off).map_err(fail)?;
+        }
+        if let (Some(bytes), Some(b)) = (&bitmap_bytes, spec.bitmap.as_ref()) {
+            let at = (sb.super_offset as i64 + b.offset as i64) as u64 * 512;
+            disk.write_at(bytes, at).map_err(fail)?;
+        }
+        disk.write_at(&sb.to_sector_bytes(), sb.super_offset * 512)
+            .map_err(fail)?;
+        disk.flush().map_err(fail)?;
+        if a.verbose > 0 {
+            let role = if m.pos < opts.raid_disks {
+                format!("active device {}", m.pos)
+            } else {
+                "spare".to_string()
+            };
+            eprintln!(
+                "mdfuse: {}: wrote metadata {} superblock, {role}{}",
+                m.path.display(),
+                crate::format::MetadataVersion::V1(opts.minor),
+                if m.write_mostly { ", write-mostly" } else { "" }
+            );
+        }
+    }
+    for dir in created_dirs {
+        if let Ok(f) = std::fs::File::open(&dir) {
+            let _ = f.sync_all();
+        }
+    }
+    if a.verbose > 0 {
+        eprintln!(
+            "mdfuse: array {} created: raid1, {} devices, metadata {}, uuid {}",
+            String::from_utf8_lossy(&spec.set_name).trim_end_matches('\0'),
+            opts.raid_disks,
+            crate::format::MetadataVersion::V1(opts.minor),
+            uuid_colon(&set_uuid)
+        );
+    }
+    Ok(())
+}
+
+fn check_counts(opts: &Options, slots: &[Slot]) -> Result<(), Failure> {
+    let want = opts.raid_disks as u64 + opts.spares as u64;
+    let given = slots.len() as u64;
+    if given > want {
+        return Err(Failure::refused(format!(
+            "You have listed more devices ({given}) than are in the array({want})!"
+        )));
+    }
+    if given < want {
+        return Err(Failure::refused(
+            "You haven't given enough devices (real or missing) to create this array",
+        ));
+    }
+    if want > MAX_DEV_LIMIT as u64 {
+        return Err(Failure::refused(format!(
+            "Too many devices: 1.x metadata only supports {MAX_DEV_LIMIT}"
+        )));
+    }
+    if slots.iter().all(|s| matches!(s, Slot::Missing)) {
+        return Err(Failure::refused("Subdevs can't be all missing"));
+    }
+    if let Some(i) = slots
+        .iter()
+        .enumerate()
+        .position(|(i, s)| i as u64 >= opts.raid_disks as u64 && matches!(s, Slot::Missing))
+    {
+        return Err(Failure::refused(format!(
+            "a spare cannot be missing (device {} of {given} is 'missing')",
+            i + 1
+        )));
+    }
+    Ok(())
+}
+
+/// Open (or plan to create) every named device and measure it.
+fn open_members(opts: &Options, slots: &[Slot]) -> Result<Vec<Member>, Failure> {
+    let mut members = Vec::new();
+    for (pos, slot) in slots.iter().enumerate() {
+        let Slot::Device { path, write_mostly } = slot else {
+            continue;
+        };
+        let (disk, sectors) = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match opts.image_size {
+                Some(s) => {
+                    check_creatable(path)?;
+                    (None, s)
+                }
+                None => {
+                    return Err(Failure::refused(format!(
+                        "cannot open {}: No such file or directory (give --image-size to create it)",
+                        path.display()
+                    )));
+                }
+            },
+            Err(e) => {
+                return Err(Failure::refused(format!(
+                    "cannot open {}: {}",
+                    path.display(),
+                    strerror(&e)
+                )));
+            }
+            Ok(meta) if meta.is_dir() => {
+                return Err(Failure::refused(format!(
+                    "cannot open {}: Is a directory",
+                    path.display()
+                )));
+            }
+            Ok(meta) if !meta.is_file() && !meta.file_type().is_block_device() => {
+                return Err(Failure::refused(format!(
+                    "{} is not a block device or image file.",
+                    path.display()
+                )));
+            }
+            Ok(_) => {
+                let d = Disk::open(path, true).map_err(|e| {
+                    Failure::refused(match e {
+                        crate::disk::DiskError::Io { source, .. } => {
+                            format!("cannot open {}: {}", path.display(), strerror(&source))
+                        }
+                        other => other.to_string(),
+                    })
+                })?;
+                let s = d.sectors();
+                (Some(d), s)
+            }
+        };
+        members.push(Member {
+            pos: pos as u32,
+            path: path.clone(),
+            write_mostly: *write_mostly,
+            disk,
+            sectors,
+        });
+    }
+    Ok(members)
+}
+
+/// A file to be created must have an existing directory to go in.
+fn check_creatable(path: &Path) -> Result<(), Failure> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        _ => Err(Failure::refused(format!(
+            "cannot create {}: No such file or directory",
+            path.display()
+        ))),
+    }
+}
+
+/// Every way to name the storage behind a member: its inode or device
+/// number, and for a loop device also the file behind it.
+fn identities(m: &Member) -> Vec<Identity> {
+    let Some(disk) = &m.disk else {
+        let abs = std::path::absolute(&m.path).unwrap_or_else(|_| m.path.clone());
+        let dir = abs
+            .parent()
+            .and_then(|d| std::fs::canonicalize(d).ok())
+            .unwrap_or_default();
+        let file = abs.file_name().map(PathBuf::from).unwrap_or_default();
+        return vec![Identity::NewFile(dir.join(file))];
+    };
+    let mut ids = Vec::new();
+    match disk.kind() {
+        DiskKind::ImageFile => {
+            if let Ok(meta) = std::fs::metadata(&m.path) {
+                ids.push(Identity::Inode {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                });
+            }
+        }
+        DiskKind::BlockDevice { major, minor } => {
+            ids.push(Identity::BlockDevice {
+                rdev: libc::makedev(major, minor),
+            });
+            let backing = format!("/sys/dev/block/{major}:{minor}/loop/backing_file");
+            if let Ok(file) = std::fs::read_to_string(backing) {
+                if let Ok(meta) = std::fs::metadata(file.trim_end()) {
+                    ids.push(Identity::Inode {
+                        dev: meta.dev(),
+                        ino: meta.ino(),
+                    });
+                }
+            }
+        }
+    }
+    ids
+}
+
+fn check_duplicates(members: &[Member]) -> Result<(), Failure> {
+    let mut seen: HashMap<Identity, &Path> = HashMap::new();
+    for m in members {
+        for id in identities(m) {
+            if let Some(prev) = seen.get(&id) {
+                return Err(Failure::refused(format!(
+                    "{} and {} are the same device",
+                    prev.display(),
+                    m.path.display()
+                )));
+            }
+            seen.insert(id, &m.path);
+        }
+    }
+    Ok(())
+}
+
+/// Refuse a device that holds an md superblock, a file system or a
+/// partition table.
+fn check_empty(m: &Member) -> Result<(), Failure> {
+    let Some(disk) = &m.disk else {
+        return Ok(());
+    };
+    let p = probe(disk);
+    let what = match (&p.found, p.rejected.first()) {
+        (Some(found), _) => Some(format!(
+            "appears to be part of a raid array: {}",
+            super::examine::describe(found)
+        )),
+        (None, Some(r)) => Some(format!(
+            "holds a damaged md superblock (v{} at sector {}: {})",
+            r.version, r.sb_start, r.error
+        )),
+        (None, None) => {
+            super::signatures::find(disk, &m.path).map(|s| format!("appears to contain {s}"))
+        }
+    };
+    match what {
+        Some(w) => Err(Failure::refused(format!(
+            "{} {w}; use --force to overwrite it",
+            m.path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The md superblocks mdadm's `Kill` would wipe before writing the new
+/// one: every superblock it can load (0.90: 4096 bytes; 1.x: one sector).
+fn old_superblocks(dev: &dyn SectorReader) -> Vec<(u64, usize)> {
+    let mut out = Vec::new();
+    let sectors = dev.size_bytes() / 512;
+    if let Some(start) = super0::sb_start(sectors) {
+        if let Ok(b) = read_upto(dev, start * 512, super0::SB0_BYTES) {
+            if b.len() == super0::SB0_BYTES && le_u32(&b, 0) == MD_SB_MAGIC && le_u32(&b, 4) == 0 {
+                out.push((start * 512, super0::SB0_BYTES));
+            }
+        }
+    }
+    if sectors >= 24 {
+        for minor in [Minor::V0, Minor::V1, Minor::V2] {
+            let Some(start) = minor.sb_start(sectors) else {
+                continue;
+            };
+            if let Ok(b) = read_upto(dev, start * 512, 4096) {
+                if b.len() == 4096
+                    && le_u32(&b, 0) == MD_SB_MAGIC
+                    && le_u32(&b, 4) == 1
+                    && le_u64(&b, 144) == start
+                {
+                    out.push((start * 512, 512));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Create and open the image files of members that do not exist yet; on
+/// any failure remove those made so far.  Returns the directories to sync.
+fn make_images(members: &mut [Member]) -> Result<Vec<PathBuf>, Failure> {
+    let mut made: Vec<PathBuf> = Vec::new();
+    let mut result = Ok(());
+    for m in members.iter_mut().filter(|m| m.disk.is_none()) {
+        result = make_image(&m.path, m.sectors * 512).and_then(|()| {
+            made.push(m.path.clone());
+            let d = Disk::open(&m.path, true).map_err(|e| Failure::refused(e.to_string()))?;
+            m.disk = Some(d);
+            Ok(())
+        });
+        if result.is_err() {
+            break;
+        }
+    }
+    if let Err(e) = result {
+        for p in &made {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e);
+    }
+    Ok(made
+        .iter()
+        .map(|p| match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        })
+        .collect())
+}
+
+/// Create a sparse image file of `bytes`, refusing to replace anything.
+fn make_image(path: &Path, bytes: u64) -> Result<(), Failure> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| {
+            Failure::refused(format!(
+                "cannot create {}: {}",
+                path.display(),
+                strerror(&e)
+            ))
+        })?;
+    f.set_len(bytes).map_err(|e| {
+        Failure::refused(format!(
+            "cannot size {} to {bytes} bytes: {}",
+            path.display(),
+            strerror(&e)
+        ))
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md_names() {
+        assert_eq!(array_name_from("/dev/md0").as_deref(), Some("0"));
+        assert_eq!(array_name_from("md12").as_deref(), Some("12"));
+        assert_eq!(array_name_from("/dev/md/home").as_deref(), Some("home"));
+        assert_eq!(array_name_from("/dev/md_d0").as_deref(), Some("d0"));
+        assert_eq!(array_name_from("md"), None);
+        assert_eq!(array_name_from("mdx"), None);
+        assert_eq!(array_name_from("d0.img"), None);
+        assert_eq!(array_name_from("/tmp/md0"), None);
+    }
+
+    #[test]
+    fn metadata_names() {
+        assert_eq!(parse_metadata("1.0").unwrap(), Minor::V0);
+        assert_eq!(parse_metadata("01.1").unwrap(), Minor::V1);
+        assert_eq!(parse_metadata("default").unwrap(), Minor::V2);
+        assert_eq!(parse_metadata("1").unwrap(), Minor::V2);
+        assert_eq!(parse_metadata("0.90").unwrap_err().status, 2);
+        assert_eq!(parse_metadata("2.0").unwrap_err().status, 2);
+    }
+}

@@ -1,0 +1,56 @@
+//! `mdfuse mount MOUNTPOINT`: serve the md tree (see `crate::daemon`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::daemon::{self, DaemonOptions};
+use crate::md::MdOptions;
+
+/// Serve a sysfs-like tree of md arrays on MOUNTPOINT.
+///
+/// `echo md0 > MOUNTPOINT/new_array`, `echo /path/img > md0/md/new_dev`,
+/// `echo active > md0/md/array_state` assemble and run an array;
+/// `MOUNTPOINT/md0/data` is its contents.  Unmounting (umount,
+/// fusermount3 -u) or SIGTERM stops every array cleanly first.
+#[derive(Args, Debug)]
+pub struct MountArgs {
+    /// Where to mount (an existing directory).
+    pub mountpoint: PathBuf,
+    /// Stay in the foreground; otherwise return once mounted and serve
+    /// from a background daemon.
+    #[arg(short = 'f', long)]
+    pub foreground: bool,
+    /// Threads serving requests.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: u32,
+    /// Let other users see the tree (FUSE allow_other; writing still
+    /// needs the mounting user, or root).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// System-wide minimum resync speed, KiB/s (/proc/sys/dev/raid/speed_limit_min).
+    #[arg(long, default_value_t = 1000)]
+    pub speed_limit_min: u32,
+    /// System-wide maximum resync speed, KiB/s (/proc/sys/dev/raid/speed_limit_max).
+    #[arg(long, default_value_t = 200_000)]
+    pub speed_limit_max: u32,
+}
+
+pub fn run(args: MountArgs) -> ExitCode {
+    let opts = DaemonOptions {
+        mountpoint: args.mountpoint,
+        foreground: args.foreground,
+        threads: args.threads as usize,
+        allow_other: args.allow_other,
+        md: MdOptions {
+            speed_limit_min: args.speed_limit_min.max(1),
+            speed_limit_max: args.speed_limit_max.max(1),
+            ..Default::default()
+        },
+    };
+    match daemon::run(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => super::Failure::refused(e.to_string()).report(),
+    }
+}
