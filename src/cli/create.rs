@@ -710,7 +710,7 @@ fn check_empty(m: &Member) -> Result<(), Failure> {
             r.version, r.sb_start, r.error
         )),
         (None, None) => {
-            super::signatures::find(disk, &m.path).map(|s| format!("appears to contain {s}"))
+            crate::disk::signatures::find(disk, &m.path).map(|s| format!("appears to contain {s}"))
         }
     };
     match what {

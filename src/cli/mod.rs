@@ -10,7 +10,6 @@ pub mod json;
 pub mod mount;
 pub mod probe;
 pub mod sha1;
-pub mod signatures;
 
 use std::process::ExitCode;
 
@@ -101,14 +100,7 @@ pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-/// 16 random bytes from the kernel (`random_uuid`), for array and device
-/// UUIDs.
-pub fn random_uuid() -> std::io::Result<[u8; 16]> {
-    use std::io::Read;
-    let mut u = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut u)?;
-    Ok(u)
-}
+pub use crate::format::random_uuid;
 
 #[cfg(test)]
 mod tests {

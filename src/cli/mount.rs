@@ -46,7 +46,6 @@ pub fn run(args: MountArgs) -> ExitCode {
         md: MdOptions {
             speed_limit_min: args.speed_limit_min.max(1),
             speed_limit_max: args.speed_limit_max.max(1),
-            ..Default::default()
         },
     };
     match daemon::run(opts) {

@@ -10,6 +10,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 
 use crate::format::bitmap::{BITMAP_MAGIC, BitmapSuper};
+pub use crate::format::read_upto;
 use crate::format::super1::{MAX_DEV_LIMIT, MD_SB_MAGIC, SB1_READ_BYTES, feature};
 use crate::format::{
     FormatError, MetadataVersion, SectorReader, Superblock0, Superblock1, le_u32, le_u64, super0,
@@ -64,16 +65,6 @@ pub fn strerror(e: &io::Error) -> String {
         Some(i) => s[..i].to_string(),
         None => s,
     }
-}
-
-/// Read up to `len` bytes at `off`; fewer when the device ends first.
-pub fn read_upto(dev: &dyn SectorReader, off: u64, len: usize) -> io::Result<Vec<u8>> {
-    let have = dev.size_bytes().saturating_sub(off).min(len as u64) as usize;
-    let mut buf = vec![0u8; have];
-    if have > 0 {
-        dev.read_exact_at(&mut buf, off)?;
-    }
-    Ok(buf)
 }
 
 /// A superblock mdadm would load.

@@ -3,6 +3,7 @@
 //! injection for tests (`faults`).  Knows nothing of superblocks.
 
 pub mod faults;
+pub mod signatures;
 
 use std::fs::{File, OpenOptions};
 use std::io;

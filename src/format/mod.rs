@@ -118,6 +118,25 @@ pub trait SectorReader {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
 }
 
+/// 16 random bytes from the kernel (`random_uuid`), for array and device
+/// UUIDs.
+pub fn random_uuid() -> std::io::Result<[u8; 16]> {
+    use std::io::Read;
+    let mut u = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut u)?;
+    Ok(u)
+}
+
+/// Read up to `len` bytes at `off`; fewer when the device ends first.
+pub fn read_upto(dev: &dyn SectorReader, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let have = dev.size_bytes().saturating_sub(off).min(len as u64) as usize;
+    let mut buf = vec![0u8; have];
+    if have > 0 {
+        dev.read_exact_at(&mut buf, off)?;
+    }
+    Ok(buf)
+}
+
 /// Outcome of looking for one metadata version on a device.
 #[derive(Debug)]
 pub enum Probe {

@@ -39,23 +39,26 @@ impl BadBlocks {
         &self.entries
     }
 
-    /// Load entries read from the on-disk log, all acknowledged.
-    pub fn load(&mut self, ranges: &[BadRange]) -> Result<(), ()> {
+    /// Load entries read from the on-disk log, all acknowledged; false
+    /// when they do not fit.
+    pub fn load(&mut self, ranges: &[BadRange]) -> bool {
         for r in ranges {
-            self.set(r.sector, r.sectors, true)?;
+            if !self.set(r.sector, r.sectors, true) {
+                return false;
+            }
         }
         self.changed = false;
-        Ok(())
+        true
     }
 
     /// `badblocks_set`: record `[s, s+sectors)`; merges with neighbours.
-    /// Err when recording is disabled or the list is full.
-    pub fn set(&mut self, s: u64, sectors: u64, acked: bool) -> Result<(), ()> {
+    /// False when recording is disabled or the list is full.
+    pub fn set(&mut self, s: u64, sectors: u64, acked: bool) -> bool {
         let Some(shift) = self.shift else {
-            return Err(());
+            return false;
         };
         if sectors == 0 {
-            return Ok(());
+            return true;
         }
         // Round out to the unit.
         let unit = 1u64 << shift;
@@ -88,12 +91,12 @@ impl BadBlocks {
         keep.push(merged);
         keep.sort_by_key(|e| e.sector);
         if keep.len() > BB_MAX_ENTRIES {
-            return Err(());
+            return false;
         }
         self.entries = keep;
         self.changed = true;
         self.unacked_exist = self.entries.iter().any(|e| !e.acked);
-        Ok(())
+        true
     }
 
     /// `badblocks_clear`: forget `[s, s+sectors)` (a successful write
@@ -199,8 +202,11 @@ impl BadBlocks {
         if len <= 0 {
             return Err(libc::EINVAL);
         }
-        self.set(sector, len as u64, !unack)
-            .map_err(|_| libc::ENOSPC)
+        if self.set(sector, len as u64, !unack) {
+            Ok(())
+        } else {
+            Err(libc::ENOSPC)
+        }
     }
 }
 
@@ -211,11 +217,11 @@ mod tests {
     #[test]
     fn set_merge_clear() {
         let mut b = BadBlocks::new(Some(0));
-        b.set(100, 8, true).unwrap();
-        b.set(108, 8, true).unwrap();
+        assert!(b.set(100, 8, true));
+        assert!(b.set(108, 8, true));
         assert_eq!(b.count(), 1);
         assert_eq!(b.show(false), "100 16\n");
-        b.set(200, 1, false).unwrap();
+        assert!(b.set(200, 1, false));
         assert_eq!(b.show(true), "200 1\n");
         assert!(b.unacked_exist);
         assert_eq!(b.check(90, 20), Some((100, 16, false)));
@@ -229,7 +235,7 @@ mod tests {
     #[test]
     fn disabled_refuses() {
         let mut b = BadBlocks::new(None);
-        assert!(b.set(0, 1, true).is_err());
+        assert!(!b.set(0, 1, true));
         assert_eq!(b.store("5 1", false), Err(libc::ENOSPC));
         assert_eq!(b.store("5", false), Err(libc::EINVAL));
         assert_eq!(b.store("5 0", false), Err(libc::EINVAL));

@@ -22,6 +22,7 @@ pub mod mdstat;
 pub mod personality;
 pub mod rdev;
 pub mod run;
+pub mod spare;
 pub mod superblock;
 pub mod sync;
 pub mod thread;
@@ -627,11 +628,7 @@ impl Mddev {
     /// bad on `r`, unacknowledged; the next superblock write records it.
     /// False when the member cannot record bad blocks.
     pub fn rdev_set_badblocks(&self, r: &Rdev, s: u64, sectors: u64) -> bool {
-        let ok = r
-            .badblocks
-            .lock()
-            .set(s + r.data_offset(), sectors, false)
-            .is_ok();
+        let ok = r.badblocks.lock().set(s + r.data_offset(), sectors, false);
         if ok {
             self.observer().notify_rdev(self, r, "state");
             self.sb_flags

@@ -74,6 +74,9 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
             return Err(libc::EINVAL);
         }
     };
+    if mddev.is_running() {
+        prepare_new_member(mddev, cfg, &rdev, version)?;
+    }
     match superblock::load_super(&rdev, None, version, log) {
         Ok(_) => {}
         Err(libc::EINVAL) => {
@@ -92,6 +95,11 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
         }
     }
     if mddev.is_running() {
+        // mdadm checks that the device belongs to this array before the
+        // kernel's add_new_disk; the kernel alone would not.
+        if let Some(rdev0) = cfg.rdevs.first().cloned() {
+            superblock::load_super(&rdev, Some(&rdev0), version, log)?;
+        }
         // add_new_disk on a running array: validate against the array so a
         // returning member keeps its slot (and may catch up by bitmap).
         let view = ArrayView::of(mddev);
@@ -106,6 +114,46 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
         add_bound_rdev(mddev, cfg, &rdev);
     }
     Ok(rdev)
+}
+
+/// A device without md metadata joining a running array gets a spare's
+/// superblock first, as `mdadm --add` writes one; a device holding
+/// anything else (a file system, another array's metadata) is refused.
+fn prepare_new_member(
+    mddev: &Mddev,
+    cfg: &Config,
+    rdev: &Rdev,
+    version: MetadataVersion,
+) -> Result<(), Errno> {
+    let log = mddev.log();
+    if !matches!(crate::format::probe(&rdev.disk, version), Probe::Absent) {
+        return Ok(());
+    }
+    if let Some(what) = super::spare::occupied(&rdev.disk) {
+        log.warn(format!(
+            "md: {}: holds {what}; clear it to add it to {}",
+            rdev.name, mddev.name
+        ));
+        return Err(libc::EBUSY);
+    }
+    let Some(template) = cfg
+        .rdevs
+        .iter()
+        .find(|r| r.in_sync() && !r.faulty())
+        .cloned()
+    else {
+        return Err(libc::EINVAL);
+    };
+    let mut number = cfg.raid_disks as i32;
+    while cfg.find_rdev_nr(number).is_some() {
+        number += 1;
+    }
+    super::spare::write_spare(cfg, &template, &rdev.disk, number as u32, log)?;
+    log.info(format!(
+        "md: {}: wrote a spare's superblock (device {number})",
+        rdev.name
+    ));
+    Ok(())
 }
 
 /// `add_bound_rdev` for RAID1 (which has `hot_remove_disk`): ask the md

@@ -122,7 +122,9 @@ fn load_1(
                 log.info(format!("md: {}: {e}", rdev.name));
                 libc::EINVAL
             })?;
-            bb.load(&ranges).map_err(|_| libc::EINVAL)?;
+            if !bb.load(&ranges) {
+                return Err(libc::EINVAL);
+            }
         } else if sb.bblog_offset != 0 {
             bb.shift = Some(0);
         }

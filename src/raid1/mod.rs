@@ -589,8 +589,7 @@ fn set_badblocks(r: &Rdev, sector: u64, sectors: u64) -> bool {
     let ok = r
         .badblocks
         .lock()
-        .set(sector + r.data_offset(), sectors, false)
-        .is_ok();
+        .set(sector + r.data_offset(), sectors, false);
     if ok {
         r.flags.set(rf::BLOCKED_BAD_BLOCKS);
     }
@@ -1311,13 +1310,11 @@ impl Conf {
                     mismatched.push((sector, nr));
                 }
             }
-            if differs && (!is_check || data.is_none()) {
-                if r.write_data(&pdata, sector).is_err() {
-                    if !set_badblocks(r, sector, nr) {
-                        md_error_io(mddev, r, mddev.fail_last_dev());
-                    }
-                    mddev.sb_flags.set(sbf::CHANGE_CLEAN);
+            if differs && (!is_check || data.is_none()) && r.write_data(&pdata, sector).is_err() {
+                if !set_badblocks(r, sector, nr) {
+                    md_error_io(mddev, r, mddev.fail_last_dev());
                 }
+                mddev.sb_flags.set(sbf::CHANGE_CLEAN);
             }
         }
         for (s, l) in mismatched {

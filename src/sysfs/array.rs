@@ -352,11 +352,13 @@ fn array_state_store(m: &M, s: &str) -> Result<(), Errno> {
     };
     match word {
         "suspended" | "write-pending" | "active-idle" | "broken" => return Err(libc::EINVAL),
-        "clear" | "readonly" | "inactive" | "read-auto" if m.is_running() && m.is_rdwr() => {
-            // Writing sysfs does not open the array: no openers allowed.
-            if m.openers.load(std::sync::atomic::Ordering::Acquire) > 0 {
-                return Err(libc::EBUSY);
-            }
+        // Writing sysfs does not open the array: no openers allowed.
+        "clear" | "readonly" | "inactive" | "read-auto"
+            if m.is_running()
+                && m.is_rdwr()
+                && m.openers.load(std::sync::atomic::Ordering::Acquire) > 0 =>
+        {
+            return Err(libc::EBUSY);
         }
         _ => {}
     }
@@ -604,7 +606,7 @@ fn serialize_policy_store(m: &M, s: &str) -> Result<(), Errno> {
     if v == cfg.serialize_policy {
         return Ok(());
     }
-    if !m.pers().is_some_and(|p| p.personality().level() == 1) {
+    if m.pers().is_none_or(|p| p.personality().level() != 1) {
         m.log()
             .err("md: serialize_policy is only effective for raid1");
         return Err(libc::EINVAL);

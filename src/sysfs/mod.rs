@@ -34,13 +34,18 @@ pub enum Group {
     Bitmap,
 }
 
+/// Renders an attribute of `C`.
+pub type Show<C> = fn(&C) -> Result<String, Errno>;
+/// Takes a value written to an attribute of `C`.
+pub type Store<C> = fn(&C, &str) -> Result<(), Errno>;
+
 /// One attribute: `__ATTR(name, mode, show, store)`.
 pub struct Row<C: 'static> {
     pub name: &'static str,
     pub mode: u32,
     pub group: Group,
-    pub show: Option<fn(&C) -> Result<String, Errno>>,
-    pub store: Option<fn(&C, &str) -> Result<(), Errno>>,
+    pub show: Option<Show<C>>,
+    pub store: Option<Store<C>>,
 }
 
 /// An array attribute bound to its array (held weakly: the array may go).

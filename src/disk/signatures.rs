@@ -7,8 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::probe::read_upto;
-use crate::format::SectorReader;
+use crate::format::{SectorReader, read_upto};
 
 /// What was found, in words ("an ext2/3/4 file system").
 pub fn find(dev: &dyn SectorReader, path: &Path) -> Option<String> {

@@ -1,0 +1,105 @@
+//! A member for a running array from a device without md metadata: write
+//! a spare's superblock (and bitmap) the way `mdadm --add` does before it
+//! asks the kernel to bind the device (Manage.c, super1.c `add_to_super1`
+//! and `write_init_super1`): the array's superblock as template, this
+//! device's own layout, a new device UUID, events 0, role spare.  The
+//! array then rebuilds onto it with a full recovery.
+
+use super::rdev::{Rdev, SbImage};
+use super::{Config, Errno, KernelLog};
+use crate::disk::Disk;
+use crate::format::geometry::{BitmapPlan, bitmap_area, device_layout};
+use crate::format::super1::{feature, role};
+use crate::format::{BitmapSuper, MetadataVersion, random_uuid};
+
+/// Is there anything on `disk` that adding it would destroy?  An md
+/// superblock of any version or a known signature (file system, swap,
+/// LUKS, partition table).
+pub fn occupied(disk: &Disk) -> Option<String> {
+    for v in MetadataVersion::ALL {
+        if let crate::format::Probe::Found(_) | crate::format::Probe::Invalid(_) =
+            crate::format::probe(disk, v)
+        {
+            return Some(format!("an md superblock (v{v})"));
+        }
+    }
+    crate::disk::signatures::builtin(disk)
+}
+
+/// Write a new spare's metadata on `disk`, numbered `dev_number`, from the
+/// array member `template`.
+pub fn write_spare(
+    cfg: &Config,
+    template: &Rdev,
+    disk: &Disk,
+    dev_number: u32,
+    log: &KernelLog,
+) -> Result<(), Errno> {
+    let image = template.sb.lock().image.clone();
+    let Some(SbImage::V1(minor, t)) = image else {
+        log.warn("md: a new v0.90 member needs its superblock written by mdadm --add");
+        return Err(libc::EINVAL);
+    };
+    let size = t.size;
+    let plan = t.bitmap_offset_sectors().map(|off| BitmapPlan {
+        offset: off as i32,
+        chunk_bytes: cfg.bitmap_info.chunksize,
+        sync_size: size,
+    });
+    let layout = device_layout(minor, disk.sectors(), size, t.data_offset, plan.as_ref());
+    if layout.data_size < size || layout.super_offset == 0 && minor == crate::format::Minor::V0 {
+        log.warn(format!(
+            "md: {}: too small to join ({} sectors usable, {size} needed)",
+            disk.path().display(),
+            layout.data_size
+        ));
+        return Err(libc::ENOSPC);
+    }
+    let mut sb = (*t).clone();
+    sb.feature_map &= !(feature::BAD_BLOCKS
+        | feature::REPLACEMENT
+        | feature::RECOVERY_OFFSET
+        | feature::RECOVERY_BITMAP);
+    sb.dev_number = dev_number;
+    sb.devflags = 0;
+    sb.device_uuid = random_uuid().map_err(|_| libc::EIO)?;
+    sb.events = 0;
+    sb.recovery_offset = 0;
+    sb.cnt_corrected_read = 0;
+    sb.data_offset = layout.data_offset;
+    sb.data_size = layout.data_size;
+    sb.super_offset = layout.super_offset;
+    sb.bblog_offset = layout.bblog_offset;
+    sb.bblog_size = layout.bblog_size;
+    sb.bblog_shift = 0;
+    if dev_number >= sb.max_dev && sb.max_dev < crate::format::super1::MAX_DEV_LIMIT {
+        sb.max_dev = dev_number + 1;
+    }
+    sb.dev_roles.resize(sb.max_dev as usize, role::SPARE);
+    if let Some(r) = sb.dev_roles.get_mut(dev_number as usize) {
+        *r = role::SPARE;
+    }
+    sb.update_csum();
+    let io = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    disk.write_at(&sb.to_sector_bytes(), layout.super_offset * 512)
+        .map_err(io)?;
+    if let Some(plan) = plan {
+        // The array's bitmap superblock, every bit set: the kernel rewrites
+        // all bitmap pages on every member when recovery starts.
+        let mut area = bitmap_area(&plan, sb.set_uuid);
+        let mut head = [0u8; 256];
+        let at = (template.sb_start() as i64 + plan.offset as i64) as u64 * 512;
+        if template.disk.read_at(&mut head, at).is_ok() {
+            if let Ok(bsb) = BitmapSuper::parse(&head) {
+                area[..256].copy_from_slice(&bsb.to_bytes());
+            }
+        }
+        let pos = layout.super_offset as i64 + plan.offset as i64;
+        if pos < 0 {
+            return Err(libc::EINVAL);
+        }
+        disk.write_at(&area, pos as u64 * 512).map_err(io)?;
+    }
+    disk.flush().map_err(io)?;
+    Ok(())
+}
