@@ -685,11 +685,13 @@ impl Mddev {
     /// whole.  Such a read-modify-write excludes every other write, so
     /// no concurrent write to the same sector is lost.
     pub fn write_data(&self, data: &[u8], offset: u64) -> Result<usize, Errno> {
+        // A stopped array has no capacity: every offset is past the end.
         let Some(p) = self.pers() else {
-            return Err(libc::ENXIO);
+            return Err(libc::ENOSPC);
         };
+        // blkdev_write_iter on a read-only disk (md_set_readonly).
         if self.ro() == ro::RDONLY {
-            return Err(libc::EROFS);
+            return Err(libc::EPERM);
         }
         let size = self.array_sectors() * 512;
         if offset >= size {
