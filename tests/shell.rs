@@ -29,4 +29,4 @@ macro_rules! shell_tests {
     };
 }
 
-shell_tests!(fixtures_assemble);
+shell_tests!(fixtures_assemble, data_placement, data_modes);
