@@ -15,7 +15,9 @@
 //!
 //! Sectors are 512-byte units from the start of the component (not of the
 //! array data).  A range without END covers one sector; without START the
-//! whole device.  `count=N` makes a rule expire after N failures.
+//! whole device.  `count=N` makes a rule expire after N failures.  A
+//! flush counts as a write of the whole device: only write rules without
+//! a range fail it.
 
 use std::fmt;
 use std::io;
@@ -72,8 +74,9 @@ impl Rule {
             return false;
         }
         if op == FaultOp::Flush {
-            // A flush covers the whole device.
-            return true;
+            // A flush covers the whole device: only a rule for the whole
+            // device fails it.  Bad sectors do not fail cache flushes.
+            return self.start == 0 && self.end == u64::MAX;
         }
         let s = offset / 512;
         let e = (offset + len.max(1)).div_ceil(512);
@@ -323,6 +326,17 @@ mod tests {
         );
         p.apply("clear").unwrap();
         assert!(p.check(FaultOp::Write, 0, 512).is_ok());
+    }
+
+    #[test]
+    fn flush_fails_only_for_the_whole_device() {
+        let p = FaultPlan::default();
+        p.apply("write-error 100-199").unwrap();
+        p.apply("error 300").unwrap();
+        assert!(p.check(FaultOp::Flush, 0, 0).is_ok());
+        assert!(p.check(FaultOp::Write, 150 * 512, 512).is_err());
+        p.apply("write-error").unwrap();
+        assert!(p.check(FaultOp::Flush, 0, 0).is_err());
     }
 
     #[test]
