@@ -152,11 +152,12 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
         if r.flags.test_and_clear(rf::FAULT_RECORDED) {
             r.flags.clear(rf::BLOCKED);
         }
+        // ack_all_badblocks: only a list that has not changed since it
+        // was written is on disk.
         let mut bb = r.badblocks.lock();
-        if bb.changed {
-            bb.changed = false;
+        if !bb.changed {
+            bb.ack_all();
         }
-        bb.ack_all();
         r.flags.clear(rf::BLOCKED_BAD_BLOCKS);
     }
     mddev.notify("array_state");
@@ -176,9 +177,10 @@ fn write_sb(mddev: &Mddev, r: &Rdev) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Rewrite the member's bad-block log area when the list changed.
+/// Rewrite the member's bad-block log area when the list changed; the
+/// list written counts as unchanged (`super_1_sync`).
 fn write_badblocks(r: &Rdev) -> std::io::Result<()> {
-    let bb = r.badblocks.lock();
+    let mut bb = r.badblocks.lock();
     if !bb.changed {
         return Ok(());
     }
@@ -191,6 +193,8 @@ fn write_badblocks(r: &Rdev) -> std::io::Result<()> {
     let shift = bb.shift.unwrap_or(0);
     let buf = crate::format::badblocks::serialize(&bb.ranges(), shift, size * 512)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    bb.changed = false;
+    drop(bb);
     let at = r.sb_start() as i64 + off;
     if at < 0 {
         return Ok(());
