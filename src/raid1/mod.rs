@@ -207,7 +207,7 @@ impl Conf {
             if blocked[d] || !Self::readable(r, sector, len) || r.flags.test(rf::WRITE_MOSTLY) {
                 continue;
             }
-            if r.badblocks.lock().check(sector, len).is_some() {
+            if r.badblocks.lock().check(sector + r.data_offset(), len).is_some() {
                 continue;
             }
             let heads = self.heads.read();
@@ -394,7 +394,7 @@ impl Conf {
                 if let Some(r) = self.slot(d) {
                     let usable = r.in_sync() || (!r.faulty() && r.recovery_offset() >= sect + s);
                     if usable
-                        && r.badblocks.lock().check(sect, s).is_none()
+                        && r.badblocks.lock().check(sect + r.data_offset(), s).is_none()
                         && r.read_data(buf, sect).is_ok()
                     {
                         success = true;
@@ -477,17 +477,18 @@ impl Conf {
                     continue;
                 }
                 if r.flags.test(rf::WRITE_ERROR_SEEN) {
-                    if let Some((first_bad, bad_len, _)) = r.badblocks.lock().check(sector, max) {
-                        if first_bad <= sector {
+                    // is_badblock: the list is device-absolute.
+                    let abs = sector + r.data_offset();
+                    if let Some((first_bad, bad_len, _)) = r.badblocks.lock().check(abs, max) {
+                        if first_bad <= abs {
                             // This leg cannot take the start of the range.
-                            let bad = bad_len - (sector - first_bad);
+                            // Not "degraded": the bad-block log records
+                            // that the range is out of sync here.
+                            let bad = bad_len - (abs - first_bad);
                             max = max.min(bad);
-                            if i < n {
-                                degraded = true;
-                            }
                             continue;
                         }
-                        max = max.min(first_bad - sector);
+                        max = max.min(first_bad - abs);
                     }
                 }
                 targets.push((i, r.clone()));
@@ -520,8 +521,9 @@ impl Conf {
                     }
                     // A successful write over recorded bad blocks makes them good.
                     let mut bb = r.badblocks.lock();
-                    if bb.check(sector, max).is_some() {
-                        bb.clear(sector + r.data_offset(), max);
+                    let abs = sector + r.data_offset();
+                    if bb.check(abs, max).is_some() {
+                        bb.clear(abs, max);
                         need_sb = true;
                     }
                 }
