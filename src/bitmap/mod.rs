@@ -675,9 +675,8 @@ impl Bitmap {
                 self.flags.set(sb_flag(state::WRITE_ERROR));
                 continue;
             }
-            if r.disk.write_at(&buf, ((sboff + ps) as u64) * 512).is_err() {
-                // md_super_write's end_io: a failed metadata write fails the member.
-                crate::md::update::md_error_io(mddev, r, mddev.fail_last_dev());
+            if let Err(e) = r.disk.write_at(&buf, ((sboff + ps) as u64) * 512) {
+                super_written_error(mddev, r, &e);
             }
         }
     }
@@ -687,8 +686,8 @@ impl Bitmap {
             if r.raid_disk() < 0 || r.faulty() {
                 continue;
             }
-            if r.disk.flush().is_err() {
-                crate::md::update::md_error_io(mddev, r, mddev.fail_last_dev());
+            if let Err(e) = r.disk.flush() {
+                super_written_error(mddev, r, &e);
             }
         }
     }
@@ -834,6 +833,17 @@ impl Bitmap {
             .filter(|&i| test_file_bit(&st.data, i, hostendian))
             .count() as u64
     }
+}
+
+/// `super_written` with an error: bitmap pages go out through
+/// `md_super_write` (a flush and a FUA write), and a failed metadata write
+/// fails the member.
+fn super_written_error(mddev: &Mddev, r: &Arc<Rdev>, e: &std::io::Error) {
+    mddev.log().err(format!(
+        "md: super_written gets error=-{}",
+        e.raw_os_error().unwrap_or(libc::EIO)
+    ));
+    crate::md::update::md_error_io(mddev, r, mddev.fail_last_dev());
 }
 
 /// Storage page of chunk `i` (bits start after the 256-byte superblock).
