@@ -29,4 +29,10 @@ macro_rules! shell_tests {
     };
 }
 
-shell_tests!(fixtures_assemble, data_placement, data_modes);
+shell_tests!(
+    fixtures_assemble,
+    data_placement,
+    data_modes,
+    data_loop,
+    data_fio_write_faults,
+);
