@@ -270,27 +270,27 @@ impl Conf {
         let n = self.n();
         let mut blocked = vec![false; 2 * n];
         let mut done = 0usize;
-        let mut retried = false;
+        // The leg whose read failed, while the read is retried.
+        let mut retried: Option<String> = None;
         let mut attempts = 0;
         while done < buf.len() {
             let s = sector + (done / 512) as u64;
             let len = ((buf.len() - done) / 512) as u64;
             let Some((d, max)) = self.read_balance(mddev, s, len, &blocked) else {
-                if retried {
+                if let Some(failed) = retried {
                     mddev.log().err(format!(
-                        "md/raid1:{}: unrecoverable I/O read error for block {s}",
+                        "md/raid1:{}: {failed}: unrecoverable I/O read error for block {s}",
                         mddev.name
                     ));
                 }
                 return Err(libc::EIO);
             };
             let Some(r) = self.slot(d) else { continue };
-            if retried {
+            if retried.take().is_some() {
                 mddev.log().info(format!(
                     "md/raid1:{}: redirecting sector {s} to other mirror: {}",
                     mddev.name, r.name
                 ));
-                retried = false;
             }
             let piece = &mut buf[done..done + (max * 512) as usize];
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
@@ -316,7 +316,7 @@ impl Conf {
                         mddev.name, r.name
                     ));
                     self.handle_read_error(mddev, d, &r, s, max, &mut blocked);
-                    retried = true;
+                    retried = Some(r.name.clone());
                 }
             }
         }
