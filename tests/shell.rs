@@ -35,4 +35,5 @@ shell_tests!(
     data_modes,
     data_loop,
     data_fio_write_faults,
+    data_fio_read_faults,
 );
