@@ -74,6 +74,9 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
                 cfg.events += 1;
                 cfg.can_decrease_events = nospares;
             }
+            // The I/O path reads events lock-free (the bitmap's
+            // events_cleared follows it).
+            mddev.publish(cfg);
             for r in &cfg.rdevs {
                 if r.faulty() {
                     r.flags.set(rf::FAULT_RECORDED);
