@@ -36,4 +36,5 @@ shell_tests!(
     data_loop,
     data_fio_write_faults,
     data_fio_read_faults,
+    data_bitmap,
 );
