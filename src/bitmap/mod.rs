@@ -76,6 +76,11 @@ pub struct Bitmap {
     store: Mutex<Store>,
     unplug: Mutex<Unplug>,
     unplug_cv: Condvar,
+    /// Held while pages are written to the members.  Each write sends a
+    /// copy of the page taken after this is acquired, so an older copy of
+    /// a page (the daemon clearing bits) never lands after a newer one
+    /// (a writer setting a bit).
+    page_io: Mutex<()>,
     dirty_seq: AtomicU64,
     flushed_seq: AtomicU64,
     overflow_cv: Condvar,
@@ -169,6 +174,7 @@ impl Bitmap {
             }),
             unplug: Mutex::new(Unplug::default()),
             unplug_cv: Condvar::new(),
+            page_io: Mutex::new(()),
             dirty_seq: AtomicU64::new(0),
             flushed_seq: AtomicU64::new(0),
             overflow_cv: Condvar::new(),
@@ -377,10 +383,12 @@ impl Bitmap {
                 _ => {}
             }
             c.counters[chunk as usize] += 1;
-            drop(c);
+            // Set the on-disk bit before another writer can see the
+            // counter: that writer's unplug must then wait for the bit.
             if newbit {
                 self.file_set_bit(chunk);
             }
+            drop(c);
             offset += blocks;
             left = left.saturating_sub(blocks);
         }
@@ -417,6 +425,7 @@ impl Bitmap {
 
     /// `__bitmap_unplug`: write DIRTY and NEEDWRITE pages, durable.
     fn write_dirty_pages(&self, mddev: &Mddev) {
+        let _io = self.page_io.lock();
         let pages: Vec<usize> = {
             let mut st = self.store.lock();
             (0..self.file_pages)
@@ -559,6 +568,7 @@ impl Bitmap {
         }
         // Write NEEDWRITE pages, stopping at a DIRTY one (unplug owns it).
         if !self.flags.test(sb_flag(state::STALE)) {
+            let _io = self.page_io.lock();
             let mut wrote = false;
             for i in 0..self.file_pages {
                 let go = {
@@ -629,12 +639,14 @@ impl Bitmap {
             sb.sectors_reserved = cfg.bitmap_info.space as u32;
             st.data[..BITMAP_SB_LEN].copy_from_slice(&sb.to_bytes());
         }
+        let _io = self.page_io.lock();
         self.write_page_nosync(mddev, 0);
         self.sync_members(mddev);
     }
 
     /// Write page `i` to every member with a slot, durable.
     fn write_page(&self, mddev: &Mddev, i: usize) {
+        let _io = self.page_io.lock();
         self.write_page_nosync(mddev, i);
         self.sync_members(mddev);
     }
