@@ -37,4 +37,5 @@ shell_tests!(
     data_fio_write_faults,
     data_fio_read_faults,
     data_bitmap,
+    data_crash,
 );
