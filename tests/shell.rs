@@ -29,4 +29,13 @@ macro_rules! shell_tests {
     };
 }
 
-shell_tests!(fixtures_assemble);
+shell_tests!(
+    fixtures_assemble,
+    data_placement,
+    data_modes,
+    data_loop,
+    data_fio_write_faults,
+    data_fio_read_faults,
+    data_bitmap,
+    data_crash,
+);

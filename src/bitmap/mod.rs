@@ -76,6 +76,11 @@ pub struct Bitmap {
     store: Mutex<Store>,
     unplug: Mutex<Unplug>,
     unplug_cv: Condvar,
+    /// Held while pages are written to the members.  Each write sends a
+    /// copy of the page taken after this is acquired, so an older copy of
+    /// a page (the daemon clearing bits) never lands after a newer one
+    /// (a writer setting a bit).
+    page_io: Mutex<()>,
     dirty_seq: AtomicU64,
     flushed_seq: AtomicU64,
     overflow_cv: Condvar,
@@ -171,6 +176,7 @@ impl Bitmap {
             }),
             unplug: Mutex::new(Unplug::default()),
             unplug_cv: Condvar::new(),
+            page_io: Mutex::new(()),
             dirty_seq: AtomicU64::new(0),
             flushed_seq: AtomicU64::new(0),
             overflow_cv: Condvar::new(),
@@ -380,10 +386,12 @@ impl Bitmap {
                 _ => {}
             }
             c.counters[chunk as usize] += 1;
-            drop(c);
+            // Set the on-disk bit before another writer can see the
+            // counter: that writer's unplug must then wait for the bit.
             if newbit {
                 self.file_set_bit(chunk);
             }
+            drop(c);
             offset += blocks;
             left = left.saturating_sub(blocks);
         }
@@ -420,6 +428,7 @@ impl Bitmap {
 
     /// `__bitmap_unplug`: write DIRTY and NEEDWRITE pages, durable.
     fn write_dirty_pages(&self, mddev: &Mddev) {
+        let _io = self.page_io.lock();
         let pages: Vec<usize> = {
             let mut st = self.store.lock();
             (0..self.file_pages)
@@ -566,6 +575,7 @@ impl Bitmap {
         }
         // Write NEEDWRITE pages, stopping at a DIRTY one (unplug owns it).
         if !self.flags.test(sb_flag(state::STALE)) {
+            let _io = self.page_io.lock();
             let mut wrote = false;
             for i in 0..self.file_pages {
                 let go = {
@@ -636,12 +646,14 @@ impl Bitmap {
             sb.sectors_reserved = cfg.bitmap_info.space as u32;
             st.data[..BITMAP_SB_LEN].copy_from_slice(&sb.to_bytes());
         }
+        let _io = self.page_io.lock();
         self.write_page_nosync(mddev, 0);
         self.sync_members(mddev);
     }
 
     /// Write page `i` to every member with a slot, durable.
     fn write_page(&self, mddev: &Mddev, i: usize) {
+        let _io = self.page_io.lock();
         self.write_page_nosync(mddev, i);
         self.sync_members(mddev);
     }
@@ -682,9 +694,8 @@ impl Bitmap {
                 self.flags.set(sb_flag(state::WRITE_ERROR));
                 continue;
             }
-            if r.disk.write_at(&buf, ((sboff + ps) as u64) * 512).is_err() {
-                // md_super_write's end_io: a failed metadata write fails the member.
-                crate::md::update::md_error_io(mddev, r, mddev.fail_last_dev());
+            if let Err(e) = r.disk.write_at(&buf, ((sboff + ps) as u64) * 512) {
+                super_written_error(mddev, r, &e);
             }
         }
     }
@@ -694,8 +705,8 @@ impl Bitmap {
             if r.raid_disk() < 0 || r.faulty() {
                 continue;
             }
-            if r.disk.flush().is_err() {
-                crate::md::update::md_error_io(mddev, r, mddev.fail_last_dev());
+            if let Err(e) = r.disk.flush() {
+                super_written_error(mddev, r, &e);
             }
         }
     }
@@ -841,6 +852,17 @@ impl Bitmap {
             .filter(|&i| test_file_bit(&st.data, i, hostendian))
             .count() as u64
     }
+}
+
+/// `super_written` with an error: bitmap pages go out through
+/// `md_super_write` (a flush and a FUA write), and a failed metadata write
+/// fails the member.
+fn super_written_error(mddev: &Mddev, r: &Arc<Rdev>, e: &std::io::Error) {
+    mddev.log().err(format!(
+        "md: super_written gets error=-{}",
+        e.raw_os_error().unwrap_or(libc::EIO)
+    ));
+    crate::md::update::md_error_io(mddev, r, mddev.fail_last_dev());
 }
 
 /// Storage page of chunk `i` (bits start after the 256-byte superblock).

@@ -15,10 +15,13 @@
 //!
 //! Sectors are 512-byte units from the start of the component (not of the
 //! array data).  A range without END covers one sector; without START the
-//! whole device.  `count=N` makes a rule expire after N failures.
+//! whole device.  `count=N` makes a rule expire after N failures.  A
+//! flush counts as a write of the whole device: only write rules without
+//! a range fail it.
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -72,8 +75,9 @@ impl Rule {
             return false;
         }
         if op == FaultOp::Flush {
-            // A flush covers the whole device.
-            return true;
+            // A flush covers the whole device: only a rule for the whole
+            // device fails it.  Bad sectors do not fail cache flushes.
+            return self.start == 0 && self.end == u64::MAX;
         }
         let s = offset / 512;
         let e = (offset + len.max(1)).div_ceil(512);
@@ -81,23 +85,92 @@ impl Rule {
     }
 }
 
+/// One I/O of a component, as an [`IoObserver`] sees it: when it is issued
+/// (`done == false`, after any injected delay, only if no rule failed it)
+/// and when it has completed (`done == true`, whatever the outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoEvent {
+    pub op: FaultOp,
+    /// Bytes from the start of the component (0 for a flush).
+    pub offset: u64,
+    pub len: u64,
+    pub done: bool,
+}
+
+/// A callback told of every I/O of one component (tests use it to check
+/// the order of metadata and data writes).
+pub type IoObserver = Arc<dyn Fn(IoEvent) + Send + Sync>;
+
 /// The rules of one component.  Checking costs one relaxed atomic load
-/// when no rule is set.
-#[derive(Debug, Default)]
+/// when no rule or observer is set.
+#[derive(Default)]
 pub struct FaultPlan {
     armed: AtomicBool,
     vanished: AtomicBool,
     rules: RwLock<Vec<Rule>>,
+    observer: RwLock<Option<IoObserver>>,
     /// I/Os failed by injection, for the show side and tests.
     injected: AtomicU64,
 }
 
+impl fmt::Debug for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultPlan")
+            .field("vanished", &self.vanished())
+            .field("rules", &*self.rules.read())
+            .field("observed", &self.observer.read().is_some())
+            .finish()
+    }
+}
+
 impl FaultPlan {
-    /// Fail or delay this I/O if a rule says so.
+    /// Fail or delay this I/O if a rule says so; tell the observer it is
+    /// issued otherwise.
     pub fn check(&self, op: FaultOp, offset: u64, len: u64) -> io::Result<()> {
         if !self.armed.load(Ordering::Relaxed) {
             return Ok(());
         }
+        self.check_rules(op, offset, len)?;
+        self.observe(op, offset, len, false);
+        Ok(())
+    }
+
+    /// Tell the observer, if any, that this I/O has completed.
+    pub fn completed(&self, op: FaultOp, offset: u64, len: u64) {
+        if self.armed.load(Ordering::Relaxed) {
+            self.observe(op, offset, len, true);
+        }
+    }
+
+    /// Watch every I/O of the component (`None` stops watching).
+    pub fn set_observer(&self, observer: Option<IoObserver>) {
+        let rules = self.rules.write();
+        *self.observer.write() = observer;
+        self.rearm(&rules);
+    }
+
+    fn observe(&self, op: FaultOp, offset: u64, len: u64, done: bool) {
+        let o = self.observer.read().clone();
+        if let Some(o) = o {
+            o(IoEvent {
+                op,
+                offset,
+                len,
+                done,
+            });
+        }
+    }
+
+    /// Armed while anything can act on an I/O.  Called with the rules
+    /// locked.
+    fn rearm(&self, rules: &[Rule]) {
+        let armed = !rules.is_empty()
+            || self.vanished.load(Ordering::Acquire)
+            || self.observer.read().is_some();
+        self.armed.store(armed, Ordering::Release);
+    }
+
+    fn check_rules(&self, op: FaultOp, offset: u64, len: u64) -> io::Result<()> {
         if self.vanished.load(Ordering::Acquire) {
             self.injected.fetch_add(1, Ordering::Relaxed);
             return Err(io::Error::from_raw_os_error(libc::EIO));
@@ -146,7 +219,7 @@ impl FaultPlan {
                 let mut rules = self.rules.write();
                 rules.clear();
                 self.vanished.store(false, Ordering::Release);
-                self.armed.store(false, Ordering::Release);
+                self.rearm(&rules);
                 Ok(())
             }
             "vanish" if rest.is_empty() => {
@@ -323,6 +396,48 @@ mod tests {
         );
         p.apply("clear").unwrap();
         assert!(p.check(FaultOp::Write, 0, 512).is_ok());
+    }
+
+    #[test]
+    fn flush_fails_only_for_the_whole_device() {
+        let p = FaultPlan::default();
+        p.apply("write-error 100-199").unwrap();
+        p.apply("error 300").unwrap();
+        assert!(p.check(FaultOp::Flush, 0, 0).is_ok());
+        assert!(p.check(FaultOp::Write, 150 * 512, 512).is_err());
+        p.apply("write-error").unwrap();
+        assert!(p.check(FaultOp::Flush, 0, 0).is_err());
+    }
+
+    #[test]
+    fn observer_sees_issued_and_completed_io() {
+        let p = FaultPlan::default();
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        p.set_observer(Some(Arc::new(move |e: IoEvent| s2.lock().push(e))));
+        p.apply("write-error 0-7").unwrap();
+        p.apply("clear").unwrap();
+        assert!(p.check(FaultOp::Write, 4096, 512).is_ok());
+        p.completed(FaultOp::Write, 4096, 512);
+        p.apply("read-error 0").unwrap();
+        // An I/O failed by a rule is not issued.
+        assert!(p.check(FaultOp::Read, 0, 512).is_err());
+        let ev = |op, offset, len, done| IoEvent {
+            op,
+            offset,
+            len,
+            done,
+        };
+        assert_eq!(
+            *seen.lock(),
+            [
+                ev(FaultOp::Write, 4096, 512, false),
+                ev(FaultOp::Write, 4096, 512, true)
+            ]
+        );
+        p.set_observer(None);
+        p.apply("clear").unwrap();
+        assert!(!p.armed.load(Ordering::Relaxed));
     }
 
     #[test]

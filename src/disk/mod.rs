@@ -10,7 +10,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-pub use faults::{FaultOp, FaultPlan};
+pub use faults::{FaultOp, FaultPlan, IoEvent, IoObserver};
 
 /// What kind of thing a component is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,36 +202,46 @@ impl Disk {
 
     /// Read exactly `buf.len()` bytes at `offset`.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.faults.check(FaultOp::Read, offset, buf.len() as u64)?;
-        self.file.read_exact_at(buf, offset)?;
-        self.stats
-            .read_bytes
-            .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        let len = buf.len() as u64;
+        self.faults.check(FaultOp::Read, offset, len)?;
+        let r = self.file.read_exact_at(buf, offset);
+        self.faults.completed(FaultOp::Read, offset, len);
+        if r.is_ok() {
+            self.stats
+                .read_bytes
+                .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
     }
 
     /// Write all of `buf` at `offset`.
     pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.faults
-            .check(FaultOp::Write, offset, buf.len() as u64)?;
+        let len = buf.len() as u64;
+        self.faults.check(FaultOp::Write, offset, len)?;
         if !self.writable {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         }
-        self.file.write_all_at(buf, offset)?;
-        self.stats
-            .write_bytes
-            .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        let r = self.file.write_all_at(buf, offset);
+        self.faults.completed(FaultOp::Write, offset, len);
+        if r.is_ok() {
+            self.stats
+                .write_bytes
+                .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
     }
 
     /// Make every completed write durable.
     pub fn flush(&self) -> io::Result<()> {
         self.faults.check(FaultOp::Flush, 0, 0)?;
-        self.file.sync_data()?;
-        self.stats
-            .flushes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        let r = self.file.sync_data();
+        self.faults.completed(FaultOp::Flush, 0, 0);
+        if r.is_ok() {
+            self.stats
+                .flushes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
     }
 }
 

@@ -3,7 +3,7 @@
 //! (recorded on disk) or not.  `shift` is the unit (512 << shift bytes);
 //! `None` means the member cannot record bad blocks at all.
 
-use crate::format::badblocks::{BB_MAX_ENTRIES, BadRange};
+use crate::format::badblocks::{BB_MAX_ENTRIES, BB_MAX_LEN, BadRange};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadEntry {
@@ -39,8 +39,7 @@ impl BadBlocks {
         &self.entries
     }
 
-    /// Load entries read from the on-disk log, all acknowledged; false
-    /// when they do not fit.
+    /// Load entries read from the on-disk log, all acknowledged.
     pub fn load(&mut self, ranges: &[BadRange]) -> bool {
         for r in ranges {
             if !self.set(r.sector, r.sectors, true) {
@@ -51,58 +50,167 @@ impl BadBlocks {
         true
     }
 
-    /// `badblocks_set`: record `[s, s+sectors)`; merges with neighbours.
-    /// False when recording is disabled or the list is full.
+    /// `badblocks_set` (block/badblocks.c of Linux 6.1): record
+    /// `[s, s+sectors)`, rounded out to whole units.  The new range merges
+    /// with the ranges it touches or overlaps, acknowledged or not (the
+    /// result is acknowledged only if both were, or if the new range
+    /// covers the old one); no entry grows past `BB_MAX_LEN` units.  Err
+    /// when recording is disabled or the list is full (what fitted stays).
     pub fn set(&mut self, s: u64, sectors: u64, acked: bool) -> bool {
         let Some(shift) = self.shift else {
             return false;
         };
-        if sectors == 0 {
-            return true;
-        }
-        // Round out to the unit.
-        let unit = 1u64 << shift;
-        let start = s & !(unit - 1);
-        let end = (s + sectors).div_ceil(unit) * unit;
-        let mut merged = BadEntry {
-            sector: start,
-            sectors: end - start,
-            acked,
-        };
-        let mut keep = Vec::with_capacity(self.entries.len() + 1);
-        for e in &self.entries {
-            let e_end = e.sector + e.sectors;
-            if e_end < merged.sector || e.sector > merged.sector + merged.sectors {
-                keep.push(*e);
-            } else if e.acked == merged.acked
-                || e.sector >= merged.sector && e_end <= merged.sector + merged.sectors
-            {
-                let ns = e.sector.min(merged.sector);
-                let ne = e_end.max(merged.sector + merged.sectors);
-                merged = BadEntry {
-                    sector: ns,
-                    sectors: ne - ns,
-                    acked: merged.acked && e.acked,
-                };
+        let mut s_ = s >> shift;
+        let next = (s + sectors + (1u64 << shift) - 1) >> shift;
+        let mut sectors = next - s_;
+        let mut p: Vec<BadEntry> = self
+            .entries
+            .iter()
+            .map(|e| BadEntry {
+                sector: e.sector >> shift,
+                sectors: e.sectors >> shift,
+                acked: e.acked,
+            })
+            .collect();
+        let mut rv = true;
+        let (mut lo, mut hi) = (0usize, p.len());
+        // The last range that starts at or before s.
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if p[mid].sector <= s_ {
+                lo = mid;
             } else {
-                keep.push(*e);
+                hi = mid;
             }
         }
-        keep.push(merged);
-        keep.sort_by_key(|e| e.sector);
-        if keep.len() > BB_MAX_ENTRIES {
-            return false;
+        if hi > lo && p[lo].sector > s_ {
+            hi = lo;
         }
-        self.entries = keep;
+        if hi > lo {
+            let a = p[lo].sector;
+            let mut e = a + p[lo].sectors;
+            if e >= s_ {
+                // Merge with the previous range.
+                let ack = if s_ == a && s_ + sectors >= e {
+                    acked
+                } else {
+                    p[lo].acked && acked
+                };
+                if e < s_ + sectors {
+                    e = s_ + sectors;
+                }
+                if e - a <= BB_MAX_LEN {
+                    p[lo] = BadEntry {
+                        sector: a,
+                        sectors: e - a,
+                        acked: ack,
+                    };
+                    s_ = e;
+                } else {
+                    if p[lo].sectors != BB_MAX_LEN {
+                        p[lo] = BadEntry {
+                            sector: a,
+                            sectors: BB_MAX_LEN,
+                            acked: ack,
+                        };
+                    }
+                    s_ = a + BB_MAX_LEN;
+                }
+                sectors = e - s_;
+            }
+        }
+        if sectors > 0 && hi < p.len() {
+            // Maybe merge with the start of the next range.
+            let a = p[hi].sector;
+            let mut e = a + p[hi].sectors;
+            if a <= s_ + sectors {
+                let ack = if e <= s_ + sectors {
+                    e = s_ + sectors;
+                    acked
+                } else {
+                    p[hi].acked && acked
+                };
+                let a = s_;
+                if e - a <= BB_MAX_LEN {
+                    p[hi] = BadEntry {
+                        sector: a,
+                        sectors: e - a,
+                        acked: ack,
+                    };
+                    s_ = e;
+                } else {
+                    p[hi] = BadEntry {
+                        sector: a,
+                        sectors: BB_MAX_LEN,
+                        acked: ack,
+                    };
+                    s_ = a + BB_MAX_LEN;
+                }
+                sectors = e - s_;
+                lo = hi;
+                hi += 1;
+            }
+        }
+        if sectors == 0 && hi < p.len() {
+            // Two ranges may now touch: join them if they fit in one.
+            let a = p[hi].sector;
+            let newlen = (p[lo].sectors + p[hi].sectors) as i64 - (s_ as i64 - a as i64);
+            if s_ >= a && newlen < BB_MAX_LEN as i64 {
+                let ack = p[lo].acked && p[hi].acked;
+                p[lo] = BadEntry {
+                    sector: p[lo].sector,
+                    sectors: newlen as u64,
+                    acked: ack,
+                };
+                p.remove(hi);
+            }
+        }
+        while sectors > 0 {
+            // Add a new range before 'hi'.
+            if p.len() >= BB_MAX_ENTRIES {
+                rv = false;
+                break;
+            }
+            let this = sectors.min(BB_MAX_LEN);
+            p.insert(
+                hi,
+                BadEntry {
+                    sector: s_,
+                    sectors: this,
+                    acked,
+                },
+            );
+            sectors -= this;
+            s_ += this;
+        }
+        self.entries = p
+            .into_iter()
+            .map(|e| BadEntry {
+                sector: e.sector << shift,
+                sectors: e.sectors << shift,
+                acked: e.acked,
+            })
+            .collect();
         self.changed = true;
-        self.unacked_exist = self.entries.iter().any(|e| !e.acked);
-        true
+        if !acked {
+            self.unacked_exist = true;
+        } else {
+            self.unacked_exist = self.entries.iter().any(|e| !e.acked);
+        }
+        rv
     }
 
     /// `badblocks_clear`: forget `[s, s+sectors)` (a successful write
-    /// over a bad range).
+    /// over a bad range); partial units stay bad.
     pub fn clear(&mut self, s: u64, sectors: u64) {
-        let end = s + sectors;
+        let shift = self.shift.unwrap_or(0);
+        let unit = 1u64 << shift;
+        let start = s.div_ceil(unit) * unit;
+        let end = (s + sectors) & !(unit - 1);
+        if end <= start {
+            return;
+        }
+        let (s, end) = (start, end);
         let mut out = Vec::with_capacity(self.entries.len() + 1);
         let mut touched = false;
         for e in &self.entries {
@@ -174,12 +282,13 @@ impl BadBlocks {
             .collect()
     }
 
-    /// sysfs `bad_blocks` / `unacknowledged_bad_blocks`: `sector length`
-    /// lines, at most one page.
+    /// sysfs `bad_blocks` (every entry) / `unacknowledged_bad_blocks`
+    /// (`unack`: only those not yet on disk): `sector length` lines, at
+    /// most one page.
     pub fn show(&self, unack: bool) -> String {
         let mut s = String::new();
         for e in &self.entries {
-            if unack == e.acked {
+            if unack && e.acked {
                 continue;
             }
             let line = format!("{} {}\n", e.sector, e.sectors);
@@ -227,9 +336,47 @@ mod tests {
         assert_eq!(b.check(90, 20), Some((100, 16, false)));
         assert_eq!(b.check(150, 10), None);
         b.clear(104, 4);
-        assert_eq!(b.show(false), "100 4\n108 8\n");
+        assert_eq!(b.show(false), "100 4\n108 8\n200 1\n");
         b.ack_all();
         assert!(!b.unacked_exist);
+    }
+
+    #[test]
+    fn merges_as_linux_6_1() {
+        let mut b = BadBlocks::new(Some(0));
+        // Adjacent ranges merge whatever their acknowledgement.
+        assert!(b.set(100, 8, true));
+        assert!(b.set(108, 8, false));
+        assert_eq!(b.show(false), "100 16\n");
+        assert_eq!(b.show(true), "100 16\n");
+        b.ack_all();
+        assert!(b.set(92, 8, false));
+        assert_eq!(b.show(false), "92 24\n");
+        b.ack_all();
+        // A gap is filled: the two neighbours become one.
+        assert!(b.set(200, 8, true));
+        assert!(b.set(116, 84, true));
+        assert_eq!(b.show(false), "92 116\n");
+        // No entry is longer than 512 sectors.  The pieces of one long
+        // range go in front of each other, so they list backwards (as
+        // real md 6.1 shows them).
+        let mut b = BadBlocks::new(Some(0));
+        assert!(b.set(1000, 1200, true));
+        assert_eq!(b.show(false), "2024 176\n1512 512\n1000 512\n");
+        // The list holds at most 512 entries.
+        let mut b = BadBlocks::new(Some(0));
+        for i in 0..512 {
+            assert!(b.set(i * 10, 1, true));
+        }
+        assert!(!b.set(100_000, 1, true));
+        // Units of 512 << shift: ranges round out on set, in on clear.
+        let mut b = BadBlocks::new(Some(3));
+        assert!(b.set(13, 2, true));
+        assert_eq!(b.show(false), "8 8\n");
+        b.clear(9, 6);
+        assert_eq!(b.show(false), "8 8\n");
+        b.clear(8, 8);
+        assert_eq!(b.show(false), "");
     }
 
     #[test]

@@ -382,6 +382,9 @@ pub struct Mddev {
     array_sectors: AtomicU64,
     /// Opens of the data file (the block device's openers).
     pub openers: AtomicU32,
+    /// Writes of whole sectors share it; a read-modify-write of partial
+    /// sectors holds it alone.
+    rmw: RwLock<()>,
     pers: RwLock<Option<Arc<dyn Raid>>>,
     pub bitmap: RwLock<Option<Arc<Bitmap>>>,
     pub thread: thread::MdThread,
@@ -456,6 +459,7 @@ impl Mddev {
             recovery_cp: AtomicU64::new(0),
             array_sectors: AtomicU64::new(0),
             openers: AtomicU32::new(0),
+            rmw: RwLock::new(()),
             pers: RwLock::new(None),
             bitmap: RwLock::new(None),
             thread: thread::MdThread::default(),
@@ -643,7 +647,9 @@ impl Mddev {
         r.badblocks.lock().clear(s + r.data_offset(), sectors);
     }
 
-    /// Read from the running array (the data file).
+    /// Read from the running array (the data file).  Like a block
+    /// device it takes any offset and length: an unaligned request reads
+    /// the whole sectors around it.
     pub fn read_data(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
         let Some(p) = self.pers() else { return Ok(0) };
         let size = self.array_sectors() * 512;
@@ -651,35 +657,70 @@ impl Mddev {
             return Ok(0);
         }
         let len = (buf.len() as u64).min(size - offset) as usize;
-        check_aligned(offset, len)?;
+        if len == 0 {
+            return Ok(0);
+        }
+        let (start, end) = sector_span(offset, len);
         self.mirror
             .normal_io
-            .fetch_add(len as u64 / 512, Ordering::Relaxed);
-        p.read(self, &mut buf[..len], offset / 512)?;
+            .fetch_add((end - start) / 512, Ordering::Relaxed);
+        if start == offset && end == offset + len as u64 {
+            p.read(self, &mut buf[..len], offset / 512)?;
+        } else {
+            let mut tmp = vec![0u8; (end - start) as usize];
+            p.read(self, &mut tmp, start / 512)?;
+            let skip = (offset - start) as usize;
+            buf[..len].copy_from_slice(&tmp[skip..skip + len]);
+        }
         Ok(len)
     }
 
-    /// Write to the running array (the data file).
+    /// Write to the running array (the data file).  Like a block device
+    /// (through its page cache) it takes any offset and length: the
+    /// partial sectors at either end are read, patched and written back
+    /// whole.  Such a read-modify-write excludes every other write, so
+    /// no concurrent write to the same sector is lost.
     pub fn write_data(&self, data: &[u8], offset: u64) -> Result<usize, Errno> {
+        // A stopped array has no capacity: every offset is past the end.
         let Some(p) = self.pers() else {
-            return Err(libc::ENXIO);
+            return Err(libc::ENOSPC);
         };
+        // blkdev_write_iter on a read-only disk (md_set_readonly).
         if self.ro() == ro::RDONLY {
-            return Err(libc::EROFS);
+            return Err(libc::EPERM);
         }
         let size = self.array_sectors() * 512;
         if offset >= size {
             return Err(libc::ENOSPC);
         }
         let len = (data.len() as u64).min(size - offset) as usize;
-        check_aligned(offset, len)?;
         if self.flags.test(flags::mddev::BROKEN) {
             return Err(libc::EIO);
         }
+        if len == 0 {
+            return Ok(0);
+        }
+        let (start, end) = sector_span(offset, len);
         self.mirror
             .normal_io
-            .fetch_add(len as u64 / 512, Ordering::Relaxed);
-        p.write(self, &data[..len], offset / 512)?;
+            .fetch_add((end - start) / 512, Ordering::Relaxed);
+        if start == offset && end == offset + len as u64 {
+            let _shared = self.rmw.read();
+            p.write(self, &data[..len], offset / 512)?;
+            return Ok(len);
+        }
+        let _excl = self.rmw.write();
+        let mut tmp = vec![0u8; (end - start) as usize];
+        if start < offset {
+            p.read(self, &mut tmp[..512], start / 512)?;
+        }
+        let tail = tmp.len() - 512;
+        if end > offset + len as u64 && (tail > 0 || start == offset) {
+            p.read(self, &mut tmp[tail..], (end - 512) / 512)?;
+        }
+        let skip = (offset - start) as usize;
+        tmp[skip..skip + len].copy_from_slice(&data[..len]);
+        p.write(self, &tmp, start / 512)?;
         Ok(len)
     }
 
@@ -715,12 +756,12 @@ impl Mddev {
     }
 }
 
-/// The data file is a block device: I/O in whole 512-byte sectors.
-fn check_aligned(offset: u64, len: usize) -> Result<(), Errno> {
-    if offset % 512 != 0 || len % 512 != 0 {
-        return Err(libc::EINVAL);
-    }
-    Ok(())
+/// The whole sectors `[start, end)` (in bytes) covering `len` bytes at
+/// `offset`.
+fn sector_span(offset: u64, len: usize) -> (u64, u64) {
+    let start = offset & !511;
+    let end = (offset + len as u64).div_ceil(512) * 512;
+    (start, end)
 }
 
 /// A `new_dev` argument: `major:minor` of a block device, or a path.

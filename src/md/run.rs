@@ -493,6 +493,9 @@ pub fn do_md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
 
 fn do_md_run_inner(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     md_run(mddev, cfg)?;
+    // The bitmap's page writes and the data path find the members in
+    // the published list.
+    mddev.publish(cfg);
     if let Some(b) = mddev.bitmap() {
         if let Err(e) = b.load(mddev, cfg) {
             mddev.log().warn(format!(

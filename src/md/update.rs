@@ -74,6 +74,9 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
                 cfg.events += 1;
                 cfg.can_decrease_events = nospares;
             }
+            // The I/O path reads events lock-free (the bitmap's
+            // events_cleared follows it).
+            mddev.publish(cfg);
             for r in &cfg.rdevs {
                 if r.faulty() {
                     r.flags.set(rf::FAULT_RECORDED);
@@ -111,7 +114,6 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
         if let Some(b) = mddev.bitmap() {
             b.update_sb(mddev, cfg);
         }
-        let mut failed = false;
         for r in cfg.rdevs.clone() {
             if r.sb.lock().sb_loaded != 1 || r.faulty() {
                 continue;
@@ -122,14 +124,12 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
                     mddev
                         .log()
                         .err(format!("md: super_written gets error={}", -e));
+                    // A member it failed sets CHANGE_DEVS, so the
+                    // survivors are rewritten below; the last working
+                    // leg is not failed and nothing is rewritten.
                     md_error(mddev, cfg, &r);
-                    failed = true;
                 }
             }
-        }
-        if failed {
-            // md_error set CHANGE_DEVS: the survivors are rewritten.
-            continue;
         }
         let in_sync_now = mddev.lock.lock().in_sync;
         if in_sync_now != sync_req
@@ -152,11 +152,12 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
         if r.flags.test_and_clear(rf::FAULT_RECORDED) {
             r.flags.clear(rf::BLOCKED);
         }
+        // ack_all_badblocks: only a list that has not changed since it
+        // was written is on disk.
         let mut bb = r.badblocks.lock();
-        if bb.changed {
-            bb.changed = false;
+        if !bb.changed {
+            bb.ack_all();
         }
-        bb.ack_all();
         r.flags.clear(rf::BLOCKED_BAD_BLOCKS);
     }
     mddev.notify("array_state");
@@ -168,34 +169,41 @@ fn write_sb(mddev: &Mddev, r: &Rdev) -> Result<(), Errno> {
     let Some(bytes) = superblock::image_bytes(r) else {
         return Ok(());
     };
+    // The log is copied (and counts as written) before anything goes
+    // out, as super_1_sync does: the bad blocks it holds are acknowledged
+    // at the end of the update even if the write fails.
+    let bblog = badblocks_image(r).map_err(|_| libc::EIO)?;
     let io = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
     r.disk.write_at(&bytes, r.sb_start() * 512).map_err(io)?;
-    write_badblocks(r).map_err(io)?;
+    if let Some((buf, at)) = bblog {
+        r.disk.write_at(&buf, at * 512).map_err(io)?;
+    }
     r.disk.flush().map_err(io)?;
     let _ = mddev;
     Ok(())
 }
 
-/// Rewrite the member's bad-block log area when the list changed.
-fn write_badblocks(r: &Rdev) -> std::io::Result<()> {
-    let bb = r.badblocks.lock();
+/// The member's bad-block log area and where it goes, when the list
+/// changed since it was last written; the list then counts as unchanged.
+fn badblocks_image(r: &Rdev) -> Result<Option<(Vec<u8>, u64)>, crate::format::FormatError> {
+    let mut bb = r.badblocks.lock();
     if !bb.changed {
-        return Ok(());
+        return Ok(None);
     }
     let (off, size) = match &r.sb.lock().image {
         Some(super::rdev::SbImage::V1(_, sb)) if sb.bblog_offset != 0 && sb.bblog_size > 0 => {
             (sb.bblog_offset as i64, sb.bblog_size as usize)
         }
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
-    let shift = bb.shift.unwrap_or(0);
-    let buf = crate::format::badblocks::serialize(&bb.ranges(), shift, size * 512)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let at = r.sb_start() as i64 + off;
     if at < 0 {
-        return Ok(());
+        return Ok(None);
     }
-    r.disk.write_at(&buf, at as u64 * 512)
+    let shift = bb.shift.unwrap_or(0);
+    let buf = crate::format::badblocks::serialize(&bb.ranges(), shift, size * 512)?;
+    bb.changed = false;
+    Ok(Some((buf, at as u64)))
 }
 
 /// `md_write_start`: before a write, mark the array dirty and wait until

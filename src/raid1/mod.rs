@@ -207,7 +207,11 @@ impl Conf {
             if blocked[d] || !Self::readable(r, sector, len) || r.flags.test(rf::WRITE_MOSTLY) {
                 continue;
             }
-            if r.badblocks.lock().check(sector, len).is_some() {
+            if r.badblocks
+                .lock()
+                .check(sector + r.data_offset(), len)
+                .is_some()
+            {
                 continue;
             }
             let heads = self.heads.read();
@@ -270,27 +274,27 @@ impl Conf {
         let n = self.n();
         let mut blocked = vec![false; 2 * n];
         let mut done = 0usize;
-        let mut retried = false;
+        // The leg whose read failed, while the read is retried.
+        let mut retried: Option<String> = None;
         let mut attempts = 0;
         while done < buf.len() {
             let s = sector + (done / 512) as u64;
             let len = ((buf.len() - done) / 512) as u64;
             let Some((d, max)) = self.read_balance(mddev, s, len, &blocked) else {
-                if retried {
+                if let Some(failed) = retried {
                     mddev.log().err(format!(
-                        "md/raid1:{}: unrecoverable I/O read error for block {s}",
+                        "md/raid1:{}: {failed}: unrecoverable I/O read error for block {s}",
                         mddev.name
                     ));
                 }
                 return Err(libc::EIO);
             };
             let Some(r) = self.slot(d) else { continue };
-            if retried {
+            if retried.take().is_some() {
                 mddev.log().info(format!(
                     "md/raid1:{}: redirecting sector {s} to other mirror: {}",
                     mddev.name, r.name
                 ));
-                retried = false;
             }
             let piece = &mut buf[done..done + (max * 512) as usize];
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
@@ -316,7 +320,7 @@ impl Conf {
                         mddev.name, r.name
                     ));
                     self.handle_read_error(mddev, d, &r, s, max, &mut blocked);
-                    retried = true;
+                    retried = Some(r.name.clone());
                 }
             }
         }
@@ -394,7 +398,10 @@ impl Conf {
                 if let Some(r) = self.slot(d) {
                     let usable = r.in_sync() || (!r.faulty() && r.recovery_offset() >= sect + s);
                     if usable
-                        && r.badblocks.lock().check(sect, s).is_none()
+                        && r.badblocks
+                            .lock()
+                            .check(sect + r.data_offset(), s)
+                            .is_none()
                         && r.read_data(buf, sect).is_ok()
                     {
                         success = true;
@@ -407,7 +414,7 @@ impl Conf {
                 }
             }
             if !success {
-                if !set_badblocks(&failed, sect, s) {
+                if !set_badblocks(mddev, &failed, sect, s) {
                     md_error_io(mddev, &failed, mddev.fail_last_dev());
                 }
                 mddev.sb_flags.set(sbf::CHANGE_CLEAN | sbf::CHANGE_PENDING);
@@ -440,7 +447,7 @@ impl Conf {
                             sect + r.data_offset(),
                             r.name
                         ));
-                    } else if !set_badblocks(&r, sect, s) {
+                    } else if !set_badblocks(mddev, &r, sect, s) {
                         md_error_io(mddev, &r, mddev.fail_last_dev());
                     } else {
                         mddev.sb_flags.set(sbf::CHANGE_CLEAN | sbf::CHANGE_PENDING);
@@ -454,52 +461,14 @@ impl Conf {
     }
 
     /// One write inside a barrier unit, possibly shortened by bad blocks;
-    /// returns the sectors written.
-    fn write_unit(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<u64, Errno> {
-        let n = self.n();
-        let len = (data.len() / 512) as u64;
-        let mut max = len;
-        let mut targets: Vec<(usize, Arc<Rdev>)> = Vec::with_capacity(2 * n);
-        let mut degraded = false;
-        {
-            let mirrors = self.mirrors.read();
-            for (i, slot) in mirrors.iter().enumerate() {
-                let Some(r) = slot else {
-                    if i < n {
-                        degraded = true;
-                    }
-                    continue;
-                };
-                if r.faulty() {
-                    if i < n {
-                        degraded = true;
-                    }
-                    continue;
-                }
-                if r.flags.test(rf::WRITE_ERROR_SEEN) {
-                    if let Some((first_bad, bad_len, _)) = r.badblocks.lock().check(sector, max) {
-                        if first_bad <= sector {
-                            // This leg cannot take the start of the range.
-                            let bad = bad_len - (sector - first_bad);
-                            max = max.min(bad);
-                            if i < n {
-                                degraded = true;
-                            }
-                            continue;
-                        }
-                        max = max.min(first_bad - sector);
-                    }
-                }
-                targets.push((i, r.clone()));
-            }
-        }
-        // A leg blocked on an unrecorded failure or bad block waits until
-        // the superblock records it (md_wait_for_blocked_rdev).
-        for (_, r) in &targets {
-            if r.flags.test(rf::BLOCKED) && !r.faulty() {
-                wait_unblocked(mddev, r);
-            }
-        }
+    /// returns the sectors written (`raid1_write_request` and its
+    /// completion: `raid1_end_write_request`, `handle_write_finished`,
+    /// `close_write`).
+    fn write_unit(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<Unit, Errno> {
+        let (targets, max, mut degraded) = match self.write_targets(sector, data.len()) {
+            Ok(t) => t,
+            Err(r) => return Ok(Unit::Blocked(r)),
+        };
         let data = &data[..(max * 512) as usize];
         let bitmap = mddev.bitmap();
         if let Some(b) = &bitmap {
@@ -507,8 +476,7 @@ impl Conf {
             b.unplug(mddev, seq);
         }
         let mut uptodate = false;
-        let mut failed_any = false;
-        let mut need_sb = false;
+        let mut write_error = false;
         for (_, r) in &targets {
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
             let res = r.write_data(data, sector);
@@ -518,11 +486,12 @@ impl Conf {
                     if r.in_sync() && !r.faulty() {
                         uptodate = true;
                     }
-                    // A successful write over recorded bad blocks makes them good.
+                    // A successful write over recorded bad blocks makes
+                    // them good; the next superblock write records it.
                     let mut bb = r.badblocks.lock();
-                    if bb.check(sector, max).is_some() {
-                        bb.clear(sector + r.data_offset(), max);
-                        need_sb = true;
+                    let abs = sector + r.data_offset();
+                    if bb.check(abs, max).is_some() {
+                        bb.clear(abs, max);
                     }
                 }
                 Err(_) => {
@@ -533,43 +502,109 @@ impl Conf {
                     if r.flags.test(rf::FAIL_FAST) && !r.flags.test(rf::WRITE_MOSTLY) {
                         md_error_io(mddev, r, mddev.fail_last_dev());
                     }
-                    if r.faulty() || !narrow_write_error(r, data, sector) {
+                    if r.faulty() {
+                        // Nothing to narrow on a failed leg.
+                        degraded = true;
+                        continue;
+                    }
+                    // handle_write_finished: record the failing blocks
+                    // as bad; if that is impossible, fail the leg and
+                    // keep the bitmap bits.
+                    write_error = true;
+                    if !narrow_write_error(mddev, r, data, sector) {
                         md_error_io(mddev, r, mddev.fail_last_dev());
-                        failed_any = true;
-                    } else {
-                        // Recorded as bad blocks: the leg stays, the range
-                        // is out of sync on it.
-                        failed_any = true;
-                        need_sb = true;
-                        if r.in_sync() && !r.faulty() {
-                            uptodate = true;
-                        }
+                        degraded = true;
                     }
                 }
             }
         }
-        if let Some(b) = &bitmap {
-            b.endwrite(
-                mddev,
-                sector,
-                max,
-                !(degraded || failed_any),
-                mddev.events(),
-            );
-        }
-        if need_sb {
-            mddev.sb_flags.set(sbf::CHANGE_CLEAN | sbf::CHANGE_PENDING);
-            mddev.wakeup();
-        }
-        if failed_any || need_sb {
-            // Such writes complete only once the failure is recorded.
+        if write_error {
+            // Such a write completes only once the superblock records the
+            // failure or the bad blocks; an array degraded by then keeps
+            // the bits.
             wait_sb_written(mddev);
+            if mddev.degraded() > 0 {
+                degraded = true;
+            }
+        }
+        if let Some(b) = &bitmap {
+            b.endwrite(mddev, sector, max, !degraded, mddev.events());
         }
         if !uptodate {
             return Err(libc::EIO);
         }
-        Ok(max)
+        Ok(Unit::Done(max))
     }
+
+    /// The legs a write at `sector` goes to, how many sectors it may
+    /// cover (bad blocks shorten it), and whether a slot is missing or
+    /// failed; or a leg the write must wait for first, blocked on a
+    /// failure or on bad blocks not yet recorded (`raid1_write_request`).
+    #[allow(clippy::type_complexity)]
+    fn write_targets(
+        &self,
+        sector: u64,
+        bytes: usize,
+    ) -> Result<(Vec<(usize, Arc<Rdev>)>, u64, bool), Arc<Rdev>> {
+        let n = self.n();
+        {
+            let mut max = (bytes / 512) as u64;
+            let mut targets: Vec<(usize, Arc<Rdev>)> = Vec::with_capacity(2 * n);
+            let mut degraded = false;
+            let mut blocked: Option<Arc<Rdev>> = None;
+            {
+                let mirrors = self.mirrors.read();
+                for (i, slot) in mirrors.iter().enumerate() {
+                    if let Some(r) = slot {
+                        if r.flags.test(rf::BLOCKED) {
+                            blocked = Some(r.clone());
+                            break;
+                        }
+                    }
+                    let Some(r) = slot.as_ref().filter(|r| !r.faulty()) else {
+                        if i < n {
+                            degraded = true;
+                        }
+                        continue;
+                    };
+                    if r.flags.test(rf::WRITE_ERROR_SEEN) {
+                        // is_badblock: the list is device-absolute.
+                        let abs = sector + r.data_offset();
+                        let bad = r.badblocks.lock().check(abs, max);
+                        if let Some((first_bad, bad_len, unacked)) = bad {
+                            if unacked {
+                                // Not here until the bad block is on disk.
+                                r.flags.set(rf::BLOCKED_BAD_BLOCKS);
+                                blocked = Some(r.clone());
+                                break;
+                            }
+                            if first_bad <= abs {
+                                // This leg cannot take the start of the
+                                // range.  Not "degraded": the bad-block
+                                // log records that it is out of sync here.
+                                max = max.min(bad_len - (abs - first_bad));
+                                continue;
+                            }
+                            max = max.min(first_bad - abs);
+                        }
+                    }
+                    targets.push((i, r.clone()));
+                }
+            }
+            match blocked {
+                Some(r) => Err(r),
+                None => Ok((targets, max, degraded)),
+            }
+        }
+    }
+}
+
+/// What became of one write inside a barrier unit.
+enum Unit {
+    /// Written (or failed on every leg): this many sectors.
+    Done(u64),
+    /// Not started: this leg must be unblocked first.
+    Blocked(Arc<Rdev>),
 }
 
 /// Sectors from `sector` (at most `len`) before the first bad block on `r`.
@@ -584,16 +619,10 @@ fn good_prefix(r: &Rdev, sector: u64, len: u64) -> u64 {
     }
 }
 
-/// `rdev_set_badblocks` (unacknowledged, array sectors made absolute).
-fn set_badblocks(r: &Rdev, sector: u64, sectors: u64) -> bool {
-    let ok = r
-        .badblocks
-        .lock()
-        .set(sector + r.data_offset(), sectors, false);
-    if ok {
-        r.flags.set(rf::BLOCKED_BAD_BLOCKS);
-    }
-    ok
+/// `rdev_set_badblocks` (unacknowledged, array sectors made absolute;
+/// the next superblock write records them).
+fn set_badblocks(mddev: &Mddev, r: &Rdev, sector: u64, sectors: u64) -> bool {
+    mddev.rdev_set_badblocks(r, sector, sectors)
 }
 
 /// `r1_sync_page_io` for a write: on failure record a bad block or fail
@@ -606,7 +635,7 @@ fn sync_page_io_write(mddev: &Mddev, r: &Arc<Rdev>, sector: u64, buf: &[u8]) -> 
     if !r.flags.test_and_set(rf::WANT_REPLACEMENT) {
         mddev.recovery.set(rec::NEEDED);
     }
-    if !set_badblocks(r, sector, (buf.len() / 512) as u64) {
+    if !set_badblocks(mddev, r, sector, (buf.len() / 512) as u64) {
         md_error_io(mddev, r, mddev.fail_last_dev());
     }
     false
@@ -614,7 +643,7 @@ fn sync_page_io_write(mddev: &Mddev, r: &Arc<Rdev>, sector: u64, buf: &[u8]) -> 
 
 /// `narrow_write_error`: rewrite block by block; record the blocks that
 /// still fail as bad.  False when bad blocks cannot be recorded.
-fn narrow_write_error(r: &Rdev, data: &[u8], sector: u64) -> bool {
+fn narrow_write_error(mddev: &Mddev, r: &Rdev, data: &[u8], sector: u64) -> bool {
     let shift = match r.badblocks.lock().shift {
         Some(s) => s,
         None => return false,
@@ -629,19 +658,22 @@ fn narrow_write_error(r: &Rdev, data: &[u8], sector: u64) -> bool {
         let piece = (block - (abs & (block - 1))).min(total - s);
         let bytes = &data[(s * 512) as usize..((s + piece) * 512) as usize];
         if r.write_data(bytes, abs).is_err() {
-            ok = set_badblocks(r, abs, piece) && ok;
+            ok = set_badblocks(mddev, r, abs, piece) && ok;
         }
         s += piece;
     }
     ok
 }
 
-/// Wait until a leg's Blocked flag clears (its failure or bad blocks are on
-/// disk), at most 5 s per round as the kernel.
+/// `md_wait_for_blocked_rdev`: wait until a leg is no longer blocked on
+/// a failure or on bad blocks not yet on disk, at most 5 s per round as
+/// the kernel.
 fn wait_unblocked(mddev: &Mddev, r: &Rdev) {
+    mddev.observer().notify_rdev(mddev, r, "state");
     let mut st = mddev.lock.lock();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while r.flags.test(rf::BLOCKED) && !r.faulty() && std::time::Instant::now() < deadline {
+    while r.flags.test(rf::BLOCKED | rf::BLOCKED_BAD_BLOCKS) && std::time::Instant::now() < deadline
+    {
         mddev.wakeup();
         mddev
             .sb_wait
@@ -693,7 +725,9 @@ impl Raid for Conf {
             let r = self.write_unit(mddev, piece, s);
             self.barrier.allow_barrier(s);
             match r {
-                Ok(w) => done += (w * 512) as usize,
+                Ok(Unit::Done(w)) => done += (w * 512) as usize,
+                // Wait outside the barrier, then try again.
+                Ok(Unit::Blocked(rdev)) => wait_unblocked(mddev, &rdev),
                 Err(e) => {
                     result = Err(e);
                     break;
@@ -1084,7 +1118,7 @@ impl Conf {
             let mut ok = true;
             for (_, r, is_read) in &legs {
                 if !is_read {
-                    ok = set_badblocks(r, sector, min_bad) && ok;
+                    ok = set_badblocks(mddev, r, sector, min_bad) && ok;
                 }
             }
             mddev.sb_flags.set(sbf::CHANGE_DEVS);
@@ -1189,7 +1223,7 @@ impl Conf {
                     if !r.flags.test_and_set(rf::WANT_REPLACEMENT) {
                         mddev.recovery.set(rec::NEEDED);
                     }
-                    if !set_badblocks(r, sector, nr) {
+                    if !set_badblocks(mddev, r, sector, nr) {
                         md_error_io(mddev, r, mddev.fail_last_dev());
                     }
                     mddev.sb_flags.set(sbf::CHANGE_CLEAN);
@@ -1247,7 +1281,7 @@ impl Conf {
                     if *is_read && !Arc::ptr_eq(r, src) {
                         continue;
                     }
-                    if !set_badblocks(r, s, len) {
+                    if !set_badblocks(mddev, r, s, len) {
                         md_error_io(mddev, r, mddev.fail_last_dev());
                     }
                 }
@@ -1310,9 +1344,12 @@ impl Conf {
                     mismatched.push((sector, nr));
                 }
             }
-            if differs && (!is_check || data.is_none()) && r.write_data(&pdata, sector).is_err() {
-                if !set_badblocks(r, sector, nr) {
-                    md_error_io(mddev, r, mddev.fail_last_dev());
+            if differs && (!is_check || data.is_none()) {
+                if r.write_data(&pdata, sector).is_err() {
+                    if !set_badblocks(mddev, r, sector, nr) {
+                        md_error_io(mddev, r, mddev.fail_last_dev());
+                    }
+                    mddev.sb_flags.set(sbf::CHANGE_CLEAN);
                 }
                 mddev.sb_flags.set(sbf::CHANGE_CLEAN);
             }

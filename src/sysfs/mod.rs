@@ -105,11 +105,10 @@ impl BinFile for DataFile {
             .unwrap_or(0)
     }
 
-    fn open(&self, write: bool) -> Result<(), Errno> {
+    /// As opening /dev/mdN: allowed for writing even while the array is
+    /// read-only (the writes fail with EPERM then, as the kernel's do).
+    fn open(&self, _write: bool) -> Result<(), Errno> {
         let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
-        if write && m.is_running() && m.ro() == crate::md::ro::RDONLY {
-            return Err(libc::EROFS);
-        }
         m.openers.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
@@ -137,6 +136,11 @@ impl BinFile for DataFile {
     fn fsync(&self, _datasync: bool) -> Result<(), Errno> {
         let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
         m.flush_data()
+    }
+
+    /// `blkdev_write_iter`: a write at or past the end of the device.
+    fn write_past_end_errno(&self) -> Errno {
+        libc::ENOSPC
     }
 }
 

@@ -30,7 +30,8 @@ pub trait Attribute: Send + Sync {
 /// serving threads, possibly concurrently.
 pub trait BinFile: Send + Sync {
     /// The current size. It may change over time; `stat` reports it live.
-    /// Reads are cut at it and writes at or past it fail with `EFBIG`, unless
+    /// Reads are cut at it and writes at or past it fail (with
+    /// [`write_past_end_errno`](Self::write_past_end_errno)), unless
     /// it is 0, which means "unbounded".
     fn size(&self) -> u64;
 
@@ -68,6 +69,12 @@ pub trait BinFile: Send + Sync {
         Ok(())
     }
 
+    /// The errno of a write at or past a non-zero [`size`](Self::size):
+    /// `EFBIG`, as for a sysfs binary attribute.  A file standing in for a
+    /// block device says `ENOSPC`, as a block device does.
+    fn write_past_end_errno(&self) -> Errno {
+        libc::EFBIG
+    }
     /// Whether opens bypass the page cache (`FOPEN_DIRECT_IO`), so that every
     /// `read(2)` and `write(2)` reaches [`read_at`](Self::read_at) and
     /// [`write_at`](Self::write_at) with its own offset and length.

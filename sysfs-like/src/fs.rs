@@ -212,7 +212,7 @@ impl BinHandle {
         let end = file.size();
         if end != 0 {
             if offset >= end {
-                return Err(libc::EFBIG);
+                return Err(file.write_past_end_errno());
             }
             let room = usize::try_from(end - offset).unwrap_or(usize::MAX);
             data = &data[..data.len().min(room)];

@@ -43,8 +43,9 @@
 //!   `POLLPRI` at once: open, read, then poll. (An open binary file
 //!   remembers the counter at open and at each read.)
 //! * **Binary files** report their live [`BinFile::size`]. Reads stop at the
-//!   size, writes at or past it fail with `EFBIG` and writes crossing it are
-//!   cut short (sysfs bin semantics; a size of 0 means "unbounded"). Opened
+//!   size, writes at or past it fail with `EFBIG` (or the file's
+//!   [`BinFile::write_past_end_errno`]) and writes crossing it are cut short
+//!   (sysfs bin semantics; a size of 0 means "unbounded"). Opened
 //!   direct-I/O (unless [`BinFile::direct_io`] says otherwise) with parallel
 //!   direct writes, so each read and write reaches [`BinFile::read_at`] and
 //!   [`BinFile::write_at`] whole, up to [`ServeOptions::max_request`].
