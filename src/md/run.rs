@@ -297,6 +297,9 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
             return Err(libc::EINVAL);
         }
     }
+    // The geometry and bitmap offset the superblocks gave are what the
+    // personality, the bitmap and the I/O path read from now on.
+    mddev.publish(cfg);
     for rdev in &cfg.rdevs {
         if rdev.faulty() {
             continue;

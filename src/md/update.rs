@@ -74,6 +74,8 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
                 cfg.events += 1;
                 cfg.can_decrease_events = nospares;
             }
+            // The bitmap's end of write compares events_cleared with it.
+            mddev.publish(cfg);
             for r in &cfg.rdevs {
                 if r.faulty() {
                     r.flags.set(rf::FAULT_RECORDED);
