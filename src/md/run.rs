@@ -26,15 +26,23 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
         ));
         e.errno()
     })?;
-    // The same device twice: the kernel's find_rdev, by identity.
+    // A device bound to any array is claimed (the kernel opens members
+    // exclusively): binding it again fails to open it.  Block devices
+    // are opened O_EXCL; image files are checked here.
     let ident = disk.identity().ok();
-    if cfg.rdevs.iter().any(|r| r.disk.identity().ok() == ident) {
+    let claimed = |r: &Arc<Rdev>| r.disk.identity().ok() == ident;
+    if cfg.rdevs.iter().any(claimed)
+        || mddev
+            .md
+            .arrays()
+            .iter()
+            .any(|m| !Arc::ptr_eq(m, mddev) && m.rdevs().iter().any(claimed))
+    {
         log.warn(format!(
-            "md: {}: {} is already bound to this array",
-            mddev.name,
-            path.display()
+            "md: could not open device {}.",
+            disk.kernel_name()
         ));
-        return Err(libc::EEXIST);
+        return Err(libc::EBUSY);
     }
     let name = unique_name(cfg, &disk.kernel_name());
     let rdev = Arc::new(Rdev::new(disk, name));
@@ -211,6 +219,7 @@ pub fn bind_rdev(mddev: &Arc<Mddev>, cfg: &mut Config, rdev: &Arc<Rdev>) -> Resu
     }
     cfg.rdevs.insert(0, rdev.clone());
     cfg.recovery_disabled += 1;
+    mddev.publish(cfg);
     mddev.observer().rdev_bound(mddev, rdev);
     Ok(())
 }
@@ -221,6 +230,7 @@ pub fn kick_rdev(mddev: &Mddev, cfg: &mut Config, rdev: &Arc<Rdev>) {
         mddev.observer().slot_link(mddev, rdev.raid_disk(), None);
     }
     cfg.rdevs.retain(|r| !Arc::ptr_eq(r, rdev));
+    mddev.publish(cfg);
     mddev.observer().rdev_unbound(mddev, rdev);
 }
 
