@@ -99,6 +99,11 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
             return Err(e);
         }
     }
+    // new_dev_store compares with the most recently bound member, running
+    // or not ("strangely different superblock").
+    if let Some(rdev0) = cfg.rdevs.first().cloned() {
+        superblock::load_super(&rdev, Some(&rdev0), version, log)?;
+    }
     if mddev.is_running() {
         // add_new_disk on a running array: validate against the array so a
         // returning member keeps its slot (and may catch up by bitmap).
@@ -106,8 +111,6 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
         let _ = superblock::validate_super(cfg, &view, None, &rdev, mddev);
         rdev.flags.clear(rf::IN_SYNC);
         rdev.set_raid_disk(-1);
-    } else if let Some(rdev0) = cfg.rdevs.first().cloned() {
-        superblock::load_super(&rdev, Some(&rdev0), version, log)?;
     }
     bind_rdev(mddev, cfg, &rdev)?;
     if mddev.is_running() {
