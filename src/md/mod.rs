@@ -421,7 +421,8 @@ impl Default for Mirror {
             raid_disks: AtomicU32::new(0),
             recovery_disabled: AtomicU32::new(0),
             safemode_delay: AtomicU64::new(0),
-            max_corr_read_errors: AtomicU32::new(MD_DEFAULT_MAX_CORRECTED_READ_ERRORS),
+            // 0 until md_run sets the default, as a new mddev reads.
+            max_corr_read_errors: AtomicU32::new(0),
             fail_last_dev: AtomicBool::new(false),
             sync_speed_min: AtomicU32::new(0),
             sync_speed_max: AtomicU32::new(0),
