@@ -787,11 +787,27 @@ pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(),
     if !m.is_rdwr() {
         return Err(libc::EROFS);
     }
-    if n == 0 || (cfg.max_disks > 0 && n >= cfg.max_disks) {
+    // An int in the kernel: 2^31 and up are negative.
+    if n as i32 <= 0 || (cfg.max_disks > 0 && n >= cfg.max_disks) {
         return Err(libc::EINVAL);
     }
     if m.recovery.test(rec::RUNNING) || m.sync.busy() || cfg.reshape_position != MAX_SECTOR {
         return Err(libc::EBUSY);
+    }
+    for r in &cfg.rdevs {
+        if (cfg.raid_disks < n && r.data_offset() < r.new_data_offset())
+            || (cfg.raid_disks > n && r.data_offset() > r.new_data_offset())
+        {
+            return Err(libc::EINVAL);
+        }
+    }
+    // The direction a shrink or growth would reshape in stays recorded
+    // (reshape_direction), as update_raid_disks leaves it.
+    cfg.delta_disks = n as i32 - cfg.raid_disks as i32;
+    if cfg.delta_disks < 0 {
+        cfg.reshape_backwards = true;
+    } else if cfg.delta_disks > 0 {
+        cfg.reshape_backwards = false;
     }
     if n == cfg.raid_disks {
         return Ok(());
@@ -799,7 +815,11 @@ pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(),
     let Some(p) = m.pers() else {
         return Err(libc::EINVAL);
     };
-    p.reshape_mirrors(m, cfg, n)?;
+    if let Err(e) = p.reshape_mirrors(m, cfg, n) {
+        cfg.delta_disks = 0;
+        cfg.reshape_backwards = false;
+        return Err(e);
+    }
     m.publish(cfg);
     m.recovery.set(rec::RECOVER | rec::NEEDED);
     m.wakeup();
