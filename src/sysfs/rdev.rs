@@ -260,7 +260,8 @@ fn state_store(c: &C, s: &str) -> Result<(), Errno> {
 }
 
 fn errors_show(c: &C) -> Result<String, Errno> {
-    line(c.rdev.corrected_errors())
+    // An atomic_t printed with %d.
+    line(c.rdev.corrected_errors() as i32)
 }
 
 fn errors_store(c: &C, s: &str) -> Result<(), Errno> {
@@ -295,7 +296,7 @@ fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
     };
     let mut cfg = m.cfg.lock();
     let Some(p) = m.pers() else {
-        if slot >= cfg.raid_disks as i64 && slot >= cfg.raid_disks as i64 + cfg.delta_disks as i64 {
+        if slot_out_of_range(&cfg, slot) {
             return Err(libc::ENOSPC);
         }
         r.set_raid_disk(slot as i32);
@@ -323,7 +324,7 @@ fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
     if r.raid_disk() != -1 || m.recovery.test(rec::RUNNING) {
         return Err(libc::EBUSY);
     }
-    if slot >= cfg.raid_disks as i64 && slot >= cfg.raid_disks as i64 + cfg.delta_disks as i64 {
+    if slot_out_of_range(&cfg, slot) {
         return Err(libc::ENOSPC);
     }
     r.set_raid_disk(slot as i32);
@@ -338,6 +339,13 @@ fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
     drop(cfg);
     m.observer().notify_rdev(m, r, "state");
     Ok(())
+}
+
+/// `slot >= raid_disks && slot >= raid_disks + delta_disks`, in the
+/// kernel's int arithmetic.
+fn slot_out_of_range(cfg: &crate::md::Config, slot: i64) -> bool {
+    let rd = cfg.raid_disks as i32;
+    slot >= rd as i64 && slot >= rd.wrapping_add(cfg.delta_disks) as i64
 }
 
 fn offset_show(c: &C) -> Result<String, Errno> {
