@@ -412,6 +412,10 @@ fn size_store(c: &C, s: &str) -> Result<(), Errno> {
     }
     let cfg = m.cfg.lock();
     if m.is_running() && r.raid_disk() >= 0 {
+        // rdev_size_change: a component must fit the device.
+        if sectors != 0 && sectors < cfg.dev_sectors {
+            return Err(libc::EBUSY);
+        }
         sectors = run::rdev_size_change(&cfg, r, sectors);
         if sectors == 0 {
             return Err(libc::EBUSY);
