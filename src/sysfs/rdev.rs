@@ -85,15 +85,15 @@ pub static RDEV_ATTRS: &[Row<RdevCtx>] = &[
         name: "ppl_sector",
         mode: 0o644,
         group: Group::Default,
-        show: Some(ppl_show),
-        store: Some(ppl_store),
+        show: Some(ppl_sector_show),
+        store: Some(ppl_sector_store),
     },
     Row {
         name: "ppl_size",
         mode: 0o644,
         group: Group::Default,
-        show: Some(ppl_show),
-        store: Some(ppl_store),
+        show: Some(ppl_size_show),
+        store: Some(ppl_size_store),
     },
     Row {
         name: "fault",
@@ -481,19 +481,50 @@ fn ubb_store(c: &C, s: &str) -> Result<(), Errno> {
     r
 }
 
-/// `ppl_sector` / `ppl_size`: RAID5 only; always 0 here, and a store is
-/// refused as the kernel refuses it for a non-RAID5 array.
-fn ppl_show(_c: &C) -> Result<String, Errno> {
-    line(0)
+/// `ppl_sector` / `ppl_size`: where a RAID5 member keeps its partial
+/// parity log.  md keeps what is written (RAID1 never uses it), within
+/// what 1.x metadata can record.
+fn ppl_sector_show(c: &C) -> Result<String, Errno> {
+    line(c.rdev.ppl.lock().0)
 }
 
-fn ppl_store(c: &C, s: &str) -> Result<(), Errno> {
-    kstrtoull(s).map_err(|_| libc::EINVAL)?;
-    if c.mddev.is_running() {
-        Err(libc::EBUSY)
-    } else {
-        Err(libc::EINVAL)
+fn ppl_sector_store(c: &C, s: &str) -> Result<(), Errno> {
+    let sector = kstrtoull(s).map_err(|_| libc::EINVAL)?;
+    let cfg = c.mddev.cfg.lock();
+    if cfg.persistent {
+        if cfg.metadata == Some(crate::format::MetadataVersion::V090) {
+            return Err(libc::EINVAL);
+        }
+        // ppl.offset is an s16 from the superblock.
+        let sb = c.rdev.sb_start();
+        if (sector > sb && sector - sb > i16::MAX as u64)
+            || (sector < sb && sb - sector > -(i16::MIN as i64) as u64)
+        {
+            return Err(libc::EINVAL);
+        }
+    } else if !cfg.external {
+        return Err(libc::EBUSY);
     }
+    c.rdev.ppl.lock().0 = sector;
+    Ok(())
+}
+
+fn ppl_size_show(c: &C) -> Result<String, Errno> {
+    line(c.rdev.ppl.lock().1)
+}
+
+fn ppl_size_store(c: &C, s: &str) -> Result<(), Errno> {
+    let size = kstrtouint(s).map_err(|_| libc::EINVAL)?;
+    let cfg = c.mddev.cfg.lock();
+    if cfg.persistent {
+        if cfg.metadata == Some(crate::format::MetadataVersion::V090) || size > u16::MAX as u32 {
+            return Err(libc::EINVAL);
+        }
+    } else if !cfg.external {
+        return Err(libc::EBUSY);
+    }
+    c.rdev.ppl.lock().1 = size;
+    Ok(())
 }
 
 fn fault_show(c: &C) -> Result<String, Errno> {
