@@ -37,7 +37,9 @@ impl DiskError {
     /// The errno a control file reports for this failure.
     pub fn errno(&self) -> i32 {
         match self {
-            DiskError::NotFound { .. } | DiskError::NoSuchDevNum { .. } => libc::ENOENT,
+            DiskError::NotFound { .. } => libc::ENOENT,
+            // blkdev_get_by_dev of a number nothing answers to.
+            DiskError::NoSuchDevNum { .. } => libc::ENXIO,
             DiskError::IsDirectory { .. } => libc::EISDIR,
             DiskError::NotABlockDevice { .. } => libc::ENOTBLK,
             DiskError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),

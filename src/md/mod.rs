@@ -424,7 +424,8 @@ impl Default for Mirror {
             raid_disks: AtomicU32::new(0),
             recovery_disabled: AtomicU32::new(0),
             safemode_delay: AtomicU64::new(0),
-            max_corr_read_errors: AtomicU32::new(MD_DEFAULT_MAX_CORRECTED_READ_ERRORS),
+            // 0 until md_run sets the default, as a new mddev reads.
+            max_corr_read_errors: AtomicU32::new(0),
             fail_last_dev: AtomicBool::new(false),
             sync_speed_min: AtomicU32::new(0),
             sync_speed_max: AtomicU32::new(0),
@@ -746,11 +747,7 @@ impl Mddev {
     /// `add_new_disk` path (the member is validated against the array and
     /// becomes a spare, or a re-added member with its old slot).
     pub fn new_dev(self: &Arc<Mddev>, spec: &str) -> Result<Arc<Rdev>, Errno> {
-        let path = resolve_dev_spec(spec).map_err(|e| {
-            self.log()
-                .warn(format!("md: {}: cannot add {spec:?}: {e}", self.name));
-            e.errno()
-        })?;
+        let path = resolve_dev_spec(spec, self.log())?;
         let mut cfg = self.cfg.lock();
         run::new_dev(self, &mut cfg, &path)
     }
@@ -764,12 +761,33 @@ fn sector_span(offset: u64, len: usize) -> (u64, u64) {
     (start, end)
 }
 
-/// A `new_dev` argument: `major:minor` of a block device, or a path.
-fn resolve_dev_spec(spec: &str) -> Result<std::path::PathBuf, crate::disk::DiskError> {
-    if let Some((a, b)) = spec.split_once(':') {
-        if let (Ok(major), Ok(minor)) = (a.parse::<u32>(), b.parse::<u32>()) {
-            return Disk::path_for_devnum(major, minor);
-        }
+/// A `new_dev` argument: an absolute path, or `major:minor` of a block
+/// device parsed as `new_dev_store` does (EINVAL for anything else,
+/// EOVERFLOW for numbers `MKDEV` cannot hold, ENXIO for no such device).
+fn resolve_dev_spec(spec: &str, log: &KernelLog) -> Result<std::path::PathBuf, Errno> {
+    if spec.starts_with('/') {
+        return Ok(Path::new(spec).to_path_buf());
     }
-    Ok(Path::new(spec).to_path_buf())
+    let (major, rest) = crate::sysfs::parse::simple_strtoul(spec);
+    let Some(rest) = rest.strip_prefix(':') else {
+        return Err(libc::EINVAL);
+    };
+    if spec.is_empty() || rest.is_empty() {
+        return Err(libc::EINVAL);
+    }
+    let (minor, tail) = crate::sysfs::parse::simple_strtoul(rest);
+    if !tail.is_empty() {
+        return Err(libc::EINVAL);
+    }
+    // int major = simple_strtoul(); MKDEV keeps 12 bits of major, 20 of minor.
+    let (major, minor) = (major as i32 as i64, minor as i32 as i64);
+    if !(0..1 << 12).contains(&major) || !(0..1 << 20).contains(&minor) {
+        return Err(libc::EOVERFLOW);
+    }
+    Disk::path_for_devnum(major as u32, minor as u32).map_err(|e| {
+        log.warn(format!(
+            "md: could not open device unknown-block({major},{minor})."
+        ));
+        e.errno()
+    })
 }

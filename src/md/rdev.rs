@@ -58,6 +58,8 @@ pub struct Rdev {
     /// The `major:minor` a 0.90 superblock last recorded for this member
     /// (kept for image files, which have no device number of their own).
     pub recorded_devnum: AtomicU64,
+    /// `ppl.sector` and `ppl.size`: set through sysfs, used by RAID5 only.
+    pub ppl: Mutex<(u64, u32)>,
 }
 
 impl Rdev {
@@ -83,6 +85,7 @@ impl Rdev {
             badblocks: Mutex::new(BadBlocks::new(Some(0))),
             preferred_minor: AtomicU32::new(0xffff),
             recorded_devnum: AtomicU64::new(0),
+            ppl: Mutex::new((0, 0)),
         }
     }
 

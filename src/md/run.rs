@@ -26,15 +26,20 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
         ));
         e.errno()
     })?;
-    // The same device twice: the kernel's find_rdev, by identity.
+    // A device bound to any array is claimed (the kernel opens members
+    // exclusively): binding it again fails to open it.  Block devices
+    // are opened O_EXCL; image files are checked here.
     let ident = disk.identity().ok();
-    if cfg.rdevs.iter().any(|r| r.disk.identity().ok() == ident) {
-        log.warn(format!(
-            "md: {}: {} is already bound to this array",
-            mddev.name,
-            path.display()
-        ));
-        return Err(libc::EEXIST);
+    let claimed = |r: &Arc<Rdev>| r.disk.identity().ok() == ident;
+    if cfg.rdevs.iter().any(claimed)
+        || mddev
+            .md
+            .arrays()
+            .iter()
+            .any(|m| !Arc::ptr_eq(m, mddev) && m.rdevs().iter().any(claimed))
+    {
+        log.warn(format!("md: could not open device {}.", disk.kernel_name()));
+        return Err(libc::EBUSY);
     }
     let name = unique_name(cfg, &disk.kernel_name());
     let rdev = Arc::new(Rdev::new(disk, name));
@@ -94,6 +99,11 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
             return Err(e);
         }
     }
+    // new_dev_store compares with the most recently bound member, running
+    // or not ("strangely different superblock").
+    if let Some(rdev0) = cfg.rdevs.first().cloned() {
+        superblock::load_super(&rdev, Some(&rdev0), version, log)?;
+    }
     if mddev.is_running() {
         // mdadm checks that the device belongs to this array before the
         // kernel's add_new_disk; the kernel alone would not.
@@ -106,8 +116,6 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
         let _ = superblock::validate_super(cfg, &view, None, &rdev, mddev);
         rdev.flags.clear(rf::IN_SYNC);
         rdev.set_raid_disk(-1);
-    } else if let Some(rdev0) = cfg.rdevs.first().cloned() {
-        superblock::load_super(&rdev, Some(&rdev0), version, log)?;
     }
     bind_rdev(mddev, cfg, &rdev)?;
     if mddev.is_running() {
@@ -259,6 +267,7 @@ pub fn bind_rdev(mddev: &Arc<Mddev>, cfg: &mut Config, rdev: &Arc<Rdev>) -> Resu
     }
     cfg.rdevs.insert(0, rdev.clone());
     cfg.recovery_disabled += 1;
+    mddev.publish(cfg);
     mddev.observer().rdev_bound(mddev, rdev);
     Ok(())
 }
@@ -269,6 +278,7 @@ pub fn kick_rdev(mddev: &Mddev, cfg: &mut Config, rdev: &Arc<Rdev>) {
         mddev.observer().slot_link(mddev, rdev.raid_disk(), None);
     }
     cfg.rdevs.retain(|r| !Arc::ptr_eq(r, rdev));
+    mddev.publish(cfg);
     mddev.observer().rdev_unbound(mddev, rdev);
 }
 
@@ -345,6 +355,9 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
             return Err(libc::EINVAL);
         }
     }
+    // The geometry and bitmap offset the superblocks gave are what the
+    // personality, the bitmap and the I/O path read from now on.
+    mddev.publish(cfg);
     for rdev in &cfg.rdevs {
         if rdev.faulty() {
             continue;
@@ -493,9 +506,6 @@ pub fn do_md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
 
 fn do_md_run_inner(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     md_run(mddev, cfg)?;
-    // The bitmap's page writes and the data path find the members in
-    // the published list.
-    mddev.publish(cfg);
     if let Some(b) = mddev.bitmap() {
         if let Err(e) = b.load(mddev, cfg) {
             mddev.log().warn(format!(
@@ -832,11 +842,27 @@ pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(),
     if !m.is_rdwr() {
         return Err(libc::EROFS);
     }
-    if n == 0 || (cfg.max_disks > 0 && n >= cfg.max_disks) {
+    // An int in the kernel: 2^31 and up are negative.
+    if n as i32 <= 0 || (cfg.max_disks > 0 && n >= cfg.max_disks) {
         return Err(libc::EINVAL);
     }
     if m.recovery.test(rec::RUNNING) || m.sync.busy() || cfg.reshape_position != MAX_SECTOR {
         return Err(libc::EBUSY);
+    }
+    for r in &cfg.rdevs {
+        if (cfg.raid_disks < n && r.data_offset() < r.new_data_offset())
+            || (cfg.raid_disks > n && r.data_offset() > r.new_data_offset())
+        {
+            return Err(libc::EINVAL);
+        }
+    }
+    // The direction a shrink or growth would reshape in stays recorded
+    // (reshape_direction), as update_raid_disks leaves it.
+    cfg.delta_disks = n as i32 - cfg.raid_disks as i32;
+    if cfg.delta_disks < 0 {
+        cfg.reshape_backwards = true;
+    } else if cfg.delta_disks > 0 {
+        cfg.reshape_backwards = false;
     }
     if n == cfg.raid_disks {
         return Ok(());
@@ -844,7 +870,11 @@ pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(),
     let Some(p) = m.pers() else {
         return Err(libc::EINVAL);
     };
-    p.reshape_mirrors(m, cfg, n)?;
+    if let Err(e) = p.reshape_mirrors(m, cfg, n) {
+        cfg.delta_disks = 0;
+        cfg.reshape_backwards = false;
+        return Err(e);
+    }
     m.publish(cfg);
     m.recovery.set(rec::RECOVER | rec::NEEDED);
     m.wakeup();

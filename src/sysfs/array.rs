@@ -73,8 +73,10 @@ fn level_show(m: &M) -> Result<String, Errno> {
 }
 
 fn level_store(m: &M, s: &str) -> Result<(), Errno> {
-    // The tree removed one newline; the kernel's limit counts it.
-    if s.is_empty() || s.len() >= 15 {
+    // The tree removed one newline (an empty write never gets here, so an
+    // empty `s` was a bare newline: the kernel stores an empty name); the
+    // kernel's limit of 15 bytes counts that newline.
+    if s.len() >= 15 {
         return Err(libc::EINVAL);
     }
     let mut cfg = m.cfg.lock();
@@ -137,17 +139,15 @@ fn layout_store(m: &M, s: &str) -> Result<(), Errno> {
 
 fn raid_disks_show(m: &M) -> Result<String, Errno> {
     let cfg = m.cfg.lock();
-    if cfg.raid_disks == 0 {
+    // mddev->raid_disks is an int: a store of 2^31 reads back negative.
+    let n = cfg.raid_disks as i32;
+    if n == 0 {
         return Ok(String::new());
     }
     if cfg.reshape_position != MAX_SECTOR && cfg.delta_disks != 0 {
-        return Ok(format!(
-            "{} ({})\n",
-            cfg.raid_disks,
-            cfg.raid_disks as i64 - cfg.delta_disks as i64
-        ));
+        return Ok(format!("{} ({})\n", n, n.wrapping_sub(cfg.delta_disks)));
     }
-    line(cfg.raid_disks)
+    line(n)
 }
 
 fn raid_disks_store(m: &M, s: &str) -> Result<(), Errno> {
@@ -170,14 +170,16 @@ fn uuid_show(m: &M) -> Result<String, Errno> {
 
 fn chunk_size_show(m: &M) -> Result<String, Errno> {
     let cfg = m.cfg.lock();
+    // `chunk_sectors << 9` in int arithmetic, as the kernel prints it.
+    let bytes = |c: u32| (c as i32).wrapping_shl(9);
     if cfg.reshape_position != MAX_SECTOR && cfg.chunk_sectors != cfg.new_chunk_sectors {
         return Ok(format!(
             "{} ({})\n",
-            (cfg.new_chunk_sectors as u64) << 9,
-            (cfg.chunk_sectors as u64) << 9
+            bytes(cfg.new_chunk_sectors),
+            bytes(cfg.chunk_sectors)
         ));
     }
-    line((cfg.chunk_sectors as u64) << 9)
+    line(bytes(cfg.chunk_sectors))
 }
 
 fn chunk_size_store(m: &M, s: &str) -> Result<(), Errno> {
@@ -641,7 +643,7 @@ fn sync_min_show(m: &M) -> Result<String, Errno> {
     let local = m.sync_speed_min_local() != 0;
     Ok(format!(
         "{} ({})\n",
-        m.speed_min(),
+        m.speed_min() as i32,
         if local { "local" } else { "system" }
     ))
 }
@@ -666,7 +668,7 @@ fn sync_max_show(m: &M) -> Result<String, Errno> {
     let local = m.sync_speed_max_local() != 0;
     Ok(format!(
         "{} ({})\n",
-        m.speed_max(),
+        m.speed_max() as i32,
         if local { "local" } else { "system" }
     ))
 }

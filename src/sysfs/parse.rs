@@ -66,44 +66,34 @@ pub fn cmd_match(s: &str, word: &str) -> bool {
     s == word
 }
 
-/// `strict_strtoul_scaled(s, scale)`: a decimal with at most `scale`
-/// fractional digits, returned multiplied by 10^scale.
+/// `strict_strtoul_scaled(s, scale)`: digits with at most one `.`,
+/// returned multiplied by 10^scale.  As md.c's: digits past `scale`
+/// decimals are ignored, nothing at all reads as 0, and the arithmetic
+/// wraps (an unsigned long).  The newline it allows is already gone.
 pub fn strict_strtoul_scaled(s: &str, scale: u32) -> Result<u64, Errno> {
-    let (int, frac) = match s.split_once('.') {
-        Some((a, b)) => (a, Some(b)),
-        None => (s, None),
-    };
-    if int.is_empty() && frac.is_none_or(|f| f.is_empty()) {
+    let mut result: u64 = 0;
+    let mut decimals: i64 = -1;
+    let mut rest = s.as_bytes();
+    while let Some((&c, tail)) = rest.split_first() {
+        if c == b'.' && decimals < 0 {
+            decimals = 0;
+        } else if c.is_ascii_digit() {
+            if decimals < scale as i64 {
+                result = result.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+                if decimals >= 0 {
+                    decimals += 1;
+                }
+            }
+        } else {
+            break;
+        }
+        rest = tail;
+    }
+    if !rest.is_empty() {
         return Err(libc::EINVAL);
     }
-    let mut v: u64 = 0;
-    for b in int.bytes() {
-        if !b.is_ascii_digit() {
-            return Err(libc::EINVAL);
-        }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add((b - b'0') as u64))
-            .ok_or(libc::EINVAL)?;
-    }
-    let mut digits = 0;
-    if let Some(f) = frac {
-        for b in f.bytes() {
-            if !b.is_ascii_digit() || digits == scale {
-                return Err(libc::EINVAL);
-            }
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add((b - b'0') as u64))
-                .ok_or(libc::EINVAL)?;
-            digits += 1;
-        }
-    }
-    while digits < scale {
-        v = v.checked_mul(10).ok_or(libc::EINVAL)?;
-        digits += 1;
-    }
-    Ok(v)
+    let decimals = decimals.max(0) as u32;
+    Ok(result.wrapping_mul(10u64.wrapping_pow(scale - decimals)))
 }
 
 /// `strict_blocks_to_sectors`: KiB to sectors, EINVAL on overflow.
@@ -152,7 +142,12 @@ mod tests {
         assert_eq!(strict_strtoul_scaled("1", 3), Ok(1000));
         assert_eq!(strict_strtoul_scaled("1.5", 3), Ok(1500));
         assert_eq!(strict_strtoul_scaled(".5", 3), Ok(500));
-        assert_eq!(strict_strtoul_scaled("0.2041", 3), Err(libc::EINVAL));
+        assert_eq!(strict_strtoul_scaled("0.2041", 3), Ok(204));
+        assert_eq!(strict_strtoul_scaled("", 3), Ok(0));
+        assert_eq!(strict_strtoul_scaled("1.", 3), Ok(1000));
+        assert_eq!(strict_strtoul_scaled("18446744073709551616", 3), Ok(0));
+        assert_eq!(strict_strtoul_scaled("1.5.", 3), Err(libc::EINVAL));
+        assert_eq!(strict_strtoul_scaled("\n", 3), Err(libc::EINVAL));
         assert_eq!(strict_strtoul_scaled("abc", 3), Err(libc::EINVAL));
         assert_eq!(strict_strtoul_scaled("-1", 3), Err(libc::EINVAL));
     }

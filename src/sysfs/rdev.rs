@@ -28,8 +28,8 @@ pub static RDEV_ATTRS: &[Row<RdevCtx>] = &[
     Row { name: "recovery_start", mode: 0o644, group: Group::Default, show: Some(recovery_start_show), store: Some(recovery_start_store) },
     Row { name: "bad_blocks", mode: 0o644, group: Group::Default, show: Some(bb_show), store: Some(bb_store) },
     Row { name: "unacknowledged_bad_blocks", mode: 0o644, group: Group::Default, show: Some(ubb_show), store: Some(ubb_store) },
-    Row { name: "ppl_sector", mode: 0o644, group: Group::Default, show: Some(ppl_show), store: Some(ppl_store) },
-    Row { name: "ppl_size", mode: 0o644, group: Group::Default, show: Some(ppl_show), store: Some(ppl_store) },
+    Row { name: "ppl_sector", mode: 0o644, group: Group::Default, show: Some(ppl_sector_show), store: Some(ppl_sector_store) },
+    Row { name: "ppl_size", mode: 0o644, group: Group::Default, show: Some(ppl_size_show), store: Some(ppl_size_store) },
     Row { name: "fault", mode: 0o644, group: Group::Default, show: Some(fault_show), store: Some(fault_store) },
     Row { name: "io", mode: 0o444, group: Group::Default, show: Some(io_show), store: None },
 ];
@@ -190,7 +190,8 @@ fn state_store(c: &C, s: &str) -> Result<(), Errno> {
 }
 
 fn errors_show(c: &C) -> Result<String, Errno> {
-    line(c.rdev.corrected_errors())
+    // An atomic_t printed with %d.
+    line(c.rdev.corrected_errors() as i32)
 }
 
 fn errors_store(c: &C, s: &str) -> Result<(), Errno> {
@@ -225,7 +226,7 @@ fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
     };
     let mut cfg = m.cfg.lock();
     let Some(p) = m.pers() else {
-        if slot >= cfg.raid_disks as i64 && slot >= cfg.raid_disks as i64 + cfg.delta_disks as i64 {
+        if slot_out_of_range(&cfg, slot) {
             return Err(libc::ENOSPC);
         }
         r.set_raid_disk(slot as i32);
@@ -253,7 +254,7 @@ fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
     if r.raid_disk() != -1 || m.recovery.test(rec::RUNNING) {
         return Err(libc::EBUSY);
     }
-    if slot >= cfg.raid_disks as i64 && slot >= cfg.raid_disks as i64 + cfg.delta_disks as i64 {
+    if slot_out_of_range(&cfg, slot) {
         return Err(libc::ENOSPC);
     }
     r.set_raid_disk(slot as i32);
@@ -268,6 +269,13 @@ fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
     drop(cfg);
     m.observer().notify_rdev(m, r, "state");
     Ok(())
+}
+
+/// `slot >= raid_disks && slot >= raid_disks + delta_disks`, in the
+/// kernel's int arithmetic.
+fn slot_out_of_range(cfg: &crate::md::Config, slot: i64) -> bool {
+    let rd = cfg.raid_disks as i32;
+    slot >= rd as i64 && slot >= rd.wrapping_add(cfg.delta_disks) as i64
 }
 
 fn offset_show(c: &C) -> Result<String, Errno> {
@@ -334,6 +342,10 @@ fn size_store(c: &C, s: &str) -> Result<(), Errno> {
     }
     let cfg = m.cfg.lock();
     if m.is_running() && r.raid_disk() >= 0 {
+        // rdev_size_change: a component must fit the device.
+        if sectors != 0 && sectors < cfg.dev_sectors {
+            return Err(libc::EBUSY);
+        }
         sectors = run::rdev_size_change(&cfg, r, sectors);
         if sectors == 0 {
             return Err(libc::EBUSY);
@@ -399,19 +411,50 @@ fn ubb_store(c: &C, s: &str) -> Result<(), Errno> {
     r
 }
 
-/// `ppl_sector` / `ppl_size`: RAID5 only; always 0 here, and a store is
-/// refused as the kernel refuses it for a non-RAID5 array.
-fn ppl_show(_c: &C) -> Result<String, Errno> {
-    line(0)
+/// `ppl_sector` / `ppl_size`: where a RAID5 member keeps its partial
+/// parity log.  md keeps what is written (RAID1 never uses it), within
+/// what 1.x metadata can record.
+fn ppl_sector_show(c: &C) -> Result<String, Errno> {
+    line(c.rdev.ppl.lock().0)
 }
 
-fn ppl_store(c: &C, s: &str) -> Result<(), Errno> {
-    kstrtoull(s).map_err(|_| libc::EINVAL)?;
-    if c.mddev.is_running() {
-        Err(libc::EBUSY)
-    } else {
-        Err(libc::EINVAL)
+fn ppl_sector_store(c: &C, s: &str) -> Result<(), Errno> {
+    let sector = kstrtoull(s).map_err(|_| libc::EINVAL)?;
+    let cfg = c.mddev.cfg.lock();
+    if cfg.persistent {
+        if cfg.metadata == Some(crate::format::MetadataVersion::V090) {
+            return Err(libc::EINVAL);
+        }
+        // ppl.offset is an s16 from the superblock.
+        let sb = c.rdev.sb_start();
+        if (sector > sb && sector - sb > i16::MAX as u64)
+            || (sector < sb && sb - sector > -(i16::MIN as i64) as u64)
+        {
+            return Err(libc::EINVAL);
+        }
+    } else if !cfg.external {
+        return Err(libc::EBUSY);
     }
+    c.rdev.ppl.lock().0 = sector;
+    Ok(())
+}
+
+fn ppl_size_show(c: &C) -> Result<String, Errno> {
+    line(c.rdev.ppl.lock().1)
+}
+
+fn ppl_size_store(c: &C, s: &str) -> Result<(), Errno> {
+    let size = kstrtouint(s).map_err(|_| libc::EINVAL)?;
+    let cfg = c.mddev.cfg.lock();
+    if cfg.persistent {
+        if cfg.metadata == Some(crate::format::MetadataVersion::V090) || size > u16::MAX as u32 {
+            return Err(libc::EINVAL);
+        }
+    } else if !cfg.external {
+        return Err(libc::EBUSY);
+    }
+    c.rdev.ppl.lock().1 = size;
+    Ok(())
 }
 
 fn fault_show(c: &C) -> Result<String, Errno> {
