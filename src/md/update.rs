@@ -225,7 +225,6 @@ pub fn md_write_start(mddev: &Mddev) -> Result<(), Errno> {
     if st.safemode == 1 {
         st.safemode = 0;
     }
-    st.safemode_deadline = None;
     if st.in_sync {
         st.in_sync = false;
         mddev.sb_flags.set(sbf::CHANGE_CLEAN | sbf::CHANGE_PENDING);
@@ -256,19 +255,30 @@ pub fn md_write_end(mddev: &Mddev, safemode_delay: u64) {
         mddev.wakeup();
         return;
     }
+    let idle = st.writes_pending == 0;
     if safemode_delay > 0 {
-        // mod_timer(roundup(jiffies, delay) + delay)
+        // mod_timer(roundup(jiffies, delay) + delay): the rounding makes
+        // the writes of one period arm the same expiry, so most writes
+        // change nothing.  The md thread is woken only for an expiry
+        // earlier than the one it waits for; it finds a later one when
+        // it wakes.
         let j = mddev.md.jiffies();
         let deadline = mddev
             .md
             .instant_at(j.div_ceil(safemode_delay) * safemode_delay + safemode_delay);
+        let earlier = st.safemode_deadline.is_none_or(|d| deadline < d);
         st.safemode_deadline = Some(deadline);
         drop(st);
-        mddev.thread.wakeup_at(deadline);
-        mddev.sb_wait.notify_all();
-        return;
+        if earlier {
+            mddev.thread.wakeup_at(deadline);
+        }
+    } else {
+        drop(st);
     }
-    mddev.sb_wait.notify_all();
+    if idle {
+        // drain_writes waits for this.
+        mddev.sb_wait.notify_all();
+    }
 }
 
 /// `md_error`: a member failed an I/O.
