@@ -190,7 +190,7 @@ impl Disk {
         let len = buf.len() as u64;
         self.faults.check(FaultOp::Read, offset, len)?;
         let r = self.file.read_exact_at(buf, offset);
-        self.faults.completed(FaultOp::Read, offset, len);
+        self.faults.completed(FaultOp::Read, offset, len, false);
         r
     }
 
@@ -202,7 +202,63 @@ impl Disk {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         }
         let r = self.file.write_all_at(buf, offset);
-        self.faults.completed(FaultOp::Write, offset, len);
+        self.faults.completed(FaultOp::Write, offset, len, false);
+        r
+    }
+
+    /// Write all of `buf` at `offset` and make just that durable (a FUA
+    /// write): `RWF_DSYNC` syncs the written range, not every dirty page
+    /// of the file as a flush does.
+    pub fn write_at_durable(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let len = buf.len() as u64;
+        self.faults.check_io(FaultOp::Write, offset, len, true)?;
+        if !self.writable {
+            return Err(io::Error::from_raw_os_error(libc::EROFS));
+        }
+        let mut done = 0usize;
+        let r = loop {
+            if done == buf.len() {
+                break Ok(());
+            }
+            let rest = &buf[done..];
+            let iov = libc::iovec {
+                iov_base: rest.as_ptr() as *mut libc::c_void,
+                iov_len: rest.len(),
+            };
+            // SAFETY: one iovec describing the live slice `rest`, which
+            // the kernel only reads.
+            let n = unsafe {
+                libc::pwritev2(
+                    self.file.as_raw_fd(),
+                    &iov,
+                    1,
+                    (offset + done as u64) as libc::off_t,
+                    libc::RWF_DSYNC,
+                )
+            };
+            if n > 0 {
+                done += n as usize;
+                continue;
+            }
+            let e = if n == 0 {
+                io::Error::from(io::ErrorKind::WriteZero)
+            } else {
+                io::Error::last_os_error()
+            };
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                // No per-write sync here: write, then flush everything.
+                Some(libc::EOPNOTSUPP | libc::ENOSYS) => {
+                    break self
+                        .file
+                        .write_all_at(rest, offset + done as u64)
+                        .and_then(|()| self.file.sync_data());
+                }
+                _ => break Err(e),
+            }
+        };
+        self.faults.completed(FaultOp::Write, offset, len, true);
         r
     }
 
@@ -210,7 +266,7 @@ impl Disk {
     pub fn flush(&self) -> io::Result<()> {
         self.faults.check(FaultOp::Flush, 0, 0)?;
         let r = self.file.sync_data();
-        self.faults.completed(FaultOp::Flush, 0, 0);
+        self.faults.completed(FaultOp::Flush, 0, 0, true);
         r
     }
 }
