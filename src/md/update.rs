@@ -164,7 +164,10 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
 }
 
 /// `md_super_write` + wait: the superblock (and a changed bad-block log)
-/// of one member, durable.
+/// of one member, durable.  As REQ_PREFLUSH | REQ_FUA: every write the
+/// member completed before is made durable first (a superblock saying
+/// clean must not reach the disk before the data it vouches for), then
+/// the superblock itself.
 fn write_sb(mddev: &Mddev, r: &Rdev) -> Result<(), Errno> {
     let Some(bytes) = superblock::image_bytes(r) else {
         return Ok(());
@@ -174,11 +177,13 @@ fn write_sb(mddev: &Mddev, r: &Rdev) -> Result<(), Errno> {
     // at the end of the update even if the write fails.
     let bblog = badblocks_image(r).map_err(|_| libc::EIO)?;
     let io = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
-    r.disk.write_at(&bytes, r.sb_start() * 512).map_err(io)?;
-    if let Some((buf, at)) = bblog {
-        r.disk.write_at(&buf, at * 512).map_err(io)?;
-    }
     r.disk.flush().map_err(io)?;
+    r.disk
+        .write_at_durable(&bytes, r.sb_start() * 512)
+        .map_err(io)?;
+    if let Some((buf, at)) = bblog {
+        r.disk.write_at_durable(&buf, at * 512).map_err(io)?;
+    }
     let _ = mddev;
     Ok(())
 }
