@@ -27,7 +27,9 @@ struct Seen {
 }
 
 fn fixture(name: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/oracle/fixtures").join(name);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/oracle/fixtures")
+        .join(name);
     if !dir.is_dir() || Command::new("zstd").arg("--version").output().is_err() {
         eprintln!("skipped: no fixture {name} or no zstd");
         return None;
@@ -77,19 +79,22 @@ impl Array {
         for r in mddev.rdevs().iter() {
             let (seen, leg) = (seen.clone(), r.name.clone());
             let file = std::fs::File::open(r.disk.path()).unwrap();
-            r.disk.faults().set_observer(Some(Arc::new(move |ev: IoEvent| {
-                let bit0 = (ev.done && ev.op == FaultOp::Write && ev.offset == BITMAP_BYTE).then(|| {
-                    use std::os::unix::fs::FileExt;
-                    let mut b = [0u8; 1];
-                    file.read_exact_at(&mut b, BITMAP_BYTE + 256).unwrap();
-                    b[0] & 1 != 0
-                });
-                seen.lock().push(Seen {
-                    leg: leg.clone(),
-                    ev,
-                    bit0,
-                })
-            })));
+            r.disk
+                .faults()
+                .set_observer(Some(Arc::new(move |ev: IoEvent| {
+                    let bit0 = (ev.done && ev.op == FaultOp::Write && ev.offset == BITMAP_BYTE)
+                        .then(|| {
+                            use std::os::unix::fs::FileExt;
+                            let mut b = [0u8; 1];
+                            file.read_exact_at(&mut b, BITMAP_BYTE + 256).unwrap();
+                            b[0] & 1 != 0
+                        });
+                    seen.lock().push(Seen {
+                        leg: leg.clone(),
+                        ev,
+                        bit0,
+                    })
+                })));
         }
         Array {
             md,
@@ -173,7 +178,10 @@ fn bit_is_durable_on_every_leg_before_the_data() {
     a.take();
     let t0 = Instant::now();
     a.mddev.write_data(&[0x5a; 4096], 1 << 20).unwrap();
-    assert!(t0.elapsed().as_millis() >= 300, "the write did not wait for the bitmap");
+    assert!(
+        t0.elapsed().as_millis() >= 300,
+        "the write did not wait for the bitmap"
+    );
     let seen = a.take();
     assert_bit_durable_first(&seen, &names, data_offset);
     for leg in names {
@@ -192,7 +200,10 @@ fn bit_is_durable_on_every_leg_before_the_data() {
     let seen = a.take();
     // The bit is still set (the daemon clears it seconds later): no
     // bitmap I/O for this one.
-    assert!(!seen.iter().any(is_bitmap_write), "bitmap written again: {seen:#?}");
+    assert!(
+        !seen.iter().any(is_bitmap_write),
+        "bitmap written again: {seen:#?}"
+    );
 
     // Clear the bit with three daemon passes, then race four writers to
     // set it again.

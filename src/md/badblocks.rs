@@ -98,11 +98,19 @@ impl BadBlocks {
                     e = s_ + sectors;
                 }
                 if e - a <= BB_MAX_LEN {
-                    p[lo] = BadEntry { sector: a, sectors: e - a, acked: ack };
+                    p[lo] = BadEntry {
+                        sector: a,
+                        sectors: e - a,
+                        acked: ack,
+                    };
                     s_ = e;
                 } else {
                     if p[lo].sectors != BB_MAX_LEN {
-                        p[lo] = BadEntry { sector: a, sectors: BB_MAX_LEN, acked: ack };
+                        p[lo] = BadEntry {
+                            sector: a,
+                            sectors: BB_MAX_LEN,
+                            acked: ack,
+                        };
                     }
                     s_ = a + BB_MAX_LEN;
                 }
@@ -122,10 +130,18 @@ impl BadBlocks {
                 };
                 let a = s_;
                 if e - a <= BB_MAX_LEN {
-                    p[hi] = BadEntry { sector: a, sectors: e - a, acked: ack };
+                    p[hi] = BadEntry {
+                        sector: a,
+                        sectors: e - a,
+                        acked: ack,
+                    };
                     s_ = e;
                 } else {
-                    p[hi] = BadEntry { sector: a, sectors: BB_MAX_LEN, acked: ack };
+                    p[hi] = BadEntry {
+                        sector: a,
+                        sectors: BB_MAX_LEN,
+                        acked: ack,
+                    };
                     s_ = a + BB_MAX_LEN;
                 }
                 sectors = e - s_;
@@ -139,7 +155,11 @@ impl BadBlocks {
             let newlen = (p[lo].sectors + p[hi].sectors) as i64 - (s_ as i64 - a as i64);
             if s_ >= a && newlen < BB_MAX_LEN as i64 {
                 let ack = p[lo].acked && p[hi].acked;
-                p[lo] = BadEntry { sector: p[lo].sector, sectors: newlen as u64, acked: ack };
+                p[lo] = BadEntry {
+                    sector: p[lo].sector,
+                    sectors: newlen as u64,
+                    acked: ack,
+                };
                 p.remove(hi);
             }
         }
@@ -150,7 +170,14 @@ impl BadBlocks {
                 break;
             }
             let this = sectors.min(BB_MAX_LEN);
-            p.insert(hi, BadEntry { sector: s_, sectors: this, acked });
+            p.insert(
+                hi,
+                BadEntry {
+                    sector: s_,
+                    sectors: this,
+                    acked,
+                },
+            );
             sectors -= this;
             s_ += this;
         }

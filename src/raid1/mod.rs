@@ -207,7 +207,11 @@ impl Conf {
             if blocked[d] || !Self::readable(r, sector, len) || r.flags.test(rf::WRITE_MOSTLY) {
                 continue;
             }
-            if r.badblocks.lock().check(sector + r.data_offset(), len).is_some() {
+            if r.badblocks
+                .lock()
+                .check(sector + r.data_offset(), len)
+                .is_some()
+            {
                 continue;
             }
             let heads = self.heads.read();
@@ -394,7 +398,10 @@ impl Conf {
                 if let Some(r) = self.slot(d) {
                     let usable = r.in_sync() || (!r.faulty() && r.recovery_offset() >= sect + s);
                     if usable
-                        && r.badblocks.lock().check(sect + r.data_offset(), s).is_none()
+                        && r.badblocks
+                            .lock()
+                            .check(sect + r.data_offset(), s)
+                            .is_none()
                         && r.read_data(buf, sect).is_ok()
                     {
                         success = true;
@@ -665,8 +672,7 @@ fn wait_unblocked(mddev: &Mddev, r: &Rdev) {
     mddev.observer().notify_rdev(mddev, r, "state");
     let mut st = mddev.lock.lock();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while r.flags.test(rf::BLOCKED | rf::BLOCKED_BAD_BLOCKS)
-        && std::time::Instant::now() < deadline
+    while r.flags.test(rf::BLOCKED | rf::BLOCKED_BAD_BLOCKS) && std::time::Instant::now() < deadline
     {
         mddev.wakeup();
         mddev
