@@ -81,6 +81,9 @@ pub struct Bitmap {
     /// a page (the daemon clearing bits) never lands after a newer one
     /// (a writer setting a bit).
     page_io: Mutex<()>,
+    /// Bits were cleared in the pages since the members were last
+    /// flushed: the next page write flushes first.
+    cleared: AtomicBool,
     dirty_seq: AtomicU64,
     flushed_seq: AtomicU64,
     overflow_cv: Condvar,
@@ -177,6 +180,7 @@ impl Bitmap {
             unplug: Mutex::new(Unplug::default()),
             unplug_cv: Condvar::new(),
             page_io: Mutex::new(()),
+            cleared: AtomicBool::new(false),
             dirty_seq: AtomicU64::new(0),
             flushed_seq: AtomicU64::new(0),
             overflow_cv: Condvar::new(),
@@ -350,6 +354,7 @@ impl Bitmap {
     fn file_clear_bit(&self, st: &mut Store, chunk: u64) {
         let hostendian = self.flags.test(sb_flag(state::HOSTENDIAN));
         set_file_bit(&mut st.data, chunk, false, hostendian);
+        self.cleared.store(true, Ordering::Release);
         let pg = file_page_of(chunk);
         if st.attrs[pg] & PAGE_NEEDWRITE == 0 {
             st.attrs[pg] |= PAGE_PENDING;
@@ -443,12 +448,7 @@ impl Bitmap {
                 })
                 .collect()
         };
-        for &i in &pages {
-            self.write_page_nosync(mddev, i);
-        }
-        if !pages.is_empty() {
-            self.sync_members(mddev);
-        }
+        self.write_pages(mddev, &pages);
         if self.flags.test(sb_flag(state::WRITE_ERROR)) {
             self.kick(mddev);
         }
@@ -576,28 +576,20 @@ impl Bitmap {
         // Write NEEDWRITE pages, stopping at a DIRTY one (unplug owns it).
         if !self.flags.test(sb_flag(state::STALE)) {
             let _io = self.page_io.lock();
-            let mut wrote = false;
-            for i in 0..self.file_pages {
-                let go = {
-                    let mut st = self.store.lock();
+            let mut pages = Vec::new();
+            {
+                let mut st = self.store.lock();
+                for i in 0..self.file_pages {
                     if st.attrs[i] & PAGE_DIRTY != 0 {
                         break;
                     }
                     if st.attrs[i] & PAGE_NEEDWRITE != 0 {
                         st.attrs[i] &= !PAGE_NEEDWRITE;
-                        true
-                    } else {
-                        false
+                        pages.push(i);
                     }
-                };
-                if go {
-                    self.write_page_nosync(mddev, i);
-                    wrote = true;
                 }
             }
-            if wrote {
-                self.sync_members(mddev);
-            }
+            self.write_pages(mddev, &pages);
         }
         if !self.allclean.load(Ordering::Acquire) {
             mddev
@@ -647,32 +639,56 @@ impl Bitmap {
             st.data[..BITMAP_SB_LEN].copy_from_slice(&sb.to_bytes());
         }
         let _io = self.page_io.lock();
-        self.write_page_nosync(mddev, 0);
-        self.sync_members(mddev);
+        self.write_pages(mddev, &[0]);
     }
 
     /// Write page `i` to every member with a slot, durable.
     fn write_page(&self, mddev: &Mddev, i: usize) {
         let _io = self.page_io.lock();
-        self.write_page_nosync(mddev, i);
-        self.sync_members(mddev);
+        self.write_pages(mddev, &[i]);
     }
 
-    /// `__write_sb_page` for every usable member: page `i`, the last one
-    /// rounded to 512 bytes, refused where it would run into data or
-    /// metadata.
-    fn write_page_nosync(&self, mddev: &Mddev, i: usize) {
-        let (buf, size) = {
+    /// Write `pages` to every usable member, each durable when this
+    /// returns (`md_super_write`: REQ_PREFLUSH | REQ_FUA).  The caller
+    /// holds `page_io`.  The pages are copied first; if the copies may
+    /// hold cleared bits, the members are flushed before the pages go
+    /// out, so the writes a cleared bit vouches for are on disk before
+    /// the bit is clear there.  Setting bits needs no such flush: a
+    /// durable write of just the page (RWF_DSYNC) does, and costs far
+    /// less than flushing every dirty page of an image file.
+    fn write_pages(&self, mddev: &Mddev, pages: &[usize]) {
+        if pages.is_empty() {
+            return;
+        }
+        let copies: Vec<(usize, Vec<u8>)> = {
             let st = self.store.lock();
-            let size = if i == self.file_pages - 1 {
-                let last = (self.bytes as usize) % PAGE;
-                let last = if last == 0 { PAGE } else { last };
-                last.div_ceil(512) * 512
-            } else {
-                PAGE
-            };
-            (st.data[i * PAGE..i * PAGE + size].to_vec(), size)
+            pages
+                .iter()
+                .map(|&i| {
+                    let size = if i == self.file_pages - 1 {
+                        let last = (self.bytes as usize) % PAGE;
+                        let last = if last == 0 { PAGE } else { last };
+                        last.div_ceil(512) * 512
+                    } else {
+                        PAGE
+                    };
+                    (i, st.data[i * PAGE..i * PAGE + size].to_vec())
+                })
+                .collect()
         };
+        if self.cleared.swap(false, Ordering::AcqRel) {
+            self.sync_members(mddev);
+        }
+        for (i, buf) in &copies {
+            self.write_page_copy(mddev, *i, buf);
+        }
+    }
+
+    /// `__write_sb_page` of one page copy to every usable member, the last
+    /// page rounded to 512 bytes, refused where it would run into data or
+    /// metadata.
+    fn write_page_copy(&self, mddev: &Mddev, i: usize, buf: &[u8]) {
+        let size = buf.len();
         let offset = mddev.bitmap_offset();
         let dev_sectors = mddev.dev_sectors();
         for r in mddev.rdevs().iter() {
@@ -694,7 +710,7 @@ impl Bitmap {
                 self.flags.set(sb_flag(state::WRITE_ERROR));
                 continue;
             }
-            if let Err(e) = r.disk.write_at(&buf, ((sboff + ps) as u64) * 512) {
+            if let Err(e) = r.disk.write_at_durable(buf, ((sboff + ps) as u64) * 512) {
                 super_written_error(mddev, r, &e);
             }
         }

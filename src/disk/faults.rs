@@ -95,6 +95,8 @@ pub struct IoEvent {
     pub offset: u64,
     pub len: u64,
     pub done: bool,
+    /// Durable once done: a flush, or a write made with `RWF_DSYNC`.
+    pub durable: bool,
 }
 
 /// A callback told of every I/O of one component (tests use it to check
@@ -127,18 +129,23 @@ impl FaultPlan {
     /// Fail or delay this I/O if a rule says so; tell the observer it is
     /// issued otherwise.
     pub fn check(&self, op: FaultOp, offset: u64, len: u64) -> io::Result<()> {
+        self.check_io(op, offset, len, op == FaultOp::Flush)
+    }
+
+    /// `check` for an I/O that is durable when done (`durable`).
+    pub fn check_io(&self, op: FaultOp, offset: u64, len: u64, durable: bool) -> io::Result<()> {
         if !self.armed.load(Ordering::Relaxed) {
             return Ok(());
         }
         self.check_rules(op, offset, len)?;
-        self.observe(op, offset, len, false);
+        self.observe(op, offset, len, false, durable);
         Ok(())
     }
 
     /// Tell the observer, if any, that this I/O has completed.
-    pub fn completed(&self, op: FaultOp, offset: u64, len: u64) {
+    pub fn completed(&self, op: FaultOp, offset: u64, len: u64, durable: bool) {
         if self.armed.load(Ordering::Relaxed) {
-            self.observe(op, offset, len, true);
+            self.observe(op, offset, len, true, durable);
         }
     }
 
@@ -149,7 +156,7 @@ impl FaultPlan {
         self.rearm(&rules);
     }
 
-    fn observe(&self, op: FaultOp, offset: u64, len: u64, done: bool) {
+    fn observe(&self, op: FaultOp, offset: u64, len: u64, done: bool, durable: bool) {
         let o = self.observer.read().clone();
         if let Some(o) = o {
             o(IoEvent {
@@ -157,6 +164,7 @@ impl FaultPlan {
                 offset,
                 len,
                 done,
+                durable,
             });
         }
     }
@@ -418,7 +426,7 @@ mod tests {
         p.apply("write-error 0-7").unwrap();
         p.apply("clear").unwrap();
         assert!(p.check(FaultOp::Write, 4096, 512).is_ok());
-        p.completed(FaultOp::Write, 4096, 512);
+        p.completed(FaultOp::Write, 4096, 512, false);
         p.apply("read-error 0").unwrap();
         // An I/O failed by a rule is not issued.
         assert!(p.check(FaultOp::Read, 0, 512).is_err());
@@ -427,6 +435,7 @@ mod tests {
             offset,
             len,
             done,
+            durable: false,
         };
         assert_eq!(
             *seen.lock(),

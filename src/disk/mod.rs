@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use faults::{FaultOp, FaultPlan, IoEvent, IoObserver};
 
@@ -62,9 +63,9 @@ pub struct Disk {
 /// Bytes moved through one component since it was opened.
 #[derive(Debug, Default)]
 pub struct IoStats {
-    pub read_bytes: std::sync::atomic::AtomicU64,
-    pub write_bytes: std::sync::atomic::AtomicU64,
-    pub flushes: std::sync::atomic::AtomicU64,
+    pub read_bytes: AtomicU64,
+    pub write_bytes: AtomicU64,
+    pub flushes: AtomicU64,
 }
 
 impl Disk {
@@ -207,11 +208,9 @@ impl Disk {
         let len = buf.len() as u64;
         self.faults.check(FaultOp::Read, offset, len)?;
         let r = self.file.read_exact_at(buf, offset);
-        self.faults.completed(FaultOp::Read, offset, len);
+        self.faults.completed(FaultOp::Read, offset, len, false);
         if r.is_ok() {
-            self.stats
-                .read_bytes
-                .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+            self.stats.read_bytes.fetch_add(len, Ordering::Relaxed);
         }
         r
     }
@@ -224,11 +223,68 @@ impl Disk {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         }
         let r = self.file.write_all_at(buf, offset);
-        self.faults.completed(FaultOp::Write, offset, len);
+        self.faults.completed(FaultOp::Write, offset, len, false);
         if r.is_ok() {
-            self.stats
-                .write_bytes
-                .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+            self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Write all of `buf` at `offset` and make just that durable (a FUA
+    /// write): `RWF_DSYNC` syncs the written range, not every dirty page
+    /// of the file as a flush does.
+    pub fn write_at_durable(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let len = buf.len() as u64;
+        self.faults.check_io(FaultOp::Write, offset, len, true)?;
+        if !self.writable {
+            return Err(io::Error::from_raw_os_error(libc::EROFS));
+        }
+        let mut done = 0usize;
+        let r = loop {
+            if done == buf.len() {
+                break Ok(());
+            }
+            let rest = &buf[done..];
+            let iov = libc::iovec {
+                iov_base: rest.as_ptr() as *mut libc::c_void,
+                iov_len: rest.len(),
+            };
+            // SAFETY: one iovec describing the live slice `rest`, which
+            // the kernel only reads.
+            let n = unsafe {
+                libc::pwritev2(
+                    self.file.as_raw_fd(),
+                    &iov,
+                    1,
+                    (offset + done as u64) as libc::off_t,
+                    libc::RWF_DSYNC,
+                )
+            };
+            if n > 0 {
+                done += n as usize;
+                continue;
+            }
+            let e = if n == 0 {
+                io::Error::from(io::ErrorKind::WriteZero)
+            } else {
+                io::Error::last_os_error()
+            };
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                // No per-write sync here: write, then flush everything.
+                Some(libc::EOPNOTSUPP | libc::ENOSYS) => {
+                    break self
+                        .file
+                        .write_all_at(rest, offset + done as u64)
+                        .and_then(|()| self.file.sync_data());
+                }
+                _ => break Err(e),
+            }
+        };
+        self.faults.completed(FaultOp::Write, offset, len, true);
+        if r.is_ok() {
+            self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
         }
         r
     }
@@ -237,11 +293,9 @@ impl Disk {
     pub fn flush(&self) -> io::Result<()> {
         self.faults.check(FaultOp::Flush, 0, 0)?;
         let r = self.file.sync_data();
-        self.faults.completed(FaultOp::Flush, 0, 0);
+        self.faults.completed(FaultOp::Flush, 0, 0, true);
         if r.is_ok() {
-            self.stats
-                .flushes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats.flushes.fetch_add(1, Ordering::Relaxed);
         }
         r
     }

@@ -164,7 +164,10 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
 }
 
 /// `md_super_write` + wait: the superblock (and a changed bad-block log)
-/// of one member, durable.
+/// of one member, durable.  As REQ_PREFLUSH | REQ_FUA: every write the
+/// member completed before is made durable first (a superblock saying
+/// clean must not reach the disk before the data it vouches for), then
+/// the superblock itself.
 fn write_sb(mddev: &Mddev, r: &Rdev) -> Result<(), Errno> {
     let Some(bytes) = superblock::image_bytes(r) else {
         return Ok(());
@@ -174,11 +177,13 @@ fn write_sb(mddev: &Mddev, r: &Rdev) -> Result<(), Errno> {
     // at the end of the update even if the write fails.
     let bblog = badblocks_image(r).map_err(|_| libc::EIO)?;
     let io = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
-    r.disk.write_at(&bytes, r.sb_start() * 512).map_err(io)?;
-    if let Some((buf, at)) = bblog {
-        r.disk.write_at(&buf, at * 512).map_err(io)?;
-    }
     r.disk.flush().map_err(io)?;
+    r.disk
+        .write_at_durable(&bytes, r.sb_start() * 512)
+        .map_err(io)?;
+    if let Some((buf, at)) = bblog {
+        r.disk.write_at_durable(&buf, at * 512).map_err(io)?;
+    }
     let _ = mddev;
     Ok(())
 }
@@ -225,7 +230,6 @@ pub fn md_write_start(mddev: &Mddev) -> Result<(), Errno> {
     if st.safemode == 1 {
         st.safemode = 0;
     }
-    st.safemode_deadline = None;
     if st.in_sync {
         st.in_sync = false;
         mddev.sb_flags.set(sbf::CHANGE_CLEAN | sbf::CHANGE_PENDING);
@@ -256,19 +260,30 @@ pub fn md_write_end(mddev: &Mddev, safemode_delay: u64) {
         mddev.wakeup();
         return;
     }
+    let idle = st.writes_pending == 0;
     if safemode_delay > 0 {
-        // mod_timer(roundup(jiffies, delay) + delay)
+        // mod_timer(roundup(jiffies, delay) + delay): the rounding makes
+        // the writes of one period arm the same expiry, so most writes
+        // change nothing.  The md thread is woken only for an expiry
+        // earlier than the one it waits for; it finds a later one when
+        // it wakes.
         let j = mddev.md.jiffies();
         let deadline = mddev
             .md
             .instant_at(j.div_ceil(safemode_delay) * safemode_delay + safemode_delay);
+        let earlier = st.safemode_deadline.is_none_or(|d| deadline < d);
         st.safemode_deadline = Some(deadline);
         drop(st);
-        mddev.thread.wakeup_at(deadline);
-        mddev.sb_wait.notify_all();
-        return;
+        if earlier {
+            mddev.thread.wakeup_at(deadline);
+        }
+    } else {
+        drop(st);
     }
-    mddev.sb_wait.notify_all();
+    if idle {
+        // drain_writes waits for this.
+        mddev.sb_wait.notify_all();
+    }
 }
 
 /// `md_error`: a member failed an I/O.

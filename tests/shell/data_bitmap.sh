@@ -136,8 +136,9 @@ put md0/md/dev-vdb/state remove
 off=$(attr md0/md/dev-vda/offset)
 printf 'STALE' | dd of="$T/img/vdb" bs=512 seek=$((off + 40 * 2048)) conv=notrunc status=none
 put md0/md/new_dev "$T/img/vdb"
+wait_for md0/md/dev-vdb/state in_sync 60
 wait_idle md0 60
-expect_eq "$(attr md0/md/dev-vdb/state)" in_sync "vdb state"
+expect_eq "$(attr md0/md/last_sync_action)" recovery "last_sync_action (6.1 words)"
 expect_eq "$(attr md0/md/degraded)" 0 degraded
 for c in 20 30; do
 	cmp <(leg_data "$T/img/vda" $((off + c * 2048)) 2048) <(leg_data "$T/img/vdb" $((off + c * 2048)) 2048) ||

@@ -80,10 +80,12 @@ put md0/md/array_state read-auto
 expect_eq "$(attr md0/md/resync_start)" "$(sed -n 's/^assembled_resync_start: //p' "$S")" "resync_start"
 expect_eq "$(mdstat_line md0)" "$(sed -n 's/^assembled_mdstat: //p' "$S")" "mdstat stanza (read-auto)"
 put md0/md/array_state active
+# The md thread starts the resync: wait for it to begin, then to end.
+wait_for md0/md/last_sync_action "$(sed -n 's/^synced_last_sync_action: //p' "$S")" 30
 wait_idle md0 120
-expect_eq "$(attr md0/md/last_sync_action)" "$(sed -n 's/^synced_last_sync_action: //p' "$S")" "last_sync_action"
 expect_eq "$(attr md0/md/resync_start)" none "resync_start after the resync"
 put md0/md/sync_action check
+wait_for md0/md/last_sync_action check 30
 wait_idle md0 120
 expect_eq "$(attr md0/md/mismatch_cnt)" 0 "mismatch_cnt"
 expect_eq "$(sha256sum <"$D" | cut -d' ' -f1)" "$want_sha" "md0 after the resync (vda's data wins, as in real md)"

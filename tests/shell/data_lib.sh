@@ -83,6 +83,7 @@ direct=1
 ioengine=psync
 verify=crc32c
 verify_fatal=1
+verify_state_save=0
 ${2:+rate=,$2}
 [seq]
 rw=write
