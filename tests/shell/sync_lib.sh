@@ -1,0 +1,73 @@
+# Helpers for the sync tests (resync, recovery, check, repair).  Sourced
+# after lib.sh.
+
+# io_writes ARRAY DEV: sectors written to member DEV since it was bound
+# (second field of dev-DEV/io).
+io_writes() { awk '{ print $2 }' "$MNT/$1/md/dev-$2/io"; }
+
+# md_sha ARRAY: sha256 of the array's contents.
+md_sha() { sha256sum <"$MNT/$1/data" | cut -d' ' -f1; }
+
+# create_sha FIXTURE: md0's sha256 when real md created the fixture.
+create_sha() { summary "$1" md0_sha256 create; }
+
+# check_clean ARRAY [WHAT]: run a check and expect no mismatch.
+check_clean() {
+	put "$1/md/sync_action" check
+	wait_idle "$1"
+	expect_eq "$(attr "$1/md/last_sync_action")" check "${2:-$1}: last_sync_action after check"
+	expect_eq "$(attr "$1/md/mismatch_cnt")" 0 "${2:-$1}: mismatch_cnt after check"
+}
+
+# wait_started ARRAY [SECONDS]: until a sync has started (sync_completed
+# shows numbers); prints them as "DONE TOTAL".
+wait_started() {
+	local deadline=$((SECONDS + ${2:-30})) v
+	while :; do
+		v=$(attr "$1/md/sync_completed")
+		case "$v" in *" / "*)
+			echo "${v% / *} ${v#* / }"
+			return 0
+			;;
+		esac
+		[ $SECONDS -lt $deadline ] || fail "$1: no sync started (sync_completed '$v')"
+		sleep 0.02
+	done
+}
+
+# wait_progress ARRAY SECTORS [SECONDS]: until sync_completed reaches
+# SECTORS (or the sync ends).
+wait_progress() {
+	local deadline=$((SECONDS + ${3:-60})) v
+	while :; do
+		v=$(attr "$1/md/sync_completed")
+		case "$v" in
+		*" / "*) [ "${v% / *}" -lt "$2" ] || return 0 ;;
+		none) return 0 ;;
+		esac
+		[ $SECONDS -lt $deadline ] || fail "$1: sync_completed stayed '$v', wanted >= $2"
+		sleep 0.05
+	done
+}
+
+# sb_field IMG KEY: a field of `mdfuse examine --json` for one image.
+sb_field() {
+	"$MDFUSE" examine --json "$1" | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+v = v[0] if isinstance(v, list) else v
+k = sys.argv[1]
+for part in k.split("."):
+    v = v[part]
+print(v)' "$2"
+}
+
+# legs_identical IMG IMG: the data areas of two members are equal.
+legs_identical() {
+	local a=$1 b=$2 oa ob size
+	oa=$(sb_field "$a" data_offset)
+	ob=$(sb_field "$b" data_offset)
+	size=$(sb_field "$a" used_dev_size)
+	cmp -s <(dd if="$a" bs=512 skip="$oa" count="$size" status=none) \
+		<(dd if="$b" bs=512 skip="$ob" count="$size" status=none)
+}
