@@ -680,9 +680,7 @@ fn sync_speed_show(m: &M) -> Result<String, Errno> {
     if m.sync.curr_resync() == crate::sync::RESYNC_NONE {
         return line("none");
     }
-    let (secs, db) = m.sync.window();
-    let dt = (secs as u64).max(1);
-    line(db / dt / 2)
+    line(m.sync.speed())
 }
 
 fn sync_force_parallel_show(m: &M) -> Result<String, Errno> {
