@@ -71,3 +71,41 @@ legs_identical() {
 	cmp -s <(dd if="$a" bs=512 skip="$oa" count="$size" status=none) \
 		<(dd if="$b" bs=512 skip="$ob" count="$size" status=none)
 }
+
+# poll_arm PATH [SECONDS]: in the background, open a tree file, read it,
+# and wait in select() for an exceptional condition as mdadm --monitor
+# does (sysfs_notify); poll_woken then reports the value read afterwards.
+poll_arm() {
+	POLL_OUT=$T/poll.$BASHPID.$RANDOM
+	python3 - "$MNT/$1" "${2:-10}" >"$POLL_OUT" <<'PY' &
+import os, select, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.read(fd, 4096)
+print("armed", flush=True)
+_, _, x = select.select([], [], [fd], float(sys.argv[2]))
+if not x:
+    print("timeout", flush=True)
+    sys.exit(1)
+os.lseek(fd, 0, os.SEEK_SET)
+print("woken " + os.read(fd, 4096).decode().strip(), flush=True)
+PY
+	POLL_PID=$!
+	local deadline=$((SECONDS + 10))
+	until grep -q armed "$POLL_OUT" 2>/dev/null; do
+		[ $SECONDS -lt $deadline ] || fail "poll on $1 did not start"
+		sleep 0.01
+	done
+}
+
+# poll_woken WHAT: wait for the armed poll; it must have woken.  Sets
+# POLL_VALUE to the value it read after waking.  (Not in a $(...): the
+# waiter is a child of this shell.)
+poll_woken() {
+	wait "$POLL_PID" || fail "$1: select() did not wake"
+	POLL_VALUE=$(sed -n 's/^woken //p' "$POLL_OUT")
+}
+
+# poll_quiet WHAT: the armed poll must time out (nothing notified).
+poll_quiet() {
+	if wait "$POLL_PID"; then fail "$1: select() woke: $(cat "$POLL_OUT")"; fi
+}
