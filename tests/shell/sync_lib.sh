@@ -50,7 +50,8 @@ wait_progress() {
 	done
 }
 
-# sb_field IMG KEY: a field of `mdfuse examine --json` for one image.
+# sb_field IMG KEY: a field of `mdfuse examine --json` for one image
+# ("none" when absent or null).
 sb_field() {
 	"$MDFUSE" examine --json "$1" | python3 -c '
 import json, sys
@@ -58,8 +59,8 @@ v = json.load(sys.stdin)
 v = v[0] if isinstance(v, list) else v
 k = sys.argv[1]
 for part in k.split("."):
-    v = v[part]
-print(v)' "$2"
+    v = v.get(part) if isinstance(v, dict) else None
+print("none" if v is None else v)' "$2"
 }
 
 # legs_identical IMG IMG: the data areas of two members are equal.
