@@ -431,9 +431,7 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     mddev.set_pers(Some(raid));
     for rdev in &cfg.rdevs {
         if rdev.raid_disk() >= 0 {
-            mddev
-                .observer()
-                .slot_link(mddev, rdev.raid_disk(), Some(rdev));
+            super::sync::link_rdev(mddev, rdev);
         }
     }
     if mddev.degraded() > 0 && mddev.is_rdwr() {
