@@ -4,9 +4,9 @@
 # real md assembles them and resumes from there as mdfuse does, and both
 # end with the same contents and no mismatch.  And the other way round: a
 # resync real md stopped half-way is resumed by mdfuse from real md's
-# checkpoint.  (With a bitmap a resync restarts at 0 and skips clean
-# chunks, as sync_fixtures shows for raid1-interrupted-resync; these arrays
-# have none.)
+# checkpoint.  With a bitmap a resync restarts at 0 and skips clean chunks
+# (sync_fixtures shows it on raid1-interrupted-resync): killed after a few
+# writes, the array resyncs only the chunks they dirtied.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sync_lib.sh"
 
@@ -133,4 +133,34 @@ put md0/md/array_state active
 read -r done total < <(wait_started md0)
 expect_eq "$done" "$kp" "resync resumed at"
 wait_idle md0
+check_clean md0
+stop_daemon
+
+log "SIGKILL after writes (bitmap, 1 MiB chunks): the resync copies the dirty chunks only"
+start_daemon
+"$MDFUSE" create -l1 -n2 --assume-clean --bitmap-chunk=1M --image-size=256M h.img i.img >/dev/null 2>&1 || fail create
+new_array md0 "$T/h.img" "$T/i.img"
+put md0/md/array_state active
+# Keep the array dirty after the writes (as realmd create --crash does),
+# and let the bits mdadm set at create be cleared first (1 s daemon).
+put md0/md/safe_mode_delay 3600
+put md0/md/bitmap/time_base 1
+deadline=$((SECONDS + 20))
+until "$MDFUSE" examine -X h.img | grep -q " 0 dirty"; do
+	[ $SECONDS -lt $deadline ] || fail "bits never cleared: $("$MDFUSE" examine -X h.img | grep Bitmap)"
+	sleep 0.2
+done
+for c in 3 50 51 200; do
+	dd if=/dev/urandom of="$MNT/md0/data" bs=4K count=1 seek=$((c * 256 + 9)) oflag=direct conv=notrunc status=none
+done
+kill9_daemon
+expect_eq "$(sb_field h.img resync_offset)" 0 "resync_offset after the crash"
+"$MDFUSE" examine -X h.img | grep -q " 4 dirty" || fail "bitmap: $("$MDFUSE" examine -X h.img | grep Bitmap)"
+start_daemon
+new_array md0 "$T/h.img" "$T/i.img"
+put md0/md/array_state active
+wait_idle md0
+w=$(io_writes md0 i.img)
+log "resync after the crash: $((w * 512)) bytes written to i.img for 4 dirty 1 MiB chunks"
+[ "$w" -ge $((4 * 2048)) ] && [ "$w" -le $((4 * 2048 + 64)) ] || fail "resync wrote $w sectors"
 check_clean md0
