@@ -311,12 +311,22 @@ pub fn md_do_sync(mddev: &Arc<Mddev>) -> (&'static str, bool) {
     }
     let mut j = 0u64;
     let mut max_sectors = 0u64;
-    let skip = r.test(rec::INTR) || mddev.ro() != ro::RDWR;
-    if !skip {
+    if mddev.ro() != ro::RDWR {
+        // Never sync a read-only array; the run counts as interrupted.
+        r.set(rec::INTR);
+    }
+    'run: {
+        if r.test(rec::INTR) {
+            break 'run;
+        }
         *st.last_sync_action.lock() = action;
         // Arrays that share a physical disk sync one at a time.
         st.curr_resync.store(RESYNC_DELAYED, Ordering::Release);
         wait_for_shared_units(mddev, desc);
+        if r.test(rec::INTR) {
+            // Interrupted while it waited: nothing started.
+            break 'run;
+        }
         if r.test(rec::SYNC) {
             max_sectors = st.resync_max_sectors();
             st.resync_mismatches.store(0, Ordering::Release);
