@@ -185,6 +185,26 @@ pub fn md_reap_sync_thread(mddev: &Arc<Mddev>, cfg: &mut Config) {
     }
 }
 
+/// Before `sync_action` takes a new action: let the md thread act on a
+/// pending MD_RECOVERY_NEEDED (start what was asked, or find nothing to
+/// do).  The kernel's md thread does so at once, and a write that still
+/// finds NEEDED set gets EBUSY (Linux 6.1); waiting here (at most a
+/// second, without the reconfig mutex the thread needs) keeps `echo idle;
+/// echo check` from racing the thread, while `echo check; echo check`
+/// still finds the first check running.
+pub fn settle_needed(mddev: &Mddev) {
+    let r = &mddev.recovery;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while r.test(rec::NEEDED)
+        && !r.test(rec::RUNNING)
+        && mddev.is_running()
+        && std::time::Instant::now() < deadline
+    {
+        mddev.wakeup();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// `stop_sync_thread`: interrupt a running sync, wait for the worker, reap.
 pub fn stop_sync_thread(mddev: &Arc<Mddev>, cfg: &mut Config) {
     let r = &mddev.recovery;

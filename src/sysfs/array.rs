@@ -625,6 +625,7 @@ fn action_store(m: &M, s: &str) -> Result<(), Errno> {
     if !m.pers().is_some_and(|p| p.personality().redundant()) {
         return Err(libc::EINVAL);
     }
+    crate::md::sync::settle_needed(m);
     let mut cfg = m.cfg.lock();
     crate::md::run::action_store(m, &mut cfg, s)
 }
