@@ -154,8 +154,13 @@ wait_started md0 >/dev/null
 idle=$(rate md0 y-b.img 1)
 # A reader that keeps md0 busy (direct I/O: every read reaches md).
 fio --name=reader --filename="$MNT/md0/data" --rw=randread --direct=1 --bs=64k \
-	--ioengine=psync --size=128M --time_based --runtime=5 >"$T/fio.log" 2>&1 &
+	--ioengine=psync --size=128M --time_based --runtime=6 >"$T/fio.log" 2>&1 &
 busy_pid=$!
+# Measure once fio's job has md0/data open.
+until for p in $busy_pid $(pgrep -P $busy_pid); do ls -l /proc/$p/fd 2>/dev/null; done | grep -q "md0/data"; do
+	kill -0 $busy_pid 2>/dev/null || { cat "$T/fio.log" >&2; fail "reader"; }
+	sleep 0.05
+done
 sleep 0.3
 busy=$(rate md0 y-b.img 1)
 log "resync at $idle KiB/s idle, $busy KiB/s while md0 is read"
