@@ -29,4 +29,13 @@ macro_rules! shell_tests {
     };
 }
 
-shell_tests!(fixtures_assemble, sync_fixtures, sync_mismatch, sync_recovery, sync_controls, sync_fio, sync_crash, sync_replace);
+shell_tests!(
+    fixtures_assemble,
+    sync_fixtures,
+    sync_mismatch,
+    sync_recovery,
+    sync_controls,
+    sync_fio,
+    sync_crash,
+    sync_replace
+);
