@@ -84,7 +84,7 @@ expect_err "Invalid argument" md0/md/sync_action reshape
 expect_eq "$(attr md0/md/sync_action)" frozen "frozen after reshape"
 grep -q "md: md0: resync interrupted." "$MNT/log" || fail "interruption not logged"
 put md0/md/sync_action idle
-read -r done total < <(wait_started md0)
+read -r done total < <(wait_resumed md0)
 expect_eq "$done" "$cp" "resync resumed at"
 expect_eq "$(attr md0/md/sync_action)" resync "sync_action after idle"
 put md0/md/sync_speed_max system
@@ -106,7 +106,7 @@ min=$(attr md0/md/sync_min)
 [ "$min" -gt 0 ] || fail "sync_min $min after an interrupted check"
 grep -q "md: md0: data-check interrupted." "$MNT/log" || fail "check interruption not logged"
 put md0/md/sync_action check
-read -r done total < <(wait_started md0)
+read -r done total < <(wait_resumed md0)
 expect_eq "$done" "$min" "check resumed at"
 put md0/md/sync_speed_max system
 wait_idle md0

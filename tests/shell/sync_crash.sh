@@ -62,9 +62,11 @@ put md0/md/array_state read-auto
 expect_eq "$(attr md0/md/resync_start)" "$cp" "resync_start"
 expect_eq "$(members_sorted "$(ours_as_theirs "$(mdstat_line md0)" a.img b.img)")" \
 	"$(members_sorted "$(oracle_value "$T/o1" assembled_mdstat)")" "mdstat"
+put md0/md/sync_speed_max 1000
 put md0/md/array_state active
-read -r done total < <(wait_started md0)
+read -r done total < <(wait_resumed md0)
 expect_eq "$done" "$cp" "resync resumed at"
+put md0/md/sync_speed_max system
 wait_idle md0
 expect_eq "$(attr md0/md/resync_start)" none "resync_start after the resync"
 expect_eq "$(md_sha md0)" "$(oracle_value "$T/o1" md0_sha256)" "md0 sha256"
@@ -102,9 +104,11 @@ expect_eq "$(attr md0/md/dev-e.img/recovery_start)" "$ro" "recovery_start"
 expect_eq "$(attr md0/md/dev-e.img/state)" "$(oracle_value "$T/o2" assembled_dev_state | sed 's/.*vdb=//')" "e.img state"
 expect_eq "$(members_sorted "$(ours_as_theirs "$(mdstat_line md0)" c.img e.img)")" \
 	"$(members_sorted "$(oracle_value "$T/o2" assembled_mdstat)")" "mdstat"
+put md0/md/sync_speed_max 1000
 put md0/md/array_state active
-read -r done total < <(wait_started md0)
+read -r done total < <(wait_resumed md0)
 expect_eq "$done" "$ro" "recovery resumed at"
+put md0/md/sync_speed_max system
 wait_idle md0
 expect_eq "$(attr md0/md/dev-e.img/state)" in_sync "e.img after recovery"
 expect_eq "$(md_sha md0)" "$want" "md0 sha256"
@@ -129,9 +133,11 @@ start_daemon
 new_array md0 "$T/k/d0.img" "$T/k/d1.img"
 put md0/md/array_state read-auto
 expect_eq "$(attr md0/md/resync_start)" "$kp" "resync_start"
+put md0/md/sync_speed_max 1000
 put md0/md/array_state active
-read -r done total < <(wait_started md0)
+read -r done total < <(wait_resumed md0)
 expect_eq "$done" "$kp" "resync resumed at"
+put md0/md/sync_speed_max system
 wait_idle md0
 check_clean md0
 stop_daemon

@@ -35,6 +35,28 @@ wait_started() {
 	done
 }
 
+# wait_resumed ARRAY [SECONDS]: like wait_started, for a sync expected to
+# resume from a checkpoint above 0: until sync_completed shows a start
+# above 0.  (Between md starting the run and the worker setting its start,
+# sync_completed reads "0 / TOTAL", on Linux too.)  Hold the sync back
+# (sync_speed_max) so that a run wrongly started at 0 is still seen at 0,
+# or at its first checkpoint, by then.
+wait_resumed() {
+	local deadline=$((SECONDS + ${2:-30})) v
+	while :; do
+		v=$(attr "$1/md/sync_completed")
+		case "$v" in *" / "*)
+			if [ "${v% / *}" != 0 ]; then
+				echo "${v% / *} ${v#* / }"
+				return 0
+			fi
+			;;
+		esac
+		[ $SECONDS -lt $deadline ] || fail "$1: no sync resumed (sync_completed '$v')"
+		sleep 0.02
+	done
+}
+
 # wait_progress ARRAY SECTORS [SECONDS]: until sync_completed reaches
 # SECTORS (or the sync ends).
 wait_progress() {
