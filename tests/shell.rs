@@ -38,4 +38,11 @@ shell_tests!(
     data_fio_read_faults,
     data_bitmap,
     data_crash,
+    sync_fixtures,
+    sync_mismatch,
+    sync_recovery,
+    sync_controls,
+    sync_fio,
+    sync_crash,
+    sync_replace,
 );

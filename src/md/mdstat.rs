@@ -153,6 +153,6 @@ fn status_resync(m: &Mddev) -> Option<String> {
     let dt = (secs as u64).max(1);
     let rt = ((max_sectors - resync) / (db / 32 + 1) * dt) >> 5;
     s.push_str(&format!(" finish={}.{}min", rt / 60, (rt % 60) / 6));
-    s.push_str(&format!(" speed={}K/sec", db / 2 / dt));
+    s.push_str(&format!(" speed={}K/sec", m.sync.speed()));
     Some(s)
 }

@@ -444,9 +444,7 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     mddev.set_pers(Some(raid));
     for rdev in &cfg.rdevs {
         if rdev.raid_disk() >= 0 {
-            mddev
-                .observer()
-                .slot_link(mddev, rdev.raid_disk(), Some(rdev));
+            super::sync::link_rdev(mddev, rdev);
         }
     }
     if mddev.degraded() > 0 && mddev.is_rdwr() {
@@ -805,12 +803,10 @@ pub fn action_store(m: &Arc<Mddev>, cfg: &mut Config, s: &str) -> Result<(), Err
             m.notify("sync_action");
             return Ok(());
         }
-        _ if r.test(rec::RUNNING) => {
-            return match s {
-                "resync" | "recover" | "check" | "repair" | "reshape" => Err(libc::EBUSY),
-                _ => Err(libc::EINVAL),
-            };
-        }
+        // Linux 6.1 refuses every other word, known or not, while a sync
+        // runs or md has yet to look at what was asked last (6.11 and later
+        // look at RUNNING only, and say EINVAL for unknown words).
+        _ if r.test(rec::RUNNING) || r.test(rec::NEEDED) => return Err(libc::EBUSY),
         "resync" => r.clear(rec::FROZEN),
         "recover" => {
             r.clear(rec::FROZEN);

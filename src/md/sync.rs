@@ -24,7 +24,7 @@ pub fn remove_and_add_spares(mddev: &Mddev, cfg: &mut Config, this: Option<&Arc<
             continue;
         }
         if pers.hot_remove_disk(mddev, &r).is_ok() {
-            mddev.observer().slot_link(mddev, r.raid_disk(), None);
+            unlink_rdev(mddev, &r);
             r.set_saved_raid_disk(r.raid_disk());
             r.set_raid_disk(-1);
             removed += 1;
@@ -47,7 +47,7 @@ pub fn remove_and_add_spares(mddev: &Mddev, cfg: &mut Config, this: Option<&Arc<
             }
             r.set_recovery_offset(0);
             if pers.hot_add_disk(mddev, &r).is_ok() {
-                mddev.observer().slot_link(mddev, r.raid_disk(), Some(&r));
+                link_rdev(mddev, &r);
                 spares += 1;
                 mddev.sb_flags.set(sbf::CHANGE_DEVS);
                 mddev.observer().notify_rdev(mddev, &r, "slot");
@@ -59,6 +59,21 @@ pub fn remove_and_add_spares(mddev: &Mddev, cfg: &mut Config, this: Option<&Arc<
     }
     mddev.publish(cfg);
     spares
+}
+
+/// `sysfs_link_rdev`: `rdN` for a member in slot N; a replacement (which
+/// shares its slot with the member it replaces) and a journal get none.
+pub(crate) fn link_rdev(mddev: &Mddev, r: &Rdev) {
+    if !r.flags.test(rf::REPLACEMENT) && !r.flags.test(rf::JOURNAL) {
+        mddev.observer().slot_link(mddev, r.raid_disk(), Some(r));
+    }
+}
+
+/// `sysfs_unlink_rdev`: a replacement leaves the slot's `rdN` alone.
+fn unlink_rdev(mddev: &Mddev, r: &Rdev) {
+    if !r.flags.test(rf::REPLACEMENT) {
+        mddev.observer().slot_link(mddev, r.raid_disk(), None);
+    }
 }
 
 /// `rdev_removeable`.
@@ -167,6 +182,26 @@ pub fn md_reap_sync_thread(mddev: &Arc<Mddev>, cfg: &mut Config) {
     mddev.notify("array_state");
     for rd in &cfg.rdevs {
         mddev.observer().notify_rdev(mddev, rd, "state");
+    }
+}
+
+/// Before `sync_action` takes a new action: let the md thread act on a
+/// pending MD_RECOVERY_NEEDED (start what was asked, or find nothing to
+/// do).  The kernel's md thread does so at once, and a write that still
+/// finds NEEDED set gets EBUSY (Linux 6.1); waiting here (at most a
+/// second, without the reconfig mutex the thread needs) keeps `echo idle;
+/// echo check` from racing the thread, while `echo check; echo check`
+/// still finds the first check running.
+pub fn settle_needed(mddev: &Mddev) {
+    let r = &mddev.recovery;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while r.test(rec::NEEDED)
+        && !r.test(rec::RUNNING)
+        && mddev.is_running()
+        && std::time::Instant::now() < deadline
+    {
+        mddev.wakeup();
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

@@ -31,6 +31,9 @@ const SYNC_MARKS: usize = 10;
 const SYNC_MARK_STEP: Duration = Duration::from_secs(3);
 /// Checkpoint at least every five minutes.
 const UPDATE_FREQUENCY: Duration = Duration::from_secs(300);
+/// How long the sync steps aside before it looks again whether the array
+/// is still busy with normal I/O (when it runs above its minimum speed).
+const YIELD_PAUSE: Duration = Duration::from_millis(10);
 /// Mismatched ranges remembered for `mismatches`.
 const MISMATCH_KEEP: usize = 1024;
 
@@ -161,12 +164,19 @@ impl SyncState {
         *self.last_sync_action.lock()
     }
 
-    /// `sync_speed`: KiB/s over the current mark window.
+    /// KiB/s since the window's mark, for the throttle: over the exact
+    /// time elapsed, so that holding it at the maximum holds the copy
+    /// rate there from the first step on.
+    fn throttle_speed(&self) -> u64 {
+        let (secs, done) = self.window();
+        (done as f64 / 2.0 / secs.max(0.001)) as u64 + 1
+    }
+
+    /// `sync_speed`: KiB/s since the window's mark (~30 s back once the
+    /// sync has run that long), over at least one second.
     pub fn speed(&self) -> u64 {
-        let (mark, mark_cnt) = *self.mark.lock();
-        let done = self.io_sectors.load(Ordering::Acquire);
-        let secs = mark.elapsed().as_secs() + 1;
-        done.saturating_sub(mark_cnt) / 2 / secs + 1
+        let (secs, done) = self.window();
+        (done as f64 / 2.0 / secs.max(1.0)) as u64
     }
 
     /// Seconds since the window's mark and sectors done in it, for mdstat's
@@ -301,12 +311,22 @@ pub fn md_do_sync(mddev: &Arc<Mddev>) -> (&'static str, bool) {
     }
     let mut j = 0u64;
     let mut max_sectors = 0u64;
-    let skip = r.test(rec::INTR) || mddev.ro() != ro::RDWR;
-    if !skip {
+    if mddev.ro() != ro::RDWR {
+        // Never sync a read-only array; the run counts as interrupted.
+        r.set(rec::INTR);
+    }
+    'run: {
+        if r.test(rec::INTR) {
+            break 'run;
+        }
         *st.last_sync_action.lock() = action;
         // Arrays that share a physical disk sync one at a time.
         st.curr_resync.store(RESYNC_DELAYED, Ordering::Release);
         wait_for_shared_units(mddev, desc);
+        if r.test(rec::INTR) {
+            // Interrupted while it waited: nothing started.
+            break 'run;
+        }
         if r.test(rec::SYNC) {
             max_sectors = st.resync_max_sectors();
             st.resync_mismatches.store(0, Ordering::Release);
@@ -406,8 +426,6 @@ pub fn md_do_sync(mddev: &Arc<Mddev>) -> (&'static str, bool) {
                 continue;
             }
             last_check = io;
-            // Throttle: over the minimum speed, yield to normal I/O; never
-            // above the maximum.
             loop {
                 if marks[last_mark].0.elapsed() >= SYNC_MARK_STEP {
                     let next = (last_mark + 1) % SYNC_MARKS;
@@ -418,19 +436,31 @@ pub fn md_do_sync(mddev: &Arc<Mddev>) -> (&'static str, bool) {
                 if r.test(rec::INTR) {
                     break;
                 }
-                let speed = st.speed();
+                // Over the minimum speed the sync yields to normal I/O;
+                // it never goes over the maximum, neither on average since
+                // the window's mark (~30 s) nor since the latest mark (at
+                // most 3 s), so that a slow spell is not made up in a burst.
+                let speed = st.throttle_speed();
                 let min = mddev.speed_min() as u64;
                 let max = mddev.speed_max() as u64;
                 if speed > min {
-                    if speed > max {
+                    let (t, cnt) = marks[last_mark];
+                    let recent = st.io_sectors.load(Ordering::Acquire).saturating_sub(cnt) as f64
+                        / 2.0
+                        / t.elapsed().as_secs_f64().max(0.001);
+                    if speed > max || recent > max as f64 {
                         std::thread::sleep(Duration::from_millis(50));
                         continue;
                     }
+                    // Not idle (over 64 sectors of normal I/O since the last
+                    // look): step aside while it lasts, as the kernel waits
+                    // for its own in-flight sync I/O to drain.
                     let now_io = mddev.normal_io_sectors();
-                    if now_io.wrapping_sub(last_idle) > 64 {
-                        // Not idle: let normal I/O through.
-                        last_idle = now_io;
-                        std::thread::sleep(Duration::from_millis(1));
+                    let busy = now_io.wrapping_sub(last_idle) > 64;
+                    last_idle = now_io;
+                    if busy {
+                        std::thread::sleep(YIELD_PAUSE);
+                        continue;
                     }
                 }
                 break;

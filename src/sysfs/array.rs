@@ -627,6 +627,7 @@ fn action_store(m: &M, s: &str) -> Result<(), Errno> {
     if !m.pers().is_some_and(|p| p.personality().redundant()) {
         return Err(libc::EINVAL);
     }
+    crate::md::sync::settle_needed(m);
     let mut cfg = m.cfg.lock();
     crate::md::run::action_store(m, &mut cfg, s)
 }
@@ -682,9 +683,7 @@ fn sync_speed_show(m: &M) -> Result<String, Errno> {
     if m.sync.curr_resync() == crate::sync::RESYNC_NONE {
         return line("none");
     }
-    let (secs, db) = m.sync.window();
-    let dt = (secs as u64).max(1);
-    line(db / dt / 2)
+    line(m.sync.speed())
 }
 
 fn sync_force_parallel_show(m: &M) -> Result<String, Errno> {
