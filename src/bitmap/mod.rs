@@ -630,7 +630,11 @@ impl Bitmap {
             }
             sb.events_cleared = self.events_cleared();
             sb.state = (self.flags.bits() as u32) & !state::WRITE_ERROR;
-            sb.daemon_sleep = (cfg.bitmap_info.daemon_sleep / HZ) as u32;
+            // Whole seconds on disk.  The kernel writes 0 for a time_base
+            // under a second, which it then refuses at the next assembly
+            // ("daemon sleep period out of range"); 1 keeps the images
+            // usable.
+            sb.daemon_sleep = ((cfg.bitmap_info.daemon_sleep / HZ) as u32).max(1);
             sb.write_behind = cfg.bitmap_info.max_write_behind as u32;
             sb.sync_size = mddev.sync.resync_max_sectors();
             sb.chunksize = cfg.bitmap_info.chunksize as u32;
