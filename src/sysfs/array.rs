@@ -557,11 +557,16 @@ fn array_state_store(m: &M, s: &str) -> Result<(), Errno> {
     };
     match word {
         "suspended" | "write-pending" | "active-idle" | "broken" => return Err(libc::EINVAL),
-        "clear" | "readonly" | "inactive" | "read-auto" if m.is_running() && m.is_rdwr() => {
-            // Writing sysfs does not open the array: no openers allowed.
-            if m.openers.load(std::sync::atomic::Ordering::Acquire) > 0 {
-                return Err(libc::EBUSY);
-            }
+        // do_md_stop and md_set_readonly (Linux 6.1) refuse while the array
+        // is open, read-only or not; read-auto only stops writes of a
+        // read-write array (a read-only one is restarted instead).
+        "clear" | "readonly" | "inactive" | "read-auto"
+            if m.is_running()
+                && (word != "read-auto" || m.is_rdwr())
+                && m.openers.load(std::sync::atomic::Ordering::Acquire) > 0 =>
+        {
+            m.log().warn(format!("md: {} still in use.", m.name));
+            return Err(libc::EBUSY);
         }
         _ => {}
     }
