@@ -606,12 +606,13 @@ fn array_state_store(m: &M, s: &str) -> Result<(), Errno> {
         }
         "read-auto" => {
             if m.is_running() {
+                // Already read-auto: nothing matches, EINVAL (6.1).
                 let r = if m.is_rdwr() {
                     run::md_set_readonly(m, &mut cfg)
                 } else if m.ro() == ro::RDONLY {
                     run::restart_array(m, &cfg)
                 } else {
-                    Ok(())
+                    Err(libc::EINVAL)
                 };
                 if r.is_ok() {
                     m.set_ro(ro::AUTO_READ);
