@@ -650,7 +650,12 @@ fn array_state_store(m: &M, s: &str) -> Result<(), Errno> {
         }
         _ => Err(libc::EINVAL),
     };
-    let cleared = word == "clear" && r.is_ok();
+    // md_free: a cleared array goes, and so does one left empty by any
+    // state change (new_array's hold on mdN lasts until the first
+    // successful array_state write; md_NAME is held until cleared).
+    let empty =
+        cfg.rdevs.is_empty() && cfg.raid_disks == 0 && cfg.ctime == 0 && !m.name.starts_with("md_");
+    let cleared = r.is_ok() && (word == "clear" || empty);
     drop(cfg);
     if r.is_ok() {
         m.notify("array_state");
