@@ -670,7 +670,8 @@ impl Mddev {
             return Err(libc::ENXIO);
         };
         if self.ro() == ro::RDONLY {
-            return Err(libc::EROFS);
+            // blkdev_write_iter on a read-only disk.
+            return Err(libc::EPERM);
         }
         let size = self.array_sectors() * 512;
         if offset >= size {

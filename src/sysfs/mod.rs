@@ -100,11 +100,10 @@ impl BinFile for DataFile {
             .unwrap_or(0)
     }
 
-    fn open(&self, write: bool) -> Result<(), Errno> {
+    fn open(&self, _write: bool) -> Result<(), Errno> {
+        // A read-only array opens for writing too (writes then fail), as
+        // a read-only block device does.
         let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
-        if write && m.is_running() && m.ro() == crate::md::ro::RDONLY {
-            return Err(libc::EROFS);
-        }
         m.openers.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
