@@ -3,7 +3,7 @@
 //! (recorded on disk) or not.  `shift` is the unit (512 << shift bytes);
 //! `None` means the member cannot record bad blocks at all.
 
-use crate::format::badblocks::{BB_MAX_ENTRIES, BadRange};
+use crate::format::badblocks::{BB_MAX_ENTRIES, BB_MAX_LEN, BadRange};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadEntry {
@@ -48,8 +48,11 @@ impl BadBlocks {
         Ok(())
     }
 
-    /// `badblocks_set`: record `[s, s+sectors)`; merges with neighbours.
-    /// Err when recording is disabled or the list is full.
+    /// `badblocks_set` (the Linux 6.1 one): record `[s, s+sectors)`,
+    /// merged into the range starting at or before it and the one after
+    /// it where they touch, no entry longer than `BB_MAX_LEN` units (a
+    /// longer range becomes several entries).  Err when recording is
+    /// disabled or the list is full (what fitted is kept, as there).
     pub fn set(&mut self, s: u64, sectors: u64, acked: bool) -> Result<(), ()> {
         let Some(shift) = self.shift else {
             return Err(());
@@ -57,43 +60,112 @@ impl BadBlocks {
         if sectors == 0 {
             return Ok(());
         }
-        // Round out to the unit.
-        let unit = 1u64 << shift;
-        let start = s & !(unit - 1);
-        let end = (s + sectors).div_ceil(unit) * unit;
-        let mut merged = BadEntry {
-            sector: start,
-            sectors: end - start,
-            acked,
-        };
-        let mut keep = Vec::with_capacity(self.entries.len() + 1);
-        for e in &self.entries {
-            let e_end = e.sector + e.sectors;
-            if e_end < merged.sector || e.sector > merged.sector + merged.sectors {
-                keep.push(*e);
-            } else if e.acked == merged.acked
-                || e.sector >= merged.sector && e_end <= merged.sector + merged.sectors
-            {
-                let ns = e.sector.min(merged.sector);
-                let ne = e_end.max(merged.sector + merged.sectors);
-                merged = BadEntry {
-                    sector: ns,
-                    sectors: ne - ns,
-                    acked: merged.acked && e.acked,
-                };
+        // Work in units, rounding the start down and the end up.
+        let mut s_u = s >> shift;
+        let next = (s + sectors + (1u64 << shift) - 1) >> shift;
+        let mut len = next - s_u;
+        let mut p: Vec<(u64, u64, bool)> = self
+            .entries
+            .iter()
+            .map(|e| (e.sector >> shift, e.sectors >> shift, e.acked))
+            .collect();
+        let (mut lo, mut hi) = (0usize, p.len());
+        // The last range that starts at or before s.
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if p[mid].0 <= s_u {
+                lo = mid;
             } else {
-                keep.push(*e);
+                hi = mid;
             }
         }
-        keep.push(merged);
-        keep.sort_by_key(|e| e.sector);
-        if keep.len() > BB_MAX_ENTRIES {
-            return Err(());
+        if hi > lo && p[lo].0 > s_u {
+            hi = lo;
         }
-        self.entries = keep;
+        if hi > lo {
+            let (a, l, ack) = p[lo];
+            let mut e = a + l;
+            if e >= s_u {
+                let ack = if s_u == a && s_u + len >= e {
+                    acked
+                } else {
+                    ack && acked
+                };
+                if e < s_u + len {
+                    e = s_u + len;
+                }
+                if e - a <= BB_MAX_LEN {
+                    p[lo] = (a, e - a, ack);
+                    s_u = e;
+                } else {
+                    if l != BB_MAX_LEN {
+                        p[lo] = (a, BB_MAX_LEN, ack);
+                    }
+                    s_u = a + BB_MAX_LEN;
+                }
+                len = e - s_u;
+            }
+        }
+        if len > 0 && hi < p.len() {
+            let (a, l, ack) = p[hi];
+            let mut e = a + l;
+            if a <= s_u + len {
+                let ack = if e <= s_u + len {
+                    e = s_u + len;
+                    acked
+                } else {
+                    ack && acked
+                };
+                let a = s_u;
+                if e - a <= BB_MAX_LEN {
+                    p[hi] = (a, e - a, ack);
+                    s_u = e;
+                } else {
+                    p[hi] = (a, BB_MAX_LEN, ack);
+                    s_u = a + BB_MAX_LEN;
+                }
+                len = e - s_u;
+                lo = hi;
+                hi += 1;
+            }
+        }
+        if len == 0 && hi < p.len() {
+            // s is at the end of p[lo]: maybe p[lo] and p[hi] combine.
+            let a = p[hi].0;
+            let newlen = (p[lo].1 + p[hi].1) as i64 - (s_u as i64 - a as i64);
+            if s_u >= a && newlen < BB_MAX_LEN as i64 {
+                p[lo] = (p[lo].0, newlen as u64, p[lo].2 && p[hi].2);
+                p.remove(hi);
+            }
+        }
+        let mut full = false;
+        while len > 0 {
+            if p.len() >= BB_MAX_ENTRIES {
+                full = true;
+                break;
+            }
+            let this = len.min(BB_MAX_LEN);
+            p.insert(hi, (s_u, this, acked));
+            hi += 1;
+            len -= this;
+            s_u += this;
+        }
+        self.entries = p
+            .into_iter()
+            .map(|(a, l, ack)| BadEntry {
+                sector: a << shift,
+                sectors: l << shift,
+                acked: ack,
+            })
+            .collect();
         self.changed = true;
-        self.unacked_exist = self.entries.iter().any(|e| !e.acked);
-        Ok(())
+        if !acked {
+            self.unacked_exist = true;
+        } else {
+            // badblocks_update_acked
+            self.unacked_exist = self.entries.iter().any(|e| !e.acked);
+        }
+        if full { Err(()) } else { Ok(()) }
     }
 
     /// `badblocks_clear`: forget `[s, s+sectors)` (a successful write
@@ -171,12 +243,13 @@ impl BadBlocks {
             .collect()
     }
 
-    /// sysfs `bad_blocks` / `unacknowledged_bad_blocks`: `sector length`
-    /// lines, at most one page.
+    /// sysfs `bad_blocks` (every entry) / `unacknowledged_bad_blocks`
+    /// (only those not yet on disk): `sector length` lines, at most one
+    /// page.
     pub fn show(&self, unack: bool) -> String {
         let mut s = String::new();
         for e in &self.entries {
-            if unack == e.acked {
+            if unack && e.acked {
                 continue;
             }
             let line = format!("{} {}\n", e.sector, e.sectors);
@@ -188,20 +261,42 @@ impl BadBlocks {
         s
     }
 
-    /// sysfs store: `sector length[\n]`.
+    /// sysfs store, `badblocks_store`: `sscanf("%llu %d%c")` -- a sector,
+    /// a length > 0, and nothing after them but a newline (the tree took
+    /// one newline away already).
     pub fn store(&mut self, text: &str, unack: bool) -> Result<(), i32> {
-        let mut it = text.split_whitespace();
-        let (Some(a), Some(b), None) = (it.next(), it.next(), it.next()) else {
+        let (sector, rest) = scan_num(text).ok_or(libc::EINVAL)?;
+        let (len, rest) = scan_num(rest).ok_or(libc::EINVAL)?;
+        if !rest.is_empty() && !rest.starts_with('\n') {
             return Err(libc::EINVAL);
-        };
-        let sector: u64 = a.parse().map_err(|_| libc::EINVAL)?;
-        let len: i64 = b.parse().map_err(|_| libc::EINVAL)?;
+        }
+        // %llu and %d: the value as the C types hold it.
+        let len = len as i32;
         if len <= 0 {
             return Err(libc::EINVAL);
         }
         self.set(sector, len as u64, !unack)
             .map_err(|_| libc::ENOSPC)
     }
+}
+
+/// One `%llu`/`%d` of the kernel's sscanf: leading white space, an
+/// optional sign, decimal digits (wrapping); the rest of the text.
+fn scan_num(text: &str) -> Option<(u64, &str)> {
+    let t = text.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let n = t.bytes().take_while(u8::is_ascii_digit).count();
+    if n == 0 {
+        return None;
+    }
+    let v = t[..n].bytes().fold(0u64, |v, b| {
+        v.wrapping_mul(10).wrapping_add((b - b'0') as u64)
+    });
+    Some((if neg { v.wrapping_neg() } else { v }, &t[n..]))
 }
 
 #[cfg(test)]
@@ -217,13 +312,25 @@ mod tests {
         assert_eq!(b.show(false), "100 16\n");
         b.set(200, 1, false).unwrap();
         assert_eq!(b.show(true), "200 1\n");
+        assert_eq!(b.show(false), "100 16\n200 1\n");
         assert!(b.unacked_exist);
         assert_eq!(b.check(90, 20), Some((100, 16, false)));
         assert_eq!(b.check(150, 10), None);
         b.clear(104, 4);
-        assert_eq!(b.show(false), "100 4\n108 8\n");
+        assert_eq!(b.show(false), "100 4\n108 8\n200 1\n");
         b.ack_all();
         assert!(!b.unacked_exist);
+    }
+
+    #[test]
+    fn long_ranges_split_at_512() {
+        let mut b = BadBlocks::new(Some(0));
+        b.store("100 513", false).unwrap();
+        assert_eq!(b.show(false), "100 512\n612 1\n");
+        assert_eq!(b.store("100 8 junk", false), Err(libc::EINVAL));
+        assert_eq!(b.store("100 8 ", false), Err(libc::EINVAL));
+        assert_eq!(b.store("100 8\n", false), Ok(()));
+        assert_eq!(b.store(" 100 +8", false), Ok(()));
     }
 
     #[test]
