@@ -83,7 +83,12 @@ impl Attribute for MemberAttr {
     }
     fn store(&self, value: &str) -> Result<(), Errno> {
         let c = self.ctx()?;
-        (self.row.store.ok_or(libc::EIO)?)(&c, value)
+        let r = (self.row.store.ok_or(libc::EIO)?)(&c, value);
+        // rdev_attr_store runs every store under the reconfig mutex, and
+        // mddev_unlock wakes md's thread: whatever the store left for it
+        // (a failure to record, a member to take out) happens now.
+        c.mddev.wakeup();
+        r
     }
 }
 
