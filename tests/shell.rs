@@ -29,4 +29,10 @@ macro_rules! shell_tests {
     };
 }
 
-shell_tests!(fixtures_assemble);
+shell_tests!(
+    fixtures_assemble,
+    stop_reassemble,
+    array_state,
+    member_state,
+    bad_input,
+);
