@@ -35,4 +35,5 @@ shell_tests!(
     array_state,
     member_state,
     bad_input,
+    run_path,
 );
