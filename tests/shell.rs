@@ -36,4 +36,5 @@ shell_tests!(
     member_state,
     bad_input,
     run_path,
+    mount,
 );
