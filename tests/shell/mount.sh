@@ -22,6 +22,22 @@ after = os.read(fd, 4096).decode().strip()
 print("woke" if x else "timeout", after, flush=True)
 EOF
 
+# Besides what lib.sh cleans up: a daemonized mount, and the throwaway
+# user with its mount and files.
+user=mdfuse$$
+bgpid= upid= U=
+extra_cleanup() {
+	set +e
+	[ -n "$bgpid" ] && kill -TERM "$bgpid" 2>/dev/null && wait_exit "$bgpid"
+	[ -n "$upid" ] && kill -TERM "$upid" 2>/dev/null && wait_exit "$upid"
+	if [ -n "$U" ]; then
+		grep -q " $U/mnt " /proc/mounts && { fusermount3 -u "$U/mnt" || umount -l "$U/mnt"; }
+		rm -rf "$U"
+	fi
+	id "$user" >/dev/null 2>&1 && userdel "$user"
+}
+trap 'rc=$?; extra_cleanup; (exit $rc); cleanup' EXIT
+
 # on_disk IMG: "events/state" of a member's superblock.
 on_disk() {
 	printf '%s/%s' "$(mdadm --examine "$1" | sed -n 's/ *Events : //p')" \
@@ -83,11 +99,12 @@ log "daemonized"
 # Mounted by the time the command returns.
 grep -q " $MNT " /proc/mounts || fail "not mounted when mdfuse mount returned"
 [ -e "$MNT/mdstat" ] || fail "no mdstat"
-pids=$(pgrep -f "mdfuse mount.*$MNT" || true)
-[ "$(echo "$pids" | wc -w)" = 1 ] || fail "daemon pids: '$pids'"
+bgpid=$(pgrep -f "mdfuse mount.*$MNT" || true)
+[ "$(echo "$bgpid" | wc -w)" = 1 ] || fail "daemon pids: '$bgpid'"
 arrays "$T/bg"
-kill -TERM "$pids"
-wait_exit "$pids"
+kill -TERM "$bgpid"
+wait_exit "$bgpid"
+bgpid=
 stopped_cleanly "$T/bg" "daemonized, SIGTERM"
 
 log "poll wakes on array_state, sync_action and degraded"
@@ -125,16 +142,7 @@ put md0/md/array_state clear
 stop_daemon
 
 log "a normal user's mount"
-user=mdfuse$$
 U=$(mktemp -d /tmp/mdfuse-user.XXXXXX)
-user_cleanup() {
-	set +e
-	[ -n "${upid:-}" ] && kill -TERM "$upid" 2>/dev/null && wait_exit "$upid"
-	grep -q " $U/mnt " /proc/mounts && { fusermount3 -u "$U/mnt" || umount -l "$U/mnt"; }
-	id "$user" >/dev/null 2>&1 && userdel "$user"
-	rm -rf "$U"
-}
-trap 'rc=$?; user_cleanup; (exit $rc); cleanup' EXIT
 useradd --no-create-home --shell /bin/sh --user-group "$user"
 unpack raid1-v1.2-nobitmap "$U"
 mkdir "$U/mnt"
@@ -167,7 +175,7 @@ for img in "$U"/vd?; do
 	# 16, written dirty (17), marked clean again by safe mode (16).
 	expect_eq "$(on_disk "$img")" 16/clean "the user's $(basename "$img") after unmount"
 done
-user_cleanup
-trap cleanup EXIT
-grep -q fuse /proc/mounts && grep fuse /proc/mounts | grep -q -e "$T" -e "$U" && fail "a mount was left behind"
-true
+extra_cleanup
+U=
+id "$user" >/dev/null 2>&1 && fail "user $user still there"
+! grep -q -e " $T/" -e " /tmp/mdfuse-user" /proc/mounts || fail "a mount was left behind"
