@@ -16,13 +16,15 @@ m_put() {
 	if _me=$(echo "$2" 2>&1 >"$S/$1"); then echo ok; else echo "$_me" | m_err; fi
 }
 
-# m_disk DEV: "events/role" as DEV's superblock records it.
+# m_disk DEV: "events/role/array state[/flags]" as DEV's superblock
+# records it.
 m_disk() {
 	m_examine "$1" >"$M_TMP"
 	_ev=$(sed -n 's/ *Events : //p' "$M_TMP")
 	_role=$(sed -n 's/ *Device Role : //p' "$M_TMP")
 	_as=$(sed -n 's/ *Array State : \([^ ]*\).*/\1/p' "$M_TMP")
-	echo "$_ev/$_role/$_as"
+	_fl=$(sed -n 's/ *Flags : //p' "$M_TMP")
+	echo "$_ev/$_role/$_as${_fl:+/$_fl}"
 }
 
 # m_show: the array and every member, as sysfs, mdstat and the
