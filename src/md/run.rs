@@ -38,10 +38,7 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
             .iter()
             .any(|m| !Arc::ptr_eq(m, mddev) && m.rdevs().iter().any(claimed))
     {
-        log.warn(format!(
-            "md: could not open device {}.",
-            disk.kernel_name()
-        ));
+        log.warn(format!("md: could not open device {}.", disk.kernel_name()));
         return Err(libc::EBUSY);
     }
     let name = unique_name(cfg, &disk.kernel_name());
