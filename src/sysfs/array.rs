@@ -820,7 +820,7 @@ fn serialize_policy_store(m: &M, s: &str) -> Result<(), Errno> {
     if v == cfg.serialize_policy {
         return Ok(());
     }
-    if !m.pers().is_some_and(|p| p.personality().level() == 1) {
+    if m.pers().is_none_or(|p| p.personality().level() != 1) {
         m.log()
             .err("md: serialize_policy is only effective for raid1");
         return Err(libc::EINVAL);

@@ -34,13 +34,18 @@ pub enum Group {
     Bitmap,
 }
 
+/// An attribute's show: the value, with its newline.
+pub type ShowFn<C> = fn(&C) -> Result<String, Errno>;
+/// An attribute's store: one written value, its newline removed.
+pub type StoreFn<C> = fn(&C, &str) -> Result<(), Errno>;
+
 /// One attribute: `__ATTR(name, mode, show, store)`.
 pub struct Row<C: 'static> {
     pub name: &'static str,
     pub mode: u32,
     pub group: Group,
-    pub show: Option<fn(&C) -> Result<String, Errno>>,
-    pub store: Option<fn(&C, &str) -> Result<(), Errno>>,
+    pub show: Option<ShowFn<C>>,
+    pub store: Option<StoreFn<C>>,
 }
 
 /// An array attribute bound to its array (held weakly: the array may go).
