@@ -41,7 +41,7 @@ m_mdstat() { mdstat_line "$M_NAME"; }
 # one; those that come while one is being written share it): the events
 # after a recovery are left out, everything else on those lines is kept.
 after_recovery() {
-	sed -E '/^spare (- \(sync_action idle\)|recovered|replaced|vdg )/s#\| [0-9]+/#| E/#g' "$1"
+	sed -E '/^(spare (- \(sync_action idle\)|recovered|replaced|vdg )|replace (rebuilt|vdl ))/s#\| [0-9]+/#| E/#g' "$1"
 }
 
 log "member scenarios"

@@ -182,10 +182,26 @@ m_scen_inactive() {
 	m_done
 }
 
+# want_replacement with a spare at hand: the spare rebuilds as the
+# member's replacement, then takes its slot; the old member is failed.
+m_scen_replace() {
+	m_bind md6 raid1-spare
+	echo active >"$S/array_state"
+	sleep 0.5
+	m_step replace $D3 dev-$D3/state replacement
+	m_step replace $D1 dev-$D1/state want_replacement
+	m_idle
+	sleep 0.5
+	echo "replace rebuilt: $(m_show)"
+	m_step replace $D1 dev-$D1/state remove
+	m_done
+}
+
 probe_members() {
 	m_scen_words
 	m_scen_fail
 	m_scen_readd
 	m_scen_spare
 	m_scen_inactive
+	m_scen_replace
 }

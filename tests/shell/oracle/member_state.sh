@@ -1,6 +1,6 @@
 # Guest half of member_state.sh (see probe_member.sh): the scenarios take
 # the images in the order of the images line.
-# images: raid1-v1.2-bitmap raid1-v1.2-bitmap raid1-v1.2-bitmap raid1-spare raid1-v1.2-bitmap
+# images: raid1-v1.2-bitmap raid1-v1.2-bitmap raid1-v1.2-bitmap raid1-spare raid1-v1.2-bitmap raid1-spare
 M_TMP=/tmp/examine
 M_LEFT=$DISKS
 m_bind() {
