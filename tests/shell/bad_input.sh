@@ -43,6 +43,7 @@ ROOT_FILES="new_array=$MNT/new_array speed_limit_min=$MNT/speed_limit_min speed_
 section() {
 	echo "### $1"
 	sysfs_dump "$S" >"$SCRATCH/before"
+	sed "s/^/was /" "$SCRATCH/before"
 	probe_all
 	sysfs_dump "$S" >"$SCRATCH/after"
 	diff -u "$SCRATCH/before" "$SCRATCH/after" | sed -n 's/^\([-+]\)\([a-z]\)/dump \1 \2/p'

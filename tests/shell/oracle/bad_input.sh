@@ -11,6 +11,7 @@ ROOT_FILES="new_array=/sys/module/md_mod/parameters/new_array speed_limit_min=/p
 section() {
 	echo "### $1"
 	sysfs_dump /dev/$2 >$SCRATCH/before
+	sed "s/^/was /" "$SCRATCH/before"
 	probe_all
 	sysfs_dump /dev/$2 >$SCRATCH/after
 	diff -u $SCRATCH/before $SCRATCH/after | sed -n 's/^\([-+]\)\([a-z]\)/dump \1 \2/p'
