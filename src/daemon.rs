@@ -3,7 +3,7 @@
 //! Either way every running array is stopped cleanly first (superblocks
 //! written clean), as the kernel's reboot notifier does.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,8 +71,10 @@ fn daemonize() -> io::Result<OwnedFd> {
         }
         _ => {
             drop(wr);
+            // One line: "ok", or why the mount failed.  The child keeps
+            // its end open while it serves, so do not wait for the end.
             let mut msg = String::new();
-            std::fs::File::from(rd).read_to_string(&mut msg)?;
+            io::BufReader::new(std::fs::File::from(rd)).read_line(&mut msg)?;
             if msg.trim() == "ok" {
                 std::process::exit(0);
             }

@@ -45,4 +45,10 @@ shell_tests!(
     sync_fio,
     sync_crash,
     sync_replace,
+    stop_reassemble,
+    array_state,
+    member_state,
+    bad_input,
+    run_path,
+    mount,
 );

@@ -50,167 +50,130 @@ impl BadBlocks {
         true
     }
 
-    /// `badblocks_set` (block/badblocks.c of Linux 6.1): record
-    /// `[s, s+sectors)`, rounded out to whole units.  The new range merges
-    /// with the ranges it touches or overlaps, acknowledged or not (the
-    /// result is acknowledged only if both were, or if the new range
-    /// covers the old one); no entry grows past `BB_MAX_LEN` units.  Err
-    /// when recording is disabled or the list is full (what fitted stays).
+    /// `badblocks_set` (the Linux 6.1 one): record `[s, s+sectors)`,
+    /// merged into the range starting at or before it and the one after
+    /// it where they touch, no entry longer than `BB_MAX_LEN` units (a
+    /// longer range becomes several entries).  Err when recording is
+    /// disabled or the list is full (what fitted is kept, as there).
     pub fn set(&mut self, s: u64, sectors: u64, acked: bool) -> bool {
         let Some(shift) = self.shift else {
             return false;
         };
-        let mut s_ = s >> shift;
+        if sectors == 0 {
+            return true;
+        }
+        // Work in units, rounding the start down and the end up.
+        let mut s_u = s >> shift;
         let next = (s + sectors + (1u64 << shift) - 1) >> shift;
-        let mut sectors = next - s_;
-        let mut p: Vec<BadEntry> = self
+        let mut len = next - s_u;
+        let mut p: Vec<(u64, u64, bool)> = self
             .entries
             .iter()
-            .map(|e| BadEntry {
-                sector: e.sector >> shift,
-                sectors: e.sectors >> shift,
-                acked: e.acked,
-            })
+            .map(|e| (e.sector >> shift, e.sectors >> shift, e.acked))
             .collect();
-        let mut rv = true;
         let (mut lo, mut hi) = (0usize, p.len());
         // The last range that starts at or before s.
         while hi - lo > 1 {
             let mid = (lo + hi) / 2;
-            if p[mid].sector <= s_ {
+            if p[mid].0 <= s_u {
                 lo = mid;
             } else {
                 hi = mid;
             }
         }
-        if hi > lo && p[lo].sector > s_ {
+        if hi > lo && p[lo].0 > s_u {
             hi = lo;
         }
         if hi > lo {
-            let a = p[lo].sector;
-            let mut e = a + p[lo].sectors;
-            if e >= s_ {
-                // Merge with the previous range.
-                let ack = if s_ == a && s_ + sectors >= e {
+            let (a, l, ack) = p[lo];
+            let mut e = a + l;
+            if e >= s_u {
+                let ack = if s_u == a && s_u + len >= e {
                     acked
                 } else {
-                    p[lo].acked && acked
+                    ack && acked
                 };
-                if e < s_ + sectors {
-                    e = s_ + sectors;
+                if e < s_u + len {
+                    e = s_u + len;
                 }
                 if e - a <= BB_MAX_LEN {
-                    p[lo] = BadEntry {
-                        sector: a,
-                        sectors: e - a,
-                        acked: ack,
-                    };
-                    s_ = e;
+                    p[lo] = (a, e - a, ack);
+                    s_u = e;
                 } else {
-                    if p[lo].sectors != BB_MAX_LEN {
-                        p[lo] = BadEntry {
-                            sector: a,
-                            sectors: BB_MAX_LEN,
-                            acked: ack,
-                        };
+                    if l != BB_MAX_LEN {
+                        p[lo] = (a, BB_MAX_LEN, ack);
                     }
-                    s_ = a + BB_MAX_LEN;
+                    s_u = a + BB_MAX_LEN;
                 }
-                sectors = e - s_;
+                len = e - s_u;
             }
         }
-        if sectors > 0 && hi < p.len() {
-            // Maybe merge with the start of the next range.
-            let a = p[hi].sector;
-            let mut e = a + p[hi].sectors;
-            if a <= s_ + sectors {
-                let ack = if e <= s_ + sectors {
-                    e = s_ + sectors;
+        if len > 0 && hi < p.len() {
+            let (a, l, ack) = p[hi];
+            let mut e = a + l;
+            if a <= s_u + len {
+                let ack = if e <= s_u + len {
+                    e = s_u + len;
                     acked
                 } else {
-                    p[hi].acked && acked
+                    ack && acked
                 };
-                let a = s_;
+                let a = s_u;
                 if e - a <= BB_MAX_LEN {
-                    p[hi] = BadEntry {
-                        sector: a,
-                        sectors: e - a,
-                        acked: ack,
-                    };
-                    s_ = e;
+                    p[hi] = (a, e - a, ack);
+                    s_u = e;
                 } else {
-                    p[hi] = BadEntry {
-                        sector: a,
-                        sectors: BB_MAX_LEN,
-                        acked: ack,
-                    };
-                    s_ = a + BB_MAX_LEN;
+                    p[hi] = (a, BB_MAX_LEN, ack);
+                    s_u = a + BB_MAX_LEN;
                 }
-                sectors = e - s_;
+                len = e - s_u;
                 lo = hi;
                 hi += 1;
             }
         }
-        if sectors == 0 && hi < p.len() {
-            // Two ranges may now touch: join them if they fit in one.
-            let a = p[hi].sector;
-            let newlen = (p[lo].sectors + p[hi].sectors) as i64 - (s_ as i64 - a as i64);
-            if s_ >= a && newlen < BB_MAX_LEN as i64 {
-                let ack = p[lo].acked && p[hi].acked;
-                p[lo] = BadEntry {
-                    sector: p[lo].sector,
-                    sectors: newlen as u64,
-                    acked: ack,
-                };
+        if len == 0 && hi < p.len() {
+            // s is at the end of p[lo]: maybe p[lo] and p[hi] combine.
+            let a = p[hi].0;
+            let newlen = (p[lo].1 + p[hi].1) as i64 - (s_u as i64 - a as i64);
+            if s_u >= a && newlen < BB_MAX_LEN as i64 {
+                p[lo] = (p[lo].0, newlen as u64, p[lo].2 && p[hi].2);
                 p.remove(hi);
             }
         }
-        while sectors > 0 {
-            // Add a new range before 'hi'.
+        let mut full = false;
+        while len > 0 {
             if p.len() >= BB_MAX_ENTRIES {
-                rv = false;
+                full = true;
                 break;
             }
-            let this = sectors.min(BB_MAX_LEN);
-            p.insert(
-                hi,
-                BadEntry {
-                    sector: s_,
-                    sectors: this,
-                    acked,
-                },
-            );
-            sectors -= this;
-            s_ += this;
+            let this = len.min(BB_MAX_LEN);
+            p.insert(hi, (s_u, this, acked));
+            hi += 1;
+            len -= this;
+            s_u += this;
         }
         self.entries = p
             .into_iter()
-            .map(|e| BadEntry {
-                sector: e.sector << shift,
-                sectors: e.sectors << shift,
-                acked: e.acked,
+            .map(|(a, l, ack)| BadEntry {
+                sector: a << shift,
+                sectors: l << shift,
+                acked: ack,
             })
             .collect();
         self.changed = true;
         if !acked {
             self.unacked_exist = true;
         } else {
+            // badblocks_update_acked
             self.unacked_exist = self.entries.iter().any(|e| !e.acked);
         }
-        rv
+        !full
     }
 
     /// `badblocks_clear`: forget `[s, s+sectors)` (a successful write
-    /// over a bad range); partial units stay bad.
+    /// over a bad range).
     pub fn clear(&mut self, s: u64, sectors: u64) {
-        let shift = self.shift.unwrap_or(0);
-        let unit = 1u64 << shift;
-        let start = s.div_ceil(unit) * unit;
-        let end = (s + sectors) & !(unit - 1);
-        if end <= start {
-            return;
-        }
-        let (s, end) = (start, end);
+        let end = s + sectors;
         let mut out = Vec::with_capacity(self.entries.len() + 1);
         let mut touched = false;
         for e in &self.entries {
@@ -283,8 +246,8 @@ impl BadBlocks {
     }
 
     /// sysfs `bad_blocks` (every entry) / `unacknowledged_bad_blocks`
-    /// (`unack`: only those not yet on disk): `sector length` lines, at
-    /// most one page.
+    /// (only those not yet on disk): `sector length` lines, at most one
+    /// page.
     pub fn show(&self, unack: bool) -> String {
         let mut s = String::new();
         for e in &self.entries {
@@ -300,14 +263,17 @@ impl BadBlocks {
         s
     }
 
-    /// sysfs store: `sector length[\n]`.
+    /// sysfs store, `badblocks_store`: `sscanf("%llu %d%c")` -- a sector,
+    /// a length > 0, and nothing after them but a newline (the tree took
+    /// one newline away already).
     pub fn store(&mut self, text: &str, unack: bool) -> Result<(), i32> {
-        let mut it = text.split_whitespace();
-        let (Some(a), Some(b), None) = (it.next(), it.next(), it.next()) else {
+        let (sector, rest) = scan_num(text).ok_or(libc::EINVAL)?;
+        let (len, rest) = scan_num(rest).ok_or(libc::EINVAL)?;
+        if !rest.is_empty() && !rest.starts_with('\n') {
             return Err(libc::EINVAL);
-        };
-        let sector: u64 = a.parse().map_err(|_| libc::EINVAL)?;
-        let len: i64 = b.parse().map_err(|_| libc::EINVAL)?;
+        }
+        // %llu and %d: the value as the C types hold it.
+        let len = len as i32;
         if len <= 0 {
             return Err(libc::EINVAL);
         }
@@ -317,6 +283,25 @@ impl BadBlocks {
             Err(libc::ENOSPC)
         }
     }
+}
+
+/// One `%llu`/`%d` of the kernel's sscanf: leading white space, an
+/// optional sign, decimal digits (wrapping); the rest of the text.
+fn scan_num(text: &str) -> Option<(u64, &str)> {
+    let t = text.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let n = t.bytes().take_while(u8::is_ascii_digit).count();
+    if n == 0 {
+        return None;
+    }
+    let v = t[..n].bytes().fold(0u64, |v, b| {
+        v.wrapping_mul(10).wrapping_add((b - b'0') as u64)
+    });
+    Some((if neg { v.wrapping_neg() } else { v }, &t[n..]))
 }
 
 #[cfg(test)]
@@ -332,6 +317,7 @@ mod tests {
         assert_eq!(b.show(false), "100 16\n");
         assert!(b.set(200, 1, false));
         assert_eq!(b.show(true), "200 1\n");
+        assert_eq!(b.show(false), "100 16\n200 1\n");
         assert!(b.unacked_exist);
         assert_eq!(b.check(90, 20), Some((100, 16, false)));
         assert_eq!(b.check(150, 10), None);
@@ -342,41 +328,14 @@ mod tests {
     }
 
     #[test]
-    fn merges_as_linux_6_1() {
+    fn long_ranges_split_at_512() {
         let mut b = BadBlocks::new(Some(0));
-        // Adjacent ranges merge whatever their acknowledgement.
-        assert!(b.set(100, 8, true));
-        assert!(b.set(108, 8, false));
-        assert_eq!(b.show(false), "100 16\n");
-        assert_eq!(b.show(true), "100 16\n");
-        b.ack_all();
-        assert!(b.set(92, 8, false));
-        assert_eq!(b.show(false), "92 24\n");
-        b.ack_all();
-        // A gap is filled: the two neighbours become one.
-        assert!(b.set(200, 8, true));
-        assert!(b.set(116, 84, true));
-        assert_eq!(b.show(false), "92 116\n");
-        // No entry is longer than 512 sectors.  The pieces of one long
-        // range go in front of each other, so they list backwards (as
-        // real md 6.1 shows them).
-        let mut b = BadBlocks::new(Some(0));
-        assert!(b.set(1000, 1200, true));
-        assert_eq!(b.show(false), "2024 176\n1512 512\n1000 512\n");
-        // The list holds at most 512 entries.
-        let mut b = BadBlocks::new(Some(0));
-        for i in 0..512 {
-            assert!(b.set(i * 10, 1, true));
-        }
-        assert!(!b.set(100_000, 1, true));
-        // Units of 512 << shift: ranges round out on set, in on clear.
-        let mut b = BadBlocks::new(Some(3));
-        assert!(b.set(13, 2, true));
-        assert_eq!(b.show(false), "8 8\n");
-        b.clear(9, 6);
-        assert_eq!(b.show(false), "8 8\n");
-        b.clear(8, 8);
-        assert_eq!(b.show(false), "");
+        b.store("100 513", false).unwrap();
+        assert_eq!(b.show(false), "100 512\n612 1\n");
+        assert_eq!(b.store("100 8 junk", false), Err(libc::EINVAL));
+        assert_eq!(b.store("100 8 ", false), Err(libc::EINVAL));
+        assert_eq!(b.store("100 8\n", false), Ok(()));
+        assert_eq!(b.store(" 100 +8", false), Ok(()));
     }
 
     #[test]

@@ -688,6 +688,7 @@ impl Mddev {
         };
         // blkdev_write_iter on a read-only disk (md_set_readonly).
         if self.ro() == ro::RDONLY {
+            // blkdev_write_iter on a read-only disk.
             return Err(libc::EPERM);
         }
         let size = self.array_sectors() * 512;

@@ -473,7 +473,9 @@ fn warn_same_disk(mddev: &Mddev, cfg: &Config) {
         }
     };
     let mut warned = false;
-    let rdevs = &cfg.rdevs;
+    // The kernel pairs `rdev < rdev2` by address, i.e. in the order they
+    // were bound: the member bound first is named first.
+    let rdevs: Vec<&Arc<Rdev>> = cfg.rdevs.iter().rev().collect();
     for (i, a) in rdevs.iter().enumerate() {
         for b in rdevs.iter().skip(i + 1) {
             if let (Some(x), Some(y)) = (whole(a), whole(b)) {

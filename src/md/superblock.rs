@@ -43,7 +43,18 @@ pub fn load_super(
     log: &KernelLog,
 ) -> Result<bool, Errno> {
     let name = &rdev.name;
-    let found = match crate::format::probe(&rdev.disk, version) {
+    // read_disk_sb reads a member's superblock once, when it is bound;
+    // later loads (analyze_sbs at every run) parse that copy again, so
+    // what happens to the disk meanwhile does not matter.
+    let cached = match rdev.sb.lock().image.clone() {
+        Some(SbImage::V1(m, sb)) if version == MetadataVersion::V1(m) => Some(AnySuper::V1(m, sb)),
+        Some(SbImage::V090(sb)) if version == MetadataVersion::V090 => Some(AnySuper::V090(sb)),
+        _ => None,
+    };
+    let found = match cached
+        .map(Probe::Found)
+        .unwrap_or_else(|| crate::format::probe(&rdev.disk, version))
+    {
         Probe::Found(s) => s,
         Probe::Absent => {
             log.info(format!("md: {name}: no v{version} superblock found"));

@@ -214,4 +214,11 @@ pub fn md_check_recovery(mddev: &Arc<Mddev>) {
         r.clear(rec::RUNNING);
     }
     mddev.sb_wait.notify_all();
+    drop(cfg);
+    // mddev_unlock wakes the thread: what this pass left for the
+    // superblocks (a failed member taken out of its slot, a spare added)
+    // is written at once by the next.
+    if mddev.sb_flags.bits() & !sbf::CHANGE_PENDING != 0 {
+        mddev.wakeup();
+    }
 }

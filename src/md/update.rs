@@ -215,6 +215,11 @@ fn badblocks_image(r: &Rdev) -> Result<Option<(Vec<u8>, u64)>, crate::format::Fo
 /// the dirty superblocks are on disk.  Switches read-auto to read-write.
 pub fn md_write_start(mddev: &Mddev) -> Result<(), Errno> {
     let mut did_change = false;
+    // Switch to read-write and mark dirty under one hold of the lock, so
+    // that md's thread never writes a superblock in between: the kernel's
+    // writer gets there before the thread it woke runs, and the first
+    // update records the array dirty (one event, not two).
+    let mut st = mddev.lock.lock();
     match mddev.ro() {
         ro::RDONLY => return Err(libc::EROFS),
         ro::AUTO_READ => {
@@ -225,7 +230,6 @@ pub fn md_write_start(mddev: &Mddev) -> Result<(), Errno> {
         }
         _ => {}
     }
-    let mut st = mddev.lock.lock();
     st.writes_pending += 1;
     if st.safemode == 1 {
         st.safemode = 0;

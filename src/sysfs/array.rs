@@ -354,12 +354,15 @@ fn array_state_store(m: &M, s: &str) -> Result<(), Errno> {
     };
     match word {
         "suspended" | "write-pending" | "active-idle" | "broken" => return Err(libc::EINVAL),
-        // Writing sysfs does not open the array: no openers allowed.
+        // do_md_stop and md_set_readonly (Linux 6.1) refuse while the array
+        // is open, read-only or not; read-auto only stops writes of a
+        // read-write array (a read-only one is restarted instead).
         "clear" | "readonly" | "inactive" | "read-auto"
             if m.is_running()
-                && m.is_rdwr()
+                && (word != "read-auto" || m.is_rdwr())
                 && m.openers.load(std::sync::atomic::Ordering::Acquire) > 0 =>
         {
+            m.log().warn(format!("md: {} still in use.", m.name));
             return Err(libc::EBUSY);
         }
         _ => {}
@@ -400,12 +403,13 @@ fn array_state_store(m: &M, s: &str) -> Result<(), Errno> {
         }
         "read-auto" => {
             if m.is_running() {
+                // Already read-auto: nothing matches, EINVAL (6.1).
                 let r = if m.is_rdwr() {
                     run::md_set_readonly(m, &mut cfg)
                 } else if m.ro() == ro::RDONLY {
                     run::restart_array(m, &cfg)
                 } else {
-                    Ok(())
+                    Err(libc::EINVAL)
                 };
                 if r.is_ok() {
                     m.set_ro(ro::AUTO_READ);
@@ -443,7 +447,12 @@ fn array_state_store(m: &M, s: &str) -> Result<(), Errno> {
         }
         _ => Err(libc::EINVAL),
     };
-    let cleared = word == "clear" && r.is_ok();
+    // md_free: a cleared array goes, and so does one left empty by any
+    // state change (new_array's hold on mdN lasts until the first
+    // successful array_state write; md_NAME is held until cleared).
+    let empty =
+        cfg.rdevs.is_empty() && cfg.raid_disks == 0 && cfg.ctime == 0 && !m.name.starts_with("md_");
+    let cleared = r.is_ok() && (word == "clear" || empty);
     drop(cfg);
     if r.is_ok() {
         m.notify("array_state");

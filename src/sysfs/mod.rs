@@ -34,18 +34,18 @@ pub enum Group {
     Bitmap,
 }
 
-/// Renders an attribute of `C`.
-pub type Show<C> = fn(&C) -> Result<String, Errno>;
-/// Takes a value written to an attribute of `C`.
-pub type Store<C> = fn(&C, &str) -> Result<(), Errno>;
+/// An attribute's show: the value, with its newline.
+pub type ShowFn<C> = fn(&C) -> Result<String, Errno>;
+/// An attribute's store: one written value, its newline removed.
+pub type StoreFn<C> = fn(&C, &str) -> Result<(), Errno>;
 
 /// One attribute: `__ATTR(name, mode, show, store)`.
 pub struct Row<C: 'static> {
     pub name: &'static str,
     pub mode: u32,
     pub group: Group,
-    pub show: Option<Show<C>>,
-    pub store: Option<Store<C>>,
+    pub show: Option<ShowFn<C>>,
+    pub store: Option<StoreFn<C>>,
 }
 
 /// An array attribute bound to its array (held weakly: the array may go).
@@ -88,7 +88,12 @@ impl Attribute for MemberAttr {
     }
     fn store(&self, value: &str) -> Result<(), Errno> {
         let c = self.ctx()?;
-        (self.row.store.ok_or(libc::EIO)?)(&c, value)
+        let r = (self.row.store.ok_or(libc::EIO)?)(&c, value);
+        // rdev_attr_store runs every store under the reconfig mutex, and
+        // mddev_unlock wakes md's thread: whatever the store left for it
+        // (a failure to record, a member to take out) happens now.
+        c.mddev.wakeup();
+        r
     }
 }
 
@@ -105,9 +110,9 @@ impl BinFile for DataFile {
             .unwrap_or(0)
     }
 
-    /// As opening /dev/mdN: allowed for writing even while the array is
-    /// read-only (the writes fail with EPERM then, as the kernel's do).
     fn open(&self, _write: bool) -> Result<(), Errno> {
+        // A read-only array opens for writing too (writes then fail), as
+        // a read-only block device does.
         let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
         m.openers.fetch_add(1, Ordering::AcqRel);
         Ok(())

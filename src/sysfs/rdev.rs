@@ -401,9 +401,10 @@ fn ubb_show(c: &C) -> Result<String, Errno> {
 }
 
 fn ubb_store(c: &C, s: &str) -> Result<(), Errno> {
+    // Nothing asks for a superblock write: they stay unacknowledged until
+    // one happens for another reason, as with ubb_store.
     let r = c.rdev.badblocks.lock().store(s, true);
     if r.is_ok() {
-        c.mddev.sb_flags.set(sbf::CHANGE_CLEAN);
         c.mddev
             .observer()
             .notify_rdev(&c.mddev, &c.rdev, "unacknowledged_bad_blocks");

@@ -106,7 +106,7 @@ expect_eq() {
 
 # new_array NAME DEV...: create the array and bind the devices in order.
 new_array() {
-	local name=$1
+	local name=$1 d
 	shift
 	put new_array "$name"
 	for d in "$@"; do put "$name/md/new_dev" "$d"; done
