@@ -137,7 +137,12 @@ fn prepare_new_member(
     if !matches!(crate::format::probe(&rdev.disk, version), Probe::Absent) {
         return Ok(());
     }
-    if let Some(what) = super::spare::occupied(&rdev.disk) {
+    if super::spare::has_md_metadata(&rdev.disk) {
+        // Another version's superblock: refused by the load that follows,
+        // as the kernel refuses it ("does not have a valid v1.2 superblock").
+        return Ok(());
+    }
+    if let Some(what) = crate::disk::signatures::builtin(&rdev.disk) {
         log.warn(format!(
             "md: {}: holds {what}; clear it to add it to {}",
             rdev.name, mddev.name

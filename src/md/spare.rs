@@ -12,18 +12,14 @@ use crate::format::geometry::{BitmapPlan, bitmap_area, device_layout};
 use crate::format::super1::{feature, role};
 use crate::format::{BitmapSuper, MetadataVersion, random_uuid};
 
-/// Is there anything on `disk` that adding it would destroy?  An md
-/// superblock of any version or a known signature (file system, swap,
-/// LUKS, partition table).
-pub fn occupied(disk: &Disk) -> Option<String> {
-    for v in MetadataVersion::ALL {
-        if let crate::format::Probe::Found(_) | crate::format::Probe::Invalid(_) =
-            crate::format::probe(disk, v)
-        {
-            return Some(format!("an md superblock (v{v})"));
-        }
-    }
-    crate::disk::signatures::builtin(disk)
+/// Does `disk` hold an md superblock of any version (valid or not)?
+pub fn has_md_metadata(disk: &Disk) -> bool {
+    MetadataVersion::ALL.into_iter().any(|v| {
+        matches!(
+            crate::format::probe(disk, v),
+            crate::format::Probe::Found(_) | crate::format::Probe::Invalid(_)
+        )
+    })
 }
 
 /// Write a new spare's metadata on `disk`, numbered `dev_number`, from the
