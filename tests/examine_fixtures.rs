@@ -183,3 +183,77 @@ fn examine_json_is_json_with_the_same_facts() {
     assert_eq!(rc, 0);
     assert!(out.contains("\"chunksize\": 67108864"), "{out}");
 }
+
+/// The reshape lines (position, delta devices, new level and layout) for
+/// both superblock families, against the host's mdadm: real images with
+/// a reshape in progress written into their superblocks.  A growing and a
+/// shrinking RAID1 that changes level, and a RAID10 changing layout.
+#[test]
+fn examine_reshape_matches_host_mdadm() {
+    use mdfuse::format::super0::{self, SB0_BYTES, Superblock0};
+    use mdfuse::format::super1::{Superblock1, feature};
+    if !have("mdadm") {
+        return skip("mdadm is not installed");
+    }
+    // (level, layout, new_level, new_layout, delta_disks)
+    let cases: [(i32, u32, u32, u32, i32); 3] =
+        [(1, 0, 1, 0, 1), (1, 0, 5, 2, -1), (10, 0x102, 10, 0x201, 0)];
+    let dir = tempdir();
+    let mut compared = 0;
+    for fixture in ["raid1-v1.2-bitmap", "raid1-v0.90"] {
+        let (_unpacked, imgs) = unpack(fixture);
+        let raw = std::fs::read(&imgs[0]).unwrap();
+        for (i, &(level, layout, new_level, new_layout, delta)) in cases.iter().enumerate() {
+            let mut img = raw.clone();
+            if fixture.contains("0.90") {
+                let at = super0::sb_start(img.len() as u64 / 512).unwrap() as usize * 512;
+                let mut sb = Superblock0::parse(&img[at..at + SB0_BYTES]).unwrap();
+                sb.minor_version = 91;
+                sb.level = level;
+                sb.layout = layout;
+                sb.new_level = new_level;
+                sb.new_layout = new_layout;
+                sb.delta_disks = delta as u32;
+                sb.reshape_position = 2048;
+                sb.new_chunk = sb.chunk_size;
+                sb.update_csum();
+                img[at..at + SB0_BYTES].copy_from_slice(&sb.to_bytes());
+            } else {
+                let at = 4096;
+                let len = Superblock1::len_for(u32::from_le_bytes(
+                    img[at + 220..at + 224].try_into().unwrap(),
+                ));
+                let mut sb = Superblock1::parse(&img[at..at + len]).unwrap();
+                sb.feature_map |= feature::RESHAPE_ACTIVE;
+                sb.level = level;
+                sb.layout = layout;
+                sb.new_level = new_level;
+                sb.new_layout = new_layout;
+                sb.delta_disks = delta as u32;
+                sb.reshape_position = 2048;
+                sb.new_chunk = sb.chunksize;
+                sb.update_csum();
+                img[at..at + len].copy_from_slice(&sb.to_bytes());
+            }
+            let path = dir.path().join(format!("{fixture}-{i}.img"));
+            std::fs::write(&path, &img).unwrap();
+            let (want, want_err, _) = mdadm_examine(&path).unwrap();
+            assert!(want.contains("Reshape pos'n : 1024"), "{want}{want_err}");
+            assert_eq!(want.contains("Delta Devices"), delta != 0, "{want}");
+            assert_eq!(
+                want.contains("New Level"),
+                new_level != level as u32,
+                "{want}"
+            );
+            assert_eq!(
+                want.contains("New Layout"),
+                new_layout != layout && level == 10,
+                "{want}"
+            );
+            let (got, got_err, _) = mdfuse_run(["examine", path.to_str().unwrap()]);
+            assert_eq!(got, want, "{fixture} case {i}; stderr {got_err}");
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 6);
+}
