@@ -556,54 +556,18 @@ pub fn write_super1(
     }
     let mut delta_extra: u32 = 0;
     if fm & feature::RESHAPE_ACTIVE != 0 {
-        let _ = writeln!(
-            out,
-            "  Reshape pos'n : {}{}",
-            sb.reshape_position / 2,
-            human_size((sb.reshape_position << 9) as i64)
-        );
-        if sb.delta_disks != 0 {
-            let dd = sb.delta_disks as i32;
-            let rd = sb.raid_disks as i32;
-            let _ = writeln!(
-                out,
-                "  Delta Devices : {dd} ({}->{rd})",
-                rd.wrapping_sub(dd)
-            );
-            if dd < 0 {
-                delta_extra = dd.wrapping_neg() as u32;
-            }
-        }
-        if sb.new_level != level {
-            let _ = writeln!(
-                out,
-                "      New Level : {}",
-                level_name(sb.new_level as i32).unwrap_or("-unknown-")
-            );
-        }
-        if sb.new_layout != sb.layout {
-            let nl = sb.new_layout;
-            match level {
-                5 => {
-                    let _ = writeln!(
-                        out,
-                        "     New Layout : {}",
-                        r5layout(nl).unwrap_or("-unknown-")
-                    );
-                }
-                6 => {
-                    let _ = writeln!(
-                        out,
-                        "     New Layout : {}",
-                        r6layout(nl).unwrap_or("-unknown-")
-                    );
-                }
-                10 => {
-                    let _ = writeln!(out, "     New Layout :{}", r10layout(nl));
-                }
-                _ => {}
-            }
-        }
+        let reshape = Reshape {
+            position: sb.reshape_position,
+            delta_disks: sb.delta_disks as i32,
+            raid_disks: sb.raid_disks as i32,
+            level,
+            new_level: sb.new_level,
+            layout: sb.layout,
+            new_layout: sb.new_layout,
+        };
+        delta_extra = write_reshape(out, &reshape, |nl| {
+            format!("     New Layout :{}", r10layout(nl))
+        });
         if sb.new_chunk != sb.chunksize {
             let _ = writeln!(out, "  New Chunksize : {}K", (sb.new_chunk / 2) as i32);
         }
@@ -716,6 +680,63 @@ pub fn write_super1(
 }
 
 /// The "Array State" letters and whether the roles are inconsistent.
+/// What a reshape in progress changes, as both superblock versions hold it.
+struct Reshape {
+    position: u64,
+    delta_disks: i32,
+    raid_disks: i32,
+    level: u32,
+    new_level: u32,
+    layout: u32,
+    new_layout: u32,
+}
+
+/// The reshape lines mdadm prints alike for 0.90 and 1.x: position, delta
+/// devices, new level and new layout (`r10` words a RAID10 layout, which
+/// the two versions print differently).  Returns the devices a shrinking
+/// reshape removes, which the array state line counts.
+fn write_reshape(out: &mut Vec<u8>, r: &Reshape, r10: impl Fn(u32) -> String) -> u32 {
+    let mut delta_extra = 0;
+    let _ = writeln!(
+        out,
+        "  Reshape pos'n : {}{}",
+        r.position / 2,
+        human_size((r.position << 9) as i64)
+    );
+    if r.delta_disks != 0 {
+        let (dd, rd) = (r.delta_disks, r.raid_disks);
+        let _ = writeln!(
+            out,
+            "  Delta Devices : {dd} ({}->{rd})",
+            rd.wrapping_sub(dd)
+        );
+        if dd < 0 {
+            delta_extra = dd.wrapping_neg() as u32;
+        }
+    }
+    if r.new_level != r.level {
+        let _ = writeln!(
+            out,
+            "      New Level : {}",
+            level_name(r.new_level as i32).unwrap_or("-unknown-")
+        );
+    }
+    if r.new_layout != r.layout {
+        let nl = r.new_layout;
+        let name = match r.level {
+            5 => Some(r5layout(nl).unwrap_or("-unknown-").to_string()),
+            6 => Some(r6layout(nl).unwrap_or("-unknown-").to_string()),
+            _ => None,
+        };
+        if let Some(name) = name {
+            let _ = writeln!(out, "     New Layout : {name}");
+        } else if r.level == 10 {
+            let _ = writeln!(out, "{}", r10(nl));
+        }
+    }
+    delta_extra
+}
+
 fn array_state(sb: &Superblock1, delta_extra: u32) -> (String, bool) {
     let mut count: HashMap<u16, u32> = HashMap::new();
     for &r in &sb.dev_roles {
@@ -817,60 +838,23 @@ pub fn write_super0(
     out.push(b'\n');
     let mut delta_extra: u32 = 0;
     if sb.minor_version > 90 && sb.reshape_position != u64::MAX {
-        let _ = writeln!(
-            out,
-            "  Reshape pos'n : {}{}",
-            sb.reshape_position / 2,
-            human_size((sb.reshape_position << 9) as i64)
-        );
-        if sb.delta_disks != 0 {
-            let dd = sb.delta_disks as i32;
-            let rd = sb.raid_disks as i32;
-            let _ = writeln!(
-                out,
-                "  Delta Devices : {dd} ({}->{rd})",
-                rd.wrapping_sub(dd)
-            );
-            if dd < 0 {
-                delta_extra = dd.wrapping_neg() as u32;
-            }
-        }
-        if sb.new_level != sb.level as u32 {
-            let _ = writeln!(
-                out,
-                "      New Level : {}",
-                level_name(sb.new_level as i32).unwrap_or("-unknown-")
-            );
-        }
-        if sb.new_layout != sb.layout {
-            let nl = sb.new_layout;
-            match sb.level {
-                5 => {
-                    let _ = writeln!(
-                        out,
-                        "     New Layout : {}",
-                        r5layout(nl).unwrap_or("-unknown-")
-                    );
-                }
-                6 => {
-                    let _ = writeln!(
-                        out,
-                        "     New Layout : {}",
-                        r6layout(nl).unwrap_or("-unknown-")
-                    );
-                }
-                10 => {
-                    let _ = writeln!(
-                        out,
-                        "     New Layout : near={}, {}={}",
-                        nl & 255,
-                        if nl & 0x10000 != 0 { "offset" } else { "far" },
-                        (nl >> 8) & 255
-                    );
-                }
-                _ => {}
-            }
-        }
+        let reshape = Reshape {
+            position: sb.reshape_position,
+            delta_disks: sb.delta_disks as i32,
+            raid_disks: sb.raid_disks as i32,
+            level: sb.level as u32,
+            new_level: sb.new_level,
+            layout: sb.layout,
+            new_layout: sb.new_layout,
+        };
+        delta_extra = write_reshape(out, &reshape, |nl| {
+            format!(
+                "     New Layout : near={}, {}={}",
+                nl & 255,
+                if nl & 0x10000 != 0 { "offset" } else { "far" },
+                (nl >> 8) & 255
+            )
+        });
         if sb.new_chunk != sb.chunk_size {
             let _ = writeln!(out, "  New Chunksize : {}", sb.new_chunk as i32);
         }
