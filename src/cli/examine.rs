@@ -333,6 +333,17 @@ fn r10layout(layout: u32) -> String {
     s
 }
 
+/// mdadm's words for a RAID5, 6 or 10 layout, as they follow "Layout :"
+/// (RAID10's bring their own leading space); none for other levels.
+fn layout_words(level: u32, layout: u32) -> Option<String> {
+    match level {
+        5 => Some(format!(" {}", r5layout(layout).unwrap_or("-unknown-"))),
+        6 => Some(format!(" {}", r6layout(layout).unwrap_or("-unknown-"))),
+        10 => Some(r10layout(layout)),
+        _ => None,
+    }
+}
+
 /// Data devices per copy for the "Array Size" line: (numerator, denominator).
 fn data_disks(level: u32, raid_disks: u32, layout: u32) -> (i64, i64) {
     let rd = raid_disks as i32;
@@ -619,25 +630,8 @@ pub fn write_super1(
             r0layout(sb.layout).unwrap_or("-unknown-")
         );
     }
-    match level {
-        5 => {
-            let _ = writeln!(
-                out,
-                "         Layout : {}",
-                r5layout(sb.layout).unwrap_or("-unknown-")
-            );
-        }
-        6 => {
-            let _ = writeln!(
-                out,
-                "         Layout : {}",
-                r6layout(sb.layout).unwrap_or("-unknown-")
-            );
-        }
-        10 => {
-            let _ = writeln!(out, "         Layout :{}", r10layout(sb.layout));
-        }
-        _ => {}
+    if let Some(words) = layout_words(level, sb.layout) {
+        let _ = writeln!(out, "         Layout :{words}");
     }
     match level {
         0 | 4 | 5 | 6 | 10 => {
@@ -722,16 +716,10 @@ fn write_reshape(out: &mut Vec<u8>, r: &Reshape, r10: impl Fn(u32) -> String) ->
         );
     }
     if r.new_layout != r.layout {
-        let nl = r.new_layout;
-        let name = match r.level {
-            5 => Some(r5layout(nl).unwrap_or("-unknown-").to_string()),
-            6 => Some(r6layout(nl).unwrap_or("-unknown-").to_string()),
-            _ => None,
-        };
-        if let Some(name) = name {
-            let _ = writeln!(out, "     New Layout : {name}");
-        } else if r.level == 10 {
-            let _ = writeln!(out, "{}", r10(nl));
+        if r.level == 10 {
+            let _ = writeln!(out, "{}", r10(r.new_layout));
+        } else if let Some(words) = layout_words(r.level, r.new_layout) {
+            let _ = writeln!(out, "     New Layout :{words}");
         }
     }
     delta_extra
@@ -886,25 +874,8 @@ pub fn write_super0(
     }
     let _ = writeln!(out, "         Events : {}", sb.events());
     out.push(b'\n');
-    match sb.level {
-        5 => {
-            let _ = writeln!(
-                out,
-                "         Layout : {}",
-                r5layout(sb.layout).unwrap_or("-unknown-")
-            );
-        }
-        6 => {
-            let _ = writeln!(
-                out,
-                "         Layout : {}",
-                r6layout(sb.layout).unwrap_or("-unknown-")
-            );
-        }
-        10 => {
-            let _ = writeln!(out, "         Layout :{}", r10layout(sb.layout));
-        }
-        _ => {}
+    if let Some(words) = layout_words(sb.level as u32, sb.layout) {
+        let _ = writeln!(out, "         Layout :{words}");
     }
     match sb.level {
         0 | 4 | 5 | 6 | 10 => {
