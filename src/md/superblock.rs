@@ -30,6 +30,25 @@ impl ArrayView {
             frozen: mddev.recovery.test(rec::FROZEN),
         }
     }
+
+    /// For a member joining the running array with superblock events
+    /// `ev1` (the array is at `events`): whether it keeps the role its
+    /// superblock gives it.  With a bitmap an older member does, unless it
+    /// is older than the last bit clearing, and catches up by the bitmap
+    /// (BITMAP_SYNC); without one only a current member does.  One that
+    /// does not is a hot-add of a new device, with no role.
+    fn keeps_role(&self, rdev: &Rdev, ev1: u64, events: u64) -> bool {
+        match self.bitmap_events_cleared {
+            Some(cleared) if ev1 < cleared => false,
+            Some(_) => {
+                if ev1 < events {
+                    rdev.flags.set(rf::BITMAP_SYNC);
+                }
+                true
+            }
+            None => ev1 >= events,
+        }
+    }
 }
 
 /// `load_super`: read and check `rdev`'s superblock of `version`, compare
@@ -345,17 +364,7 @@ fn validate_1(
         {
             return Err(libc::EINVAL);
         }
-    } else if let Some(cleared) = view.bitmap_events_cleared {
-        // Joining a running array with a bitmap: an older member is fine,
-        // but not one older than the last bit clearing.
-        if ev1 < cleared {
-            return Ok(());
-        }
-        if ev1 < cfg.events {
-            rdev.flags.set(rf::BITMAP_SYNC);
-        }
-    } else if ev1 < cfg.events {
-        // Just a hot-add of a new device: no role.
+    } else if !view.keeps_role(rdev, ev1, cfg.events) {
         return Ok(());
     }
 
@@ -489,14 +498,7 @@ fn validate_090(
         {
             return Err(libc::EINVAL);
         }
-    } else if let Some(cleared) = view.bitmap_events_cleared {
-        if ev1 < cleared {
-            return Ok(());
-        }
-        if ev1 < cfg.events {
-            rdev.flags.set(rf::BITMAP_SYNC);
-        }
-    } else if ev1 < cfg.events {
+    } else if !view.keeps_role(rdev, ev1, cfg.events) {
         return Ok(());
     }
     let n = rdev.desc_nr();
