@@ -15,6 +15,7 @@
 //! the daemon (`daemon_work`, every `daemon_sleep`), and the sync calls
 //! follow the kernel's counter protocol exactly.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -362,18 +363,15 @@ impl Bitmap {
         }
     }
 
+    fn chunks_touched(&self, offset: u64, sectors: u64) -> Range<u64> {
+        chunks_touched(offset, sectors, self.chunkshift, self.chunks)
+    }
+
     /// `bitmap_startwrite`: before writing `sectors` at `offset`, count the
     /// write in every chunk it touches, setting on-disk bits where a chunk
     /// was clean.  Returns the sequence `unplug` must reach.
     pub fn startwrite(&self, offset: u64, sectors: u64) -> u64 {
-        let mut offset = offset;
-        let mut left = sectors;
-        while left > 0 {
-            let chunk = offset >> self.chunkshift;
-            let blocks = self.chunk_sectors() - (offset & (self.chunk_sectors() - 1));
-            if chunk >= self.chunks {
-                break;
-            }
+        for chunk in self.chunks_touched(offset, sectors) {
             let mut c = self.counts.lock();
             while c.counters[chunk as usize] & COUNTER_MAX == COUNTER_MAX {
                 self.overflow_cv.wait(&mut c);
@@ -396,9 +394,6 @@ impl Bitmap {
             if newbit {
                 self.file_set_bit(chunk);
             }
-            drop(c);
-            offset += blocks;
-            left = left.saturating_sub(blocks);
         }
         self.dirty_seq.load(Ordering::Acquire)
     }
@@ -463,14 +458,7 @@ impl Bitmap {
         success: bool,
         array_events: u64,
     ) {
-        let mut offset = offset;
-        let mut left = sectors;
-        while left > 0 {
-            let chunk = offset >> self.chunkshift;
-            let blocks = self.chunk_sectors() - (offset & (self.chunk_sectors() - 1));
-            if chunk >= self.chunks {
-                return;
-            }
+        for chunk in self.chunks_touched(offset, sectors) {
             let mut c = self.counts.lock();
             if success && mddev.degraded() == 0 && self.events_cleared() < array_events {
                 self.events_cleared.store(array_events, Ordering::Release);
@@ -489,9 +477,6 @@ impl Bitmap {
                 c.page_pending[page] = true;
                 self.allclean.store(false, Ordering::Release);
             }
-            drop(c);
-            offset += blocks;
-            left = left.saturating_sub(blocks);
         }
     }
 
@@ -942,4 +927,50 @@ fn read_member(r: &Rdev, buf: &mut [u8], sector: u64) -> std::io::Result<()> {
     }
     let n = (buf.len() as u64).min(size - off) as usize;
     r.disk.read_at(&mut buf[..n], off)
+}
+
+/// The chunks (of `1 << chunkshift` sectors, `chunks` of them) that a
+/// request of `sectors` at `offset` touches, in order; none past the last
+/// chunk (the kernel's start/endwrite loops stop there).
+fn chunks_touched(offset: u64, sectors: u64, chunkshift: u32, chunks: u64) -> Range<u64> {
+    if sectors == 0 {
+        return 0..0;
+    }
+    let first = offset >> chunkshift;
+    let last = (offset + sectors - 1) >> chunkshift;
+    first.min(chunks)..(last + 1).min(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunks_touched;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The range equals the kernel's walk: a chunk at a time from
+        /// `offset`, each step to the next chunk boundary.
+        #[test]
+        fn chunks_touched_walks_like_the_kernel(
+            offset in 0u64..1 << 20,
+            sectors in 0u64..1 << 16,
+            chunkshift in 0u32..14,
+            chunks in 0u64..1 << 12,
+        ) {
+            let mut walked = Vec::new();
+            let (mut at, mut left) = (offset, sectors);
+            let chunk_sectors = 1u64 << chunkshift;
+            while left > 0 {
+                let chunk = at >> chunkshift;
+                if chunk >= chunks {
+                    break;
+                }
+                walked.push(chunk);
+                let blocks = chunk_sectors - (at & (chunk_sectors - 1));
+                at += blocks;
+                left = left.saturating_sub(blocks);
+            }
+            let got: Vec<u64> = chunks_touched(offset, sectors, chunkshift, chunks).collect();
+            prop_assert_eq!(got, walked);
+        }
+    }
 }
