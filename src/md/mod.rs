@@ -301,6 +301,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// No reshape under way: the "new" geometry is the current one, with
+    /// the reshape checkpoint at `position` (MaxSector when none).
+    pub fn set_no_reshape(&mut self, position: u64) {
+        self.reshape_position = position;
+        self.delta_disks = 0;
+        self.reshape_backwards = false;
+        self.new_level = self.level;
+        self.new_layout = self.layout;
+        self.new_chunk_sectors = self.chunk_sectors;
+    }
+
     fn new(unit: u32) -> Config {
         Config {
             rdevs: Vec::new(),

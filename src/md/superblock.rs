@@ -337,11 +337,7 @@ fn validate_1(
             cfg.reshape_backwards =
                 cfg.delta_disks < 0 || (cfg.delta_disks == 0 && sb.has(feature::RESHAPE_BACKWARDS));
         } else {
-            cfg.reshape_position = MAX_SECTOR;
-            cfg.delta_disks = 0;
-            cfg.new_level = cfg.level;
-            cfg.new_layout = cfg.layout;
-            cfg.new_chunk_sectors = cfg.chunk_sectors;
+            cfg.set_no_reshape(MAX_SECTOR);
         }
         if cfg.level == 0 && !sb.has(feature::RAID0_LAYOUT) {
             cfg.layout = -1;
@@ -465,11 +461,7 @@ fn validate_090(
             cfg.new_chunk_sectors = sb.new_chunk >> 9;
             cfg.reshape_backwards = cfg.delta_disks < 0;
         } else {
-            cfg.reshape_position = MAX_SECTOR;
-            cfg.delta_disks = 0;
-            cfg.new_level = cfg.level;
-            cfg.new_layout = cfg.layout;
-            cfg.new_chunk_sectors = cfg.chunk_sectors;
+            cfg.set_no_reshape(MAX_SECTOR);
         }
         if cfg.level == 0 {
             cfg.layout = -1;

@@ -477,12 +477,7 @@ fn reshape_position_store(m: &M, s: &str) -> Result<(), Errno> {
     if m.is_running() {
         return Err(libc::EBUSY);
     }
-    cfg.reshape_position = new;
-    cfg.delta_disks = 0;
-    cfg.reshape_backwards = false;
-    cfg.new_level = cfg.level;
-    cfg.new_layout = cfg.layout;
-    cfg.new_chunk_sectors = cfg.chunk_sectors;
+    cfg.set_no_reshape(new);
     for r in &cfg.rdevs {
         r.set_new_data_offset(r.data_offset());
     }
