@@ -8,10 +8,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/data_lib.sh"
 
-images_from "$(cached_images raid1-64M-c1M 64M --bitmap=internal --bitmap-chunk=1M)" "$T/img"
 start_daemon
-new_array md0 "$T/img/vda" "$T/img/vdb"
-put md0/md/array_state active
+fresh_array "$(cached_images raid1-64M-c1M 64M --bitmap=internal --bitmap-chunk=1M)"
 D=$MNT/md0/data
 
 # bits IMG: "events events_cleared chunk chunk ..." from a leg's bitmap

@@ -6,10 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/data_lib.sh"
 
-images_from "$(cached_images raid1-256M 256M --bitmap=internal)" "$T/img"
 start_daemon
-new_array md0 "$T/img/vda" "$T/img/vdb"
-put md0/md/array_state active
+fresh_array "$(cached_images raid1-256M 256M --bitmap=internal)"
 D=$MNT/md0/data
 FS=$T/fs
 mkdir -p "$FS"
