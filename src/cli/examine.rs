@@ -333,6 +333,21 @@ fn r10layout(layout: u32) -> String {
     s
 }
 
+/// How mdadm's 0.90 printer words a new RAID10 layout (every field, unlike
+/// `r10layout`).
+fn r10layout_090(layout: u32) -> String {
+    format!(
+        " near={}, {}={}",
+        layout & 255,
+        if layout & 0x10000 != 0 {
+            "offset"
+        } else {
+            "far"
+        },
+        (layout >> 8) & 255
+    )
+}
+
 /// mdadm's words for a RAID5, 6 or 10 layout, as they follow "Layout :"
 /// (RAID10's bring their own leading space); none for other levels.
 fn layout_words(level: u32, layout: u32) -> Option<String> {
@@ -576,9 +591,7 @@ pub fn write_super1(
             layout: sb.layout,
             new_layout: sb.new_layout,
         };
-        delta_extra = write_reshape(out, &reshape, |nl| {
-            format!("     New Layout :{}", r10layout(nl))
-        });
+        delta_extra = write_reshape(out, &reshape, r10layout);
         if sb.new_chunk != sb.chunksize {
             let _ = writeln!(out, "  New Chunksize : {}K", (sb.new_chunk / 2) as i32);
         }
@@ -673,7 +686,6 @@ pub fn write_super1(
     }
 }
 
-/// The "Array State" letters and whether the roles are inconsistent.
 /// What a reshape in progress changes, as both superblock versions hold it.
 struct Reshape {
     position: u64,
@@ -686,10 +698,10 @@ struct Reshape {
 }
 
 /// The reshape lines mdadm prints alike for 0.90 and 1.x: position, delta
-/// devices, new level and new layout (`r10` words a RAID10 layout, which
-/// the two versions print differently).  Returns the devices a shrinking
-/// reshape removes, which the array state line counts.
-fn write_reshape(out: &mut Vec<u8>, r: &Reshape, r10: impl Fn(u32) -> String) -> u32 {
+/// devices, new level and new layout (`r10_words` words a new RAID10
+/// layout, which the two versions print differently).  Returns the devices
+/// a shrinking reshape removes, which the array state line counts.
+fn write_reshape(out: &mut Vec<u8>, r: &Reshape, r10_words: fn(u32) -> String) -> u32 {
     let mut delta_extra = 0;
     let _ = writeln!(
         out,
@@ -716,15 +728,18 @@ fn write_reshape(out: &mut Vec<u8>, r: &Reshape, r10: impl Fn(u32) -> String) ->
         );
     }
     if r.new_layout != r.layout {
-        if r.level == 10 {
-            let _ = writeln!(out, "{}", r10(r.new_layout));
-        } else if let Some(words) = layout_words(r.level, r.new_layout) {
+        let words = match r.level {
+            10 => Some(r10_words(r.new_layout)),
+            level => layout_words(level, r.new_layout),
+        };
+        if let Some(words) = words {
             let _ = writeln!(out, "     New Layout :{words}");
         }
     }
     delta_extra
 }
 
+/// The "Array State" letters and whether the roles are inconsistent.
 fn array_state(sb: &Superblock1, delta_extra: u32) -> (String, bool) {
     let mut count: HashMap<u16, u32> = HashMap::new();
     for &r in &sb.dev_roles {
@@ -835,14 +850,7 @@ pub fn write_super0(
             layout: sb.layout,
             new_layout: sb.new_layout,
         };
-        delta_extra = write_reshape(out, &reshape, |nl| {
-            format!(
-                "     New Layout : near={}, {}={}",
-                nl & 255,
-                if nl & 0x10000 != 0 { "offset" } else { "far" },
-                (nl >> 8) & 255
-            )
-        });
+        delta_extra = write_reshape(out, &reshape, r10layout_090);
         if sb.new_chunk != sb.chunk_size {
             let _ = writeln!(out, "  New Chunksize : {}", sb.new_chunk as i32);
         }
