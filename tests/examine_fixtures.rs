@@ -204,19 +204,25 @@ fn examine_reshape_matches_host_mdadm() {
         let (_unpacked, imgs) = unpack(fixture);
         let raw = std::fs::read(&imgs[0]).unwrap();
         for (i, &(level, layout, new_level, new_layout, delta)) in cases.iter().enumerate() {
+            // The same fields in either version's struct, checksum after.
+            macro_rules! set_reshape {
+                ($sb:ident) => {
+                    $sb.level = level;
+                    $sb.layout = layout;
+                    $sb.new_level = new_level;
+                    $sb.new_layout = new_layout;
+                    $sb.delta_disks = delta as u32;
+                    $sb.reshape_position = 2048;
+                    $sb.update_csum();
+                };
+            }
             let mut img = raw.clone();
             if fixture.contains("0.90") {
                 let at = super0::sb_start(img.len() as u64 / 512).unwrap() as usize * 512;
                 let mut sb = Superblock0::parse(&img[at..at + SB0_BYTES]).unwrap();
                 sb.minor_version = 91;
-                sb.level = level;
-                sb.layout = layout;
-                sb.new_level = new_level;
-                sb.new_layout = new_layout;
-                sb.delta_disks = delta as u32;
-                sb.reshape_position = 2048;
                 sb.new_chunk = sb.chunk_size;
-                sb.update_csum();
+                set_reshape!(sb);
                 img[at..at + SB0_BYTES].copy_from_slice(&sb.to_bytes());
             } else {
                 let at = 4096;
@@ -225,14 +231,8 @@ fn examine_reshape_matches_host_mdadm() {
                 ));
                 let mut sb = Superblock1::parse(&img[at..at + len]).unwrap();
                 sb.feature_map |= feature::RESHAPE_ACTIVE;
-                sb.level = level;
-                sb.layout = layout;
-                sb.new_level = new_level;
-                sb.new_layout = new_layout;
-                sb.delta_disks = delta as u32;
-                sb.reshape_position = 2048;
                 sb.new_chunk = sb.chunksize;
-                sb.update_csum();
+                set_reshape!(sb);
                 img[at..at + len].copy_from_slice(&sb.to_bytes());
             }
             let path = dir.path().join(format!("{fixture}-{i}.img"));
