@@ -5,7 +5,9 @@
 //! set does no bitmap I/O at all.
 //!
 //! Runs the md core directly (no FUSE) on real md's raid1-v1.2-bitmap
-//! fixture; skipped when the shared fixtures or zstd are not there.
+//! fixture (zstd unpacks it).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,11 +29,9 @@ struct Seen {
 }
 
 fn fixture(name: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/oracle/fixtures")
-        .join(name);
-    if !dir.is_dir() || Command::new("zstd").arg("--version").output().is_err() {
-        eprintln!("skipped: no fixture {name} or no zstd");
+    let dir = common::fixtures_dir().join(name);
+    assert!(dir.is_dir(), "no fixture {}", dir.display());
+    if common::missing(&["zstd"]) {
         return None;
     }
     Some(dir)

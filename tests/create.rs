@@ -472,7 +472,7 @@ fn refuses_file_systems_and_partition_tables() {
         );
     }
     // A real file system, when mkfs is there.
-    if have("mkfs.ext4") {
+    if !missing(&["mkfs.ext4"]) {
         let dir = tempdir();
         two_blank(dir.path(), 16 << 20);
         let (_, err, rc) = run(std::process::Command::new("mkfs.ext4")

@@ -2,13 +2,15 @@
 //! mount mdfuse, drive it with `echo` and `cat`, and compare with what real
 //! Linux md does (fixtures and the oracle).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 fn run_script(name: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("tests/shell").join(name);
-    let shared = root.join("../shared");
+    let shared = common::shared_dir();
     let status = Command::new("bash")
         .arg(&script)
         .env("MDFUSE", env!("CARGO_BIN_EXE_mdfuse"))

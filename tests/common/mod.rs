@@ -13,9 +13,19 @@ use std::process::{Command, Output, Stdio};
 
 pub use tempfile::TempDir;
 
-/// The repository's sibling `shared/` directory.
+/// The shared material (fixtures, the oracle): `$MDFUSE_SHARED`, else
+/// the repository's sibling `shared/`.  Every test needs it, so its
+/// absence fails the test with the way out.
 pub fn shared_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+    let dir = std::env::var_os("MDFUSE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    assert!(
+        dir.join("oracle/fixtures").is_dir(),
+        "no shared material at {}: put the repository beside shared/ or set MDFUSE_SHARED",
+        dir.display()
+    );
+    dir
 }
 
 pub fn fixtures_dir() -> PathBuf {
@@ -59,7 +69,13 @@ pub fn fixture_report(name: &str, rel: &str) -> Option<String> {
 pub fn unpack(name: &str) -> (TempDir, Vec<PathBuf>) {
     let dir = tempdir();
     let mut out = Vec::new();
-    for d in fixture_disks(name) {
+    let disks = fixture_disks(name);
+    assert!(
+        !disks.is_empty(),
+        "no fixture {name} in {}",
+        fixtures_dir().display()
+    );
+    for d in disks {
         let src = fixtures_dir().join(name).join(format!("{d}.img.zst"));
         let dst = dir.path().join(format!("{d}.img"));
         unzstd(&src, &dst);
@@ -129,14 +145,38 @@ pub fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Say that a group of checks is skipped (a tool is missing).
+/// Whether a missing tool fails the test instead of skipping checks:
+/// `scripts/test` (README's test command, CI's) sets MDFUSE_TEST_STRICT=1
+/// after installing every tool, so there nothing is silently skipped.
+pub fn strict() -> bool {
+    std::env::var_os("MDFUSE_TEST_STRICT").is_some_and(|v| v == "1")
+}
+
+/// Say that a group of checks is skipped (a tool is missing); in strict
+/// mode that is a failure.
 pub fn skip(why: &str) {
+    assert!(
+        !strict(),
+        "{why} (MDFUSE_TEST_STRICT=1: nothing may be skipped)"
+    );
     eprintln!("SKIPPED: {why}");
+}
+
+/// Whether any of `tools` is missing, for helpers that then return None;
+/// in strict mode a missing tool fails the test.
+pub fn missing(tools: &[&str]) -> bool {
+    match tools.iter().find(|t| !have(t)) {
+        Some(t) => {
+            skip(&format!("{t} is not installed"));
+            true
+        }
+        None => false,
+    }
 }
 
 /// The host's `mdadm --examine`, with TZ=UTC; None without mdadm.
 pub fn mdadm_examine(dev: &Path) -> Option<(String, String, i32)> {
-    if !have("mdadm") {
+    if missing(&["mdadm"]) {
         return None;
     }
     Some(run(Command::new("mdadm")
@@ -149,7 +189,7 @@ pub fn mdadm_examine(dev: &Path) -> Option<(String, String, i32)> {
 /// `img` (mdadm reads a plain file as an external bitmap), with the loop
 /// device's name in the output replaced by `img`'s path.
 pub fn mdadm_examine_bitmap(img: &Path) -> Option<(String, String, i32)> {
-    if !have("mdadm") || !have("losetup") {
+    if missing(&["mdadm", "losetup"]) {
         return None;
     }
     let lo = LoopDev::attach(img, true)?;
@@ -164,7 +204,7 @@ pub fn mdadm_examine_bitmap(img: &Path) -> Option<(String, String, i32)> {
 
 /// `blkid -p -o export DEV` as key=value pairs; None without blkid.
 pub fn blkid(dev: &Path) -> Option<BTreeMap<String, String>> {
-    if !have("blkid") {
+    if missing(&["blkid"]) {
         return None;
     }
     let (o, _, _) = run(Command::new("blkid").args(["-p", "-o", "export"]).arg(dev));
@@ -185,15 +225,20 @@ impl LoopDev {
     /// `losetup [-r] -f --show IMG`; None when losetup is missing or no
     /// loop device can be set up (e.g. no permission).
     pub fn attach(img: &Path, read_only: bool) -> Option<LoopDev> {
-        if !have("losetup") {
+        if missing(&["losetup"]) {
             return None;
         }
         let mut c = Command::new("losetup");
         if read_only {
             c.arg("-r");
         }
-        let (o, _, rc) = run(c.args(["-f", "--show"]).arg(img));
+        let (o, e, rc) = run(c.args(["-f", "--show"]).arg(img));
         if rc != 0 {
+            skip(&format!(
+                "no loop device for {}: {}",
+                img.display(),
+                e.trim()
+            ));
             return None;
         }
         Some(LoopDev {
@@ -252,7 +297,8 @@ pub fn sha256_file(path: &Path) -> String {
 /// present.
 pub fn realmd() -> Option<PathBuf> {
     let p = shared_dir().join("oracle/realmd");
-    if !p.exists() || !have("qemu-system-x86_64") || !have("python3") {
+    assert!(p.exists(), "{} is missing", p.display());
+    if missing(&["qemu-system-x86_64", "python3"]) {
         return None;
     }
     Some(p)

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 : "${MDFUSE:?set MDFUSE to the mdfuse binary}"
-SHARED=${SHARED:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../shared" && pwd)}
+SHARED=${SHARED:-${MDFUSE_SHARED:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../shared" && pwd)}}
 FIXTURES=$SHARED/oracle/fixtures
 REALMD=$SHARED/oracle/realmd
 
