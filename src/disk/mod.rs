@@ -11,6 +11,11 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Writes at least this large start their write-back at once
+/// (`Disk::start_writeback`); smaller ones stay in the page cache, where
+/// neighbours coalesce.
+const START_WRITEBACK_BYTES: u64 = 256 * 1024;
+
 pub use faults::{FaultOp, FaultPlan, IoEvent, IoObserver};
 
 /// What kind of thing a component is.
@@ -226,8 +231,32 @@ impl Disk {
         self.faults.completed(FaultOp::Write, offset, len, false);
         if r.is_ok() {
             self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
+            if len >= START_WRITEBACK_BYTES {
+                self.start_writeback(offset, len);
+            }
         }
         r
+    }
+
+    /// Start writing back `len` bytes at `offset` without waiting for
+    /// them.  md submits a write to its members at once; left dirty in
+    /// this file's page cache instead, a mirror's large writes would
+    /// pile up twice the dirty pages of the data written and run into
+    /// the kernel's dirty throttling long before the disk is busy.
+    fn start_writeback(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain syscall on an fd this Disk owns.
+        let r = unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        // Only a hint: a file that cannot (a pipe, say) is written back
+        // by the kernel in its own time; errors show at the next flush.
+        let _ = r;
     }
 
     /// Write all of `buf` at `offset` and make just that durable (a FUA

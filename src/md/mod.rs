@@ -688,10 +688,10 @@ impl Mddev {
     }
 
     /// Write to the running array (the data file).  Like a block device
-    /// (through its page cache) it takes any offset and length: the
-    /// partial sectors at either end are read, patched and written back
-    /// whole.  Such a read-modify-write excludes every other write, so
-    /// no concurrent write to the same sector is lost.
+    /// (through its page cache) it takes any offset and length: a partial
+    /// sector at either end is read, patched and written back whole.
+    /// Such a read-modify-write excludes every other write, so no
+    /// concurrent write to the same sector is lost.
     pub fn write_data(&self, data: &[u8], offset: u64) -> Result<usize, Errno> {
         // A stopped array has no capacity: every offset is past the end.
         let Some(p) = self.pers() else {
@@ -717,23 +717,42 @@ impl Mddev {
         self.mirror
             .normal_io
             .fetch_add((end - start) / 512, Ordering::Relaxed);
-        if start == offset && end == offset + len as u64 {
+        let data = &data[..len];
+        let data_end = offset + len as u64;
+        // The whole sectors inside the write go straight down.  A write
+        // from an unaligned user buffer reaches us cut at its page
+        // boundaries, so most large writes have a partial sector at an
+        // end: only that sector pays for the read-modify-write.
+        let whole = (offset.next_multiple_of(512), data_end & !511);
+        if whole.0 < whole.1 {
             let _shared = self.rmw.read();
-            p.write(self, &data[..len], offset / 512)?;
+            let at = (whole.0 - offset) as usize;
+            p.write(
+                self,
+                &data[at..at + (whole.1 - whole.0) as usize],
+                whole.0 / 512,
+            )?;
+        }
+        if start == offset && end == data_end {
             return Ok(len);
         }
         let _excl = self.rmw.write();
-        let mut tmp = vec![0u8; (end - start) as usize];
+        let patch = |sector_start: u64| -> Result<(), Errno> {
+            let mut sector = [0u8; 512];
+            p.read(self, &mut sector, sector_start / 512)?;
+            let from = offset.max(sector_start);
+            let to = data_end.min(sector_start + 512);
+            sector[(from - sector_start) as usize..(to - sector_start) as usize]
+                .copy_from_slice(&data[(from - offset) as usize..(to - offset) as usize]);
+            p.write(self, &sector, sector_start / 512)
+        };
         if start < offset {
-            p.read(self, &mut tmp[..512], start / 512)?;
+            patch(start)?;
         }
-        let tail = tmp.len() - 512;
-        if end > offset + len as u64 && (tail > 0 || start == offset) {
-            p.read(self, &mut tmp[tail..], (end - 512) / 512)?;
+        let last = end - 512;
+        if end > data_end && (last > start || start == offset) {
+            patch(last)?;
         }
-        let skip = (offset - start) as usize;
-        tmp[skip..skip + len].copy_from_slice(&data[..len]);
-        p.write(self, &tmp, start / 512)?;
         Ok(len)
     }
 
