@@ -5,16 +5,23 @@
 pub mod faults;
 pub mod signatures;
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Writes at least this large start their write-back at once
-/// (`Disk::start_writeback`); smaller ones stay in the page cache, where
-/// neighbours coalesce.
-const START_WRITEBACK_BYTES: u64 = 256 * 1024;
+use parking_lot::Mutex;
+
+/// Writes at least this large are written back at once and then dropped
+/// from the page cache (`Disk::write_behind`); smaller ones stay cached,
+/// where neighbours coalesce.
+const WRITE_BEHIND_BYTES: u64 = 256 * 1024;
+
+/// How many large writes later the pages of one are dropped from the
+/// page cache (by then written back, as a rule).
+const WRITE_BEHIND_DEPTH: usize = 64;
 
 pub use faults::{FaultOp, FaultPlan, IoEvent, IoObserver};
 
@@ -63,6 +70,8 @@ pub struct Disk {
     writable: bool,
     faults: FaultPlan,
     stats: IoStats,
+    /// The last large writes, oldest first (`write_behind`).
+    behind: Mutex<VecDeque<(u64, u64)>>,
 }
 
 /// Bytes moved through one component since it was opened.
@@ -132,6 +141,7 @@ impl Disk {
             writable,
             faults: FaultPlan::default(),
             stats: IoStats::default(),
+            behind: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -231,32 +241,49 @@ impl Disk {
         self.faults.completed(FaultOp::Write, offset, len, false);
         if r.is_ok() {
             self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
-            if len >= START_WRITEBACK_BYTES {
-                self.start_writeback(offset, len);
+            if len >= WRITE_BEHIND_BYTES {
+                self.write_behind(offset, len);
             }
         }
         r
     }
 
-    /// Start writing back `len` bytes at `offset` without waiting for
-    /// them.  md submits a write to its members at once; left dirty in
-    /// this file's page cache instead, a mirror's large writes would
-    /// pile up twice the dirty pages of the data written and run into
-    /// the kernel's dirty throttling long before the disk is busy.
-    fn start_writeback(&self, offset: u64, len: u64) {
+    /// After a large write: start writing it back, and drop the one
+    /// `WRITE_BEHIND_DEPTH` large writes before it from the page cache.
+    /// md submits writes straight to its members, which cache nothing.
+    /// Left dirty and cached here
+    /// instead, a mirror's bulk writes would pile up twice the dirty
+    /// pages of the data and meet the kernel's dirty throttling long
+    /// before the disk is busy; and they would stay cached in large
+    /// folios, each of which a later small write dirties (and the kernel
+    /// counts) whole.
+    fn write_behind(&self, offset: u64, len: u64) {
         use std::os::fd::AsRawFd;
-        // SAFETY: a plain syscall on an fd this Disk owns.
-        let r = unsafe {
-            libc::sync_file_range(
-                self.file.as_raw_fd(),
-                offset as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
+        let fd = self.file.as_raw_fd();
+        // Hints only: a failed write-back shows at the next flush, and
+        // pages that cannot be dropped stay cached.
+        // SAFETY: plain syscalls on an fd this Disk owns.
+        unsafe {
+            libc::sync_file_range(fd, offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+        }
+        let oldest = {
+            let mut q = self.behind.lock();
+            q.push_back((offset, len));
+            if q.len() > WRITE_BEHIND_DEPTH {
+                q.pop_front()
+            } else {
+                None
+            }
         };
-        // Only a hint: a file that cannot (a pipe, say) is written back
-        // by the kernel in its own time; errors show at the next flush.
-        let _ = r;
+        if let Some((o, l)) = oldest {
+            // Written back by now, as a rule (WRITE_BEHIND_DEPTH writes
+            // later): dropped.  Pages still dirty or under write-back
+            // stay; waiting for them would hold this write up.
+            // SAFETY: as above.
+            unsafe {
+                libc::posix_fadvise(fd, o as i64, l as i64, libc::POSIX_FADV_DONTNEED);
+            }
+        }
     }
 
     /// Write all of `buf` at `offset` and make just that durable (a FUA
