@@ -251,12 +251,11 @@ impl Disk {
     /// After a large write: start writing it back, and drop the one
     /// `WRITE_BEHIND_DEPTH` large writes before it from the page cache.
     /// md submits writes straight to its members, which cache nothing.
-    /// Left dirty and cached here
-    /// instead, a mirror's bulk writes would pile up twice the dirty
-    /// pages of the data and meet the kernel's dirty throttling long
-    /// before the disk is busy; and they would stay cached in large
-    /// folios, each of which a later small write dirties (and the kernel
-    /// counts) whole.
+    /// Left dirty and cached here instead, a mirror's bulk writes would
+    /// pile up twice the dirty pages of the data and meet the kernel's
+    /// dirty throttling long before the disk is busy; and they would stay
+    /// cached in large folios, each of which a later small write dirties
+    /// (and the kernel counts) whole.
     fn write_behind(&self, offset: u64, len: u64) {
         use std::os::fd::AsRawFd;
         let fd = self.file.as_raw_fd();

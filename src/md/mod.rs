@@ -746,11 +746,13 @@ impl Mddev {
                 .copy_from_slice(&data[(from - offset) as usize..(to - offset) as usize]);
             p.write(self, &sector, sector_start / 512)
         };
-        if start < offset {
+        let head = start < offset;
+        if head {
             patch(start)?;
         }
+        // The tail sector, unless it is the head one, patched already.
         let last = end - 512;
-        if end > data_end && (last > start || start == offset) {
+        if end > data_end && !(head && last == start) {
             patch(last)?;
         }
         Ok(len)
