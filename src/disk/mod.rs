@@ -4,24 +4,16 @@
 
 pub mod faults;
 pub mod signatures;
+mod write_behind;
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
-
-/// Writes at least this large are written back at once and then dropped
-/// from the page cache (`Disk::write_behind`); smaller ones stay cached,
-/// where neighbours coalesce.
-const WRITE_BEHIND_BYTES: u64 = 256 * 1024;
-
-/// How many large writes later the pages of one are dropped from the
-/// page cache (by then written back, as a rule).
-const WRITE_BEHIND_DEPTH: usize = 64;
+use write_behind::{WRITE_BEHIND_BYTES, WriteBehind};
 
 pub use faults::{FaultOp, FaultPlan, IoEvent, IoObserver};
 
@@ -70,8 +62,9 @@ pub struct Disk {
     writable: bool,
     faults: FaultPlan,
     stats: IoStats,
-    /// The last large writes, oldest first (`write_behind`).
-    behind: Mutex<VecDeque<(u64, u64)>>,
+    /// Started at the first large write; `None` if its thread could not
+    /// be started (the pages then stay cached).
+    write_behind: OnceLock<Option<WriteBehind>>,
 }
 
 /// Bytes moved through one component since it was opened.
@@ -141,7 +134,7 @@ impl Disk {
             writable,
             faults: FaultPlan::default(),
             stats: IoStats::default(),
-            behind: Mutex::new(VecDeque::new()),
+            write_behind: OnceLock::new(),
         })
     }
 
@@ -248,40 +241,24 @@ impl Disk {
         r
     }
 
-    /// After a large write: start writing it back, and drop the one
-    /// `WRITE_BEHIND_DEPTH` large writes before it from the page cache.
-    /// md submits writes straight to its members, which cache nothing.
-    /// Left dirty and cached here instead, a mirror's bulk writes would
-    /// pile up twice the dirty pages of the data and meet the kernel's
-    /// dirty throttling long before the disk is busy; and they would stay
-    /// cached in large folios, each of which a later small write dirties
-    /// (and the kernel counts) whole.
+    /// After a large write: hand it to the write-behind thread
+    /// (`write_behind.rs` says why).
     fn write_behind(&self, offset: u64, len: u64) {
-        use std::os::fd::AsRawFd;
-        let fd = self.file.as_raw_fd();
-        // Hints only: a failed write-back shows at the next flush, and
-        // pages that cannot be dropped stay cached.
-        // SAFETY: plain syscalls on an fd this Disk owns.
-        unsafe {
-            libc::sync_file_range(fd, offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
-        }
-        let oldest = {
-            let mut q = self.behind.lock();
-            q.push_back((offset, len));
-            if q.len() > WRITE_BEHIND_DEPTH {
-                q.pop_front()
-            } else {
-                None
+        let wb = self.write_behind.get_or_init(|| {
+            let started = self
+                .file
+                .try_clone()
+                .and_then(|f| WriteBehind::start(f, &self.kernel_name()));
+            match started {
+                Ok(wb) => Some(wb),
+                Err(e) => {
+                    log::warn!("{}: no write-behind thread: {e}", self.path.display());
+                    None
+                }
             }
-        };
-        if let Some((o, l)) = oldest {
-            // Written back by now, as a rule (WRITE_BEHIND_DEPTH writes
-            // later): dropped.  Pages still dirty or under write-back
-            // stay; waiting for them would hold this write up.
-            // SAFETY: as above.
-            unsafe {
-                libc::posix_fadvise(fd, o as i64, l as i64, libc::POSIX_FADV_DONTNEED);
-            }
+        });
+        if let Some(wb) = wb {
+            wb.written(offset, len);
         }
     }
 
@@ -347,6 +324,11 @@ impl Disk {
     /// Make every completed write durable.
     pub fn flush(&self) -> io::Result<()> {
         self.faults.check(FaultOp::Flush, 0, 0)?;
+        // The page cache as write-behind leaves it after every write so
+        // far, not some of them.
+        if let Some(Some(wb)) = self.write_behind.get() {
+            wb.drain();
+        }
         let r = self.file.sync_data();
         self.faults.completed(FaultOp::Flush, 0, 0, true);
         if r.is_ok() {
