@@ -76,13 +76,15 @@ fn large_writes_leave_the_page_cache_small_ones_stay() {
 
     // The first large writes were dropped 64 writes later, when their
     // write-back (started at once, 1 MiB each) had long finished; a page
-    // still under write-back then would stay, hence "most".
+    // still under write-back then would stay, hence "most".  Write-behind
+    // runs on a thread of its own: a flush waits for it to catch up.
+    disk.flush().unwrap();
     let early = resident_pages(&path, 0, 16 * MIB);
     assert!(
         early < 2048,
         "{early} of 4096 pages of the first 16 MiB still cached"
     );
-    // The small writes are cached (and dirty) still.
+    // The small writes are cached still.
     let tail = resident_pages(&path, 96 * MIB, 32 * MIB);
     assert!(tail >= 64, "only {tail} pages of the small writes cached");
 
@@ -100,4 +102,34 @@ fn large_writes_leave_the_page_cache_small_ones_stay() {
             .unwrap();
         assert!(page == small, "small write {i} differs");
     }
+}
+
+/// How many of this process's descriptors are open on `path`.
+fn open_descriptors(path: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
+#[test]
+fn a_component_closed_closes_its_write_behind_descriptor() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // As /proc/self/fd names it: the directory resolved.
+    let path = dir.path().canonicalize().unwrap().join("leg.img");
+    File::create(&path)
+        .unwrap()
+        .set_len(8 * MIB as u64)
+        .unwrap();
+    let disk = Disk::open(&path, true).unwrap();
+    assert_eq!(open_descriptors(&path), 1);
+    // A large write starts the write-behind thread on a second descriptor.
+    disk.write_at(&vec![7u8; MIB], 0).unwrap();
+    disk.flush().unwrap();
+    assert_eq!(open_descriptors(&path), 2);
+    // Closing the component ends the thread and closes both: a block
+    // device's claim must not outlive its component.
+    drop(disk);
+    assert_eq!(open_descriptors(&path), 0);
 }
