@@ -739,14 +739,46 @@ impl Raid for Conf {
     }
 
     fn flush(&self, mddev: &Mddev) -> Result<(), Errno> {
-        let legs: Vec<Arc<Rdev>> = self.mirrors.read().iter().flatten().cloned().collect();
+        let legs: Vec<Arc<Rdev>> = self
+            .mirrors
+            .read()
+            .iter()
+            .flatten()
+            .filter(|r| !r.faulty())
+            .cloned()
+            .collect();
+        // md sends its preflush to every member at once: each leg's fsync
+        // waits for that leg's write-back, and the legs' overlap.
+        let flushed: Vec<std::io::Result<()>> = std::thread::scope(|s| {
+            // Every leg but the first on a thread of its own (or here,
+            // if none can be had); the first here.
+            let others: Vec<_> = legs
+                .iter()
+                .skip(1)
+                .map(|r| {
+                    std::thread::Builder::new()
+                        .name("md-flush".into())
+                        .spawn_scoped(s, move || r.disk.flush())
+                        .map_err(|_| r.disk.flush())
+                })
+                .collect();
+            let first = legs.first().map(|r| r.disk.flush());
+            first
+                .into_iter()
+                .chain(others.into_iter().map(|o| {
+                    match o {
+                        Ok(h) => h
+                            .join()
+                            .unwrap_or_else(|_| Err(std::io::Error::from_raw_os_error(libc::EIO))),
+                        Err(inline) => inline,
+                    }
+                }))
+                .collect()
+        });
         let mut any = false;
-        for r in legs {
-            if r.faulty() {
-                continue;
-            }
-            if r.disk.flush().is_err() {
-                md_error_io(mddev, &r, mddev.fail_last_dev());
+        for (r, flushed) in legs.iter().zip(flushed) {
+            if flushed.is_err() {
+                md_error_io(mddev, r, mddev.fail_last_dev());
             } else if r.in_sync() {
                 any = true;
             }

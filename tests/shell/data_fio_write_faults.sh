@@ -6,7 +6,8 @@
 # errors on the last working leg (never failed: the writer gets EIO, the
 # array is broken).  No block may fail verification, the array keeps
 # running, and states and messages are the kernel's (raid1_error,
-# narrow_write_error, super_written, md_error).
+# narrow_write_error, super_written, md_error).  Also: an fsync flushes
+# the legs at once, and a leg whose flush fails is failed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/data_lib.sh"
 
@@ -97,6 +98,35 @@ fresh_array "$IMG"
 fio_with_fault "$T/vanish.out" md0/md/dev-vdb/fault vanish
 log_has "md: super_written gets error=-5"
 expect_failed_vdb faulty,write_error
+
+# fsync_data: fsync of md0/data; prints the milliseconds it took.
+fsync_data() {
+	python3 -c 'import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY)
+t = time.monotonic()
+os.fsync(fd)
+print(int((time.monotonic() - t) * 1000))' "$MNT/md0/data"
+}
+
+log "fsync flushes the legs at once (md sends its preflush to all)"
+fresh_array "$IMG"
+dd if=/dev/urandom of="$MNT/md0/data" bs=64k count=16 oflag=direct conv=notrunc status=none ||
+	fail "write before the flush"
+put md0/md/dev-vda/fault "delay 1500 write"
+put md0/md/dev-vdb/fault "delay 1500 write"
+ms=$(fsync_data) || fail "fsync with slow legs"
+put md0/md/dev-vda/fault clear
+put md0/md/dev-vdb/fault clear
+# One after the other would take 3 s.
+[ "$ms" -ge 1500 ] && [ "$ms" -lt 2700 ] || fail "fsync took $ms ms with two 1.5 s leg flushes"
+
+log "a leg whose flush fails is failed; the fsync succeeds on the rest"
+log_mark
+put md0/md/dev-vdb/fault write-error
+fsync_data >/dev/null || fail "fsync with one failing leg"
+put md0/md/dev-vdb/fault clear
+# A failed flush is no failed write: no write_error.
+expect_failed_vdb faulty
 
 log "write errors on the last working leg: EIO, never failed, broken"
 log_mark
