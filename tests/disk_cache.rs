@@ -76,7 +76,7 @@ fn large_writes_leave_the_page_cache_small_ones_stay() {
 
     // The first large writes were dropped 64 writes later, when their
     // write-back (started at once, 1 MiB each) had long finished; a page
-    // still under write-back then would stay, hence "most".  Write-behind
+    // still under write-back then would stay, hence "most".  Drop-behind
     // runs on a thread of its own: a flush waits for it to catch up.
     disk.flush().unwrap();
     let early = resident_pages(&path, 0, 16 * MIB);
@@ -114,7 +114,7 @@ fn open_descriptors(path: &Path) -> usize {
 }
 
 #[test]
-fn a_component_closed_closes_its_write_behind_descriptor() {
+fn a_component_closed_closes_its_drop_behind_descriptor() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     // As /proc/self/fd names it: the directory resolved.
     let path = dir.path().canonicalize().unwrap().join("leg.img");
@@ -124,7 +124,7 @@ fn a_component_closed_closes_its_write_behind_descriptor() {
         .unwrap();
     let disk = Disk::open(&path, true).unwrap();
     assert_eq!(open_descriptors(&path), 1);
-    // A large write starts the write-behind thread on a second descriptor.
+    // A large write starts the drop-behind thread on a second descriptor.
     disk.write_at(&vec![7u8; MIB], 0).unwrap();
     disk.flush().unwrap();
     assert_eq!(open_descriptors(&path), 2);

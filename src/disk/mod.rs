@@ -2,9 +2,9 @@
 //! included), with positional I/O, flush and size, plus deterministic fault
 //! injection for tests (`faults`).  Knows nothing of superblocks.
 
+mod drop_behind;
 pub mod faults;
 pub mod signatures;
-mod write_behind;
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use write_behind::{WRITE_BEHIND_BYTES, WriteBehind};
+use drop_behind::{DROP_BEHIND_BYTES, DropBehind};
 
 pub use faults::{FaultOp, FaultPlan, IoEvent, IoObserver};
 
@@ -64,7 +64,7 @@ pub struct Disk {
     stats: IoStats,
     /// Started at the first large write; `None` if its thread could not
     /// be started (the pages then stay cached).
-    write_behind: OnceLock<Option<WriteBehind>>,
+    drop_behind: OnceLock<Option<DropBehind>>,
 }
 
 /// Bytes moved through one component since it was opened.
@@ -134,7 +134,7 @@ impl Disk {
             writable,
             faults: FaultPlan::default(),
             stats: IoStats::default(),
-            write_behind: OnceLock::new(),
+            drop_behind: OnceLock::new(),
         })
     }
 
@@ -234,25 +234,25 @@ impl Disk {
         self.faults.completed(FaultOp::Write, offset, len, false);
         if r.is_ok() {
             self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
-            if len >= WRITE_BEHIND_BYTES {
-                self.write_behind(offset, len);
+            if len >= DROP_BEHIND_BYTES {
+                self.drop_behind(offset, len);
             }
         }
         r
     }
 
-    /// After a large write: hand it to the write-behind thread
-    /// (`write_behind.rs` says why).
-    fn write_behind(&self, offset: u64, len: u64) {
-        let wb = self.write_behind.get_or_init(|| {
+    /// After a large write: hand it to the drop-behind thread
+    /// (`drop_behind.rs` says why).
+    fn drop_behind(&self, offset: u64, len: u64) {
+        let wb = self.drop_behind.get_or_init(|| {
             let started = self
                 .file
                 .try_clone()
-                .and_then(|f| WriteBehind::start(f, &self.kernel_name()));
+                .and_then(|f| DropBehind::start(f, &self.kernel_name()));
             match started {
                 Ok(wb) => Some(wb),
                 Err(e) => {
-                    log::warn!("{}: no write-behind thread: {e}", self.path.display());
+                    log::warn!("{}: no drop-behind thread: {e}", self.path.display());
                     None
                 }
             }
@@ -324,9 +324,9 @@ impl Disk {
     /// Make every completed write durable.
     pub fn flush(&self) -> io::Result<()> {
         self.faults.check(FaultOp::Flush, 0, 0)?;
-        // The page cache as write-behind leaves it after every write so
+        // The page cache as drop-behind leaves it after every write so
         // far, not some of them.
-        if let Some(Some(wb)) = self.write_behind.get() {
+        if let Some(Some(wb)) = self.drop_behind.get() {
             wb.drain();
         }
         let r = self.file.sync_data();

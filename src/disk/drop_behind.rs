@@ -1,6 +1,7 @@
-//! Write-behind for one component: large writes are written back at once
+//! Drop-behind for one component: large writes are written back at once
 //! and dropped from the page cache some writes later, on a thread of the
-//! component's own so that the write that caused it does not wait.
+//! component's own so that the write that caused it does not wait.  (Not
+//! md's write-behind, which lets writes to write-mostly legs lag.)
 //!
 //! Why at all: md submits writes straight to its members, which cache
 //! nothing.  Left dirty and cached here instead, a mirror's bulk writes
@@ -24,7 +25,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 /// Writes at least this large are written back at once and then dropped
 /// from the page cache; smaller ones stay cached, where neighbours
 /// coalesce.
-pub const WRITE_BEHIND_BYTES: u64 = 256 * 1024;
+pub const DROP_BEHIND_BYTES: u64 = 256 * 1024;
 
 /// How many large writes later the pages of one are dropped from the
 /// page cache (by then written back, as a rule).
@@ -37,22 +38,22 @@ enum Msg {
     Drain(Sender<()>),
 }
 
-/// The handle a component keeps: a queue to its write-behind thread.
+/// The handle a component keeps: a queue to its drop-behind thread.
 #[derive(Debug)]
-pub struct WriteBehind {
+pub struct DropBehind {
     tx: Option<Sender<Msg>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl WriteBehind {
+impl DropBehind {
     /// Start the thread on its own descriptor of the component (`file`,
     /// a dup: it shares the open file, claim included).
-    pub fn start(file: File, name: &str) -> std::io::Result<WriteBehind> {
+    pub fn start(file: File, name: &str) -> std::io::Result<DropBehind> {
         let (tx, rx) = unbounded();
         let thread = std::thread::Builder::new()
-            .name(format!("wb-{name}"))
+            .name(format!("drop-{name}"))
             .spawn(move || run(file, rx))?;
-        Ok(WriteBehind {
+        Ok(DropBehind {
             tx: Some(tx),
             thread: Some(thread),
         })
@@ -78,7 +79,7 @@ impl WriteBehind {
     }
 }
 
-impl Drop for WriteBehind {
+impl Drop for DropBehind {
     /// Stop the thread and wait for it: its descriptor is closed when the
     /// component is, so a block device's claim ends with it.
     fn drop(&mut self) {
