@@ -14,7 +14,10 @@ D=$MNT/md0/data
 log "fsync of md0/data: an fdatasync of every leg"
 strace -f -qq -p "$DPID" -e trace=fsync,fdatasync -o "$T/strace.out" &
 STRACE=$!
-sleep 1
+# Until strace has attached to every thread of the daemon.
+traced() { ! grep -qx 'TracerPid:[[:space:]]*0' /proc/"$DPID"/task/*/status; }
+for _ in $(seq 100); do traced && break; sleep 0.1; done
+traced || fail "strace never attached to every daemon thread"
 python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.close(fd)' "$D"
 sleep 0.3
 kill "$STRACE"
