@@ -244,21 +244,21 @@ impl Disk {
     /// After a large write: hand it to the drop-behind thread
     /// (`drop_behind.rs` says why).
     fn drop_behind(&self, offset: u64, len: u64) {
-        let wb = self.drop_behind.get_or_init(|| {
+        let behind = self.drop_behind.get_or_init(|| {
             let started = self
                 .file
                 .try_clone()
                 .and_then(|f| DropBehind::start(f, &self.kernel_name()));
             match started {
-                Ok(wb) => Some(wb),
+                Ok(behind) => Some(behind),
                 Err(e) => {
                     log::warn!("{}: no drop-behind thread: {e}", self.path.display());
                     None
                 }
             }
         });
-        if let Some(wb) = wb {
-            wb.written(offset, len);
+        if let Some(behind) = behind {
+            behind.written(offset, len);
         }
     }
 
@@ -326,8 +326,8 @@ impl Disk {
         self.faults.check(FaultOp::Flush, 0, 0)?;
         // The page cache as drop-behind leaves it after every write so
         // far, not some of them.
-        if let Some(Some(wb)) = self.drop_behind.get() {
-            wb.drain();
+        if let Some(Some(behind)) = self.drop_behind.get() {
+            behind.drain();
         }
         let r = self.file.sync_data();
         self.faults.completed(FaultOp::Flush, 0, 0, true);
