@@ -104,6 +104,41 @@ fn large_writes_leave_the_page_cache_small_ones_stay() {
     }
 }
 
+#[test]
+fn the_last_large_writes_leave_the_page_cache_once_writes_pause() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("leg.img");
+    File::create(&path)
+        .unwrap()
+        .set_len(48 * MIB as u64)
+        .unwrap();
+    let disk = Disk::open(&path, true).unwrap();
+    // Fewer large writes than drop-behind lags by: none is dropped by a
+    // later one.  With nothing after them, the pause drops them, or a
+    // mkfs's last blocks would stay cached in large folios.
+    for i in 0..32 {
+        disk.write_at(&vec![i as u8 + 1; MIB], (i * MIB) as u64)
+            .unwrap();
+    }
+    let start = std::time::Instant::now();
+    let mut cached = resident_pages(&path, 0, 32 * MIB);
+    while cached >= 4096 && start.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        cached = resident_pages(&path, 0, 32 * MIB);
+    }
+    assert!(
+        cached < 4096,
+        "{cached} of 8192 pages still cached {:?} after the last write",
+        start.elapsed()
+    );
+    let f = File::open(&path).unwrap();
+    let mut buf = vec![0u8; MIB];
+    for i in 0..32 {
+        f.read_exact_at(&mut buf, (i * MIB) as u64).unwrap();
+        assert!(buf.iter().all(|b| *b == i as u8 + 1), "MiB {i} differs");
+    }
+}
+
 /// How many of this process's descriptors are open on `path`.
 fn open_descriptors(path: &Path) -> usize {
     std::fs::read_dir("/proc/self/fd")

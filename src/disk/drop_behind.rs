@@ -1,7 +1,8 @@
 //! Drop-behind for one component: large writes are written back at once
-//! and dropped from the page cache some writes later, on a thread of the
-//! component's own so that the write that caused it does not wait.  (Not
-//! md's write-behind, which lets writes to write-mostly legs lag.)
+//! and dropped from the page cache some writes later (or after a pause),
+//! on a thread of the component's own so that the write that caused it
+//! does not wait.  (Not md's write-behind, which lets writes to
+//! write-mostly legs lag.)
 //!
 //! Why at all: md submits writes straight to its members, which cache
 //! nothing.  Left dirty and cached here instead, a mirror's bulk writes
@@ -19,8 +20,9 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
 /// Writes at least this large are written back at once and then dropped
 /// from the page cache; smaller ones stay cached, where neighbours
@@ -30,6 +32,12 @@ pub const DROP_BEHIND_BYTES: u64 = 256 * 1024;
 /// How many large writes later the pages of one are dropped from the
 /// page cache (by then written back, as a rule).
 const DEPTH: usize = 64;
+
+/// After this long without a large write, the ones not yet dropped are:
+/// no later write would ever drop the last of a stream (a mkfs's last
+/// blocks, say), and left cached in large folios they make the small
+/// writes that follow dearer (see above).
+const IDLE: Duration = Duration::from_secs(1);
 
 enum Msg {
     /// A large write just landed in the page cache.
@@ -93,12 +101,17 @@ impl Drop for DropBehind {
 fn run(file: File, rx: Receiver<Msg>) {
     let fd = file.as_raw_fd();
     let mut recent: VecDeque<(u64, u64)> = VecDeque::with_capacity(DEPTH + 1);
-    for msg in rx {
+    loop {
+        let msg = if recent.is_empty() {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(IDLE)
+        };
         match msg {
-            Msg::Written { offset, len } => {
+            Ok(Msg::Written { offset, len }) => {
                 // Hints only: a failed write-back shows at the next flush,
                 // and pages that cannot be dropped stay cached.
-                // SAFETY: plain syscalls on a descriptor this thread owns.
+                // SAFETY: a plain syscall on a descriptor this thread owns.
                 unsafe {
                     libc::sync_file_range(
                         fd,
@@ -109,18 +122,31 @@ fn run(file: File, rx: Receiver<Msg>) {
                 }
                 recent.push_back((offset, len));
                 if recent.len() > DEPTH {
+                    // Written back by now, as a rule.
                     let (o, l) = recent.pop_front().expect("longer than DEPTH");
-                    // Written back by now, as a rule: dropped.  Pages
-                    // still dirty or under write-back stay.
-                    // SAFETY: as above.
-                    unsafe {
-                        libc::posix_fadvise(fd, o as i64, l as i64, libc::POSIX_FADV_DONTNEED);
-                    }
+                    drop_pages(fd, o, l);
                 }
             }
-            Msg::Drain(done) => {
+            Ok(Msg::Drain(done)) => {
                 let _ = done.send(());
             }
+            Err(RecvTimeoutError::Timeout) => {
+                // A pause: the write-back started a second ago or more is
+                // done, as a rule.
+                for (o, l) in recent.drain(..) {
+                    drop_pages(fd, o, l);
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
         }
+    }
+}
+
+/// Drop `[offset, offset + len)` from the page cache.  Pages still dirty
+/// or under write-back stay.
+fn drop_pages(fd: std::os::fd::RawFd, offset: u64, len: u64) {
+    // SAFETY: a plain syscall on a descriptor the caller owns.
+    unsafe {
+        libc::posix_fadvise(fd, offset as i64, len as i64, libc::POSIX_FADV_DONTNEED);
     }
 }
