@@ -104,8 +104,11 @@ fn large_writes_leave_the_page_cache_small_ones_stay() {
     }
 }
 
-#[test]
-fn the_last_large_writes_leave_the_page_cache_once_writes_pause() {
+/// 32 large writes, fewer than drop-behind lags by, so that none is
+/// dropped by a later one; then a pause, during which `meanwhile` runs
+/// every 100 ms.  The pause must drop them (or a mkfs's last blocks would
+/// stay cached in large folios), and nothing is lost.
+fn the_last_large_writes_leave_in_a_pause(meanwhile: impl Fn(&Disk)) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = dir.path().join("leg.img");
     File::create(&path)
@@ -113,9 +116,6 @@ fn the_last_large_writes_leave_the_page_cache_once_writes_pause() {
         .set_len(48 * MIB as u64)
         .unwrap();
     let disk = Disk::open(&path, true).unwrap();
-    // Fewer large writes than drop-behind lags by: none is dropped by a
-    // later one.  With nothing after them, the pause drops them, or a
-    // mkfs's last blocks would stay cached in large folios.
     for i in 0..32 {
         disk.write_at(&vec![i as u8 + 1; MIB], (i * MIB) as u64)
             .unwrap();
@@ -124,6 +124,7 @@ fn the_last_large_writes_leave_the_page_cache_once_writes_pause() {
     let mut cached = resident_pages(&path, 0, 32 * MIB);
     while cached >= 4096 && start.elapsed() < std::time::Duration::from_secs(10) {
         std::thread::sleep(std::time::Duration::from_millis(100));
+        meanwhile(&disk);
         cached = resident_pages(&path, 0, 32 * MIB);
     }
     assert!(
@@ -137,6 +138,17 @@ fn the_last_large_writes_leave_the_page_cache_once_writes_pause() {
         f.read_exact_at(&mut buf, (i * MIB) as u64).unwrap();
         assert!(buf.iter().all(|b| *b == i as u8 + 1), "MiB {i} differs");
     }
+}
+
+#[test]
+fn the_last_large_writes_leave_the_page_cache_once_writes_pause() {
+    the_last_large_writes_leave_in_a_pause(|_| ());
+}
+
+#[test]
+fn flushes_in_a_pause_do_not_keep_the_last_large_writes_cached() {
+    // A pause counts from the last large write, not the last request.
+    the_last_large_writes_leave_in_a_pause(|disk| disk.flush().unwrap());
 }
 
 /// How many of this process's descriptors are open on `path`.

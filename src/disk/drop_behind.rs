@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
@@ -101,11 +101,15 @@ impl Drop for DropBehind {
 fn run(file: File, rx: Receiver<Msg>) {
     let fd = file.as_raw_fd();
     let mut recent: VecDeque<(u64, u64)> = VecDeque::with_capacity(DEPTH + 1);
+    // When the pending writes are dropped if no large write comes first.
+    // Counted from the last large write, not the last message: flushes
+    // arriving every so often must not keep the pending ones cached.
+    let mut pause_ends = Instant::now();
     loop {
         let msg = if recent.is_empty() {
             rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
         } else {
-            rx.recv_timeout(IDLE)
+            rx.recv_deadline(pause_ends)
         };
         match msg {
             Ok(Msg::Written { offset, len }) => {
@@ -121,6 +125,7 @@ fn run(file: File, rx: Receiver<Msg>) {
                     );
                 }
                 recent.push_back((offset, len));
+                pause_ends = Instant::now() + IDLE;
                 if recent.len() > DEPTH {
                     // Written back by now, as a rule.
                     let (o, l) = recent.pop_front().expect("longer than DEPTH");
