@@ -38,6 +38,7 @@ shell_tests!(
     data_loop,
     data_fio_write_faults,
     data_fio_read_faults,
+    data_fio_shrink,
     data_bitmap,
     data_crash,
     sync_fixtures,

@@ -11,7 +11,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use drop_behind::{DROP_BEHIND_BYTES, DropBehind};
 
@@ -65,6 +65,12 @@ pub struct Disk {
     /// Started at the first large write; `None` if its thread could not
     /// be started (the pages then stay cached).
     drop_behind: OnceLock<Option<DropBehind>>,
+    /// Set once the component was found smaller than when it was opened
+    /// (an image file truncated, a block device resized): its blocks past
+    /// the new end are gone, so every later transfer fails, as on a
+    /// pulled disk, rather than reading holes as zeros or extending the
+    /// file with new ones.
+    shrunk: AtomicBool,
 }
 
 /// Bytes moved through one component since it was opened.
@@ -135,6 +141,7 @@ impl Disk {
             faults: FaultPlan::default(),
             stats: IoStats::default(),
             drop_behind: OnceLock::new(),
+            shrunk: AtomicBool::new(false),
         })
     }
 
@@ -211,32 +218,120 @@ impl Disk {
         &self.stats
     }
 
-    /// Read exactly `buf.len()` bytes at `offset`.
+    /// True once the component was found smaller than when it was opened
+    /// (see `shrunk`); the member must then be failed.
+    pub fn shrunk(&self) -> bool {
+        self.shrunk.load(Ordering::Acquire)
+    }
+
+    /// The component's size now, for files and block devices alike.
+    fn current_size(&self) -> io::Result<u64> {
+        match self.kind {
+            DiskKind::ImageFile => Ok(self.file.metadata()?.len()),
+            DiskKind::BlockDevice { .. } => block_device_size(&self.file),
+        }
+    }
+
+    /// Compare the component's size now with its size at open; a smaller
+    /// one marks it shrunk (logged once).  False if it is shrunk.
+    fn size_intact(&self) -> bool {
+        if self.shrunk() {
+            return false;
+        }
+        let now = match self.current_size() {
+            Ok(n) => n,
+            // Cannot even tell: leave the verdict to the transfer's own error.
+            Err(_) => return true,
+        };
+        if now >= self.size {
+            return true;
+        }
+        if !self.shrunk.swap(true, Ordering::AcqRel) {
+            log::error!(
+                "{}: shrank from {} to {} bytes under the array: its blocks past the end are gone",
+                self.path.display(),
+                self.size,
+                now
+            );
+        }
+        false
+    }
+
+    /// The error every transfer to a shrunk component gets.
+    fn shrunk_error(&self) -> io::Error {
+        io::Error::from_raw_os_error(libc::EIO)
+    }
+
+    /// Read exactly `buf.len()` bytes at `offset`.  A read past the
+    /// component's end, or a short one, is an I/O error (never zeros), and
+    /// one that finds the component shrunk marks it so.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let len = buf.len() as u64;
         self.faults.check(FaultOp::Read, offset, len)?;
-        let r = self.file.read_exact_at(buf, offset);
+        let r = if self.shrunk() || offset.saturating_add(len) > self.size {
+            Err(self.shrunk_error())
+        } else {
+            self.file.read_exact_at(buf, offset)
+        };
         self.faults.completed(FaultOp::Read, offset, len, false);
-        if r.is_ok() {
-            self.stats.read_bytes.fetch_add(len, Ordering::Relaxed);
+        match r {
+            Ok(()) => {
+                self.stats.read_bytes.fetch_add(len, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                // A short read (end of file) or a block device's error may
+                // both mean the component lost its tail.
+                if !self.size_intact() || e.kind() == io::ErrorKind::UnexpectedEof {
+                    return Err(self.shrunk_error());
+                }
+                Err(e)
+            }
         }
-        r
     }
 
-    /// Write all of `buf` at `offset`.
+    /// Write all of `buf` at `offset`.  Never past the component's end:
+    /// an image file is checked before (so that a truncated one is not
+    /// silently extended with holes) and after (a truncation racing the
+    /// write) each write, at the cost of an fstat each.
     pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let len = buf.len() as u64;
         self.faults.check(FaultOp::Write, offset, len)?;
         if !self.writable {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         }
+        self.check_before_write(offset, len)?;
         let r = self.file.write_all_at(buf, offset);
         self.faults.completed(FaultOp::Write, offset, len, false);
+        let r = self.check_after_write(r);
         if r.is_ok() {
             self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
             if len >= DROP_BEHIND_BYTES {
                 self.drop_behind(offset, len);
             }
+        }
+        r
+    }
+
+    /// Refuse a write past the end or to a shrunk component.
+    fn check_before_write(&self, offset: u64, len: u64) -> io::Result<()> {
+        if offset.saturating_add(len) > self.size {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        let intact = match self.kind {
+            DiskKind::ImageFile => self.size_intact(),
+            // A block device refuses writes past its end by itself.
+            DiskKind::BlockDevice { .. } => !self.shrunk(),
+        };
+        if intact { Ok(()) } else { Err(self.shrunk_error()) }
+    }
+
+    /// A write that went through on a component found shrunk meanwhile
+    /// (or that failed on one) is an I/O error.
+    fn check_after_write(&self, r: io::Result<()>) -> io::Result<()> {
+        let recheck = r.is_err() || self.kind == DiskKind::ImageFile;
+        if recheck && !self.size_intact() {
+            return Err(self.shrunk_error());
         }
         r
     }
@@ -272,6 +367,7 @@ impl Disk {
         if !self.writable {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         }
+        self.check_before_write(offset, len)?;
         let mut done = 0usize;
         let r = loop {
             if done == buf.len() {
@@ -315,6 +411,7 @@ impl Disk {
             }
         };
         self.faults.completed(FaultOp::Write, offset, len, true);
+        let r = self.check_after_write(r);
         if r.is_ok() {
             self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
         }
@@ -329,7 +426,13 @@ impl Disk {
         if let Some(Some(behind)) = self.drop_behind.get() {
             behind.drain();
         }
-        let r = self.file.sync_data();
+        // A flush is rare and dear: the place to notice a shrink that
+        // no transfer has met yet.
+        let r = if self.size_intact() {
+            self.file.sync_data()
+        } else {
+            Err(self.shrunk_error())
+        };
         self.faults.completed(FaultOp::Flush, 0, 0, true);
         if r.is_ok() {
             self.stats.flushes.fetch_add(1, Ordering::Relaxed);

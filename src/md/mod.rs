@@ -644,6 +644,10 @@ impl Mddev {
     /// bad on `r`, unacknowledged; the next superblock write records it.
     /// False when the member cannot record bad blocks.
     pub fn rdev_set_badblocks(&self, r: &Rdev, s: u64, sectors: u64) -> bool {
+        // A member that lost its tail has no blocks to mark: it is failed.
+        if r.disk.shrunk() {
+            return false;
+        }
         let ok = r.badblocks.lock().set(s + r.data_offset(), sectors, false);
         if ok {
             self.observer().notify_rdev(self, r, "state");

@@ -319,7 +319,14 @@ impl Conf {
                         "md/raid1:{}: {}: rescheduling sector {s}",
                         mddev.name, r.name
                     ));
-                    self.handle_read_error(mddev, d, &r, s, max, &mut blocked);
+                    if r.disk.shrunk() {
+                        // Its blocks are gone: nothing to rewrite, fail it
+                        // as a pulled disk and read from the others.
+                        md_error_io(mddev, &r, mddev.fail_last_dev());
+                        blocked[d] = true;
+                    } else {
+                        self.handle_read_error(mddev, d, &r, s, max, &mut blocked);
+                    }
                     retried = Some(r.name.clone());
                 }
             }
@@ -499,7 +506,9 @@ impl Conf {
                     if !r.flags.test_and_set(rf::WANT_REPLACEMENT) {
                         mddev.recovery.set(rec::NEEDED);
                     }
-                    if r.flags.test(rf::FAIL_FAST) && !r.flags.test(rf::WRITE_MOSTLY) {
+                    let fail_fast = r.flags.test(rf::FAIL_FAST) && !r.flags.test(rf::WRITE_MOSTLY);
+                    // A shrunk member is a pulled disk, not bad blocks.
+                    if fail_fast || r.disk.shrunk() {
                         md_error_io(mddev, r, mddev.fail_last_dev());
                     }
                     if r.faulty() {
