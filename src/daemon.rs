@@ -113,6 +113,7 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
     let md = Md::new(opts.md.clone());
+    crate::register_personalities(&md);
     // SAFETY: geteuid/getegid cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let tree = MdTree::new(md.clone(), uid, gid);

@@ -67,6 +67,7 @@ struct Array {
 impl Array {
     fn start(legs: &[PathBuf]) -> Array {
         let md = Md::new(MdOptions::default());
+        mdfuse::register_personalities(&md);
         let tree = MdTree::new(md.clone(), 0, 0);
         let t = &tree.tree;
         t.write_attr("new_array", "md0").unwrap();

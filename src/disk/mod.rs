@@ -323,7 +323,11 @@ impl Disk {
             // A block device refuses writes past its end by itself.
             DiskKind::BlockDevice { .. } => !self.shrunk(),
         };
-        if intact { Ok(()) } else { Err(self.shrunk_error()) }
+        if intact {
+            Ok(())
+        } else {
+            Err(self.shrunk_error())
+        }
     }
 
     /// A write that went through on a component found shrunk meanwhile

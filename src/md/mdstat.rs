@@ -3,7 +3,7 @@
 use super::flags::{mddev as mf, rdev as rf, recovery as rec};
 use super::{Md, Mddev, ro};
 use crate::format::{MAX_SECTOR, MetadataVersion};
-use crate::sync::{RESYNC_ACTIVE, RESYNC_NONE};
+use crate::md::sync::{RESYNC_ACTIVE, RESYNC_NONE};
 
 /// The whole file.
 pub fn mdstat(md: &Md) -> String {

@@ -16,6 +16,7 @@
 //! its messages, its sysfs words, HZ=250 for jiffies-based values.
 
 pub mod badblocks;
+pub mod bitmap;
 pub mod flags;
 pub mod log;
 pub mod mdstat;
@@ -40,11 +41,11 @@ pub use self::log::KernelLog;
 pub use self::personality::{Personality, Raid};
 pub use self::rdev::Rdev;
 pub use self::run::StopMode;
-use crate::bitmap::Bitmap;
 use crate::disk::Disk;
 use crate::format::{MAX_SECTOR, MetadataVersion};
+use crate::md::bitmap::Bitmap;
 
-pub type Errno = i32;
+pub use crate::errno::Errno;
 
 /// The kernel's HZ on Debian: jiffies-based values (safe_mode_delay,
 /// bitmap time_base) are kept and shown in these units, so they read back
@@ -131,6 +132,7 @@ pub struct Md {
     pub speed_limit_max: AtomicU32,
     pub observer: RwLock<Arc<dyn Observer>>,
     arrays: Mutex<BTreeMap<String, Arc<Mddev>>>,
+    personalities: personality::PersList,
     weak_self: Weak<Md>,
 }
 
@@ -144,6 +146,7 @@ impl Md {
             options,
             observer: RwLock::new(Arc::new(NoObserver)),
             arrays: Mutex::new(BTreeMap::new()),
+            personalities: personality::PersList::default(),
             weak_self: w.clone(),
         })
     }
@@ -164,6 +167,17 @@ impl Md {
 
     pub fn observer(&self) -> Arc<dyn Observer> {
         self.observer.read().clone()
+    }
+
+    /// `register_md_personality`: make `p`'s level runnable.
+    pub fn register_md_personality(&self, p: &'static dyn Personality) {
+        self.personalities.register(p);
+    }
+
+    /// `find_pers`: the registered personality for `level`, or for the
+    /// name `clevel` when the level is unset.
+    pub fn find_pers(&self, level: i32, clevel: &str) -> Option<&'static dyn Personality> {
+        self.personalities.find(level, clevel)
     }
 
     /// `new_array`: create `mdN` (or `md_NAME`).  EEXIST if it exists,
@@ -217,7 +231,7 @@ impl Md {
     /// holds, in registration order.
     pub fn personalities_line(&self) -> String {
         let mut s = String::from("Personalities : ");
-        for p in personality::registry() {
+        for p in self.personalities.all() {
             s.push_str(&format!("[{}] ", p.name()));
         }
         s
@@ -399,7 +413,7 @@ pub struct Mddev {
     pers: RwLock<Option<Arc<dyn Raid>>>,
     pub bitmap: RwLock<Option<Arc<Bitmap>>>,
     pub thread: thread::MdThread,
-    pub sync: crate::sync::SyncState,
+    pub sync: crate::md::sync::SyncState,
     /// Lock-free copies of configuration the I/O path, the bitmap and the
     /// sync worker read (the kernel reads these under RCU or racily).
     mirror: Mirror,
@@ -475,7 +489,7 @@ impl Mddev {
             pers: RwLock::new(None),
             bitmap: RwLock::new(None),
             thread: thread::MdThread::default(),
-            sync: crate::sync::SyncState::default(),
+            sync: crate::md::sync::SyncState::default(),
             mirror: Mirror::default(),
             weak_self: w.clone(),
         })
@@ -805,14 +819,14 @@ fn resolve_dev_spec(spec: &str, log: &KernelLog) -> Result<std::path::PathBuf, E
     if spec.starts_with('/') {
         return Ok(Path::new(spec).to_path_buf());
     }
-    let (major, rest) = crate::sysfs::parse::simple_strtoul(spec);
+    let (major, rest) = crate::kstr::simple_strtoul(spec);
     let Some(rest) = rest.strip_prefix(':') else {
         return Err(libc::EINVAL);
     };
     if spec.is_empty() || rest.is_empty() {
         return Err(libc::EINVAL);
     }
-    let (minor, tail) = crate::sysfs::parse::simple_strtoul(rest);
+    let (minor, tail) = crate::kstr::simple_strtoul(rest);
     if !tail.is_empty() {
         return Err(libc::EINVAL);
     }

@@ -1,7 +1,10 @@
-//! Personalities (`struct md_personality`): a registry keyed by level, and
-//! the interface a running personality offers md.
+//! Personalities (`struct md_personality`): a registry keyed by level,
+//! filled from outside md, and the interface a running personality offers
+//! md.
 
 use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use super::{Config, Errno, Mddev, Rdev};
 
@@ -82,16 +85,33 @@ pub trait Raid: Send + Sync {
     fn free(&self, _mddev: &Mddev) {}
 }
 
-/// Every personality, in registration order (mdstat lists them so).
-pub fn registry() -> &'static [&'static dyn Personality] {
-    static REGISTRY: [&dyn Personality; 1] = [&crate::raid1::RAID1];
-    &REGISTRY
-}
+/// The personalities handed to md (`pers_list`), in registration order
+/// (mdstat lists them so).  md names none of them: whoever builds the
+/// program registers them (`Md::register_md_personality`), as each
+/// module's init calls `register_md_personality`.
+#[derive(Default)]
+pub struct PersList(RwLock<Vec<&'static dyn Personality>>);
 
-/// `find_pers`: by level, or by name when the level is unset.
-pub fn find(level: i32, clevel: &str) -> Option<&'static dyn Personality> {
-    registry().iter().copied().find(|p| {
-        (level != super::LEVEL_NONE && p.level() == level)
-            || (!clevel.is_empty() && p.name() == clevel)
-    })
+impl PersList {
+    /// Add `p`; registering the same personality twice is harmless (the
+    /// first stays, its place in the list too).
+    pub fn register(&self, p: &'static dyn Personality) {
+        let mut list = self.0.write();
+        if !list.iter().any(|q| q.name() == p.name()) {
+            list.push(p);
+        }
+    }
+
+    /// Every registered personality, in registration order.
+    pub fn all(&self) -> Vec<&'static dyn Personality> {
+        self.0.read().clone()
+    }
+
+    /// `find_pers`: by level, or by name when the level is unset.
+    pub fn find(&self, level: i32, clevel: &str) -> Option<&'static dyn Personality> {
+        self.0.read().iter().copied().find(|p| {
+            (level != super::LEVEL_NONE && p.level() == level)
+                || (!clevel.is_empty() && p.name() == clevel)
+        })
+    }
 }

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use super::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use super::rdev::{Rdev, SbImage};
 use super::superblock::{self, ArrayView};
-use super::{Config, DEFAULT_SAFEMODE_DELAY, Errno, Mddev, personality, ro};
-use crate::bitmap::Bitmap;
+use super::{Config, DEFAULT_SAFEMODE_DELAY, Errno, Mddev, ro};
 use crate::disk::{Disk, DiskKind};
 use crate::format::{AnySuper, MAX_SECTOR, MetadataVersion, Probe};
+use crate::md::bitmap::Bitmap;
 
 /// `new_dev`: open `path`, read its superblock, bind it.
 pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<Rdev>, Errno> {
@@ -382,7 +382,7 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
         }
         mddev.observer().notify_rdev(mddev, rdev, "state");
     }
-    let Some(pers) = personality::find(cfg.level, &cfg.clevel) else {
+    let Some(pers) = mddev.md.find_pers(cfg.level, &cfg.clevel) else {
         if cfg.level != super::LEVEL_NONE {
             log.warn(format!(
                 "md: personality for level {} is not loaded!",

@@ -1096,7 +1096,7 @@ impl Conf {
         sector: u64,
         max_sector: u64,
         n: usize,
-        bitmap: &Option<Arc<crate::bitmap::Bitmap>>,
+        bitmap: &Option<Arc<crate::md::bitmap::Bitmap>>,
         requested: bool,
         fullsync: bool,
     ) -> Result<SyncStep, Errno> {

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use super::parse::{
+use super::{Group, Row};
+use crate::format::{MAX_SECTOR, MetadataVersion, uuid_dashed};
+use crate::kstr::{
     cmd_match, kstrtobool, kstrtol, kstrtouint, kstrtoull, simple_strtoul,
     strict_blocks_to_sectors, strict_strtoul_scaled,
 };
-use super::{Group, Row};
-use crate::format::{MAX_SECTOR, MetadataVersion, uuid_dashed};
 use crate::md::flags::{recovery as rec, sb as sbf};
 use crate::md::{Errno, HZ, LEVEL_NONE, Mddev, StopMode, ro, run};
 
@@ -95,7 +95,7 @@ fn level_store(m: &M, s: &str) -> Result<(), Errno> {
         .ok()
         .and_then(|l| i32::try_from(l).ok())
         .unwrap_or(LEVEL_NONE);
-    match crate::md::personality::find(level, s) {
+    match m.md.find_pers(level, s) {
         Some(np) if std::ptr::eq(np.name(), p.personality().name()) => Ok(()),
         Some(_) => {
             m.log().warn(format!(
@@ -684,7 +684,7 @@ fn sync_max_store(m: &M, s: &str) -> Result<(), Errno> {
 }
 
 fn sync_speed_show(m: &M) -> Result<String, Errno> {
-    if m.sync.curr_resync() == crate::sync::RESYNC_NONE {
+    if m.sync.curr_resync() == crate::md::sync::RESYNC_NONE {
         return line("none");
     }
     line(m.sync.speed())
@@ -708,7 +708,7 @@ fn sync_completed_show(m: &M) -> Result<String, Errno> {
         return line("none");
     }
     let c = m.sync.curr_resync();
-    if c == crate::sync::RESYNC_YIELDED || c == crate::sync::RESYNC_DELAYED {
+    if c == crate::md::sync::RESYNC_YIELDED || c == crate::md::sync::RESYNC_DELAYED {
         return line("delayed");
     }
     let max = if m.recovery.test(rec::SYNC) || m.recovery.test(rec::RESHAPE) {

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use super::parse::{kstrtoull, strict_strtoul_scaled};
 use super::{Group, Row};
-use crate::bitmap::Bitmap;
 use crate::format::MetadataVersion;
+use crate::kstr::{kstrtoull, strict_strtoul_scaled};
+use crate::md::bitmap::Bitmap;
 use crate::md::flags::{rdev as rf, sb as sbf};
 use crate::md::{Errno, HZ, Mddev};
 

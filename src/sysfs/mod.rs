@@ -13,7 +13,6 @@
 
 pub mod array;
 pub mod bitmap;
-pub mod parse;
 pub mod rdev;
 
 use std::sync::atomic::Ordering;
@@ -247,7 +246,7 @@ impl MdTree {
                     move |s: &str| {
                         let md = mdw2.upgrade().ok_or(libc::ENODEV)?;
                         // proc_dointvec_minmax: 1..INT_MAX.
-                        let v = parse::kstrtoint(s.trim_start()).map_err(|_| libc::EINVAL)?;
+                        let v = crate::kstr::kstrtoint(s.trim_start()).map_err(|_| libc::EINVAL)?;
                         if v < 1 {
                             return Err(libc::EINVAL);
                         }

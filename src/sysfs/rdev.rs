@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::parse::{cmd_match, kstrtouint, kstrtoull, strict_blocks_to_sectors};
 use super::{Group, Row};
 use crate::format::MAX_SECTOR;
+use crate::kstr::{cmd_match, kstrtouint, kstrtoull, strict_blocks_to_sectors};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::{Errno, Mddev, Rdev, run, sync, update};
 

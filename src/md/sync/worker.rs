@@ -4,7 +4,7 @@
 //! step, throttled by the speed limits, checkpointing progress, and
 //! reporting completion back to the md thread.
 //!
-//! The md thread decides what to run (`md::sync::md_start_sync`) and reaps
+//! The md thread decides what to run (`super::md_start_sync`) and reaps
 //! the result (`md_reap_sync_thread`); this module only runs it.  Progress
 //! lives in `SyncState`, read by sysfs and mdstat without locks.
 

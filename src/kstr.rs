@@ -1,8 +1,10 @@
-//! The kernel's parsers for values written to sysfs, with their errnos.
-//! Input arrives with one trailing newline already removed (the tree
-//! does that, as the kernel's `kstrto*` and `cmd_match` accept one).
+//! The kernel's string parsers (lib/kstrtox.c, lib/vsprintf.c and md.c's
+//! own), with their errnos: what md and its sysfs rows use to read numbers
+//! and words.  Below md, so that md and the tree share one set.  Input
+//! arrives with one trailing newline already removed (the tree does that,
+//! as the kernel's `kstrto*` and `cmd_match` accept one).
 
-use crate::md::Errno;
+use crate::errno::Errno;
 
 /// `kstrtoull(s, 10)`: optional `+`, decimal digits, nothing else.
 /// ERANGE on overflow, EINVAL otherwise.
@@ -46,12 +48,13 @@ pub fn kstrtoint(s: &str) -> Result<i32, Errno> {
     i32::try_from(v).map_err(|_| libc::ERANGE)
 }
 
-/// `kstrtobool`: y/Y/1/on true, n/N/0/off false (by the first letters).
+/// `kstrtobool`: y/Y/t/T/1/on true, n/N/f/F/0/off false (by the first
+/// letters, so `true`, `false`, `yes` and `no` work too).
 pub fn kstrtobool(s: &str) -> Result<bool, Errno> {
     let b = s.as_bytes();
     match b.first() {
-        Some(b'y' | b'Y' | b'1') => Ok(true),
-        Some(b'n' | b'N' | b'0') => Ok(false),
+        Some(b'y' | b'Y' | b't' | b'T' | b'1') => Ok(true),
+        Some(b'n' | b'N' | b'f' | b'F' | b'0') => Ok(false),
         Some(b'o' | b'O') => match b.get(1) {
             Some(b'n' | b'N') => Ok(true),
             Some(b'f' | b'F') => Ok(false),
@@ -133,6 +136,10 @@ mod tests {
         assert_eq!(kstrtobool("on"), Ok(true));
         assert_eq!(kstrtobool("off"), Ok(false));
         assert_eq!(kstrtobool("yes"), Ok(true));
+        assert_eq!(kstrtobool("true"), Ok(true));
+        assert_eq!(kstrtobool("F"), Ok(false));
+        assert_eq!(kstrtobool("of"), Ok(false));
+        assert_eq!(kstrtobool("o"), Err(libc::EINVAL));
         assert_eq!(kstrtobool("2"), Err(libc::EINVAL));
     }
 

@@ -1,14 +1,19 @@
 //! md's side of syncing (md.c): choosing what to run
 //! (`md_choose_sync_action`, `remove_and_add_spares`), starting the worker
 //! (`md_start_sync`), collecting the result (`md_reap_sync_thread`) and
-//! stopping it (`stop_sync_thread`).  The worker itself is `crate::sync`.
+//! stopping it (`stop_sync_thread`).  The worker thread that runs a sync
+//! (`md_do_sync`) is `worker`.
+
+pub mod worker;
+
+pub use worker::{RESYNC_ACTIVE, RESYNC_DELAYED, RESYNC_NONE, RESYNC_YIELDED, SyncState};
 
 use std::sync::Arc;
 
 use super::flags::{rdev as rf, recovery as rec, sb as sbf};
 use super::{Config, Mddev, Rdev, update};
 use crate::format::MAX_SECTOR;
-use crate::sync::SyncEvent;
+use worker::SyncEvent;
 
 /// `remove_and_add_spares`: take failed members out of their slots, give
 /// spares a slot.  Returns the number of members that will recover.
