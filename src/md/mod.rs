@@ -16,14 +16,17 @@
 //! its messages, its sysfs words, HZ=250 for jiffies-based values.
 
 pub mod badblocks;
+pub mod bind;
 pub mod bitmap;
 pub mod flags;
 pub mod log;
 pub mod mdstat;
 pub mod personality;
 pub mod rdev;
+pub mod resize;
 pub mod run;
 pub mod spare;
+pub mod state;
 pub mod superblock;
 pub mod sync;
 pub mod thread;
@@ -41,6 +44,7 @@ pub use self::log::KernelLog;
 pub use self::personality::{Personality, Raid};
 pub use self::rdev::Rdev;
 pub use self::run::StopMode;
+pub use self::state::{ArrayState, SyncAction};
 use crate::disk::Disk;
 use crate::format::{MAX_SECTOR, MetadataVersion};
 use crate::md::bitmap::Bitmap;
@@ -800,7 +804,7 @@ impl Mddev {
     pub fn new_dev(self: &Arc<Mddev>, spec: &str) -> Result<Arc<Rdev>, Errno> {
         let path = resolve_dev_spec(spec, self.log())?;
         let mut cfg = self.cfg.lock();
-        run::new_dev(self, &mut cfg, &path)
+        bind::new_dev(self, &mut cfg, &path)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::kstr::{
     strict_blocks_to_sectors, strict_strtoul_scaled,
 };
 use crate::md::flags::{recovery as rec, sb as sbf};
-use crate::md::{Errno, HZ, LEVEL_NONE, Mddev, StopMode, ro, run};
+use crate::md::{ArrayState, Errno, HZ, LEVEL_NONE, Mddev, SyncAction, state};
 
 type M = Arc<Mddev>;
 
@@ -154,7 +154,7 @@ fn raid_disks_store(m: &M, s: &str) -> Result<(), Errno> {
     let n = kstrtouint(s)?;
     let mut cfg = m.cfg.lock();
     if m.is_running() {
-        return crate::md::run::update_raid_disks(m, &mut cfg, n);
+        return crate::md::resize::update_raid_disks(m, &mut cfg, n);
     }
     if cfg.reshape_position != MAX_SECTOR {
         return Err(libc::EINVAL);
@@ -209,7 +209,7 @@ fn size_store(m: &M, s: &str) -> Result<(), Errno> {
     let sectors = strict_blocks_to_sectors(s)?;
     let mut cfg = m.cfg.lock();
     if m.is_running() {
-        return crate::md::run::update_size(m, &mut cfg, sectors);
+        return crate::md::resize::update_size(m, &mut cfg, sectors);
     }
     if cfg.dev_sectors == 0 || cfg.dev_sectors > sectors {
         cfg.dev_sectors = sectors;
@@ -330,138 +330,13 @@ fn safe_delay_store(m: &M, s: &str) -> Result<(), Errno> {
     Ok(())
 }
 
-/// The words of `enum array_state`, in order.
-const ARRAY_STATES: [&str; 10] = [
-    "clear",
-    "inactive",
-    "suspended",
-    "readonly",
-    "read-auto",
-    "clean",
-    "active",
-    "write-pending",
-    "active-idle",
-    "broken",
-];
-
 fn array_state_show(m: &M) -> Result<String, Errno> {
-    line(crate::md::run::array_state(m))
+    line(state::array_state(m))
 }
 
 fn array_state_store(m: &M, s: &str) -> Result<(), Errno> {
-    let Some(word) = ARRAY_STATES.iter().copied().find(|w| cmd_match(s, w)) else {
-        return Err(libc::EINVAL);
-    };
-    match word {
-        "suspended" | "write-pending" | "active-idle" | "broken" => return Err(libc::EINVAL),
-        // do_md_stop and md_set_readonly (Linux 6.1) refuse while the array
-        // is open, read-only or not; read-auto only stops writes of a
-        // read-write array (a read-only one is restarted instead).
-        "clear" | "readonly" | "inactive" | "read-auto"
-            if m.is_running()
-                && (word != "read-auto" || m.is_rdwr())
-                && m.openers.load(std::sync::atomic::Ordering::Acquire) > 0 =>
-        {
-            m.log().warn(format!("md: {} still in use.", m.name));
-            return Err(libc::EBUSY);
-        }
-        _ => {}
-    }
-    if m.is_running() && (word == "active" || word == "clean") && m.ro() != ro::RDONLY {
-        // Toggling clean/active does not take the reconfig mutex.
-        let cfg = m.cfg.lock();
-        let _ = run::restart_array(m, &cfg);
-        drop(cfg);
-        if word == "active" {
-            m.sb_flags.clear(sbf::CHANGE_PENDING);
-            m.wakeup();
-            let _g = m.lock.lock();
-            m.sb_wait.notify_all();
-        } else if !run::set_in_sync(m) {
-            return Err(libc::EBUSY);
-        }
-        m.notify("array_state");
-        return Ok(());
-    }
-    let mut cfg = m.cfg.lock();
-    let r = match word {
-        "inactive" => {
-            if m.is_running() {
-                run::do_md_stop(m, &mut cfg, StopMode::Inactive)
-            } else {
-                Ok(())
-            }
-        }
-        "clear" => run::do_md_stop(m, &mut cfg, StopMode::Clear),
-        "readonly" => {
-            if m.is_running() {
-                run::md_set_readonly(m, &mut cfg)
-            } else {
-                m.set_ro(ro::RDONLY);
-                run::do_md_run(m, &mut cfg)
-            }
-        }
-        "read-auto" => {
-            if m.is_running() {
-                // Already read-auto: nothing matches, EINVAL (6.1).
-                let r = if m.is_rdwr() {
-                    run::md_set_readonly(m, &mut cfg)
-                } else if m.ro() == ro::RDONLY {
-                    run::restart_array(m, &cfg)
-                } else {
-                    Err(libc::EINVAL)
-                };
-                if r.is_ok() {
-                    m.set_ro(ro::AUTO_READ);
-                }
-                r
-            } else {
-                m.set_ro(ro::AUTO_READ);
-                run::do_md_run(m, &mut cfg)
-            }
-        }
-        "clean" => {
-            if m.is_running() {
-                run::restart_array(m, &cfg).and_then(|_| {
-                    if run::set_in_sync(m) {
-                        Ok(())
-                    } else {
-                        Err(libc::EBUSY)
-                    }
-                })
-            } else {
-                Err(libc::EINVAL)
-            }
-        }
-        "active" => {
-            if m.is_running() {
-                run::restart_array(m, &cfg).map(|_| {
-                    m.sb_flags.clear(sbf::CHANGE_PENDING);
-                    let _g = m.lock.lock();
-                    m.sb_wait.notify_all();
-                })
-            } else {
-                m.set_ro(ro::RDWR);
-                run::do_md_run(m, &mut cfg)
-            }
-        }
-        _ => Err(libc::EINVAL),
-    };
-    // md_free: a cleared array goes, and so does one left empty by any
-    // state change (new_array's hold on mdN lasts until the first
-    // successful array_state write; md_NAME is held until cleared).
-    let empty =
-        cfg.rdevs.is_empty() && cfg.raid_disks == 0 && cfg.ctime == 0 && !m.name.starts_with("md_");
-    let cleared = r.is_ok() && (word == "clear" || empty);
-    drop(cfg);
-    if r.is_ok() {
-        m.notify("array_state");
-    }
-    if cleared {
-        // The array disappears, as md_free does once nobody holds it.
-        m.md.remove_array(m);
-    }
-    r
+    let want = ArrayState::match_word(s).ok_or(libc::EINVAL)?;
+    state::array_state_store(m, want)
 }
 
 fn reshape_position_show(m: &M) -> Result<String, Errno> {
@@ -624,7 +499,7 @@ fn serialize_policy_store(m: &M, s: &str) -> Result<(), Errno> {
 
 /// `action_show` (Linux 6.1).
 fn action_show(m: &M) -> Result<String, Errno> {
-    line(crate::md::run::sync_action_word(m))
+    line(state::sync_action(m))
 }
 
 fn action_store(m: &M, s: &str) -> Result<(), Errno> {
@@ -633,7 +508,7 @@ fn action_store(m: &M, s: &str) -> Result<(), Errno> {
     }
     crate::md::sync::settle_needed(m);
     let mut cfg = m.cfg.lock();
-    crate::md::run::action_store(m, &mut cfg, s)
+    state::action_store(m, &mut cfg, SyncAction::match_word(s))
 }
 
 fn last_sync_action_show(m: &M) -> Result<String, Errno> {

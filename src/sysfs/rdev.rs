@@ -7,7 +7,7 @@ use super::{Group, Row};
 use crate::format::MAX_SECTOR;
 use crate::kstr::{cmd_match, kstrtouint, kstrtoull, strict_blocks_to_sectors};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
-use crate::md::{Errno, Mddev, Rdev, run, sync, update};
+use crate::md::{Errno, Mddev, Rdev, bind, resize, sync, update};
 
 /// What a member attribute works on.
 pub struct RdevCtx {
@@ -67,7 +67,7 @@ fn state_store(c: &C, s: &str) -> Result<(), Errno> {
             if r.raid_disk() >= 0 {
                 Err(libc::EBUSY)
             } else {
-                run::kick_rdev(m, &mut cfg, r);
+                bind::kick_rdev(m, &mut cfg, r);
                 if running {
                     m.sb_flags.set(sbf::CHANGE_DEVS);
                     m.wakeup();
@@ -346,7 +346,7 @@ fn size_store(c: &C, s: &str) -> Result<(), Errno> {
         if sectors != 0 && sectors < cfg.dev_sectors {
             return Err(libc::EBUSY);
         }
-        sectors = run::rdev_size_change(&cfg, r, sectors);
+        sectors = resize::rdev_size_change(&cfg, r, sectors);
         if sectors == 0 {
             return Err(libc::EBUSY);
         }

@@ -1,0 +1,285 @@
+//! Binding members to an array: the kernel's `new_dev_store`,
+//! `md_import_device`, `bind_rdev_to_array` and `kick_rdev_from_array`.
+//! Callers hold the reconfig mutex (`Mddev::cfg`) and pass its guard in.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::flags::{rdev as rf, recovery as rec, sb as sbf};
+use super::rdev::Rdev;
+use super::superblock::{self, ArrayView};
+use super::{Config, Errno, Mddev};
+use crate::disk::Disk;
+use crate::format::{AnySuper, MetadataVersion, Probe};
+
+/// `new_dev`: open `path`, read its superblock, bind it.
+pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<Rdev>, Errno> {
+    let log = mddev.log();
+    let disk = Disk::open(path, true).map_err(|e| {
+        log.warn(format!(
+            "md: {}: cannot open {}: {e}",
+            mddev.name,
+            path.display()
+        ));
+        e.errno()
+    })?;
+    // A device bound to any array is claimed (the kernel opens members
+    // exclusively): binding it again fails to open it.  Block devices
+    // are opened O_EXCL; image files are checked here.
+    let ident = disk.identity().ok();
+    let claimed = |r: &Arc<Rdev>| r.disk.identity().ok() == ident;
+    if cfg.rdevs.iter().any(claimed)
+        || mddev
+            .md
+            .arrays()
+            .iter()
+            .any(|m| !Arc::ptr_eq(m, mddev) && m.rdevs().iter().any(claimed))
+    {
+        log.warn(format!("md: could not open device {}.", disk.kernel_name()));
+        return Err(libc::EBUSY);
+    }
+    let name = unique_name(cfg, &disk.kernel_name());
+    let rdev = Arc::new(Rdev::new(disk, name));
+    if rdev.disk.size_bytes() / 1024 == 0 {
+        log.warn(format!(
+            "md: {} has zero or unknown size, marking faulty!",
+            rdev.name
+        ));
+        return Err(libc::EINVAL);
+    }
+    if !cfg.persistent && !cfg.external && cfg.rdevs.is_empty() && cfg.metadata.is_none() {
+        // md needs metadata_version set first (mdadm writes it); take it
+        // from the device, as mdadm would, when nobody said.
+        match detect_metadata(&rdev.disk) {
+            Some(v) => {
+                cfg.metadata = Some(v);
+                cfg.persistent = true;
+            }
+            None => {
+                log.warn(format!(
+                    "md: {} does not have a valid md superblock, not importing!",
+                    rdev.name
+                ));
+                return Err(libc::EINVAL);
+            }
+        }
+    }
+    let version = match (cfg.persistent, cfg.metadata) {
+        (true, Some(v)) => v,
+        _ => {
+            // Non-persistent arrays (metadata_version "none") are not
+            // supported: every mdfuse array lives on md metadata.
+            log.warn(format!(
+                "md: {}: arrays without persistent metadata are not supported",
+                mddev.name
+            ));
+            return Err(libc::EINVAL);
+        }
+    };
+    if mddev.is_running() {
+        prepare_new_member(mddev, cfg, &rdev, version)?;
+    }
+    match superblock::load_super(&rdev, None, version, log) {
+        Ok(_) => {}
+        Err(libc::EINVAL) => {
+            log.warn(format!(
+                "md: {} does not have a valid v{version} superblock, not importing!",
+                rdev.name
+            ));
+            return Err(libc::EINVAL);
+        }
+        Err(e) => {
+            log.warn(format!(
+                "md: could not read {}'s sb, not importing!",
+                rdev.name
+            ));
+            return Err(e);
+        }
+    }
+    // new_dev_store compares with the most recently bound member, running
+    // or not ("strangely different superblock").
+    if let Some(rdev0) = cfg.rdevs.first().cloned() {
+        superblock::load_super(&rdev, Some(&rdev0), version, log)?;
+    }
+    if mddev.is_running() {
+        // mdadm checks that the device belongs to this array before the
+        // kernel's add_new_disk; the kernel alone would not.
+        if let Some(rdev0) = cfg.rdevs.first().cloned() {
+            superblock::load_super(&rdev, Some(&rdev0), version, log)?;
+        }
+        // add_new_disk on a running array: validate against the array so a
+        // returning member keeps its slot (and may catch up by bitmap).
+        let view = ArrayView::of(mddev);
+        let _ = superblock::validate_super(cfg, &view, None, &rdev, mddev);
+        rdev.flags.clear(rf::IN_SYNC);
+        rdev.set_raid_disk(-1);
+    }
+    bind_rdev(mddev, cfg, &rdev)?;
+    if mddev.is_running() {
+        add_bound_rdev(mddev, cfg, &rdev);
+    }
+    Ok(rdev)
+}
+
+/// A device without md metadata joining a running array gets a spare's
+/// superblock first, as `mdadm --add` writes one; a device holding
+/// anything else (a file system, another array's metadata) is refused.
+fn prepare_new_member(
+    mddev: &Mddev,
+    cfg: &Config,
+    rdev: &Rdev,
+    version: MetadataVersion,
+) -> Result<(), Errno> {
+    let log = mddev.log();
+    if !matches!(crate::format::probe(&rdev.disk, version), Probe::Absent) {
+        return Ok(());
+    }
+    if super::spare::has_md_metadata(&rdev.disk) {
+        // Another version's superblock: refused by the load that follows,
+        // as the kernel refuses it ("does not have a valid v1.2 superblock").
+        return Ok(());
+    }
+    if let Some(what) = crate::disk::signatures::builtin(&rdev.disk) {
+        log.warn(format!(
+            "md: {}: holds {what}; clear it to add it to {}",
+            rdev.name, mddev.name
+        ));
+        return Err(libc::EBUSY);
+    }
+    let Some(template) = cfg
+        .rdevs
+        .iter()
+        .find(|r| r.in_sync() && !r.faulty())
+        .cloned()
+    else {
+        return Err(libc::EINVAL);
+    };
+    let mut number = cfg.raid_disks as i32;
+    while cfg.find_rdev_nr(number).is_some() {
+        number += 1;
+    }
+    super::spare::write_spare(cfg, &template, &rdev.disk, number as u32, log)?;
+    log.info(format!(
+        "md: {}: wrote a spare's superblock (device {number})",
+        rdev.name
+    ));
+    Ok(())
+}
+
+/// `add_bound_rdev` for RAID1 (which has `hot_remove_disk`): ask the md
+/// thread to consider the new spare.
+fn add_bound_rdev(mddev: &Mddev, _cfg: &mut Config, rdev: &Rdev) {
+    mddev.observer().notify_rdev(mddev, rdev, "state");
+    mddev.sb_flags.set(sbf::CHANGE_DEVS);
+    if mddev.degraded() > 0 {
+        mddev.recovery.set(rec::RECOVER);
+    }
+    mddev.recovery.set(rec::NEEDED);
+    mddev.wakeup();
+}
+
+/// `dev-NAME` must be unique in the array; a clash (two image files with
+/// the same name in different directories) gets `.1`, `.2`, ...
+fn unique_name(cfg: &Config, kernel_name: &str) -> String {
+    let base = kernel_name.replace('/', "!");
+    let taken = |n: &str| cfg.rdevs.iter().any(|r| r.name == n);
+    if !taken(&base) {
+        return base;
+    }
+    (1..)
+        .map(|i| format!("{base}.{i}"))
+        .find(|n| !taken(n))
+        .expect("some suffix is free")
+}
+
+/// Which metadata version a device carries: the valid superblock with the
+/// latest creation time, as mdadm's `guess_super` picks.
+pub fn detect_metadata(disk: &Disk) -> Option<MetadataVersion> {
+    let sectors = disk.sectors();
+    let mut best: Option<(u64, MetadataVersion)> = None;
+    for v in MetadataVersion::ALL {
+        let Probe::Found(found) = crate::format::probe(disk, v) else {
+            continue;
+        };
+        let ctime = match &found {
+            AnySuper::V1(m, sb) => {
+                if sb.validate(*m, sectors).is_err() {
+                    continue;
+                }
+                crate::format::super1::time_secs(sb.ctime)
+            }
+            AnySuper::V090(sb) => {
+                if sb.validate(sectors).is_err() {
+                    continue;
+                }
+                sb.ctime as u64
+            }
+        };
+        if best.is_none_or(|(t, _)| ctime > t) {
+            best = Some((ctime, v));
+        }
+    }
+    best.map(|(_, v)| v)
+}
+
+/// `bind_rdev_to_array`.
+pub fn bind_rdev(mddev: &Arc<Mddev>, cfg: &mut Config, rdev: &Arc<Rdev>) -> Result<(), Errno> {
+    let running = mddev.is_running();
+    if !rdev.flags.test(rf::JOURNAL)
+        && rdev.sectors() > 0
+        && (cfg.dev_sectors == 0 || rdev.sectors() < cfg.dev_sectors)
+    {
+        if running {
+            if cfg.level > 0 {
+                mddev.log().warn(format!(
+                    "md: {}: {} is too small ({} < {} sectors)",
+                    mddev.name,
+                    rdev.name,
+                    rdev.sectors(),
+                    cfg.dev_sectors
+                ));
+                return Err(libc::ENOSPC);
+            }
+        } else {
+            cfg.dev_sectors = rdev.sectors();
+        }
+    }
+    if rdev.desc_nr() < 0 {
+        let mut choice = if running { cfg.raid_disks as i32 } else { 0 };
+        while cfg.find_rdev_nr(choice).is_some() {
+            choice += 1;
+        }
+        rdev.set_desc_nr(choice);
+    } else if cfg.find_rdev_nr(rdev.desc_nr()).is_some() {
+        mddev.log().warn(format!(
+            "md: {}: {} has the same device number ({}) as another member",
+            mddev.name,
+            rdev.name,
+            rdev.desc_nr()
+        ));
+        return Err(libc::EBUSY);
+    }
+    if !rdev.flags.test(rf::JOURNAL) && cfg.max_disks > 0 && rdev.desc_nr() as u32 >= cfg.max_disks
+    {
+        mddev.log().warn(format!(
+            "md: {}: array is limited to {} devices",
+            mddev.name, cfg.max_disks
+        ));
+        return Err(libc::EBUSY);
+    }
+    cfg.rdevs.insert(0, rdev.clone());
+    cfg.recovery_disabled += 1;
+    mddev.publish(cfg);
+    mddev.observer().rdev_bound(mddev, rdev);
+    Ok(())
+}
+
+/// `md_kick_rdev_from_array` + `export_rdev`: unbind and close.
+pub fn kick_rdev(mddev: &Mddev, cfg: &mut Config, rdev: &Arc<Rdev>) {
+    if rdev.raid_disk() >= 0 {
+        mddev.observer().slot_link(mddev, rdev.raid_disk(), None);
+    }
+    cfg.rdevs.retain(|r| !Arc::ptr_eq(r, rdev));
+    mddev.publish(cfg);
+    mddev.observer().rdev_unbound(mddev, rdev);
+}

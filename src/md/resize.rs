@@ -1,0 +1,129 @@
+//! Resizing a running array: the number of members (`update_raid_disks`)
+//! and the space used on each (`update_size`, `rdev_size_change`).
+//! Callers hold the reconfig mutex (`Mddev::cfg`) and pass its guard in.
+
+use std::sync::Arc;
+
+use super::flags::recovery as rec;
+use super::rdev::Rdev;
+use super::{Config, Errno, Mddev};
+use crate::format::{MAX_SECTOR, MetadataVersion};
+
+/// `update_raid_disks` + RAID1's `raid1_reshape`: change the number of
+/// mirrors of a running array.
+pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(), Errno> {
+    if !m.is_rdwr() {
+        return Err(libc::EROFS);
+    }
+    // An int in the kernel: 2^31 and up are negative.
+    if n as i32 <= 0 || (cfg.max_disks > 0 && n >= cfg.max_disks) {
+        return Err(libc::EINVAL);
+    }
+    if m.recovery.test(rec::RUNNING) || m.sync.busy() || cfg.reshape_position != MAX_SECTOR {
+        return Err(libc::EBUSY);
+    }
+    for r in &cfg.rdevs {
+        if (cfg.raid_disks < n && r.data_offset() < r.new_data_offset())
+            || (cfg.raid_disks > n && r.data_offset() > r.new_data_offset())
+        {
+            return Err(libc::EINVAL);
+        }
+    }
+    // The direction a shrink or growth would reshape in stays recorded
+    // (reshape_direction), as update_raid_disks leaves it.
+    cfg.delta_disks = n as i32 - cfg.raid_disks as i32;
+    if cfg.delta_disks < 0 {
+        cfg.reshape_backwards = true;
+    } else if cfg.delta_disks > 0 {
+        cfg.reshape_backwards = false;
+    }
+    if n == cfg.raid_disks {
+        return Ok(());
+    }
+    let Some(p) = m.pers() else {
+        return Err(libc::EINVAL);
+    };
+    if let Err(e) = p.reshape_mirrors(m, cfg, n) {
+        cfg.delta_disks = 0;
+        cfg.reshape_backwards = false;
+        return Err(e);
+    }
+    m.publish(cfg);
+    m.recovery.set(rec::RECOVER | rec::NEEDED);
+    m.wakeup();
+    super::update::md_update_sb(m, cfg, true);
+    Ok(())
+}
+
+/// `update_size` for a running array (`component_size` store): RAID1
+/// resizes within what every member records as usable; growth resyncs the
+/// new part.
+pub fn update_size(m: &Arc<Mddev>, cfg: &mut Config, sectors: u64) -> Result<(), Errno> {
+    if m.recovery.test(rec::RUNNING) || m.sync.busy() || cfg.reshape_position != MAX_SECTOR {
+        return Err(libc::EBUSY);
+    }
+    if !m.is_rdwr() {
+        return Err(libc::EROFS);
+    }
+    let active: Vec<&Arc<Rdev>> = cfg
+        .rdevs
+        .iter()
+        .filter(|r| r.raid_disk() >= 0 && !r.faulty())
+        .collect();
+    let most = active
+        .iter()
+        .map(|r| rdev_size_change(cfg, r, 0))
+        .min()
+        .unwrap_or(0);
+    let sectors = if sectors == 0 { most } else { sectors };
+    if sectors == 0 || sectors > most {
+        return Err(libc::ENOSPC);
+    }
+    let old = cfg.dev_sectors;
+    if sectors == old {
+        return Ok(());
+    }
+    if m.bitmap().is_some() {
+        // The bitmap would need resizing on disk; mdadm removes it first.
+        return Err(libc::EBUSY);
+    }
+    cfg.dev_sectors = sectors;
+    m.sync.set_resync_max_sectors(sectors);
+    if !cfg.external_size {
+        let old_size = m.array_sectors();
+        m.set_array_sectors(sectors);
+        m.log().info(format!(
+            "{}: detected capacity change from {old_size} to {sectors}",
+            m.name
+        ));
+        m.observer().running_changed(m);
+    }
+    if sectors > old && m.recovery_cp() > old {
+        m.set_recovery_cp(old);
+        m.recovery.set(rec::NEEDED);
+        m.wakeup();
+    }
+    m.publish(cfg);
+    super::update::md_update_sb(m, cfg, true);
+    Ok(())
+}
+
+/// `rdev_size_change`: the sectors `r` can give for a component size of
+/// `sectors` (0 = as much as possible); 0 when it cannot.
+pub fn rdev_size_change(cfg: &Config, r: &Rdev, sectors: u64) -> u64 {
+    let avail = match cfg.metadata {
+        Some(MetadataVersion::V090) => {
+            if cfg.bitmap_info.offset != 0 {
+                return 0;
+            }
+            crate::format::super0::sb_start(r.disk.sectors()).unwrap_or(0)
+        }
+        Some(MetadataVersion::V1(_)) => r.sectors(),
+        None => return 0,
+    };
+    if sectors == 0 || sectors > avail {
+        avail
+    } else {
+        sectors
+    }
+}
