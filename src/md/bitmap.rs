@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::format::bitmap::{BITMAP_SB_LEN, BitmapSuper, state};
-use crate::md::flags::{Flags, rdev as rf, recovery as rec, sb as sbf};
+use crate::md::flags::{Bits, Flags, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::{Config, Errno, HZ, Mddev, Rdev};
 
 const PAGE: usize = 4096;
@@ -89,7 +89,7 @@ pub struct Bitmap {
     flushed_seq: AtomicU64,
     overflow_cv: Condvar,
     /// STALE, WRITE_ERROR, HOSTENDIAN (as the on-disk state word).
-    pub flags: Flags,
+    pub flags: Flags<BitmapState>,
     events_cleared: AtomicU64,
     need_sync: AtomicBool,
     allclean: AtomicBool,
@@ -100,8 +100,11 @@ pub struct Bitmap {
     behind_writes_used: AtomicU64,
 }
 
-fn sb_flag(bit: u32) -> u64 {
-    bit as u64
+/// The bitmap's state word (`bitmap->flags`): the on-disk state bits.
+pub enum BitmapState {}
+
+fn sb_flag(bit: u32) -> Bits<BitmapState> {
+    Bits::new(u64::from(bit))
 }
 
 impl Bitmap {
@@ -134,7 +137,7 @@ impl Bitmap {
             ));
             flags.set(sb_flag(state::STALE));
         }
-        flags.set(sb.state as u64);
+        flags.set(sb_flag(sb.state));
         if sb.version == crate::format::bitmap::BITMAP_MAJOR_HOSTENDIAN {
             flags.set(sb_flag(state::HOSTENDIAN));
         }
@@ -614,7 +617,7 @@ impl Bitmap {
                 self.events_cleared.store(cfg.events, Ordering::Release);
             }
             sb.events_cleared = self.events_cleared();
-            sb.state = (self.flags.bits() as u32) & !state::WRITE_ERROR;
+            sb.state = (self.flags.bits().raw() as u32) & !state::WRITE_ERROR;
             // Whole seconds on disk.  The kernel writes 0 for a time_base
             // under a second, which it then refuses at the next assembly
             // ("daemon sleep period out of range"); 1 keeps the images

@@ -402,9 +402,9 @@ pub struct Mddev {
     pub lock: Mutex<CleanState>,
     /// Woken when `sb_flags` or `in_sync` change (`sb_wait`).
     pub sb_wait: Condvar,
-    pub sb_flags: Flags,
-    pub recovery: Flags,
-    pub flags: Flags,
+    pub sb_flags: Flags<flags::sb::SbFlags>,
+    pub recovery: Flags<flags::recovery::Recovery>,
+    pub flags: Flags<flags::mddev::Mddev>,
     ro: AtomicU8,
     degraded: AtomicU32,
     recovery_cp: AtomicU64,

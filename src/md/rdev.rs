@@ -34,7 +34,7 @@ pub struct Rdev {
     pub disk: Disk,
     /// The `dev-NAME` suffix: kernel name, `/` replaced by `!`, made unique.
     pub name: String,
-    pub flags: Flags,
+    pub flags: Flags<rf::Rdev>,
     raid_disk: AtomicI32,
     saved_raid_disk: AtomicI32,
     desc_nr: AtomicI32,

@@ -135,7 +135,7 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     if pers.redundant() {
         warn_same_disk(mddev, cfg);
     }
-    mddev.recovery.store(0);
+    mddev.recovery.clear_all();
     mddev.sync.set_resync_max_sectors(cfg.dev_sectors);
     let raid = match pers.run(mddev, cfg) {
         Ok(r) => r,
@@ -183,7 +183,7 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
         mddev.recovery.set(rec::RECOVER);
     }
     mddev.recovery.set(rec::NEEDED);
-    if mddev.sb_flags.bits() != 0 {
+    if mddev.sb_flags.any() {
         super::update::md_update_sb(mddev, cfg, false);
     }
     Ok(())
@@ -325,7 +325,7 @@ fn stop_writes(mddev: &Arc<Mddev>, cfg: &mut Config) {
         b.flush(mddev, cfg);
     }
     let dirty = !mddev.lock.lock().in_sync;
-    if mddev.is_rdwr() && (dirty || mddev.sb_flags.bits() != 0) {
+    if mddev.is_rdwr() && (dirty || mddev.sb_flags.any()) {
         mddev.lock.lock().in_sync = true;
         super::update::md_update_sb(mddev, cfg, true);
     }
@@ -443,9 +443,9 @@ pub fn do_md_stop(mddev: &Arc<Mddev>, cfg: &mut Config, mode: StopMode) -> Resul
         mddev.set_array_sectors(0);
         mddev.set_recovery_cp(0);
         mddev.set_degraded(0);
-        mddev.sb_flags.store(0);
-        mddev.recovery.store(0);
-        mddev.flags.store(0);
+        mddev.sb_flags.clear_all();
+        mddev.recovery.clear_all();
+        mddev.flags.clear_all();
         mddev.set_ro(ro::RDWR);
         *mddev.lock.lock() = super::CleanState::default();
         mddev.sync.reset();

@@ -150,7 +150,7 @@ pub fn md_check_recovery(mddev: &Arc<Mddev>) {
         let st = mddev.lock.lock();
         (st.safemode, st.in_sync)
     };
-    let wanted = (mddev.sb_flags.bits() & !sbf::CHANGE_PENDING) != 0
+    let wanted = mddev.sb_flags.any_except(sbf::CHANGE_PENDING)
         || r.test(rec::NEEDED)
         || r.test(rec::DONE)
         || safemode == 1
@@ -194,7 +194,7 @@ pub fn md_check_recovery(mddev: &Arc<Mddev>) {
     if try_set_sync && !mddev.lock.lock().in_sync {
         run::set_in_sync(mddev);
     }
-    if mddev.sb_flags.bits() != 0 {
+    if mddev.sb_flags.any() {
         update::md_update_sb(mddev, &mut cfg, false);
     }
     if r.test(rec::RUNNING) {
@@ -218,7 +218,7 @@ pub fn md_check_recovery(mddev: &Arc<Mddev>) {
     // mddev_unlock wakes the thread: what this pass left for the
     // superblocks (a failed member taken out of its slot, a spare added)
     // is written at once by the next.
-    if mddev.sb_flags.bits() & !sbf::CHANGE_PENDING != 0 {
+    if mddev.sb_flags.any_except(sbf::CHANGE_PENDING) {
         mddev.wakeup();
     }
 }

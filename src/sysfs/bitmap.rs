@@ -38,7 +38,7 @@ fn location_show(m: &M) -> Result<String, Errno> {
 
 fn location_store(m: &M, s: &str) -> Result<(), Errno> {
     let mut cfg = m.cfg.lock();
-    if m.is_running() && (m.recovery.bits() != 0 || m.sync.busy()) {
+    if m.is_running() && (m.recovery.any() || m.sync.busy()) {
         return Err(libc::EBUSY);
     }
     if m.bitmap().is_some() || cfg.bitmap_info.offset != 0 {
