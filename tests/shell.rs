@@ -39,6 +39,7 @@ shell_tests!(
     data_fio_write_faults,
     data_fio_read_faults,
     data_fio_shrink,
+    data_discard,
     data_bitmap,
     data_crash,
     sync_fixtures,

@@ -79,6 +79,7 @@ pub struct IoStats {
     pub read_bytes: AtomicU64,
     pub write_bytes: AtomicU64,
     pub flushes: AtomicU64,
+    pub discard_bytes: AtomicU64,
 }
 
 impl Disk {
@@ -418,6 +419,55 @@ impl Disk {
         let r = self.check_after_write(r);
         if r.is_ok() {
             self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Discard `len` bytes at `offset`: an image file gets a hole punched
+    /// (reads back zeros, as a loop device's discard leaves it), a block
+    /// device `BLKDISCARD` (reads back what that device returns after a
+    /// discard).  Past the end or on a shrunk component it fails as a
+    /// write does.
+    pub fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        self.faults.check(FaultOp::Write, offset, len)?;
+        if !self.writable {
+            return Err(io::Error::from_raw_os_error(libc::EROFS));
+        }
+        self.check_before_write(offset, len)?;
+        let fd = self.file.as_raw_fd();
+        let (Ok(off), Ok(length)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len))
+        else {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        let rc = match self.kind {
+            // SAFETY: fallocate on a descriptor we own; KEEP_SIZE keeps the
+            // file's size whatever the range.
+            DiskKind::ImageFile => unsafe {
+                libc::fallocate(
+                    fd,
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    off,
+                    length,
+                )
+            },
+            DiskKind::BlockDevice { .. } => {
+                // BLKDISCARD = _IO(0x12, 119), taking {start, length}.
+                const BLKDISCARD: libc::c_ulong = 0x1277;
+                let range: [u64; 2] = [offset, len];
+                // SAFETY: the ioctl reads two u64 from the live array.
+                unsafe { libc::ioctl(fd, BLKDISCARD, range.as_ptr()) }
+            }
+        };
+        let r = if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        };
+        self.faults.completed(FaultOp::Write, offset, len, false);
+        let r = self.check_after_write(r);
+        if r.is_ok() {
+            self.stats.discard_bytes.fetch_add(len, Ordering::Relaxed);
         }
         r
     }

@@ -780,6 +780,67 @@ impl Mddev {
         Ok(len)
     }
 
+    /// `fallocate(2)` on the data file, as `blkdev_fallocate` takes it on
+    /// the array's block device: `PUNCH_HOLE|KEEP_SIZE` (what a loop
+    /// device over the file sends for a discard; `NO_HIDE_STALE` too)
+    /// discards, `ZERO_RANGE` writes zeroes; any other mode is
+    /// EOPNOTSUPP.  The range must be whole sectors inside the array; one
+    /// running past the end is cut there with `KEEP_SIZE`, EINVAL without.
+    pub fn fallocate_data(&self, offset: u64, len: u64, mode: i32) -> Result<(), Errno> {
+        const KEEP_SIZE: i32 = libc::FALLOC_FL_KEEP_SIZE;
+        const PUNCH_HOLE: i32 = libc::FALLOC_FL_PUNCH_HOLE;
+        // linux/falloc.h; libc does not name it.
+        const NO_HIDE_STALE: i32 = 0x04;
+        const ZERO_RANGE: i32 = libc::FALLOC_FL_ZERO_RANGE;
+        let discard = match mode {
+            m if m == PUNCH_HOLE | KEEP_SIZE || m == PUNCH_HOLE | KEEP_SIZE | NO_HIDE_STALE => true,
+            m if m == ZERO_RANGE || m == ZERO_RANGE | KEEP_SIZE => false,
+            _ => return Err(libc::EOPNOTSUPP),
+        };
+        let Some(p) = self.pers() else {
+            return Err(libc::EINVAL);
+        };
+        let size = self.array_sectors() * 512;
+        let end = offset.checked_add(len).ok_or(libc::EINVAL)?;
+        if len == 0 || offset >= size {
+            return Err(libc::EINVAL);
+        }
+        let end = if end > size {
+            if mode & KEEP_SIZE == 0 {
+                return Err(libc::EINVAL);
+            }
+            size
+        } else {
+            end
+        };
+        if offset % 512 != 0 || end % 512 != 0 {
+            return Err(libc::EINVAL);
+        }
+        if self.ro() == ro::RDONLY {
+            return Err(libc::EPERM);
+        }
+        if self.flags.test(flags::mddev::BROKEN) {
+            return Err(libc::EIO);
+        }
+        self.mirror
+            .normal_io
+            .fetch_add((end - offset) / 512, Ordering::Relaxed);
+        let _shared = self.rmw.read();
+        if discard {
+            return p.discard(self, offset / 512, (end - offset) / 512);
+        }
+        // blkdev_issue_zeroout's fallback: zero pages written.
+        const ZEROES: usize = 1 << 20;
+        let zeroes = vec![0u8; ZEROES.min((end - offset) as usize)];
+        let mut at = offset;
+        while at < end {
+            let n = zeroes.len().min((end - at) as usize);
+            p.write(self, &zeroes[..n], at / 512)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
     /// fsync of the data file: a flush of every working member.
     pub fn flush_data(&self) -> Result<(), Errno> {
         match self.pers() {

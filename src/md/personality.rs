@@ -49,6 +49,14 @@ pub trait Raid: Send + Sync {
     /// Make every completed write durable on every working member.
     fn flush(&self, mddev: &Mddev) -> Result<(), Errno>;
 
+    /// Discard `sectors` at array sector `sector` (REQ_OP_DISCARD): md has
+    /// checked the range.  The bitmap counts it as a write.  A
+    /// personality that cannot discard says EOPNOTSUPP.
+    fn discard(&self, mddev: &Mddev, sector: u64, sectors: u64) -> Result<(), Errno> {
+        let _ = (mddev, sector, sectors);
+        Err(libc::EOPNOTSUPP)
+    }
+
     /// The personality's part of the mdstat status line, e.g. ` [2/2] [UU]`.
     fn status(&self, mddev: &Mddev) -> String;
 

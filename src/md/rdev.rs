@@ -185,6 +185,12 @@ impl Rdev {
         self.disk.write_at(buf, (self.data_offset() + sector) * 512)
     }
 
+    /// Discard sectors of the member's data area (offset from data_offset).
+    pub fn discard_data(&self, sector: u64, sectors: u64) -> io::Result<()> {
+        self.disk
+            .discard((self.data_offset() + sector) * 512, sectors * 512)
+    }
+
     /// `rdev_removeable` as far as the flags go (slot and pending I/O are
     /// the personality's to check).
     pub fn state_words(&self, external_bbl: bool) -> String {

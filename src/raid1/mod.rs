@@ -545,6 +545,43 @@ impl Conf {
         Ok(Unit::Done(max))
     }
 
+    /// One discard inside a barrier unit, possibly shortened by bad
+    /// blocks; returns the sectors covered.  As a write for the bitmap
+    /// (the bits stay set on a degraded array); a member that cannot
+    /// discard is no write error (`raid1_end_write_request`'s
+    /// `discard_error`), but one found shrunk is failed.
+    fn discard_unit(&self, mddev: &Mddev, sector: u64, sectors: u64) -> Result<Unit, Errno> {
+        let bytes = usize::try_from(sectors * 512).map_err(|_| libc::EINVAL)?;
+        let (targets, max, degraded) = match self.write_targets(sector, bytes) {
+            Ok(t) => t,
+            Err(r) => return Ok(Unit::Blocked(r)),
+        };
+        let bitmap = mddev.bitmap();
+        if let Some(b) = &bitmap {
+            let seq = b.startwrite(sector, max);
+            b.unplug(mddev, seq);
+        }
+        let mut uptodate = false;
+        for (_, r) in &targets {
+            r.nr_pending.fetch_add(1, Ordering::AcqRel);
+            let res = r.discard_data(sector, max);
+            r.nr_pending.fetch_sub(1, Ordering::AcqRel);
+            if res.is_err() && r.disk.shrunk() {
+                md_error_io(mddev, r, mddev.fail_last_dev());
+            }
+            if r.in_sync() && !r.faulty() {
+                uptodate = true;
+            }
+        }
+        if let Some(b) = &bitmap {
+            b.endwrite(mddev, sector, max, !degraded, mddev.events());
+        }
+        if !uptodate {
+            return Err(libc::EIO);
+        }
+        Ok(Unit::Done(max))
+    }
+
     /// The legs a write at `sector` goes to, how many sectors it may
     /// cover (bad blocks shorten it), and whether a slot is missing or
     /// failed; or a leg the write must wait for first, blocked on a
@@ -735,6 +772,30 @@ impl Raid for Conf {
             self.barrier.allow_barrier(s);
             match r {
                 Ok(Unit::Done(w)) => done += (w * 512) as usize,
+                // Wait outside the barrier, then try again.
+                Ok(Unit::Blocked(rdev)) => wait_unblocked(mddev, &rdev),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        md_write_end(mddev, mddev.safemode_delay());
+        result
+    }
+
+    fn discard(&self, mddev: &Mddev, sector: u64, sectors: u64) -> Result<(), Errno> {
+        md_write_start(mddev)?;
+        let mut done = 0;
+        let mut result = Ok(());
+        while done < sectors {
+            let s = sector + done;
+            let n = align_to_unit_end(s, sectors - done);
+            self.barrier.wait_barrier(s);
+            let r = self.discard_unit(mddev, s, n);
+            self.barrier.allow_barrier(s);
+            match r {
+                Ok(Unit::Done(w)) => done += w,
                 // Wait outside the barrier, then try again.
                 Ok(Unit::Blocked(rdev)) => wait_unblocked(mddev, &rdev),
                 Err(e) => {

@@ -142,6 +142,11 @@ impl BinFile for DataFile {
         m.flush_data()
     }
 
+    fn fallocate(&self, offset: u64, length: u64, mode: i32) -> Result<(), Errno> {
+        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
+        m.fallocate_data(offset, length, mode)
+    }
+
     /// `blkdev_write_iter`: a write at or past the end of the device.
     fn write_past_end_errno(&self) -> Errno {
         libc::ENOSPC

@@ -472,9 +472,10 @@ fn io_show(c: &C) -> Result<String, Errno> {
     use std::sync::atomic::Ordering::Relaxed;
     let s = c.rdev.disk.stats();
     Ok(format!(
-        "{} {} {}\n",
+        "{} {} {} {}\n",
         s.read_bytes.load(Relaxed) / 512,
         s.write_bytes.load(Relaxed) / 512,
-        s.flushes.load(Relaxed)
+        s.flushes.load(Relaxed),
+        s.discard_bytes.load(Relaxed) / 512
     ))
 }

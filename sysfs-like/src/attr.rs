@@ -75,6 +75,15 @@ pub trait BinFile: Send + Sync {
     fn write_past_end_errno(&self) -> Errno {
         libc::EFBIG
     }
+    /// Called by `fallocate(2)` with its `mode` bits (`FALLOC_FL_*`) and
+    /// byte range, as given.  Binary attributes have none: `EOPNOTSUPP`
+    /// (so that a loop device over the file drops discards, as it does
+    /// for such a file).
+    fn fallocate(&self, offset: u64, length: u64, mode: i32) -> Result<(), Errno> {
+        let _ = (offset, length, mode);
+        Err(libc::EOPNOTSUPP)
+    }
+
     /// Whether opens bypass the page cache (`FOPEN_DIRECT_IO`), so that every
     /// `read(2)` and `write(2)` reaches [`read_at`](Self::read_at) and
     /// [`write_at`](Self::write_at) with its own offset and length.

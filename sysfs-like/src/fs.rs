@@ -973,14 +973,23 @@ impl Filesystem for SysFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
-        _offset: u64,
-        _length: u64,
-        _mode: i32,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
         reply: ReplyEmpty,
     ) {
-        debug!("fallocate({:#x}): EOPNOTSUPP", ino.0);
-        reply.error(fuser::Errno::from_i32(libc::EOPNOTSUPP));
+        debug!("fallocate({:#x}, {offset}, {length}, {mode:#x})", ino.0);
+        // Never ENOSYS: the kernel would stop asking for the whole mount.
+        let result = self.handles.get(fh).and_then(|h| match &*h {
+            Handle::Bin(b) => b.live().and_then(|f| f.fallocate(offset, length, mode)),
+            Handle::Attr(_) => Err(libc::EOPNOTSUPP),
+            Handle::Dir(_) => Err(libc::EISDIR),
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
     }
 
     fn lseek(
