@@ -105,11 +105,18 @@ fn format_v090(sb: &Superblock0) {
     let _ = json_super0(sb, None).render();
 }
 
-/// Proptest's 256 cases (PROPTEST_CASES for more) from a fixed seed, so
-/// every run checks the same inputs (PROPTEST_RNG_SEED picks another), and
-/// no regression files.
+/// Proptest's 256 cases from a fixed seed, so every run checks the same
+/// inputs (PROPTEST_RNG_SEED picks another), and no regression files.
+/// The long mode: `MDFUSE_FUZZ_CASES=N` runs N cases of each fuzzer
+/// (PROPTEST_CASES works too).
 fn config() -> ProptestConfig {
     let mut c = ProptestConfig::default();
+    if let Some(n) = std::env::var("MDFUSE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        c.cases = n;
+    }
     if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
         c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x6d64_6675_7365);
     }
