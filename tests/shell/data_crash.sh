@@ -50,7 +50,7 @@ PY
 }
 
 log "kill -9 while writes run"
-fio --name=crash --filename="$D" --direct=1 --ioengine=psync --rw=randwrite --bs=64k \
+fio --aux-path="$T" --name=crash --filename="$D" --direct=1 --ioengine=psync --rw=randwrite --bs=64k \
 	--offset=0 --size=40M --time_based --runtime=30 --output="$T/fio.out" >/dev/null 2>&1 &
 FIO=$!
 sleep 1.5

@@ -112,7 +112,7 @@ EOF2
 fio_start() {
 	local job=$1 out=$2
 	shift 2
-	fio "$job" --output="$out" "$@" &
+	fio --aux-path="$T" "$job" --output="$out" "$@" &
 	FIO_PID=$!
 }
 

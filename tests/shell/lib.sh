@@ -17,10 +17,6 @@ LOOPS=()
 MOUNTS=()
 
 log() { echo "== $*" >&2; }
-
-# fio runs in the test's temp dir: whatever it leaves (verify state files
-# of a failed run) goes with it, never into the working directory.
-fio() { (cd "$T" && exec fio "$@"); }
 fail() {
 	echo "FAIL: $*" >&2
 	if [ -f "$MNT/log" ]; then echo "--- mdfuse log:" >&2; tail -n 40 "$MNT/log" >&2 || true; fi

@@ -153,7 +153,7 @@ put md0/md/array_state active
 wait_started md0 >/dev/null
 idle=$(rate md0 y-b.img 1)
 # A reader that keeps md0 busy (direct I/O: every read reaches md).
-fio --name=reader --filename="$MNT/md0/data" --rw=randread --direct=1 --bs=64k \
+fio --aux-path="$T" --name=reader --filename="$MNT/md0/data" --rw=randread --direct=1 --bs=64k \
 	--ioengine=psync --size=128M --time_based --runtime=6 >"$T/fio.log" 2>&1 &
 busy_pid=$!
 # Measure once fio's job has md0/data open.

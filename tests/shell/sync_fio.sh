@@ -24,7 +24,7 @@ cd "$T"
 writer() {
 	local extra=()
 	[ "$1" == verify ] && extra=(--verify_only)
-	fio --name=w --filename="$MNT/md0/data" --rw=randwrite --bs=4k --direct=1 \
+	fio --aux-path="$T" --name=w --filename="$MNT/md0/data" --rw=randwrite --bs=4k --direct=1 \
 		--ioengine=psync --numjobs=4 --size=512k --offset_increment=512k \
 		--verify=crc32c --verify_fatal=1 --randseed=1234 --group_reporting --loops=2 \
 		"${extra[@]}" >"$T/fio-$1.log" 2>&1 || {
