@@ -40,6 +40,7 @@ shell_tests!(
     data_fio_read_faults,
     data_fio_shrink,
     data_discard,
+    tree_bad_ops,
     data_bitmap,
     data_crash,
     sync_fixtures,

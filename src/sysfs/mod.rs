@@ -151,6 +151,11 @@ impl BinFile for DataFile {
     fn write_past_end_errno(&self) -> Errno {
         libc::ENOSPC
     }
+
+    /// `truncate(2)` of a block device.
+    fn resize_errno(&self) -> Errno {
+        libc::EINVAL
+    }
 }
 
 /// `log`: the kernel-style messages, oldest first.  A binary file so that

@@ -75,6 +75,14 @@ pub trait BinFile: Send + Sync {
     fn write_past_end_errno(&self) -> Errno {
         libc::EFBIG
     }
+    /// The errno of a truncate to another size than
+    /// [`size`](Self::size): `EPERM` (the size is the file's own); a file
+    /// standing in for a block device says `EINVAL`, as `truncate(2)` on a
+    /// block device does.
+    fn resize_errno(&self) -> Errno {
+        libc::EPERM
+    }
+
     /// Called by `fallocate(2)` with its `mode` bits (`FALLOC_FL_*`) and
     /// byte range, as given.  Binary attributes have none: `EOPNOTSUPP`
     /// (so that a loop device over the file drops discards, as it does

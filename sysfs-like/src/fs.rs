@@ -385,7 +385,7 @@ impl SysFs {
                     // size-0 setattr without a file handle; let it pass.
                     let o_trunc = !self.atomic_o_trunc && size == 0 && fh.is_none();
                     if size != file.size() && !o_trunc {
-                        return Err(libc::EPERM);
+                        return Err(file.resize_errno());
                     }
                 }
                 Target::Dir => return Err(libc::EISDIR),
