@@ -123,7 +123,11 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
         allow_other: opts.allow_other,
         ..Default::default()
     };
+    // Canonical before the mount covers it: the path members must not
+    // lead into.
+    let own = std::fs::canonicalize(&opts.mountpoint)?;
     let mounted = sysfs_like::mount(tree.tree.clone(), &opts.mountpoint, &serve_opts)?;
+    md.add_own_dir(own);
     md.log.info(format!(
         "mdfuse: serving {}",
         mounted.mountpoint().display()

@@ -41,6 +41,7 @@ shell_tests!(
     data_fio_shrink,
     data_discard,
     tree_bad_ops,
+    nested,
     data_bitmap,
     data_crash,
     sync_fixtures,

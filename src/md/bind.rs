@@ -2,7 +2,7 @@
 //! `md_import_device`, `bind_rdev_to_array` and `kick_rdev_from_array`.
 //! Callers hold the reconfig mutex (`Mddev::cfg`) and pass its guard in.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::flags::{rdev as rf, recovery as rec, sb as sbf};
@@ -15,6 +15,22 @@ use crate::format::{AnySuper, MetadataVersion, Probe};
 /// `new_dev`: open `path`, read its superblock, bind it.
 pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<Rdev>, Errno> {
     let log = mddev.log();
+    // An array's own data file (or a loop device over one) as a member
+    // would route md's I/O through the mount back into this process, and
+    // a stop would wait on itself.
+    if let Some(dir) = mddev
+        .md
+        .own_dir_of(path)
+        .or_else(|| loop_backing_file(path).and_then(|f| mddev.md.own_dir_of(&f)))
+    {
+        log.warn(format!(
+            "md: {}: {} is served by this mdfuse itself (under {}): arrays of its own arrays are not supported",
+            mddev.name,
+            path.display(),
+            dir.display()
+        ));
+        return Err(libc::EBUSY);
+    }
     let disk = Disk::open(path, true).map_err(|e| {
         log.warn(format!(
             "md: {}: cannot open {}: {e}",
@@ -282,4 +298,72 @@ pub fn kick_rdev(mddev: &Mddev, cfg: &mut Config, rdev: &Arc<Rdev>) {
     cfg.rdevs.retain(|r| !Arc::ptr_eq(r, rdev));
     mddev.publish(cfg);
     mddev.observer().rdev_unbound(mddev, rdev);
+}
+
+/// The directory of `dirs` that `path` leads into, following symlinks
+/// only outside them (each `lstat` and `readlink` is of a path outside),
+/// at most 40 of them, as the kernel's path walk.
+pub(crate) fn resolves_into(path: &Path, dirs: &[PathBuf]) -> Option<PathBuf> {
+    use std::path::Component;
+    let inside = |p: &Path| dirs.iter().find(|d| p.starts_with(d)).cloned();
+    let start = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let push_front = |todo: &mut Vec<std::ffi::OsString>, p: &Path| {
+        let parts: Vec<_> = p
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect();
+        for part in parts.into_iter().rev() {
+            todo.push(part);
+        }
+    };
+    push_front(&mut todo, &start);
+    let mut cur = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(part) = todo.pop() {
+        if part == ".." {
+            cur.pop();
+            continue;
+        }
+        let next = cur.join(&part);
+        if let Some(d) = inside(&next) {
+            return Some(d);
+        }
+        match std::fs::symlink_metadata(&next) {
+            Ok(m) if m.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                let target = std::fs::read_link(&next).ok()?;
+                if target.is_absolute() {
+                    cur = PathBuf::from("/");
+                }
+                push_front(&mut todo, &target);
+            }
+            _ => cur = next,
+        }
+    }
+    inside(&cur)
+}
+
+/// For a loop device, the file behind it (`/sys/block/loopN/loop/backing_file`).
+fn loop_backing_file(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(path).ok()?;
+    if !m.file_type().is_block_device() {
+        return None;
+    }
+    let (major, minor) = (libc::major(m.rdev()), libc::minor(m.rdev()));
+    let f = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/loop/backing_file"))
+        .ok()?;
+    Some(PathBuf::from(f.trim_end_matches('\n')))
 }

@@ -137,6 +137,9 @@ pub struct Md {
     pub observer: RwLock<Arc<dyn Observer>>,
     arrays: Mutex<BTreeMap<String, Arc<Mddev>>>,
     personalities: personality::PersList,
+    /// Directories whose files this process serves itself (the mount):
+    /// a member there would send md's I/O back into md.
+    own_dirs: RwLock<Vec<std::path::PathBuf>>,
     weak_self: Weak<Md>,
 }
 
@@ -151,6 +154,7 @@ impl Md {
             observer: RwLock::new(Arc::new(NoObserver)),
             arrays: Mutex::new(BTreeMap::new()),
             personalities: personality::PersList::default(),
+            own_dirs: RwLock::new(Vec::new()),
             weak_self: w.clone(),
         })
     }
@@ -182,6 +186,25 @@ impl Md {
     /// name `clevel` when the level is unset.
     pub fn find_pers(&self, level: i32, clevel: &str) -> Option<&'static dyn Personality> {
         self.personalities.find(level, clevel)
+    }
+
+    /// Say that this process serves the files under `dir` itself (its
+    /// mount): no member may live there.  `dir` should be absolute and
+    /// free of symlinks.
+    pub fn add_own_dir(&self, dir: std::path::PathBuf) {
+        self.own_dirs.write().push(dir);
+    }
+
+    /// The directory of this process's own that `path` leads into, if
+    /// any: symlinks are followed outside such directories only, so the
+    /// check never sends a request into the mount (whose serving thread
+    /// may be the one asking).
+    pub fn own_dir_of(&self, path: &std::path::Path) -> Option<std::path::PathBuf> {
+        let dirs = self.own_dirs.read().clone();
+        if dirs.is_empty() {
+            return None;
+        }
+        bind::resolves_into(path, &dirs)
     }
 
     /// `new_array`: create `mdN` (or `md_NAME`).  EEXIST if it exists,
