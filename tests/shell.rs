@@ -42,6 +42,7 @@ shell_tests!(
     data_discard,
     tree_bad_ops,
     nested,
+    data_bad_offset,
     data_bitmap,
     data_crash,
     sync_fixtures,

@@ -175,20 +175,45 @@ impl Rdev {
         self.read_errors.fetch_add(1, Ordering::AcqRel) + 1
     }
 
+    /// The device sector holding data sector `sector`, or `None` when
+    /// `data_offset` puts it beyond any device.
+    pub fn dev_sector(&self, sector: u64) -> Option<u64> {
+        self.data_offset().checked_add(sector)
+    }
+
+    /// The byte offset of `len` bytes of data at `sector`, when all of
+    /// them lie on the device; else an I/O error, as the block layer
+    /// fails a bio beyond the end of its device (a data_offset read from
+    /// a damaged superblock may point anywhere).
+    fn data_pos(&self, sector: u64, len: u64) -> io::Result<u64> {
+        self.dev_sector(sector)
+            .and_then(|s| s.checked_mul(512))
+            .filter(|pos| {
+                pos.checked_add(len)
+                    .is_some_and(|end| end <= self.disk.size_bytes())
+            })
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))
+    }
+
     /// Read sectors of the member's data area (offset from data_offset).
     pub fn read_data(&self, buf: &mut [u8], sector: u64) -> io::Result<()> {
-        self.disk.read_at(buf, (self.data_offset() + sector) * 512)
+        let pos = self.data_pos(sector, buf.len() as u64)?;
+        self.disk.read_at(buf, pos)
     }
 
     /// Write sectors of the member's data area (offset from data_offset).
     pub fn write_data(&self, buf: &[u8], sector: u64) -> io::Result<()> {
-        self.disk.write_at(buf, (self.data_offset() + sector) * 512)
+        let pos = self.data_pos(sector, buf.len() as u64)?;
+        self.disk.write_at(buf, pos)
     }
 
     /// Discard sectors of the member's data area (offset from data_offset).
     pub fn discard_data(&self, sector: u64, sectors: u64) -> io::Result<()> {
-        self.disk
-            .discard((self.data_offset() + sector) * 512, sectors * 512)
+        let len = sectors
+            .checked_mul(512)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
+        let pos = self.data_pos(sector, len)?;
+        self.disk.discard(pos, len)
     }
 
     /// `rdev_removeable` as far as the flags go (slot and pending I/O are

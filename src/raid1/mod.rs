@@ -207,11 +207,7 @@ impl Conf {
             if blocked[d] || !Self::readable(r, sector, len) || r.flags.test(rf::WRITE_MOSTLY) {
                 continue;
             }
-            if r.badblocks
-                .lock()
-                .check(sector + r.data_offset(), len)
-                .is_some()
-            {
+            if is_badblock(r, sector, len).is_some() {
                 continue;
             }
             let heads = self.heads.read();
@@ -269,14 +265,19 @@ impl Conf {
         }
     }
 
-    /// One read inside a barrier unit.
+    /// One read inside a barrier unit.  A read error goes to the reader
+    /// only when no other leg can serve the range: the failing leg is
+    /// repaired (or failed) and the read balanced again; a leg that fails
+    /// again after its repair is not tried again for this read
+    /// (`IO_BLOCKED`), so every other readable leg gets its turn.
     fn read_unit(&self, mddev: &Mddev, buf: &mut [u8], sector: u64) -> Result<(), Errno> {
         let n = self.n();
         let mut blocked = vec![false; 2 * n];
+        // Read errors per leg in this read.
+        let mut errors = vec![0u32; 2 * n];
         let mut done = 0usize;
         // The leg whose read failed, while the read is retried.
         let mut retried: Option<String> = None;
-        let mut attempts = 0;
         while done < buf.len() {
             let s = sector + (done / 512) as u64;
             let len = ((buf.len() - done) / 512) as u64;
@@ -306,10 +307,6 @@ impl Conf {
                     done += (max * 512) as usize;
                 }
                 Err(_) => {
-                    attempts += 1;
-                    if attempts > 4 * n + 4 {
-                        return Err(libc::EIO);
-                    }
                     // The last usable copy: give the error to the caller.
                     let degraded = mddev.degraded() as usize;
                     if degraded == n || (degraded == n - 1 && r.in_sync()) {
@@ -326,6 +323,12 @@ impl Conf {
                         blocked[d] = true;
                     } else {
                         self.handle_read_error(mddev, d, &r, s, max, &mut blocked);
+                        if let (Some(e), Some(b)) = (errors.get_mut(d), blocked.get_mut(d)) {
+                            *e += 1;
+                            if *e > 1 {
+                                *b = true;
+                            }
+                        }
                     }
                     retried = Some(r.name.clone());
                 }
@@ -405,10 +408,7 @@ impl Conf {
                 if let Some(r) = self.slot(d) {
                     let usable = r.in_sync() || (!r.faulty() && r.recovery_offset() >= sect + s);
                     if usable
-                        && r.badblocks
-                            .lock()
-                            .check(sect + r.data_offset(), s)
-                            .is_none()
+                        && is_badblock(&r, sect, s).is_none()
                         && r.read_data(buf, sect).is_ok()
                     {
                         success = true;
@@ -451,7 +451,7 @@ impl Conf {
                         mddev.log().info(format!(
                             "md/raid1:{}: read error corrected ({s} sectors at {} on {})",
                             mddev.name,
-                            sect + r.data_offset(),
+                            sect.wrapping_add(r.data_offset()),
                             r.name
                         ));
                     } else if !set_badblocks(mddev, &r, sect, s) {
@@ -495,10 +495,11 @@ impl Conf {
                     }
                     // A successful write over recorded bad blocks makes
                     // them good; the next superblock write records it.
-                    let mut bb = r.badblocks.lock();
-                    let abs = sector + r.data_offset();
-                    if bb.check(abs, max).is_some() {
-                        bb.clear(abs, max);
+                    if let Some(abs) = r.dev_sector(sector) {
+                        let mut bb = r.badblocks.lock();
+                        if bb.check(abs, max).is_some() {
+                            bb.clear(abs, max);
+                        }
                     }
                 }
                 Err(_) => {
@@ -614,10 +615,10 @@ impl Conf {
                         continue;
                     };
                     if r.flags.test(rf::WRITE_ERROR_SEEN) {
-                        // is_badblock: the list is device-absolute.
-                        let abs = sector + r.data_offset();
-                        let bad = r.badblocks.lock().check(abs, max);
-                        if let Some((first_bad, bad_len, unacked)) = bad {
+                        let bad = is_badblock(r, sector, max);
+                        if let (Some((first_bad, bad_len, unacked)), Some(abs)) =
+                            (bad, r.dev_sector(sector))
+                        {
                             if unacked {
                                 // Not here until the bad block is on disk.
                                 r.flags.set(rf::BLOCKED_BAD_BLOCKS);
@@ -653,22 +654,35 @@ enum Unit {
     Blocked(Arc<Rdev>),
 }
 
+/// `is_badblock`: the first recorded bad range overlapping data
+/// sectors `[sector, sector+len)` of `r` (the list is device-absolute),
+/// and whether some overlapping range is unacknowledged.  A range no
+/// device sector can hold has none: no bad block is ever recorded there.
+fn is_badblock(r: &Rdev, sector: u64, len: u64) -> Option<(u64, u64, bool)> {
+    let abs = r.dev_sector(sector)?;
+    abs.checked_add(len)?;
+    r.badblocks.lock().check(abs, len)
+}
+
 /// Sectors from `sector` (at most `len`) before the first bad block on `r`.
 fn good_prefix(r: &Rdev, sector: u64, len: u64) -> u64 {
-    let bb = r.badblocks.lock();
-    // Bad blocks are device-absolute.
-    let abs = sector + r.data_offset();
-    match bb.check(abs, len) {
-        None => len,
-        Some((first, _, _)) if first > abs => first - abs,
-        Some(_) => 0,
+    match (is_badblock(r, sector, len), r.dev_sector(sector)) {
+        (Some((first, _, _)), Some(abs)) if first > abs => first - abs,
+        (Some(_), _) => 0,
+        (None, _) => len,
     }
 }
 
 /// `rdev_set_badblocks` (unacknowledged, array sectors made absolute;
-/// the next superblock write records them).
+/// the next superblock write records them).  A range that does not lie
+/// on the device (its data_offset is damaged) cannot be recorded, so the
+/// caller fails the leg instead.
 fn set_badblocks(mddev: &Mddev, r: &Rdev, sector: u64, sectors: u64) -> bool {
-    mddev.rdev_set_badblocks(r, sector, sectors)
+    let on_device = r
+        .dev_sector(sector)
+        .and_then(|abs| abs.checked_add(sectors))
+        .is_some_and(|end| end <= r.disk.sectors());
+    on_device && mddev.rdev_set_badblocks(r, sector, sectors)
 }
 
 /// `r1_sync_page_io` for a write: on failure record a bad block or fail
@@ -1189,9 +1203,11 @@ impl Conf {
                 legs.push((i, r.clone(), false));
                 continue;
             }
-            let abs = sector + r.data_offset();
+            // A leg whose data_offset is beyond any device is read as
+            // any other; the read fails and the step falls back.
+            let abs = r.dev_sector(sector).unwrap_or(0);
             let mut first_bad = MAX_SECTOR;
-            if let Some((fb, bl, _)) = r.badblocks.lock().check(abs, good_sectors) {
+            if let Some((fb, bl, _)) = is_badblock(r, sector, good_sectors) {
                 first_bad = fb;
                 if fb > abs {
                     good_sectors = fb - abs;
