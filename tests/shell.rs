@@ -55,6 +55,7 @@ shell_tests!(
     stop_reassemble,
     array_state,
     member_state,
+    member_block,
     bad_input,
     run_path,
     mount,

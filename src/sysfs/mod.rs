@@ -9,6 +9,7 @@
 //! ```text
 //! MOUNT/mdstat  new_array  speed_limit_min  speed_limit_max  log
 //! MOUNT/md0/data  size  md/{array attrs}  md/bitmap/*  md/dev-NAME/*  md/rdN -> dev-NAME
+//! MOUNT/md0/slaves/NAME/{dev,size,path}  md/dev-NAME/block -> ../../slaves/NAME
 //! ```
 
 pub mod array;
@@ -311,6 +312,7 @@ impl MdTree {
                 ))
             })),
         );
+        let _ = self.tree.add_dir(dir, "slaves", 0o755);
         let Ok(mdd) = self.tree.add_dir(dir, "md", 0o755) else {
             return;
         };
@@ -408,11 +410,25 @@ impl Observer for MdTree {
             };
             let _ = self.tree.add_attr(dir, row.name, row.mode, Arc::new(a));
         }
-        let target =
-            std::fs::canonicalize(r.disk.path()).unwrap_or_else(|_| r.disk.path().to_owned());
+        // `block` leads to a directory describing the member, as sysfs's
+        // leads to the block device's: a write through it fails (EISDIR).
+        let Some(slaves) = self.tree.lookup_path(&format!("{}/slaves", m.name)) else {
+            return;
+        };
+        let Ok(bdir) = self.tree.add_dir(slaves, &r.name, 0o755) else {
+            return;
+        };
+        for row in rdev::block_attrs(r) {
+            let a = MemberAttr {
+                mddev: Arc::downgrade(m),
+                rdev: Arc::downgrade(r),
+                row,
+            };
+            let _ = self.tree.add_attr(bdir, row.name, row.mode, Arc::new(a));
+        }
         let _ = self
             .tree
-            .add_symlink(dir, "block", &target.to_string_lossy());
+            .add_symlink(dir, "block", &format!("../../slaves/{}", r.name));
     }
 
     fn rdev_unbound(&self, m: &Mddev, r: &Rdev) {
@@ -420,6 +436,12 @@ impl Observer for MdTree {
         if let Some(n) = self
             .tree
             .lookup_path(&format!("{}/md/dev-{}", m.name, r.name))
+        {
+            let _ = self.tree.remove(n);
+        }
+        if let Some(n) = self
+            .tree
+            .lookup_path(&format!("{}/slaves/{}", m.name, r.name))
         {
             let _ = self.tree.remove(n);
         }

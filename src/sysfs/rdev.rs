@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::{Group, Row};
+use crate::disk::DiskKind;
 use crate::format::MAX_SECTOR;
 use crate::kstr::{cmd_match, kstrtouint, kstrtoull, strict_blocks_to_sectors};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
@@ -478,4 +479,46 @@ fn io_show(c: &C) -> Result<String, Errno> {
         s.flushes.load(Relaxed),
         s.discard_bytes.load(Relaxed) / 512
     ))
+}
+
+/// The directory a member's `block` link leads to, `mdN/slaves/NAME/`: what
+/// the member is, as the block device's own sysfs directory tells it
+/// (`dev`, `size`), plus `path`.  Nothing here reads or writes the
+/// member's bytes: a link to the component itself would let a write
+/// through `block` truncate it.
+#[rustfmt::skip]
+pub static BLOCK_ATTRS: &[Row<RdevCtx>] = &[
+    Row { name: "dev", mode: 0o444, group: Group::Default, show: Some(block_dev_show), store: None },
+    Row { name: "size", mode: 0o444, group: Group::Default, show: Some(block_size_show), store: None },
+    Row { name: "path", mode: 0o444, group: Group::Default, show: Some(block_path_show), store: None },
+];
+
+/// The rows of [`BLOCK_ATTRS`] that `r` has: `dev` only for a block
+/// device, as an image file has no device number.
+pub fn block_attrs(r: &Rdev) -> impl Iterator<Item = &'static Row<RdevCtx>> {
+    let numbered = matches!(r.disk.kind(), DiskKind::BlockDevice { .. });
+    BLOCK_ATTRS
+        .iter()
+        .filter(move |row| numbered || row.name != "dev")
+}
+
+/// `dev`: the block device's `major:minor`.
+fn block_dev_show(c: &C) -> Result<String, Errno> {
+    match c.rdev.disk.kind() {
+        DiskKind::BlockDevice { major, minor } => line(format!("{major}:{minor}")),
+        DiskKind::ImageFile => Err(libc::ENODEV),
+    }
+}
+
+/// `size`: the whole device in sectors, as a block device's `size`.
+fn block_size_show(c: &C) -> Result<String, Errno> {
+    line(c.rdev.disk.sectors())
+}
+
+/// `path`: the image file or device node bound (mdfuse's own), without
+/// symlinks when it can still be resolved.
+fn block_path_show(c: &C) -> Result<String, Errno> {
+    let p = c.rdev.disk.path();
+    let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    line(p.display())
 }
