@@ -52,6 +52,7 @@ shell_tests!(
     sync_fio,
     sync_crash,
     sync_replace,
+    mdadm_01replace,
     stop_reassemble,
     array_state,
     member_state,

@@ -127,6 +127,7 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
         // returning member keeps its slot (and may catch up by bitmap).
         let view = ArrayView::of(mddev);
         let _ = superblock::validate_super(cfg, &view, None, &rdev, mddev);
+        super::spare::renew_unless_readded(mddev, cfg, &rdev, version)?;
         rdev.flags.clear(rf::IN_SYNC);
         rdev.set_raid_disk(-1);
     }

@@ -1,16 +1,64 @@
-//! A member for a running array from a device without md metadata: write
-//! a spare's superblock (and bitmap) the way `mdadm --add` does before it
-//! asks the kernel to bind the device (Manage.c, super1.c `add_to_super1`
-//! and `write_init_super1`): the array's superblock as template, this
-//! device's own layout, a new device UUID, events 0, role spare.  The
-//! array then rebuilds onto it with a full recovery.
+//! A member for a running array from a device without md metadata, or
+//! from one of its old members that md would not take back in its old
+//! role: write a spare's superblock (and bitmap) the way `mdadm --add`
+//! does before it asks the kernel to bind the device (Manage.c, super1.c
+//! `add_to_super1` and `write_init_super1`): the array's superblock as
+//! template, this device's own layout, a new device UUID, events 0, role
+//! spare.  The array then rebuilds onto it with a full recovery.
 
 use super::rdev::{Rdev, SbImage};
-use super::{Config, Errno, KernelLog};
+use super::superblock::{self, ArrayView};
+use super::{Config, Errno, KernelLog, Mddev};
 use crate::disk::Disk;
 use crate::format::geometry::{BitmapPlan, bitmap_area, device_layout};
 use crate::format::super1::{feature, role};
 use crate::format::{BitmapSuper, MetadataVersion, random_uuid};
+
+/// `mdadm --add` of a device holding this array's superblock, once that
+/// superblock was validated against the running array: mdadm first asks
+/// md to re-add it in its recorded role (attempt_re_add), which works
+/// only when md gives it back its active role (not faulty, not a spare,
+/// not too old for the bitmap) and its number is free.  Otherwise mdadm
+/// writes the device a new spare's superblock, numbered as a blank
+/// device's (the first free number from raid_disks up), and adds that:
+/// write it and read it back.  0.90 members are left as they are.
+pub fn renew_unless_readded(
+    mddev: &Mddev,
+    cfg: &mut Config,
+    rdev: &Rdev,
+    version: MetadataVersion,
+) -> Result<(), Errno> {
+    if rdev.raid_disk() >= 0 && cfg.find_rdev_nr(rdev.desc_nr()).is_none() {
+        return Ok(());
+    }
+    if !matches!(rdev.sb.lock().image, Some(SbImage::V1(..))) {
+        return Ok(());
+    }
+    let Some(template) = cfg
+        .rdevs
+        .iter()
+        .find(|r| r.in_sync() && !r.faulty())
+        .cloned()
+    else {
+        return Ok(());
+    };
+    let mut number = cfg.raid_disks as i32;
+    while cfg.find_rdev_nr(number).is_some() {
+        number += 1;
+    }
+    let log = mddev.log();
+    write_spare(cfg, &template, &rdev.disk, number as u32, log)?;
+    log.info(format!(
+        "md: {}: not re-added: wrote a spare's superblock (device {number})",
+        rdev.name
+    ));
+    // The superblock read at bind time is stale now.
+    rdev.sb.lock().image = None;
+    superblock::load_super(rdev, Some(&template), version, log)?;
+    let view = ArrayView::of(mddev);
+    let _ = superblock::validate_super(cfg, &view, None, rdev, mddev);
+    Ok(())
+}
 
 /// Does `disk` hold an md superblock of any version (valid or not)?
 pub fn has_md_metadata(disk: &Disk) -> bool {

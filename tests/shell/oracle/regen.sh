@@ -2,7 +2,8 @@
 # Regenerate tests/shell/expected/NAME.txt from real md: runs
 # tests/shell/oracle/NAME.sh in the oracle's VM, after the probe_*.sh
 # helpers, on the images of the fixtures its "# images:" line names (in
-# that order: vda, vdb, ...).
+# that order: vda, vdb, ...), then on the blank images its "# blank: COUNT
+# SIZE" line asks for.
 #   tests/shell/oracle/regen.sh NAME...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +20,12 @@ for name in "$@"; do
 			zstd -q -d -f "$z" -o "$tmp/$n-$(basename "$z" .zst)"
 			imgs+=("$tmp/$n-$(basename "$z" .zst)")
 		done
+	done
+	nblank=0 size=
+	read -r nblank size < <(sed -n 's/^# blank: //p' "$job") || true
+	for ((i = 0; i < ${nblank:-0}; i++)); do
+		truncate -s "$size" "$tmp/blank-$i.img"
+		imgs+=("$tmp/blank-$i.img")
 	done
 	cat "$here"/../probe_*.sh "$job" >"$tmp/job.sh"
 	"$shared/oracle/realmd" shell-script "${imgs[@]}" -- "$tmp/job.sh" >"$tmp/out.txt" 2>&1 || true
