@@ -11,14 +11,14 @@ use crate::errno::Errno;
 pub fn kstrtoull(s: &str) -> Result<u64, Errno> {
     let digits = s.strip_prefix('+').unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let mut v: u64 = 0;
     for b in digits.bytes() {
         v = v
             .checked_mul(10)
             .and_then(|v| v.checked_add((b - b'0') as u64))
-            .ok_or(libc::ERANGE)?;
+            .ok_or(Errno::ERANGE)?;
     }
     Ok(v)
 }
@@ -26,7 +26,7 @@ pub fn kstrtoull(s: &str) -> Result<u64, Errno> {
 /// `kstrtouint`.
 pub fn kstrtouint(s: &str) -> Result<u32, Errno> {
     let v = kstrtoull(s)?;
-    u32::try_from(v).map_err(|_| libc::ERANGE)
+    u32::try_from(v).map_err(|_| Errno::ERANGE)
 }
 
 /// `kstrtol(s, 10)`: optional sign.
@@ -34,18 +34,18 @@ pub fn kstrtol(s: &str) -> Result<i64, Errno> {
     if let Some(rest) = s.strip_prefix('-') {
         let v = kstrtoull(rest.strip_prefix('+').map_or(rest, |_| "x"))?;
         if v > i64::MAX as u64 + 1 {
-            return Err(libc::ERANGE);
+            return Err(Errno::ERANGE);
         }
         return Ok((v as i64).wrapping_neg());
     }
     let v = kstrtoull(s)?;
-    i64::try_from(v).map_err(|_| libc::ERANGE)
+    i64::try_from(v).map_err(|_| Errno::ERANGE)
 }
 
 /// `kstrtoint`.
 pub fn kstrtoint(s: &str) -> Result<i32, Errno> {
     let v = kstrtol(s)?;
-    i32::try_from(v).map_err(|_| libc::ERANGE)
+    i32::try_from(v).map_err(|_| Errno::ERANGE)
 }
 
 /// `kstrtobool`: y/Y/t/T/1/on true, n/N/f/F/0/off false (by the first
@@ -58,9 +58,9 @@ pub fn kstrtobool(s: &str) -> Result<bool, Errno> {
         Some(b'o' | b'O') => match b.get(1) {
             Some(b'n' | b'N') => Ok(true),
             Some(b'f' | b'F') => Ok(false),
-            _ => Err(libc::EINVAL),
+            _ => Err(Errno::EINVAL),
         },
-        _ => Err(libc::EINVAL),
+        _ => Err(Errno::EINVAL),
     }
 }
 
@@ -93,7 +93,7 @@ pub fn strict_strtoul_scaled(s: &str, scale: u32) -> Result<u64, Errno> {
         rest = tail;
     }
     if !rest.is_empty() {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let decimals = decimals.max(0) as u32;
     Ok(result.wrapping_mul(10u64.wrapping_pow(scale - decimals)))
@@ -101,8 +101,8 @@ pub fn strict_strtoul_scaled(s: &str, scale: u32) -> Result<u64, Errno> {
 
 /// `strict_blocks_to_sectors`: KiB to sectors, EINVAL on overflow.
 pub fn strict_blocks_to_sectors(s: &str) -> Result<u64, Errno> {
-    let blocks = kstrtoull(s).map_err(|_| libc::EINVAL)?;
-    blocks.checked_mul(2).ok_or(libc::EINVAL)
+    let blocks = kstrtoull(s).map_err(|_| Errno::EINVAL)?;
+    blocks.checked_mul(2).ok_or(Errno::EINVAL)
 }
 
 /// `simple_strtoul(s, &end, 10)`: the leading digits (0 if none) and the
@@ -126,21 +126,21 @@ mod tests {
     fn kstrto() {
         assert_eq!(kstrtoull("42"), Ok(42));
         assert_eq!(kstrtoull("+42"), Ok(42));
-        assert_eq!(kstrtoull("-1"), Err(libc::EINVAL));
-        assert_eq!(kstrtoull(""), Err(libc::EINVAL));
-        assert_eq!(kstrtoull("4 2"), Err(libc::EINVAL));
-        assert_eq!(kstrtoull("99999999999999999999"), Err(libc::ERANGE));
-        assert_eq!(kstrtouint("4294967296"), Err(libc::ERANGE));
+        assert_eq!(kstrtoull("-1"), Err(Errno::EINVAL));
+        assert_eq!(kstrtoull(""), Err(Errno::EINVAL));
+        assert_eq!(kstrtoull("4 2"), Err(Errno::EINVAL));
+        assert_eq!(kstrtoull("99999999999999999999"), Err(Errno::ERANGE));
+        assert_eq!(kstrtouint("4294967296"), Err(Errno::ERANGE));
         assert_eq!(kstrtol("-5"), Ok(-5));
-        assert_eq!(kstrtoint("-2147483649"), Err(libc::ERANGE));
+        assert_eq!(kstrtoint("-2147483649"), Err(Errno::ERANGE));
         assert_eq!(kstrtobool("on"), Ok(true));
         assert_eq!(kstrtobool("off"), Ok(false));
         assert_eq!(kstrtobool("yes"), Ok(true));
         assert_eq!(kstrtobool("true"), Ok(true));
         assert_eq!(kstrtobool("F"), Ok(false));
         assert_eq!(kstrtobool("of"), Ok(false));
-        assert_eq!(kstrtobool("o"), Err(libc::EINVAL));
-        assert_eq!(kstrtobool("2"), Err(libc::EINVAL));
+        assert_eq!(kstrtobool("o"), Err(Errno::EINVAL));
+        assert_eq!(kstrtobool("2"), Err(Errno::EINVAL));
     }
 
     #[test]
@@ -153,9 +153,9 @@ mod tests {
         assert_eq!(strict_strtoul_scaled("", 3), Ok(0));
         assert_eq!(strict_strtoul_scaled("1.", 3), Ok(1000));
         assert_eq!(strict_strtoul_scaled("18446744073709551616", 3), Ok(0));
-        assert_eq!(strict_strtoul_scaled("1.5.", 3), Err(libc::EINVAL));
-        assert_eq!(strict_strtoul_scaled("\n", 3), Err(libc::EINVAL));
-        assert_eq!(strict_strtoul_scaled("abc", 3), Err(libc::EINVAL));
-        assert_eq!(strict_strtoul_scaled("-1", 3), Err(libc::EINVAL));
+        assert_eq!(strict_strtoul_scaled("1.5.", 3), Err(Errno::EINVAL));
+        assert_eq!(strict_strtoul_scaled("\n", 3), Err(Errno::EINVAL));
+        assert_eq!(strict_strtoul_scaled("abc", 3), Err(Errno::EINVAL));
+        assert_eq!(strict_strtoul_scaled("-1", 3), Err(Errno::EINVAL));
     }
 }

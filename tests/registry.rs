@@ -29,7 +29,7 @@ fn a_level_runs_only_once_registered() {
     assert_eq!(personalities_line(&tree).trim_end(), "Personalities :");
     assert_eq!(
         t.write_attr("md0/md/array_state", "active"),
-        Err(libc::EINVAL)
+        Err(mdfuse::errno::Errno::EINVAL)
     );
     assert_eq!(
         md.log

@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+use crate::errno::Errno;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultOp {
     Read,
@@ -54,7 +56,7 @@ impl Ops {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
-    Error(i32),
+    Error(Errno),
     Delay(Duration),
 }
 
@@ -200,7 +202,7 @@ impl FaultPlan {
                         }
                     }
                     self.injected.fetch_add(1, Ordering::Relaxed);
-                    return Err(io::Error::from_raw_os_error(errno));
+                    return Err(io::Error::from(errno));
                 }
             }
         }
@@ -216,10 +218,10 @@ impl FaultPlan {
     }
 
     /// Apply one line of the rule language; `Err(EINVAL)` on bad syntax.
-    pub fn apply(&self, line: &str) -> Result<(), i32> {
+    pub fn apply(&self, line: &str) -> Result<(), Errno> {
         let mut words = line.split_whitespace();
         let Some(verb) = words.next() else {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         };
         let rest: Vec<&str> = words.collect();
         match verb {
@@ -243,19 +245,21 @@ impl FaultPlan {
                 };
                 let mut range = None;
                 let mut count = None;
-                let mut errno = libc::EIO;
+                let mut errno = Errno::EIO;
                 for w in rest {
                     if let Some(n) = w.strip_prefix("count=") {
-                        count = Some(n.parse::<u64>().map_err(|_| libc::EINVAL)?);
+                        count = Some(n.parse::<u64>().map_err(|_| Errno::EINVAL)?);
                     } else if let Some(e) = w.strip_prefix("errno=") {
-                        errno = e.parse::<i32>().map_err(|_| libc::EINVAL)?;
-                        if errno <= 0 || errno > 4095 {
-                            return Err(libc::EINVAL);
-                        }
+                        errno = e
+                            .parse::<i32>()
+                            .ok()
+                            .filter(|&v| v <= 4095)
+                            .and_then(Errno::from_raw)
+                            .ok_or(Errno::EINVAL)?;
                     } else if range.is_none() {
                         range = Some(parse_range(w)?);
                     } else {
-                        return Err(libc::EINVAL);
+                        return Err(Errno::EINVAL);
                     }
                 }
                 let (start, end) = range.unwrap_or((0, u64::MAX));
@@ -272,11 +276,11 @@ impl FaultPlan {
                 let mut it = rest.into_iter();
                 let ms: u64 = it
                     .next()
-                    .ok_or(libc::EINVAL)?
+                    .ok_or(Errno::EINVAL)?
                     .parse()
-                    .map_err(|_| libc::EINVAL)?;
+                    .map_err(|_| Errno::EINVAL)?;
                 if ms > 60_000 {
-                    return Err(libc::EINVAL);
+                    return Err(Errno::EINVAL);
                 }
                 let mut ops = Ops::Both;
                 let mut range = None;
@@ -285,7 +289,7 @@ impl FaultPlan {
                         "read" => ops = Ops::Read,
                         "write" => ops = Ops::Write,
                         _ if range.is_none() => range = Some(parse_range(w)?),
-                        _ => return Err(libc::EINVAL),
+                        _ => return Err(Errno::EINVAL),
                     }
                 }
                 let (start, end) = range.unwrap_or((0, u64::MAX));
@@ -298,7 +302,7 @@ impl FaultPlan {
                 });
                 Ok(())
             }
-            _ => Err(libc::EINVAL),
+            _ => Err(Errno::EINVAL),
         }
     }
 
@@ -313,13 +317,13 @@ impl FaultPlan {
     }
 }
 
-fn parse_range(w: &str) -> Result<(u64, u64), i32> {
-    let num = |s: &str| s.parse::<u64>().map_err(|_| libc::EINVAL);
+fn parse_range(w: &str) -> Result<(u64, u64), Errno> {
+    let num = |s: &str| s.parse::<u64>().map_err(|_| Errno::EINVAL);
     match w.split_once('-') {
         Some((a, b)) => {
             let (a, b) = (num(a)?, num(b)?);
             if b < a {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
             Ok((a, b.saturating_add(1)))
         }
@@ -353,7 +357,7 @@ impl fmt::Display for FaultPlan {
                     if let Some(n) = &r.remaining {
                         write!(f, " count={}", n.load(Ordering::Relaxed))?;
                     }
-                    if e != libc::EIO {
+                    if e != Errno::EIO {
                         write!(f, " errno={e}")?;
                     }
                     writeln!(f)?;
@@ -472,7 +476,7 @@ mod tests {
             "error 1 2",
             "vanish now",
         ] {
-            assert_eq!(p.apply(bad), Err(libc::EINVAL), "{bad:?}");
+            assert_eq!(p.apply(bad), Err(Errno::EINVAL), "{bad:?}");
         }
     }
 }

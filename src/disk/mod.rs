@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::errno::Errno;
 use drop_behind::{DROP_BEHIND_BYTES, DropBehind};
 
 pub use faults::{FaultOp, FaultPlan, IoEvent, IoObserver};
@@ -40,14 +41,14 @@ pub enum DiskError {
 
 impl DiskError {
     /// The errno a control file reports for this failure.
-    pub fn errno(&self) -> i32 {
+    pub fn errno(&self) -> Errno {
         match self {
-            DiskError::NotFound { .. } => libc::ENOENT,
+            DiskError::NotFound { .. } => Errno::ENOENT,
             // blkdev_get_by_dev of a number nothing answers to.
-            DiskError::NoSuchDevNum { .. } => libc::ENXIO,
-            DiskError::IsDirectory { .. } => libc::EISDIR,
-            DiskError::NotABlockDevice { .. } => libc::ENOTBLK,
-            DiskError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            DiskError::NoSuchDevNum { .. } => Errno::ENXIO,
+            DiskError::IsDirectory { .. } => Errno::EISDIR,
+            DiskError::NotABlockDevice { .. } => Errno::ENOTBLK,
+            DiskError::Io { source, .. } => Errno::from_io(source),
         }
     }
 }

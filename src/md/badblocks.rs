@@ -3,6 +3,7 @@
 //! (recorded on disk) or not.  `shift` is the unit (512 << shift bytes);
 //! `None` means the member cannot record bad blocks at all.
 
+use crate::errno::Errno;
 use crate::format::badblocks::{BB_MAX_ENTRIES, BB_MAX_LEN, BadRange};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,21 +267,21 @@ impl BadBlocks {
     /// sysfs store, `badblocks_store`: `sscanf("%llu %d%c")` -- a sector,
     /// a length > 0, and nothing after them but a newline (the tree took
     /// one newline away already).
-    pub fn store(&mut self, text: &str, unack: bool) -> Result<(), i32> {
-        let (sector, rest) = scan_num(text).ok_or(libc::EINVAL)?;
-        let (len, rest) = scan_num(rest).ok_or(libc::EINVAL)?;
+    pub fn store(&mut self, text: &str, unack: bool) -> Result<(), Errno> {
+        let (sector, rest) = scan_num(text).ok_or(Errno::EINVAL)?;
+        let (len, rest) = scan_num(rest).ok_or(Errno::EINVAL)?;
         if !rest.is_empty() && !rest.starts_with('\n') {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         // %llu and %d: the value as the C types hold it.
         let len = len as i32;
         if len <= 0 {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         if self.set(sector, len as u64, !unack) {
             Ok(())
         } else {
-            Err(libc::ENOSPC)
+            Err(Errno::ENOSPC)
         }
     }
 }
@@ -332,8 +333,8 @@ mod tests {
         let mut b = BadBlocks::new(Some(0));
         b.store("100 513", false).unwrap();
         assert_eq!(b.show(false), "100 512\n612 1\n");
-        assert_eq!(b.store("100 8 junk", false), Err(libc::EINVAL));
-        assert_eq!(b.store("100 8 ", false), Err(libc::EINVAL));
+        assert_eq!(b.store("100 8 junk", false), Err(Errno::EINVAL));
+        assert_eq!(b.store("100 8 ", false), Err(Errno::EINVAL));
         assert_eq!(b.store("100 8\n", false), Ok(()));
         assert_eq!(b.store(" 100 +8", false), Ok(()));
     }
@@ -342,9 +343,9 @@ mod tests {
     fn disabled_refuses() {
         let mut b = BadBlocks::new(None);
         assert!(!b.set(0, 1, true));
-        assert_eq!(b.store("5 1", false), Err(libc::ENOSPC));
-        assert_eq!(b.store("5", false), Err(libc::EINVAL));
-        assert_eq!(b.store("5 0", false), Err(libc::EINVAL));
-        assert_eq!(b.store("5 -3", false), Err(libc::EINVAL));
+        assert_eq!(b.store("5 1", false), Err(Errno::ENOSPC));
+        assert_eq!(b.store("5", false), Err(Errno::EINVAL));
+        assert_eq!(b.store("5 0", false), Err(Errno::EINVAL));
+        assert_eq!(b.store("5 -3", false), Err(Errno::EINVAL));
     }
 }

@@ -29,7 +29,7 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
             path.display(),
             dir.display()
         ));
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     let disk = Disk::open(path, true).map_err(|e| {
         log.warn(format!(
@@ -52,7 +52,7 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
             .any(|m| !Arc::ptr_eq(m, mddev) && m.rdevs().iter().any(claimed))
     {
         log.warn(format!("md: could not open device {}.", disk.kernel_name()));
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     let name = unique_name(cfg, &disk.kernel_name());
     let rdev = Arc::new(Rdev::new(disk, name));
@@ -61,7 +61,7 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
             "md: {} has zero or unknown size, marking faulty!",
             rdev.name
         ));
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if !cfg.persistent && !cfg.external && cfg.rdevs.is_empty() && cfg.metadata.is_none() {
         // md needs metadata_version set first (mdadm writes it); take it
@@ -76,7 +76,7 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
                     "md: {} does not have a valid md superblock, not importing!",
                     rdev.name
                 ));
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
         }
     }
@@ -89,7 +89,7 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
                 "md: {}: arrays without persistent metadata are not supported",
                 mddev.name
             ));
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
     };
     if mddev.is_running() {
@@ -97,12 +97,12 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
     }
     match superblock::load_super(&rdev, None, version, log) {
         Ok(_) => {}
-        Err(libc::EINVAL) => {
+        Err(Errno::EINVAL) => {
             log.warn(format!(
                 "md: {} does not have a valid v{version} superblock, not importing!",
                 rdev.name
             ));
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         Err(e) => {
             log.warn(format!(
@@ -161,7 +161,7 @@ fn prepare_new_member(
             "md: {}: holds {what}; clear it to add it to {}",
             rdev.name, mddev.name
         ));
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     let Some(template) = cfg
         .rdevs
@@ -169,7 +169,7 @@ fn prepare_new_member(
         .find(|r| r.in_sync() && !r.faulty())
         .cloned()
     else {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     };
     let mut number = cfg.raid_disks as i32;
     while cfg.find_rdev_nr(number).is_some() {
@@ -255,7 +255,7 @@ pub fn bind_rdev(mddev: &Arc<Mddev>, cfg: &mut Config, rdev: &Arc<Rdev>) -> Resu
                     rdev.sectors(),
                     cfg.dev_sectors
                 ));
-                return Err(libc::ENOSPC);
+                return Err(Errno::ENOSPC);
             }
         } else {
             cfg.dev_sectors = rdev.sectors();
@@ -274,7 +274,7 @@ pub fn bind_rdev(mddev: &Arc<Mddev>, cfg: &mut Config, rdev: &Arc<Rdev>) -> Resu
             rdev.name,
             rdev.desc_nr()
         ));
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     if !rdev.flags.test(rf::JOURNAL) && cfg.max_disks > 0 && rdev.desc_nr() as u32 >= cfg.max_disks
     {
@@ -282,7 +282,7 @@ pub fn bind_rdev(mddev: &Arc<Mddev>, cfg: &mut Config, rdev: &Arc<Rdev>) -> Resu
             "md: {}: array is limited to {} devices",
             mddev.name, cfg.max_disks
         ));
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     cfg.rdevs.insert(0, rdev.clone());
     cfg.recovery_disabled += 1;

@@ -120,15 +120,15 @@ impl Bitmap {
             0,
             &mut page[..BITMAP_SB_LEN.max(512)],
         )?;
-        let sb = BitmapSuper::parse(&page).map_err(|_| libc::EINVAL)?;
+        let sb = BitmapSuper::parse(&page).map_err(|_| Errno::EINVAL)?;
         if let Err(e) = sb.validate() {
             log.warn(format!("{name}: {e}"));
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         let flags = Flags::default();
         if sb.uuid != cfg.uuid {
             log.warn(format!("{name}: bitmap superblock UUID mismatch"));
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         if sb.events < cfg.events {
             log.warn(format!(
@@ -249,7 +249,7 @@ impl Bitmap {
         mddev.wakeup();
         self.update_sb(mddev, cfg);
         if self.flags.test(sb_flag(state::WRITE_ERROR)) {
-            return Err(libc::EIO);
+            return Err(Errno::EIO);
         }
         Ok(())
     }
@@ -291,9 +291,9 @@ impl Bitmap {
                 mddev.log().warn(format!(
                     "{}: bitmap initialisation failed: {}",
                     mddev.name,
-                    -libc::EIO
+                    -Errno::EIO.raw()
                 ));
-                return Err(libc::EIO);
+                return Err(Errno::EIO);
             }
         }
         let hostendian = self.flags.test(sb_flag(state::HOSTENDIAN));
@@ -868,7 +868,7 @@ impl Bitmap {
 fn super_written_error(mddev: &Mddev, r: &Arc<Rdev>, e: &std::io::Error) {
     mddev.log().err(format!(
         "md: super_written gets error=-{}",
-        e.raw_os_error().unwrap_or(libc::EIO)
+        Errno::from_io(e)
     ));
     crate::md::update::md_error_io(mddev, r, mddev.fail_last_dev());
 }
@@ -919,7 +919,7 @@ fn read_sb_page(cfg: &Config, offset: i64, index: usize, buf: &mut [u8]) -> Resu
             return Ok(());
         }
     }
-    Err(libc::EIO)
+    Err(Errno::EIO)
 }
 
 fn read_member(r: &Rdev, buf: &mut [u8], sector: u64) -> std::io::Result<()> {

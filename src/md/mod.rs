@@ -210,12 +210,12 @@ impl Md {
     /// `new_array`: create `mdN` (or `md_NAME`).  EEXIST if it exists,
     /// EINVAL for a name md would not accept.
     pub fn new_array(&self, name: &str) -> Result<Arc<Mddev>, Errno> {
-        let unit = parse_array_name(name).ok_or(libc::EINVAL)?;
+        let unit = parse_array_name(name).ok_or(Errno::EINVAL)?;
         let mut arrays = self.arrays.lock();
         if arrays.contains_key(name) {
-            return Err(libc::EEXIST);
+            return Err(Errno::EEXIST);
         }
-        let md = self.weak_self.upgrade().ok_or(libc::ENODEV)?;
+        let md = self.weak_self.upgrade().ok_or(Errno::ENODEV)?;
         let mddev = Mddev::new(md, name.to_owned(), unit);
         arrays.insert(name.to_owned(), mddev.clone());
         Ok(mddev)
@@ -740,20 +740,20 @@ impl Mddev {
     pub fn write_data(&self, data: &[u8], offset: u64) -> Result<usize, Errno> {
         // A stopped array has no capacity: every offset is past the end.
         let Some(p) = self.pers() else {
-            return Err(libc::ENOSPC);
+            return Err(Errno::ENOSPC);
         };
         // blkdev_write_iter on a read-only disk (md_set_readonly).
         if self.ro() == ro::RDONLY {
             // blkdev_write_iter on a read-only disk.
-            return Err(libc::EPERM);
+            return Err(Errno::EPERM);
         }
         let size = self.array_sectors() * 512;
         if offset >= size {
-            return Err(libc::ENOSPC);
+            return Err(Errno::ENOSPC);
         }
         let len = (data.len() as u64).min(size - offset) as usize;
         if self.flags.test(flags::mddev::BROKEN) {
-            return Err(libc::EIO);
+            return Err(Errno::EIO);
         }
         if len == 0 {
             return Ok(0);
@@ -818,32 +818,32 @@ impl Mddev {
         let discard = match mode {
             m if m == PUNCH_HOLE | KEEP_SIZE || m == PUNCH_HOLE | KEEP_SIZE | NO_HIDE_STALE => true,
             m if m == ZERO_RANGE || m == ZERO_RANGE | KEEP_SIZE => false,
-            _ => return Err(libc::EOPNOTSUPP),
+            _ => return Err(Errno::EOPNOTSUPP),
         };
         let Some(p) = self.pers() else {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         };
         let size = self.array_sectors() * 512;
-        let end = offset.checked_add(len).ok_or(libc::EINVAL)?;
+        let end = offset.checked_add(len).ok_or(Errno::EINVAL)?;
         if len == 0 || offset >= size {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         let end = if end > size {
             if mode & KEEP_SIZE == 0 {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
             size
         } else {
             end
         };
         if offset % 512 != 0 || end % 512 != 0 {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         if self.ro() == ro::RDONLY {
-            return Err(libc::EPERM);
+            return Err(Errno::EPERM);
         }
         if self.flags.test(flags::mddev::BROKEN) {
-            return Err(libc::EIO);
+            return Err(Errno::EIO);
         }
         self.mirror
             .normal_io
@@ -909,19 +909,19 @@ fn resolve_dev_spec(spec: &str, log: &KernelLog) -> Result<std::path::PathBuf, E
     }
     let (major, rest) = crate::kstr::simple_strtoul(spec);
     let Some(rest) = rest.strip_prefix(':') else {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     };
     if spec.is_empty() || rest.is_empty() {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let (minor, tail) = crate::kstr::simple_strtoul(rest);
     if !tail.is_empty() {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     // int major = simple_strtoul(); MKDEV keeps 12 bits of major, 20 of minor.
     let (major, minor) = (major as i32 as i64, minor as i32 as i64);
     if !(0..1 << 12).contains(&major) || !(0..1 << 20).contains(&minor) {
-        return Err(libc::EOVERFLOW);
+        return Err(Errno::EOVERFLOW);
     }
     Disk::path_for_devnum(major as u32, minor as u32).map_err(|e| {
         log.warn(format!(

@@ -54,7 +54,7 @@ pub trait Raid: Send + Sync {
     /// personality that cannot discard says EOPNOTSUPP.
     fn discard(&self, mddev: &Mddev, sector: u64, sectors: u64) -> Result<(), Errno> {
         let _ = (mddev, sector, sectors);
-        Err(libc::EOPNOTSUPP)
+        Err(Errno::EOPNOTSUPP)
     }
 
     /// The personality's part of the mdstat status line, e.g. ` [2/2] [UU]`.

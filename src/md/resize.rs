@@ -13,20 +13,20 @@ use crate::format::{MAX_SECTOR, MetadataVersion};
 /// mirrors of a running array.
 pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(), Errno> {
     if !m.is_rdwr() {
-        return Err(libc::EROFS);
+        return Err(Errno::EROFS);
     }
     // An int in the kernel: 2^31 and up are negative.
     if n as i32 <= 0 || (cfg.max_disks > 0 && n >= cfg.max_disks) {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if m.recovery.test(rec::RUNNING) || m.sync.busy() || cfg.reshape_position != MAX_SECTOR {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     for r in &cfg.rdevs {
         if (cfg.raid_disks < n && r.data_offset() < r.new_data_offset())
             || (cfg.raid_disks > n && r.data_offset() > r.new_data_offset())
         {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
     }
     // The direction a shrink or growth would reshape in stays recorded
@@ -41,7 +41,7 @@ pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(),
         return Ok(());
     }
     let Some(p) = m.pers() else {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     };
     if let Err(e) = p.reshape_mirrors(m, cfg, n) {
         cfg.delta_disks = 0;
@@ -60,10 +60,10 @@ pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(),
 /// new part.
 pub fn update_size(m: &Arc<Mddev>, cfg: &mut Config, sectors: u64) -> Result<(), Errno> {
     if m.recovery.test(rec::RUNNING) || m.sync.busy() || cfg.reshape_position != MAX_SECTOR {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     if !m.is_rdwr() {
-        return Err(libc::EROFS);
+        return Err(Errno::EROFS);
     }
     let active: Vec<&Arc<Rdev>> = cfg
         .rdevs
@@ -77,7 +77,7 @@ pub fn update_size(m: &Arc<Mddev>, cfg: &mut Config, sectors: u64) -> Result<(),
         .unwrap_or(0);
     let sectors = if sectors == 0 { most } else { sectors };
     if sectors == 0 || sectors > most {
-        return Err(libc::ENOSPC);
+        return Err(Errno::ENOSPC);
     }
     let old = cfg.dev_sectors;
     if sectors == old {
@@ -85,7 +85,7 @@ pub fn update_size(m: &Arc<Mddev>, cfg: &mut Config, sectors: u64) -> Result<(),
     }
     if m.bitmap().is_some() {
         // The bitmap would need resizing on disk; mdadm removes it first.
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     cfg.dev_sectors = sectors;
     m.sync.set_resync_max_sectors(sectors);

@@ -18,7 +18,7 @@ use crate::md::bitmap::Bitmap;
 /// kick members that are inconsistent or too old, assign roles.
 fn analyze_sbs(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     let log = mddev.log();
-    let version = cfg.metadata.ok_or(libc::EINVAL)?;
+    let version = cfg.metadata.ok_or(Errno::EINVAL)?;
     let mut freshest: Option<Arc<Rdev>> = None;
     for rdev in cfg.rdevs.clone() {
         match superblock::load_super(&rdev, freshest.as_deref(), version, log) {
@@ -35,7 +35,7 @@ fn analyze_sbs(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     }
     let Some(freshest) = freshest else {
         log.warn("md: cannot find a valid disk");
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     };
     let view = ArrayView {
         running: false,
@@ -74,17 +74,17 @@ fn analyze_sbs(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
 pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     let log = mddev.log();
     if cfg.rdevs.is_empty() {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if mddev.is_running() {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     if cfg.raid_disks == 0 {
         if !cfg.persistent {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         if analyze_sbs(mddev, cfg).is_err() {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
     }
     // The geometry and bitmap offset the superblocks gave are what the
@@ -101,11 +101,11 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
         if data < sb {
             if cfg.dev_sectors > 0 && data + cfg.dev_sectors > sb {
                 log.warn(format!("md: {}: data overlaps metadata", mddev.name));
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
         } else if sb + rdev.sb_size() as u64 / 512 > data {
             log.warn(format!("md: {}: metadata overlaps data", mddev.name));
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         mddev.observer().notify_rdev(mddev, rdev, "state");
     }
@@ -121,7 +121,7 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
                 cfg.clevel
             ));
         }
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     };
     if cfg.level != pers.level() {
         cfg.level = pers.level();
@@ -130,7 +130,7 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     cfg.clevel = pers.name().to_owned();
     if cfg.reshape_position != MAX_SECTOR {
         // No mdfuse personality can reshape.
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if pers.redundant() {
         warn_same_disk(mddev, cfg);
@@ -150,7 +150,7 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
             mddev.array_sectors() / 2,
             raid.size(cfg.dev_sectors) / 2
         ));
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if !cfg.external_size {
         mddev.set_array_sectors(raid.size(cfg.dev_sectors));
@@ -159,7 +159,11 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
         match Bitmap::create(mddev, cfg) {
             Ok(b) => *mddev.bitmap.write() = Some(b),
             Err(e) => {
-                log.warn(format!("{}: failed to create bitmap ({})", mddev.name, -e));
+                log.warn(format!(
+                    "{}: failed to create bitmap ({})",
+                    mddev.name,
+                    -e.raw()
+                ));
                 raid.free(mddev);
                 return Err(e);
             }
@@ -242,7 +246,8 @@ fn do_md_run_inner(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
         if let Err(e) = b.load(mddev, cfg) {
             mddev.log().warn(format!(
                 "{}: bitmap initialisation failed: {}",
-                mddev.name, -e
+                mddev.name,
+                -e.raw()
             ));
             *mddev.bitmap.write() = None;
             teardown(mddev, cfg);
@@ -274,16 +279,16 @@ fn teardown(mddev: &Arc<Mddev>, _cfg: &mut Config) {
 /// `restart_array`: read-only (or auto-read-only) to read-write.
 pub fn restart_array(mddev: &Mddev, cfg: &Config) -> Result<(), Errno> {
     if cfg.rdevs.is_empty() {
-        return Err(libc::ENXIO);
+        return Err(Errno::ENXIO);
     }
     if !mddev.is_running() {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if mddev.is_rdwr() {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     if cfg.rdevs.iter().any(|r| !r.disk.writable()) {
-        return Err(libc::EROFS);
+        return Err(Errno::EROFS);
     }
     mddev.lock.lock().safemode = 0;
     mddev.set_ro(ro::RDWR);
@@ -364,11 +369,11 @@ pub fn md_set_readonly(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno
             mddev
                 .log()
                 .warn(format!("md: {} still in use.", mddev.name));
-            return Err(libc::EBUSY);
+            return Err(Errno::EBUSY);
         }
         stop_writes(mddev, cfg);
         if mddev.ro() == ro::RDONLY {
-            return Err(libc::ENXIO);
+            return Err(Errno::ENXIO);
         }
         mddev.set_ro(ro::RDONLY);
         Ok(())
@@ -402,7 +407,7 @@ pub fn do_md_stop(mddev: &Arc<Mddev>, cfg: &mut Config, mode: StopMode) -> Resul
             mddev.recovery.clear(rec::FROZEN);
             mddev.recovery.set(rec::NEEDED);
         }
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     if mddev.is_running() {
         drain_writes(mddev, cfg);

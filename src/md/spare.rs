@@ -82,7 +82,7 @@ pub fn write_spare(
     let image = template.sb.lock().image.clone();
     let Some(SbImage::V1(minor, t)) = image else {
         log.warn("md: a new v0.90 member needs its superblock written by mdadm --add");
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     };
     let size = t.size;
     let plan = t.bitmap_offset_sectors().map(|off| BitmapPlan {
@@ -97,7 +97,7 @@ pub fn write_spare(
             disk.path().display(),
             layout.data_size
         ));
-        return Err(libc::ENOSPC);
+        return Err(Errno::ENOSPC);
     }
     let mut sb = (*t).clone();
     sb.feature_map &= !(feature::BAD_BLOCKS
@@ -106,7 +106,7 @@ pub fn write_spare(
         | feature::RECOVERY_BITMAP);
     sb.dev_number = dev_number;
     sb.devflags = 0;
-    sb.device_uuid = random_uuid().map_err(|_| libc::EIO)?;
+    sb.device_uuid = random_uuid().map_err(|_| Errno::EIO)?;
     sb.events = 0;
     sb.recovery_offset = 0;
     sb.cnt_corrected_read = 0;
@@ -124,7 +124,7 @@ pub fn write_spare(
         *r = role::SPARE;
     }
     sb.update_csum();
-    let io = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    let io = |e: std::io::Error| Errno::from_io(&e);
     disk.write_at(&sb.to_sector_bytes(), layout.super_offset * 512)
         .map_err(io)?;
     if let Some(plan) = plan {
@@ -140,7 +140,7 @@ pub fn write_spare(
         }
         let pos = layout.super_offset as i64 + plan.offset as i64;
         if pos < 0 {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         disk.write_at(&area, pos as u64 * 512).map_err(io)?;
     }

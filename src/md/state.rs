@@ -152,7 +152,7 @@ pub fn array_state(m: &Mddev) -> ArrayState {
 pub fn array_state_store(m: &Arc<Mddev>, want: ArrayState) -> Result<(), Errno> {
     use ArrayState::*;
     match want {
-        Suspended | WritePending | ActiveIdle | Broken => return Err(libc::EINVAL),
+        Suspended | WritePending | ActiveIdle | Broken => return Err(Errno::EINVAL),
         // do_md_stop and md_set_readonly (Linux 6.1) refuse while the array
         // is open, read-only or not; read-auto only stops writes of a
         // read-write array (a read-only one is restarted instead).
@@ -162,7 +162,7 @@ pub fn array_state_store(m: &Arc<Mddev>, want: ArrayState) -> Result<(), Errno> 
                 && m.openers.load(std::sync::atomic::Ordering::Acquire) > 0 =>
         {
             m.log().warn(format!("md: {} still in use.", m.name));
-            return Err(libc::EBUSY);
+            return Err(Errno::EBUSY);
         }
         _ => {}
     }
@@ -177,7 +177,7 @@ pub fn array_state_store(m: &Arc<Mddev>, want: ArrayState) -> Result<(), Errno> 
             let _g = m.lock.lock();
             m.sb_wait.notify_all();
         } else if !run::set_in_sync(m) {
-            return Err(libc::EBUSY);
+            return Err(Errno::EBUSY);
         }
         m.notify("array_state");
         return Ok(());
@@ -208,7 +208,7 @@ pub fn array_state_store(m: &Arc<Mddev>, want: ArrayState) -> Result<(), Errno> 
                 } else if m.ro() == ro::RDONLY {
                     run::restart_array(m, &cfg)
                 } else {
-                    Err(libc::EINVAL)
+                    Err(Errno::EINVAL)
                 };
                 if r.is_ok() {
                     m.set_ro(ro::AUTO_READ);
@@ -225,11 +225,11 @@ pub fn array_state_store(m: &Arc<Mddev>, want: ArrayState) -> Result<(), Errno> 
                     if run::set_in_sync(m) {
                         Ok(())
                     } else {
-                        Err(libc::EBUSY)
+                        Err(Errno::EBUSY)
                     }
                 })
             } else {
-                Err(libc::EINVAL)
+                Err(Errno::EINVAL)
             }
         }
         Active => {
@@ -244,7 +244,7 @@ pub fn array_state_store(m: &Arc<Mddev>, want: ArrayState) -> Result<(), Errno> 
                 run::do_md_run(m, &mut cfg)
             }
         }
-        Suspended | WritePending | ActiveIdle | Broken => Err(libc::EINVAL),
+        Suspended | WritePending | ActiveIdle | Broken => Err(Errno::EINVAL),
     };
     // md_free: a cleared array goes, and so does one left empty by any
     // state change (new_array's hold on mdN lasts until the first
@@ -317,13 +317,13 @@ pub fn action_store(
         // Linux 6.1 refuses every other word, known or not, while a sync
         // runs or md has yet to look at what was asked last (6.11 and later
         // look at RUNNING only, and say EINVAL for unknown words).
-        _ if r.test(rec::RUNNING) || r.test(rec::NEEDED) => return Err(libc::EBUSY),
+        _ if r.test(rec::RUNNING) || r.test(rec::NEEDED) => return Err(Errno::EBUSY),
         Some(Resync) => r.clear(rec::FROZEN),
         Some(Recover) => {
             r.clear(rec::FROZEN);
             r.set(rec::RECOVER);
         }
-        Some(Reshape) | None => return Err(libc::EINVAL),
+        Some(Reshape) | None => return Err(Errno::EINVAL),
         Some(Check) => {
             r.set(rec::CHECK | rec::REQUESTED | rec::SYNC);
             r.clear(rec::FROZEN);

@@ -77,17 +77,17 @@ pub fn load_super(
         Probe::Found(s) => s,
         Probe::Absent => {
             log.info(format!("md: {name}: no v{version} superblock found"));
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         Probe::Invalid(e) => {
             log.info(format!("md: {name}: {e}"));
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         Probe::Io(e) => {
             log.warn(format!(
                 "md: disabled device {name}, could not read superblock."
             ));
-            return Err(e.raw_os_error().unwrap_or(libc::EIO));
+            return Err(Errno::from_io(&e));
         }
     };
     let dev_sectors = rdev.disk.sectors();
@@ -121,10 +121,10 @@ fn load_1(
     dev_sectors: u64,
     log: &KernelLog,
 ) -> Result<bool, Errno> {
-    let sb_start = minor.sb_start(dev_sectors).ok_or(libc::EINVAL)?;
+    let sb_start = minor.sb_start(dev_sectors).ok_or(Errno::EINVAL)?;
     if let Err(e) = sb.validate(minor, dev_sectors) {
         explain(log, &rdev.name, &e);
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     rdev.set_sb_start(sb_start);
     rdev.set_data_offset(sb.data_offset);
@@ -141,19 +141,19 @@ fn load_1(
             let sectors = sb.bblog_size as u64;
             let off = sb_start as i64 + sb.bblog_offset as i64;
             if off < 0 {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
             let mut buf = vec![0u8; (sectors * 512) as usize];
             if rdev.disk.read_at(&mut buf, off as u64 * 512).is_err() {
-                return Err(libc::EIO);
+                return Err(Errno::EIO);
             }
             bb.shift = Some(sb.bblog_shift);
             let ranges = badblocks::parse(&buf, sb.bblog_shift).map_err(|e| {
                 log.info(format!("md: {}: {e}", rdev.name));
-                libc::EINVAL
+                Errno::EINVAL
             })?;
             if !bb.load(&ranges) {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
         } else if sb.bblog_offset != 0 {
             bb.shift = Some(0);
@@ -170,7 +170,7 @@ fn load_1(
                     "md: {} has strangely different superblock to {}",
                     rdev.name, r.name
                 ));
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             };
             if sb.set_uuid != refsb.set_uuid
                 || sb.level != refsb.level
@@ -181,14 +181,14 @@ fn load_1(
                     "md: {} has strangely different superblock to {}",
                     rdev.name, r.name
                 ));
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
             !spare_disk && sb.events > refsb.events
         }
     };
     let avail = sb.avail_sectors(minor, dev_sectors);
     if avail < sb.data_size {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     rdev.set_sectors(sb.data_size);
     let mut st = rdev.sb.lock();
@@ -205,9 +205,9 @@ fn load_090(
 ) -> Result<bool, Errno> {
     if let Err(e) = sb.validate(dev_sectors) {
         explain(log, &rdev.name, &e);
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
-    let sb_start = super0::sb_start(dev_sectors).ok_or(libc::EINVAL)?;
+    let sb_start = super0::sb_start(dev_sectors).ok_or(Errno::EINVAL)?;
     rdev.set_sb_start(sb_start);
     rdev.preferred_minor
         .store(sb.md_minor, std::sync::atomic::Ordering::Release);
@@ -230,21 +230,21 @@ fn load_090(
                     "md: {} has different UUID to {}",
                     rdev.name, r.name
                 ));
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             };
             if sb.uuid() != refsb.uuid() {
                 log.warn(format!(
                     "md: {} has different UUID to {}",
                     rdev.name, r.name
                 ));
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
             if !sb.equal_for_assembly(refsb) {
                 log.warn(format!(
                     "md: {} has same UUID but different superblock to {}",
                     rdev.name, r.name
                 ));
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
             !spare_disk && sb.events() > refsb.events()
         }
@@ -254,7 +254,7 @@ fn load_090(
         sectors = (2u64 << 32) - 2;
     }
     if sectors < sb.size as u64 * 2 && sb.level >= 1 {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     rdev.set_sectors(sectors);
     rdev.sb.lock().image = Some(SbImage::V090(Box::new(sb)));
@@ -281,7 +281,7 @@ pub fn validate_super(
     match image {
         Some(SbImage::V1(minor, sb)) => validate_1(cfg, view, freshest, rdev, minor, &sb, mddev),
         Some(SbImage::V090(sb)) => validate_090(cfg, view, rdev, &sb, mddev),
-        None => Err(libc::EINVAL),
+        None => Err(Errno::EINVAL),
     }
 }
 
@@ -344,10 +344,10 @@ fn validate_1(
         }
         if sb.has(feature::PPL | feature::MULTIPLE_PPLS) {
             if sb.has(feature::BITMAP_OFFSET | feature::JOURNAL) {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
             if sb.has(feature::PPL) && sb.has(feature::MULTIPLE_PPLS) {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
         }
     } else if !view.running {
@@ -358,7 +358,7 @@ fn validate_1(
             && (r < role::MAX || r == role::JOURNAL)
             && ev1 + 1 < cfg.events
         {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
     } else if !view.keeps_role(rdev, ev1, cfg.events) {
         return Ok(());
@@ -374,14 +374,14 @@ fn validate_1(
         let f = freshest.expect("checked");
         let fs = f.sb.lock();
         let Some(SbImage::V1(_, fsb)) = fs.image.as_ref() else {
-            return Err(libc::EUCLEAN);
+            return Err(Errno::EUCLEAN);
         };
         if desc as u32 >= fsb.max_dev {
             mddev.log().warn(format!(
                 "md: {}: rdev[{}]: desc_nr({desc}) >= freshest({})->sb->max_dev({})",
                 mddev.name, rdev.name, f.name, fsb.max_dev
             ));
-            return Err(libc::EUCLEAN);
+            return Err(Errno::EUCLEAN);
         }
         fsb.role_of(desc as u32)
     } else {
@@ -395,7 +395,7 @@ fn validate_1(
                 mddev.log().warn(
                     "md: journal device provided without journal feature, ignoring the device",
                 );
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
             rdev.flags.set(rf::JOURNAL);
             rdev.set_raid_disk(0);
@@ -488,7 +488,7 @@ fn validate_090(
             && sb.disks[n as usize].state & (disk_state::SYNC | disk_state::ACTIVE) != 0
             && ev1 + 1 < cfg.events
         {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
     } else if !view.keeps_role(rdev, ev1, cfg.events) {
         return Ok(());

@@ -123,7 +123,7 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
                 Err(e) => {
                     mddev
                         .log()
-                        .err(format!("md: super_written gets error={}", -e));
+                        .err(format!("md: super_written gets error={}", -e.raw()));
                     // A member it failed sets CHANGE_DEVS, so the
                     // survivors are rewritten below; the last working
                     // leg is not failed and nothing is rewritten.
@@ -175,8 +175,8 @@ fn write_sb(mddev: &Mddev, r: &Rdev) -> Result<(), Errno> {
     // The log is copied (and counts as written) before anything goes
     // out, as super_1_sync does: the bad blocks it holds are acknowledged
     // at the end of the update even if the write fails.
-    let bblog = badblocks_image(r).map_err(|_| libc::EIO)?;
-    let io = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    let bblog = badblocks_image(r).map_err(|_| Errno::EIO)?;
+    let io = |e: std::io::Error| Errno::from_io(&e);
     r.disk.flush().map_err(io)?;
     r.disk
         .write_at_durable(&bytes, r.sb_start() * 512)
@@ -221,7 +221,7 @@ pub fn md_write_start(mddev: &Mddev) -> Result<(), Errno> {
     // update records the array dirty (one event, not two).
     let mut st = mddev.lock.lock();
     match mddev.ro() {
-        ro::RDONLY => return Err(libc::EROFS),
+        ro::RDONLY => return Err(Errno::EROFS),
         ro::AUTO_READ => {
             mddev.set_ro(ro::RDWR);
             mddev.recovery.set(rec::NEEDED);
@@ -248,7 +248,7 @@ pub fn md_write_start(mddev: &Mddev) -> Result<(), Errno> {
     while mddev.sb_flags.test(sbf::CHANGE_PENDING) {
         if !mddev.is_running() {
             st.writes_pending -= 1;
-            return Err(libc::EIO);
+            return Err(Errno::EIO);
         }
         mddev.sb_wait.wait_for(&mut st, Duration::from_millis(100));
     }

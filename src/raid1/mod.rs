@@ -49,14 +49,14 @@ impl Personality for Raid1Personality {
                 "md/raid1:{}: raid level not set to mirroring ({})",
                 mddev.name, cfg.level
             ));
-            return Err(libc::EIO);
+            return Err(Errno::EIO);
         }
         if cfg.reshape_position != MAX_SECTOR {
             log.warn(format!(
                 "md/raid1:{}: reshape_position set but not supported",
                 mddev.name
             ));
-            return Err(libc::EIO);
+            return Err(Errno::EIO);
         }
         let conf = Conf::setup(mddev, cfg)?;
         let n = conf.n();
@@ -72,7 +72,7 @@ impl Personality for Raid1Personality {
         }
         mddev.set_degraded(degraded);
         if n as u32 - degraded < 1 {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         if n as u32 - degraded == 1 {
             mddev.set_recovery_cp(MAX_SECTOR);
@@ -128,7 +128,7 @@ impl Conf {
                     "md/raid1:{}: {} claims slot {idx} which is taken",
                     mddev.name, r.name
                 ));
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
             mirrors[slot] = Some(r.clone());
         }
@@ -140,7 +140,7 @@ impl Conf {
                         // A replacement without an original: it recovers the slot.
                         mirrors[i] = mirrors[n + i].take();
                     }
-                    Some(orig) if !orig.in_sync() => return Err(libc::EIO),
+                    Some(orig) if !orig.in_sync() => return Err(Errno::EIO),
                     _ => {}
                 }
             }
@@ -288,7 +288,7 @@ impl Conf {
                         mddev.name
                     ));
                 }
-                return Err(libc::EIO);
+                return Err(Errno::EIO);
             };
             let Some(r) = self.slot(d) else { continue };
             if retried.take().is_some() {
@@ -310,7 +310,7 @@ impl Conf {
                     // The last usable copy: give the error to the caller.
                     let degraded = mddev.degraded() as usize;
                     if degraded == n || (degraded == n - 1 && r.in_sync()) {
-                        return Err(libc::EIO);
+                        return Err(Errno::EIO);
                     }
                     mddev.log().err(format!(
                         "md/raid1:{}: {}: rescheduling sector {s}",
@@ -541,7 +541,7 @@ impl Conf {
             b.endwrite(mddev, sector, max, !degraded, mddev.events());
         }
         if !uptodate {
-            return Err(libc::EIO);
+            return Err(Errno::EIO);
         }
         Ok(Unit::Done(max))
     }
@@ -552,7 +552,7 @@ impl Conf {
     /// discard is no write error (`raid1_end_write_request`'s
     /// `discard_error`), but one found shrunk is failed.
     fn discard_unit(&self, mddev: &Mddev, sector: u64, sectors: u64) -> Result<Unit, Errno> {
-        let bytes = usize::try_from(sectors * 512).map_err(|_| libc::EINVAL)?;
+        let bytes = usize::try_from(sectors * 512).map_err(|_| Errno::EINVAL)?;
         let (targets, max, degraded) = match self.write_targets(sector, bytes) {
             Ok(t) => t,
             Err(r) => return Ok(Unit::Blocked(r)),
@@ -578,7 +578,7 @@ impl Conf {
             b.endwrite(mddev, sector, max, !degraded, mddev.events());
         }
         if !uptodate {
-            return Err(libc::EIO);
+            return Err(Errno::EIO);
         }
         Ok(Unit::Done(max))
     }
@@ -867,7 +867,7 @@ impl Raid for Conf {
                 any = true;
             }
         }
-        if any { Ok(()) } else { Err(libc::EIO) }
+        if any { Ok(()) } else { Err(Errno::EIO) }
     }
 
     fn status(&self, mddev: &Mddev) -> String {
@@ -919,7 +919,7 @@ impl Raid for Conf {
     /// `raid1_add_disk`.
     fn hot_add_disk(&self, mddev: &Mddev, rdev: &Arc<Rdev>) -> Result<(), Errno> {
         if mddev.recovery_disabled() == self.recovery_disabled.load(Ordering::Acquire) {
-            return Err(libc::EBUSY);
+            return Err(Errno::EBUSY);
         }
         let n = self.n();
         let (mut first, mut last) = (0usize, n - 1);
@@ -969,7 +969,7 @@ impl Raid for Conf {
             self.fullsync.store(true, Ordering::Release);
             return Ok(());
         }
-        Err(libc::EEXIST)
+        Err(Errno::EEXIST)
     }
 
     /// `raid1_remove_disk`.
@@ -989,20 +989,20 @@ impl Raid for Conf {
         }
         // raid1_remove_conf
         if rdev.in_sync() || rdev.nr_pending.load(Ordering::Acquire) > 0 {
-            return Err(libc::EBUSY);
+            return Err(Errno::EBUSY);
         }
         if !rdev.faulty()
             && mddev.recovery_disabled() != self.recovery_disabled.load(Ordering::Acquire)
             && (mddev.degraded() as usize) < n
         {
-            return Err(libc::EBUSY);
+            return Err(Errno::EBUSY);
         }
         m[idx] = None;
         if idx < n {
             if let Some(repl) = m[n + idx].take() {
                 if repl.nr_pending.load(Ordering::Acquire) > 0 {
                     m[n + idx] = Some(repl);
-                    return Err(libc::EBUSY);
+                    return Err(Errno::EBUSY);
                 }
                 repl.flags.clear(rf::REPLACEMENT);
                 m[idx] = Some(repl);
@@ -1067,7 +1067,7 @@ impl Raid for Conf {
             .filter(|s| s.is_some())
             .count();
         if new_n < old_n && present > new_n {
-            return Err(libc::EBUSY);
+            return Err(Errno::EBUSY);
         }
         self.barrier.freeze(0);
         {

@@ -77,7 +77,7 @@ fn level_store(m: &M, s: &str) -> Result<(), Errno> {
     // empty `s` was a bare newline: the kernel stores an empty name); the
     // kernel's limit of 15 bytes counts that newline.
     if s.len() >= 15 {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let mut cfg = m.cfg.lock();
     let Some(p) = m.pers() else {
@@ -86,10 +86,10 @@ fn level_store(m: &M, s: &str) -> Result<(), Errno> {
         return Ok(());
     };
     if !m.is_rdwr() {
-        return Err(libc::EROFS);
+        return Err(Errno::EROFS);
     }
     if m.recovery.test(rec::RUNNING) || cfg.reshape_position != MAX_SECTOR {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     let level = kstrtol(s)
         .ok()
@@ -102,11 +102,11 @@ fn level_store(m: &M, s: &str) -> Result<(), Errno> {
                 "md: {}: {} does not support personality takeover",
                 m.name, s
             ));
-            Err(libc::EINVAL)
+            Err(Errno::EINVAL)
         }
         None => {
             m.log().warn(format!("md: personality {s} not loaded"));
-            Err(libc::EINVAL)
+            Err(Errno::EINVAL)
         }
     }
 }
@@ -124,11 +124,11 @@ fn layout_store(m: &M, s: &str) -> Result<(), Errno> {
     let mut cfg = m.cfg.lock();
     if m.is_running() {
         if !m.is_rdwr() {
-            return Err(libc::EROFS);
+            return Err(Errno::EROFS);
         }
         // raid1_reshape: any change of layout is refused.
         if n as i32 != cfg.layout {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         return Ok(());
     }
@@ -157,7 +157,7 @@ fn raid_disks_store(m: &M, s: &str) -> Result<(), Errno> {
         return crate::md::resize::update_raid_disks(m, &mut cfg, n);
     }
     if cfg.reshape_position != MAX_SECTOR {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     cfg.raid_disks = n;
     m.publish(&cfg);
@@ -187,10 +187,10 @@ fn chunk_size_store(m: &M, s: &str) -> Result<(), Errno> {
     let mut cfg = m.cfg.lock();
     if m.is_running() {
         if !m.is_rdwr() {
-            return Err(libc::EROFS);
+            return Err(Errno::EROFS);
         }
         if (n >> 9) as u32 != cfg.chunk_sectors {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         return Ok(());
     }
@@ -216,7 +216,7 @@ fn size_store(m: &M, s: &str) -> Result<(), Errno> {
         m.publish(&cfg);
         Ok(())
     } else {
-        Err(libc::ENOSPC)
+        Err(Errno::ENOSPC)
     }
 }
 
@@ -235,7 +235,7 @@ fn resync_start_store(m: &M, s: &str) -> Result<(), Errno> {
     };
     let _cfg = m.cfg.lock();
     if m.is_running() && !m.recovery.test(rec::FROZEN) {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     m.set_recovery_cp(n);
     if m.is_running() {
@@ -257,7 +257,7 @@ fn metadata_show(m: &M) -> Result<String, Errno> {
 fn metadata_store(m: &M, s: &str) -> Result<(), Errno> {
     let mut cfg = m.cfg.lock();
     if !cfg.rdevs.is_empty() {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     if cmd_match(s, "none") {
         cfg.persistent = false;
@@ -272,24 +272,24 @@ fn metadata_store(m: &M, s: &str) -> Result<(), Errno> {
             "md: {}: external metadata is not supported",
             m.name
         ));
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let (major, rest) = simple_strtoul(s);
     if rest.len() == s.len() || !rest.starts_with('.') {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let (minor, rest2) = simple_strtoul(&rest[1..]);
     if rest2.len() == rest.len() - 1 || !rest2.is_empty() {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let v = match (major, minor) {
         (0, 90) => MetadataVersion::V090,
         (1, n) => match crate::format::Minor::from_number(n as u32) {
             Some(mi) => MetadataVersion::V1(mi),
-            None => return Err(libc::EINVAL),
+            None => return Err(Errno::EINVAL),
         },
-        (0, _) => return Err(libc::EINVAL),
-        _ => return Err(libc::ENOENT),
+        (0, _) => return Err(Errno::EINVAL),
+        _ => return Err(Errno::ENOENT),
     };
     cfg.metadata = Some(v);
     cfg.persistent = true;
@@ -309,7 +309,7 @@ fn safe_delay_show(m: &M) -> Result<String, Errno> {
 fn safe_delay_store(m: &M, s: &str) -> Result<(), Errno> {
     let msec = strict_strtoul_scaled(s, 3)?;
     if msec > u32::MAX as u64 / HZ {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if msec == 0 {
         m.set_safemode_delay(0);
@@ -335,7 +335,7 @@ fn array_state_show(m: &M) -> Result<String, Errno> {
 }
 
 fn array_state_store(m: &M, s: &str) -> Result<(), Errno> {
-    let want = ArrayState::match_word(s).ok_or(libc::EINVAL)?;
+    let want = ArrayState::match_word(s).ok_or(Errno::EINVAL)?;
     state::array_state_store(m, want)
 }
 
@@ -350,7 +350,7 @@ fn reshape_position_store(m: &M, s: &str) -> Result<(), Errno> {
     let new = kstrtoull(s)?;
     let mut cfg = m.cfg.lock();
     if m.is_running() {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     cfg.set_no_reshape(new);
     for r in &cfg.rdevs {
@@ -373,17 +373,17 @@ fn reshape_direction_store(m: &M, s: &str) -> Result<(), Errno> {
     } else if cmd_match(s, "backwards") {
         true
     } else {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     };
     let mut cfg = m.cfg.lock();
     if cfg.reshape_backwards == backwards {
         return Ok(());
     }
     if cfg.delta_disks != 0 {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     if cfg.persistent && cfg.metadata == Some(MetadataVersion::V090) {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     cfg.reshape_backwards = backwards;
     Ok(())
@@ -407,10 +407,10 @@ fn array_size_store(m: &M, s: &str) -> Result<(), Errno> {
             None => m.array_sectors(),
         }
     } else {
-        let sectors = strict_blocks_to_sectors(s).map_err(|_| libc::EINVAL)?;
+        let sectors = strict_blocks_to_sectors(s).map_err(|_| Errno::EINVAL)?;
         if let Some(p) = m.pers() {
             if p.size(cfg.dev_sectors) < sectors {
-                return Err(libc::E2BIG);
+                return Err(Errno::E2BIG);
             }
         }
         cfg.external_size = true;
@@ -435,7 +435,7 @@ fn max_read_errors_show(m: &M) -> Result<String, Errno> {
 fn max_read_errors_store(m: &M, s: &str) -> Result<(), Errno> {
     let n = kstrtouint(s)?;
     if n > i32::MAX as u32 {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     m.set_max_corr_read_errors(n);
     Ok(())
@@ -459,9 +459,9 @@ fn consistency_policy_store(m: &M, _s: &str) -> Result<(), Errno> {
     // RAID1 has no change_consistency_policy; journal/ppl need external
     // metadata.
     if m.is_running() {
-        Err(libc::EBUSY)
+        Err(Errno::EBUSY)
     } else {
-        Err(libc::EINVAL)
+        Err(Errno::EINVAL)
     }
 }
 
@@ -490,7 +490,7 @@ fn serialize_policy_store(m: &M, s: &str) -> Result<(), Errno> {
     if m.pers().is_none_or(|p| p.personality().level() != 1) {
         m.log()
             .err("md: serialize_policy is only effective for raid1");
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     // Writes to a leg are already issued one range at a time, in order.
     cfg.serialize_policy = v;
@@ -504,7 +504,7 @@ fn action_show(m: &M) -> Result<String, Errno> {
 
 fn action_store(m: &M, s: &str) -> Result<(), Errno> {
     if !m.pers().is_some_and(|p| p.personality().redundant()) {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     crate::md::sync::settle_needed(m);
     let mut cfg = m.cfg.lock();
@@ -534,7 +534,7 @@ fn speed_value(s: &str) -> Result<u32, Errno> {
     }
     let v = kstrtouint(s)?;
     if v == 0 {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     Ok(v)
 }
@@ -570,9 +570,9 @@ fn sync_force_parallel_show(m: &M) -> Result<String, Errno> {
 }
 
 fn sync_force_parallel_store(m: &M, s: &str) -> Result<(), Errno> {
-    let n = kstrtol(s).map_err(|_| libc::EINVAL)?;
+    let n = kstrtol(s).map_err(|_| Errno::EINVAL)?;
     if n != 0 && n != 1 {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     m.set_sync_force_parallel(n == 1);
     Ok(())
@@ -599,13 +599,13 @@ fn min_sync_show(m: &M) -> Result<String, Errno> {
 }
 
 fn min_sync_store(m: &M, s: &str) -> Result<(), Errno> {
-    let min = kstrtoull(s).map_err(|_| libc::EINVAL)?;
+    let min = kstrtoull(s).map_err(|_| Errno::EINVAL)?;
     let _g = m.lock.lock();
     if min > m.sync.resync_max() {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if m.recovery.test(rec::RUNNING) {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     m.sync.set_resync_min(min & !7);
     Ok(())
@@ -623,16 +623,16 @@ fn max_sync_store(m: &M, s: &str) -> Result<(), Errno> {
         m.sync.set_resync_max(MAX_SECTOR);
         return Ok(());
     }
-    let max = kstrtoull(s).map_err(|_| libc::EINVAL)?;
+    let max = kstrtoull(s).map_err(|_| Errno::EINVAL)?;
     if max < m.sync.resync_min() {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if max < m.sync.resync_max() && m.is_rdwr() && m.recovery.test(rec::RUNNING) {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     let chunk = m.cfg.lock().chunk_sectors as u64;
     if chunk != 0 && max % chunk != 0 {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     m.sync.set_resync_max(max);
     Ok(())
@@ -746,7 +746,7 @@ fn repair_source_store(m: &M, s: &str) -> Result<(), Errno> {
             *m.sync.repair_source.lock() = Some(r.name.clone());
             Ok(())
         }
-        Some(_) => Err(libc::EBUSY),
-        None => Err(libc::ENOENT),
+        Some(_) => Err(Errno::EBUSY),
+        None => Err(Errno::ENOENT),
     }
 }

@@ -39,11 +39,11 @@ fn location_show(m: &M) -> Result<String, Errno> {
 fn location_store(m: &M, s: &str) -> Result<(), Errno> {
     let mut cfg = m.cfg.lock();
     if m.is_running() && (m.recovery.any() || m.sync.busy()) {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     if m.bitmap().is_some() || cfg.bitmap_info.offset != 0 {
         if !s.starts_with("none") {
-            return Err(libc::EBUSY);
+            return Err(Errno::EBUSY);
         }
         if let Some(p) = m.pers() {
             p.quiesce(true);
@@ -54,7 +54,7 @@ fn location_store(m: &M, s: &str) -> Result<(), Errno> {
     } else if s.starts_with("none") {
         // nothing to do
     } else if s.starts_with("file:") {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     } else {
         let digits = s.strip_prefix('+').unwrap_or(s);
         let offset: i64 = if let Some(neg) = digits.strip_prefix('-') {
@@ -63,10 +63,10 @@ fn location_store(m: &M, s: &str) -> Result<(), Errno> {
             kstrtoull(digits)? as i64
         };
         if offset == 0 {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         if cfg.metadata == Some(MetadataVersion::V090) && offset != cfg.bitmap_info.default_offset {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         cfg.bitmap_info.offset = offset;
         m.publish(&cfg);
@@ -96,13 +96,13 @@ fn space_show(m: &M) -> Result<String, Errno> {
 fn space_store(m: &M, s: &str) -> Result<(), Errno> {
     let sectors = kstrtoull(s)?;
     if sectors == 0 {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let mut cfg = m.cfg.lock();
     if let Some(b) = m.bitmap() {
         let need = (256 + b.chunks().div_ceil(8)).div_ceil(512);
         if sectors < need {
-            return Err(libc::EFBIG);
+            return Err(Errno::EFBIG);
         }
     }
     cfg.bitmap_info.space = sectors;
@@ -122,7 +122,7 @@ fn timeout_show(m: &M) -> Result<String, Errno> {
 fn timeout_store(m: &M, s: &str) -> Result<(), Errno> {
     let t = strict_strtoul_scaled(s, 4)?;
     if t >= (i64::MAX as u64) / HZ {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let jiffies = (t * HZ / 10000).max(1);
     m.cfg.lock().bitmap_info.daemon_sleep = jiffies;
@@ -140,7 +140,7 @@ fn backlog_show(m: &M) -> Result<String, Errno> {
 fn backlog_store(m: &M, s: &str) -> Result<(), Errno> {
     let v = kstrtoull(s)?;
     if v > crate::format::bitmap::COUNTER_MAX as u64 {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let mut cfg = m.cfg.lock();
     if !cfg.rdevs.iter().any(|r| r.flags.test(rf::WRITE_MOSTLY)) {
@@ -148,7 +148,7 @@ fn backlog_store(m: &M, s: &str) -> Result<(), Errno> {
             "{}: can't set backlog, no write mostly device available",
             m.name
         ));
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let old = cfg.bitmap_info.max_write_behind;
     cfg.bitmap_info.max_write_behind = v;
@@ -166,14 +166,14 @@ fn chunksize_show(m: &M) -> Result<String, Errno> {
 
 fn chunksize_store(m: &M, s: &str) -> Result<(), Errno> {
     if m.bitmap().is_some() {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     let c = kstrtoull(s)?;
     if c < 512 || !c.is_power_of_two() {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if c >= 1 << 32 {
-        return Err(libc::EOVERFLOW);
+        return Err(Errno::EOVERFLOW);
     }
     m.cfg.lock().bitmap_info.chunksize = c;
     Ok(())
@@ -190,14 +190,14 @@ fn metadata_show(m: &M) -> Result<String, Errno> {
 fn metadata_store(m: &M, s: &str) -> Result<(), Errno> {
     let mut cfg = m.cfg.lock();
     if m.bitmap().is_some() || cfg.bitmap_info.offset != 0 {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     if s.starts_with("external") {
         cfg.bitmap_info.external = true;
     } else if s.starts_with("internal") {
         cfg.bitmap_info.external = false;
     } else {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     Ok(())
 }
@@ -211,19 +211,19 @@ fn can_clear_show(m: &M) -> Result<String, Errno> {
 
 fn can_clear_store(m: &M, s: &str) -> Result<(), Errno> {
     let Some(b) = m.bitmap() else {
-        return Err(libc::ENOENT);
+        return Err(Errno::ENOENT);
     };
     if s.starts_with("false") {
         b.set_need_sync(true);
         Ok(())
     } else if s.starts_with("true") {
         if m.degraded() > 0 {
-            return Err(libc::EBUSY);
+            return Err(Errno::EBUSY);
         }
         b.set_need_sync(false);
         Ok(())
     } else {
-        Err(libc::EINVAL)
+        Err(Errno::EINVAL)
     }
 }
 

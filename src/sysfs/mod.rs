@@ -56,12 +56,12 @@ struct ArrayAttr {
 
 impl Attribute for ArrayAttr {
     fn show(&self) -> Result<String, Errno> {
-        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
-        (self.row.show.ok_or(libc::EIO)?)(&m)
+        let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
+        (self.row.show.ok_or(Errno::EIO)?)(&m)
     }
     fn store(&self, value: &str) -> Result<(), Errno> {
-        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
-        (self.row.store.ok_or(libc::EIO)?)(&m, value)
+        let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
+        (self.row.store.ok_or(Errno::EIO)?)(&m, value)
     }
 }
 
@@ -75,8 +75,8 @@ struct MemberAttr {
 impl MemberAttr {
     fn ctx(&self) -> Result<RdevCtx, Errno> {
         Ok(RdevCtx {
-            mddev: self.mddev.upgrade().ok_or(libc::ENODEV)?,
-            rdev: self.rdev.upgrade().ok_or(libc::ENODEV)?,
+            mddev: self.mddev.upgrade().ok_or(Errno::ENODEV)?,
+            rdev: self.rdev.upgrade().ok_or(Errno::ENODEV)?,
         })
     }
 }
@@ -84,11 +84,11 @@ impl MemberAttr {
 impl Attribute for MemberAttr {
     fn show(&self) -> Result<String, Errno> {
         let c = self.ctx()?;
-        (self.row.show.ok_or(libc::EIO)?)(&c)
+        (self.row.show.ok_or(Errno::EIO)?)(&c)
     }
     fn store(&self, value: &str) -> Result<(), Errno> {
         let c = self.ctx()?;
-        let r = (self.row.store.ok_or(libc::EIO)?)(&c, value);
+        let r = (self.row.store.ok_or(Errno::EIO)?)(&c, value);
         // rdev_attr_store runs every store under the reconfig mutex, and
         // mddev_unlock wakes md's thread: whatever the store left for it
         // (a failure to record, a member to take out) happens now.
@@ -113,18 +113,18 @@ impl BinFile for DataFile {
     fn open(&self, _write: bool) -> Result<(), Errno> {
         // A read-only array opens for writing too (writes then fail), as
         // a read-only block device does.
-        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
+        let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
         m.openers.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
-        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
+        let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
         m.read_data(buf, offset)
     }
 
     fn write_at(&self, data: &[u8], offset: u64) -> Result<usize, Errno> {
-        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
+        let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
         m.write_data(data, offset)
     }
 
@@ -139,23 +139,23 @@ impl BinFile for DataFile {
     }
 
     fn fsync(&self, _datasync: bool) -> Result<(), Errno> {
-        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
+        let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
         m.flush_data()
     }
 
     fn fallocate(&self, offset: u64, length: u64, mode: i32) -> Result<(), Errno> {
-        let m = self.mddev.upgrade().ok_or(libc::ENODEV)?;
+        let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
         m.fallocate_data(offset, length, mode)
     }
 
     /// `blkdev_write_iter`: a write at or past the end of the device.
     fn write_past_end_errno(&self) -> Errno {
-        libc::ENOSPC
+        Errno::ENOSPC
     }
 
     /// `truncate(2)` of a block device.
     fn resize_errno(&self) -> Errno {
-        libc::EINVAL
+        Errno::EINVAL
     }
 }
 
@@ -175,11 +175,11 @@ impl BinFile for LogFile {
     }
 
     fn open(&self, write: bool) -> Result<(), Errno> {
-        if write { Err(libc::EACCES) } else { Ok(()) }
+        if write { Err(Errno::EACCES) } else { Ok(()) }
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
-        let md = self.md.upgrade().ok_or(libc::ENODEV)?;
+        let md = self.md.upgrade().ok_or(Errno::ENODEV)?;
         let text = md.log.contents();
         let bytes = text.as_bytes();
         let start = (offset as usize).min(bytes.len());
@@ -189,7 +189,7 @@ impl BinFile for LogFile {
     }
 
     fn write_at(&self, _data: &[u8], _offset: u64) -> Result<usize, Errno> {
-        Err(libc::EACCES)
+        Err(Errno::EACCES)
     }
 }
 
@@ -226,7 +226,7 @@ impl MdTree {
             "mdstat",
             0o444,
             Arc::new(FnAttr::read_only(move || {
-                Ok(mdstat::mdstat(&*md.upgrade().ok_or(libc::ENODEV)?))
+                Ok(mdstat::mdstat(&*md.upgrade().ok_or(Errno::ENODEV)?))
             })),
         );
         let weak_self = Arc::downgrade(self);
@@ -234,7 +234,7 @@ impl MdTree {
             "new_array",
             0o200,
             Arc::new(FnAttr::write_only(move |name: &str| {
-                let t = weak_self.upgrade().ok_or(libc::ENODEV)?;
+                let t = weak_self.upgrade().ok_or(Errno::ENODEV)?;
                 t.new_array(name)
             })),
         );
@@ -246,7 +246,7 @@ impl MdTree {
                 0o644,
                 Arc::new(FnAttr::new(
                     move || {
-                        let md = mdw.upgrade().ok_or(libc::ENODEV)?;
+                        let md = mdw.upgrade().ok_or(Errno::ENODEV)?;
                         let v = if is_min {
                             &md.speed_limit_min
                         } else {
@@ -255,11 +255,12 @@ impl MdTree {
                         Ok(format!("{}\n", v.load(Ordering::Acquire)))
                     },
                     move |s: &str| {
-                        let md = mdw2.upgrade().ok_or(libc::ENODEV)?;
+                        let md = mdw2.upgrade().ok_or(Errno::ENODEV)?;
                         // proc_dointvec_minmax: 1..INT_MAX.
-                        let v = crate::kstr::kstrtoint(s.trim_start()).map_err(|_| libc::EINVAL)?;
+                        let v =
+                            crate::kstr::kstrtoint(s.trim_start()).map_err(|_| Errno::EINVAL)?;
                         if v < 1 {
-                            return Err(libc::EINVAL);
+                            return Err(Errno::EINVAL);
                         }
                         let a = if is_min {
                             &md.speed_limit_min
@@ -308,7 +309,7 @@ impl MdTree {
             Arc::new(FnAttr::read_only(move || {
                 Ok(format!(
                     "{}\n",
-                    w2.upgrade().ok_or(libc::ENODEV)?.array_sectors()
+                    w2.upgrade().ok_or(Errno::ENODEV)?.array_sectors()
                 ))
             })),
         );

@@ -47,7 +47,7 @@ fn state_store(c: &C, s: &str) -> Result<(), Errno> {
     let (m, r) = (&c.mddev, &c.rdev);
     let mut cfg = m.cfg.lock();
     if !cfg.rdevs.iter().any(|x| Arc::ptr_eq(x, r)) {
-        return Err(libc::ENODEV);
+        return Err(Errno::ENODEV);
     }
     let mut need_update_sb = false;
     let running = m.is_running();
@@ -55,7 +55,7 @@ fn state_store(c: &C, s: &str) -> Result<(), Errno> {
         "faulty" if running => {
             update::md_error(m, &cfg, r);
             if m.flags.test(mf::BROKEN) {
-                Err(libc::EBUSY)
+                Err(Errno::EBUSY)
             } else {
                 Ok(())
             }
@@ -66,7 +66,7 @@ fn state_store(c: &C, s: &str) -> Result<(), Errno> {
                 sync::remove_and_add_spares(m, &mut cfg, Some(r));
             }
             if r.raid_disk() >= 0 {
-                Err(libc::EBUSY)
+                Err(Errno::EBUSY)
             } else {
                 bind::kick_rdev(m, &mut cfg, r);
                 if running {
@@ -122,7 +122,7 @@ fn state_store(c: &C, s: &str) -> Result<(), Errno> {
                 r.set_raid_disk(-1);
                 Ok(())
             } else {
-                Err(libc::EINVAL)
+                Err(Errno::EINVAL)
             }
         }
         "write_error" => {
@@ -147,7 +147,7 @@ fn state_store(c: &C, s: &str) -> Result<(), Errno> {
         }
         "replacement" => {
             if running {
-                Err(libc::EBUSY)
+                Err(Errno::EBUSY)
             } else {
                 r.flags.set(rf::REPLACEMENT);
                 Ok(())
@@ -155,7 +155,7 @@ fn state_store(c: &C, s: &str) -> Result<(), Errno> {
         }
         "-replacement" => {
             if running {
-                Err(libc::EBUSY)
+                Err(Errno::EBUSY)
             } else {
                 r.flags.clear(rf::REPLACEMENT);
                 Ok(())
@@ -163,7 +163,7 @@ fn state_store(c: &C, s: &str) -> Result<(), Errno> {
         }
         "re-add" => {
             if !running {
-                Err(libc::EINVAL)
+                Err(Errno::EINVAL)
             } else if r.faulty() && r.raid_disk() == -1 && r.saved_raid_disk() >= 0 {
                 r.flags.clear(rf::FAULTY);
                 m.observer().notify_rdev(m, r, "state");
@@ -175,10 +175,10 @@ fn state_store(c: &C, s: &str) -> Result<(), Errno> {
                 m.wakeup();
                 Ok(())
             } else {
-                Err(libc::EBUSY)
+                Err(Errno::EBUSY)
             }
         }
-        _ => Err(libc::EINVAL),
+        _ => Err(Errno::EINVAL),
     };
     if need_update_sb {
         update::md_update_sb(m, &mut cfg, true);
@@ -214,21 +214,21 @@ fn slot_show(c: &C) -> Result<String, Errno> {
 fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
     let (m, r) = (&c.mddev, &c.rdev);
     if r.flags.test(rf::JOURNAL) {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     let slot: i64 = if s.starts_with("none") {
         -1
     } else {
         let v = kstrtouint(s)?;
         if v > i32::MAX as u32 {
-            return Err(libc::ENOSPC);
+            return Err(Errno::ENOSPC);
         }
         v as i64
     };
     let mut cfg = m.cfg.lock();
     let Some(p) = m.pers() else {
         if slot_out_of_range(&cfg, slot) {
-            return Err(libc::ENOSPC);
+            return Err(Errno::ENOSPC);
         }
         r.set_raid_disk(slot as i32);
         r.flags.clear(rf::FAULTY | rf::WRITE_MOSTLY);
@@ -241,22 +241,22 @@ fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
     };
     if slot == -1 {
         if r.raid_disk() == -1 {
-            return Err(libc::EEXIST);
+            return Err(Errno::EEXIST);
         }
         r.flags.clear(rf::BLOCKED);
         sync::remove_and_add_spares(m, &mut cfg, Some(r));
         if r.raid_disk() >= 0 {
-            return Err(libc::EBUSY);
+            return Err(Errno::EBUSY);
         }
         m.recovery.set(rec::NEEDED);
         m.wakeup();
         return Ok(());
     }
     if r.raid_disk() != -1 || m.recovery.test(rec::RUNNING) {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     if slot_out_of_range(&cfg, slot) {
-        return Err(libc::ENOSPC);
+        return Err(Errno::ENOSPC);
     }
     r.set_raid_disk(slot as i32);
     r.set_saved_raid_disk(if r.in_sync() { slot as i32 } else { -1 });
@@ -284,10 +284,10 @@ fn offset_show(c: &C) -> Result<String, Errno> {
 }
 
 fn offset_store(c: &C, s: &str) -> Result<(), Errno> {
-    let off = kstrtoull(s).map_err(|_| libc::EINVAL)?;
+    let off = kstrtoull(s).map_err(|_| Errno::EINVAL)?;
     let _cfg = c.mddev.cfg.lock();
     if c.mddev.is_running() && c.rdev.raid_disk() >= 0 {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     c.rdev.set_data_offset(off);
     c.rdev.set_new_data_offset(off);
@@ -300,24 +300,24 @@ fn new_offset_show(c: &C) -> Result<String, Errno> {
 
 fn new_offset_store(c: &C, s: &str) -> Result<(), Errno> {
     let (m, r) = (&c.mddev, &c.rdev);
-    let new = kstrtoull(s).map_err(|_| libc::EINVAL)?;
+    let new = kstrtoull(s).map_err(|_| Errno::EINVAL)?;
     let mut cfg = m.cfg.lock();
     if m.recovery.test(rec::RUNNING) {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     let old = r.data_offset();
     if new > old && new - old + cfg.dev_sectors > r.sectors() {
-        return Err(libc::E2BIG);
+        return Err(Errno::E2BIG);
     }
     if new < old && cfg.reshape_backwards {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if new > old && !cfg.reshape_backwards {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if new != old && m.is_running() {
         // No mdfuse personality can move data (allow_new_offset).
-        return Err(libc::E2BIG);
+        return Err(Errno::E2BIG);
     }
     r.set_new_data_offset(new);
     if new > old {
@@ -335,25 +335,25 @@ fn size_show(c: &C) -> Result<String, Errno> {
 fn size_store(c: &C, s: &str) -> Result<(), Errno> {
     let (m, r) = (&c.mddev, &c.rdev);
     if r.flags.test(rf::JOURNAL) {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
-    let mut sectors = strict_blocks_to_sectors(s).map_err(|_| libc::EINVAL)?;
+    let mut sectors = strict_blocks_to_sectors(s).map_err(|_| Errno::EINVAL)?;
     if r.data_offset() != r.new_data_offset() {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let cfg = m.cfg.lock();
     if m.is_running() && r.raid_disk() >= 0 {
         // rdev_size_change: a component must fit the device.
         if sectors != 0 && sectors < cfg.dev_sectors {
-            return Err(libc::EBUSY);
+            return Err(Errno::EBUSY);
         }
         sectors = resize::rdev_size_change(&cfg, r, sectors);
         if sectors == 0 {
-            return Err(libc::EBUSY);
+            return Err(Errno::EBUSY);
         }
     }
     if sectors < cfg.dev_sectors {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     r.set_sectors(sectors);
     Ok(())
@@ -372,11 +372,11 @@ fn recovery_start_store(c: &C, s: &str) -> Result<(), Errno> {
     let v = if cmd_match(s, "none") {
         MAX_SECTOR
     } else {
-        kstrtoull(s).map_err(|_| libc::EINVAL)?
+        kstrtoull(s).map_err(|_| Errno::EINVAL)?
     };
     let _cfg = c.mddev.cfg.lock();
     if c.mddev.is_running() && c.rdev.raid_disk() >= 0 {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     c.rdev.set_recovery_offset(v);
     c.rdev.flags.assign(rf::IN_SYNC, v == MAX_SECTOR);
@@ -421,21 +421,21 @@ fn ppl_sector_show(c: &C) -> Result<String, Errno> {
 }
 
 fn ppl_sector_store(c: &C, s: &str) -> Result<(), Errno> {
-    let sector = kstrtoull(s).map_err(|_| libc::EINVAL)?;
+    let sector = kstrtoull(s).map_err(|_| Errno::EINVAL)?;
     let cfg = c.mddev.cfg.lock();
     if cfg.persistent {
         if cfg.metadata == Some(crate::format::MetadataVersion::V090) {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         // ppl.offset is an s16 from the superblock.
         let sb = c.rdev.sb_start();
         if (sector > sb && sector - sb > i16::MAX as u64)
             || (sector < sb && sb - sector > -(i16::MIN as i64) as u64)
         {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
     } else if !cfg.external {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     c.rdev.ppl.lock().0 = sector;
     Ok(())
@@ -446,14 +446,14 @@ fn ppl_size_show(c: &C) -> Result<String, Errno> {
 }
 
 fn ppl_size_store(c: &C, s: &str) -> Result<(), Errno> {
-    let size = kstrtouint(s).map_err(|_| libc::EINVAL)?;
+    let size = kstrtouint(s).map_err(|_| Errno::EINVAL)?;
     let cfg = c.mddev.cfg.lock();
     if cfg.persistent {
         if cfg.metadata == Some(crate::format::MetadataVersion::V090) || size > u16::MAX as u32 {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
     } else if !cfg.external {
-        return Err(libc::EBUSY);
+        return Err(Errno::EBUSY);
     }
     c.rdev.ppl.lock().1 = size;
     Ok(())
@@ -506,7 +506,7 @@ pub fn block_attrs(r: &Rdev) -> impl Iterator<Item = &'static Row<RdevCtx>> {
 fn block_dev_show(c: &C) -> Result<String, Errno> {
     match c.rdev.disk.kind() {
         DiskKind::BlockDevice { major, minor } => line(format!("{major}:{minor}")),
-        DiskKind::ImageFile => Err(libc::ENODEV),
+        DiskKind::ImageFile => Err(Errno::ENODEV),
     }
 }
 

@@ -19,7 +19,7 @@ pub trait Attribute: Send + Sync {
     /// One `write(2)` is one store of exactly the bytes written (up to the
     /// first NUL), with one trailing `'\n'` removed if present. `Err(errno)`
     /// becomes the errno of that `write(2)`: `echo bogus > attr` prints
-    /// "Invalid argument" for `Err(libc::EINVAL)`.
+    /// "Invalid argument" for `Err(Errno::EINVAL)`.
     fn store(&self, value: &str) -> Result<(), Errno>;
 }
 
@@ -73,14 +73,14 @@ pub trait BinFile: Send + Sync {
     /// `EFBIG`, as for a sysfs binary attribute.  A file standing in for a
     /// block device says `ENOSPC`, as a block device does.
     fn write_past_end_errno(&self) -> Errno {
-        libc::EFBIG
+        Errno::EFBIG
     }
     /// The errno of a truncate to another size than
     /// [`size`](Self::size): `EPERM` (the size is the file's own); a file
     /// standing in for a block device says `EINVAL`, as `truncate(2)` on a
     /// block device does.
     fn resize_errno(&self) -> Errno {
-        libc::EPERM
+        Errno::EPERM
     }
 
     /// Called by `fallocate(2)` with its `mode` bits (`FALLOC_FL_*`) and
@@ -89,7 +89,7 @@ pub trait BinFile: Send + Sync {
     /// for such a file).
     fn fallocate(&self, offset: u64, length: u64, mode: i32) -> Result<(), Errno> {
         let _ = (offset, length, mode);
-        Err(libc::EOPNOTSUPP)
+        Err(Errno::EOPNOTSUPP)
     }
 
     /// Whether opens bypass the page cache (`FOPEN_DIRECT_IO`), so that every
@@ -109,11 +109,11 @@ pub type ShowFn = fn() -> Result<String, Errno>;
 pub type StoreFn = fn(&str) -> Result<(), Errno>;
 
 fn no_show() -> Result<String, Errno> {
-    Err(libc::EIO)
+    Err(Errno::EIO)
 }
 
 fn no_store(_: &str) -> Result<(), Errno> {
-    Err(libc::EIO)
+    Err(Errno::EIO)
 }
 
 /// An [`Attribute`] made of two closures.
@@ -195,7 +195,7 @@ where
 /// `EINVAL`), one trailing newline removed. An empty write stores nothing.
 pub(crate) fn store_bytes(attr: &dyn Attribute, data: &[u8]) -> Result<(), Errno> {
     if data.len() as u64 > ATTR_SIZE {
-        return Err(libc::E2BIG);
+        return Err(Errno::E2BIG);
     }
     if data.is_empty() {
         return Ok(());
@@ -204,7 +204,7 @@ pub(crate) fn store_bytes(attr: &dyn Attribute, data: &[u8]) -> Result<(), Errno
         Some(nul) => &data[..nul],
         None => data,
     };
-    let value = std::str::from_utf8(data).map_err(|_| libc::EINVAL)?;
+    let value = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
     attr.store(value.strip_suffix('\n').unwrap_or(value))
 }
 
@@ -236,8 +236,8 @@ mod tests {
         store_bytes(&r, b"\0x").unwrap();
         store_bytes(&r, b"").unwrap();
         store_bytes(&r, &[b'a'; 4096]).unwrap();
-        assert_eq!(store_bytes(&r, &[b'a'; 4097]), Err(libc::E2BIG));
-        assert_eq!(store_bytes(&r, b"\xff\xfe\n"), Err(libc::EINVAL));
+        assert_eq!(store_bytes(&r, &[b'a'; 4097]), Err(Errno::E2BIG));
+        assert_eq!(store_bytes(&r, b"\xff\xfe\n"), Err(Errno::EINVAL));
         let got = r.0.lock().unwrap();
         assert_eq!(got[..5], ["active", "active", "two\n", "128", ""]);
         assert_eq!(got.len(), 6);
@@ -248,9 +248,9 @@ mod tests {
     fn fn_attr_without_a_half_gives_eio() {
         let ro = FnAttr::read_only(|| Ok("x\n".to_owned()));
         assert_eq!(ro.show().unwrap(), "x\n");
-        assert_eq!(ro.store("y"), Err(libc::EIO));
+        assert_eq!(ro.store("y"), Err(Errno::EIO));
         let wo = FnAttr::write_only(|_| Ok(()));
-        assert_eq!(wo.show(), Err(libc::EIO));
+        assert_eq!(wo.show(), Err(Errno::EIO));
         assert_eq!(wo.store("y"), Ok(()));
     }
 }

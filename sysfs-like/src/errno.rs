@@ -22,9 +22,36 @@ macro_rules! errnos {
 }
 
 errnos!(
-    EPERM, ENOENT, EINTR, EIO, ENXIO, E2BIG, EBADF, EAGAIN, ENOMEM, EACCES, EBUSY, EEXIST,
-    ENODEV, ENOTDIR, EISDIR, EINVAL, ENFILE, ENOTTY, EFBIG, ENOSPC, EROFS, ERANGE,
-    ENAMETOOLONG, ENOSYS, ELOOP, ENODATA, EOVERFLOW, EOPNOTSUPP, EUCLEAN, ENOTBLK,
+    EPERM,
+    ENOENT,
+    EINTR,
+    EIO,
+    ENXIO,
+    E2BIG,
+    EBADF,
+    EAGAIN,
+    ENOMEM,
+    EACCES,
+    EBUSY,
+    EEXIST,
+    ENODEV,
+    ENOTDIR,
+    EISDIR,
+    EINVAL,
+    ENFILE,
+    ENOTTY,
+    EFBIG,
+    ENOSPC,
+    EROFS,
+    ERANGE,
+    ENAMETOOLONG,
+    ENOSYS,
+    ELOOP,
+    ENODATA,
+    EOVERFLOW,
+    EOPNOTSUPP,
+    EUCLEAN,
+    ENOTBLK,
 );
 
 impl Errno {
@@ -38,7 +65,11 @@ impl Errno {
 
     /// `raw` as an errno, if it is one (positive).
     pub fn from_raw(raw: i32) -> Option<Errno> {
-        if raw > 0 { NonZeroI32::new(raw).map(Errno) } else { None }
+        if raw > 0 {
+            NonZeroI32::new(raw).map(Errno)
+        } else {
+            None
+        }
     }
 
     /// The errno an I/O error carries; `EIO` when it carries none.
@@ -62,7 +93,12 @@ impl From<Errno> for std::io::Error {
 
 impl std::fmt::Debug for Errno {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Errno({}: {})", self.raw(), std::io::Error::from_raw_os_error(self.raw()))
+        write!(
+            f,
+            "Errno({}: {})",
+            self.raw(),
+            std::io::Error::from_raw_os_error(self.raw())
+        )
     }
 }
 

@@ -34,17 +34,13 @@ fn default_pollmask() -> PollEvents {
     PollEvents::POLLIN | PollEvents::POLLOUT | PollEvents::POLLRDNORM | PollEvents::POLLWRNORM
 }
 
-/// A FUSE errno from ours. Only positive values are errnos.
+/// A FUSE errno from ours (both positive by construction).
 fn errno(e: Errno) -> fuser::Errno {
-    if e <= 0 {
-        warn!("error value {e} is not an errno; reporting EIO");
-        return fuser::Errno::EIO;
-    }
-    fuser::Errno::from_i32(e)
+    fuser::Errno::from_i32(e.raw())
 }
 
 fn node_id(ino: INodeNo) -> Result<NodeId, Errno> {
-    NodeId::from_ino(ino.0).ok_or(libc::ENOENT)
+    NodeId::from_ino(ino.0).ok_or(Errno::ENOENT)
 }
 
 fn file_type(kind: NodeType) -> FileType {
@@ -67,7 +63,7 @@ fn wants_read(flags: OpenFlags) -> bool {
 /// read bits, no writing one without write bits.
 fn check_open_mode(mode: u16, flags: OpenFlags) -> Result<(), Errno> {
     if (wants_read(flags) && mode & 0o444 == 0) || (wants_write(flags) && mode & 0o222 == 0) {
-        return Err(libc::EACCES);
+        return Err(Errno::EACCES);
     }
     Ok(())
 }
@@ -145,7 +141,7 @@ impl AttrHandle {
 
     fn write(&self, data: &[u8]) -> Result<u32, Errno> {
         if self.shared.removed() {
-            return Err(libc::ENODEV);
+            return Err(Errno::ENODEV);
         }
         store_bytes(&*self.attr, data)?;
         // At most ATTR_SIZE bytes got here.
@@ -171,7 +167,7 @@ thread_local! {
 impl BinHandle {
     fn live(&self) -> Result<&dyn BinFile, Errno> {
         if self.shared.removed() {
-            return Err(libc::ENODEV);
+            return Err(Errno::ENODEV);
         }
         Ok(&*self.file)
     }
@@ -220,9 +216,9 @@ impl BinHandle {
         let n = file.write_at(data, offset)?;
         if n > data.len() {
             warn!("write_at returned {n} for {} bytes", data.len());
-            return Err(libc::EIO);
+            return Err(Errno::EIO);
         }
-        u32::try_from(n).map_err(|_| libc::EIO)
+        u32::try_from(n).map_err(|_| Errno::EIO)
     }
 }
 
@@ -267,7 +263,7 @@ impl Handles {
                 return Ok(FileHandle((u64::from(slot.0) << 32) | u64::from(index)));
             }
         }
-        let index = u32::try_from(slab.slots.len()).map_err(|_| libc::ENFILE)?;
+        let index = u32::try_from(slab.slots.len()).map_err(|_| Errno::ENFILE)?;
         slab.slots.push((0, handle));
         Ok(FileHandle(u64::from(index)))
     }
@@ -282,7 +278,7 @@ impl Handles {
             Some((g, Some(h))) if *g == generation => Ok(h.clone()),
             _ => {
                 warn!("unknown file handle {:#x}", fh.0);
-                Err(libc::EBADF)
+                Err(Errno::EBADF)
             }
         }
     }
@@ -349,7 +345,7 @@ impl SysFs {
     }
 
     fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> Result<FileAttr, Errno> {
-        let name = name.to_str().ok_or(libc::ENOENT)?;
+        let name = name.to_str().ok_or(Errno::ENOENT)?;
         let child = self.tree.child(node_id(parent)?, name)?;
         self.attr(child)
     }
@@ -373,7 +369,7 @@ impl SysFs {
             || uid.is_some_and(|u| u != current.uid)
             || gid.is_some_and(|g| g != current.gid)
         {
-            return Err(libc::EPERM);
+            return Err(Errno::EPERM);
         }
         if let Some(size) = size {
             match self.tree.target(id)? {
@@ -388,8 +384,8 @@ impl SysFs {
                         return Err(file.resize_errno());
                     }
                 }
-                Target::Dir => return Err(libc::EISDIR),
-                Target::Symlink => return Err(libc::EINVAL),
+                Target::Dir => return Err(Errno::EISDIR),
+                Target::Symlink => return Err(Errno::EINVAL),
             }
         }
         // Timestamps: accepted, not kept (sysfs keeps them, nothing reads them).
@@ -429,8 +425,8 @@ impl SysFs {
                     }
                 }
             }
-            Target::Dir => Err(libc::EISDIR),
-            Target::Symlink => Err(libc::ELOOP),
+            Target::Dir => Err(Errno::EISDIR),
+            Target::Symlink => Err(Errno::ELOOP),
         }
     }
 
@@ -697,7 +693,7 @@ impl Filesystem for SysFs {
         let result = self.handles.get(fh).and_then(|h| match &*h {
             Handle::Attr(a) => a.write(data),
             Handle::Bin(b) => b.write(offset, data),
-            Handle::Dir(_) => Err(libc::EISDIR),
+            Handle::Dir(_) => Err(Errno::EISDIR),
         });
         match result {
             Ok(n) => reply.written(n),
@@ -983,8 +979,8 @@ impl Filesystem for SysFs {
         // Never ENOSYS: the kernel would stop asking for the whole mount.
         let result = self.handles.get(fh).and_then(|h| match &*h {
             Handle::Bin(b) => b.live().and_then(|f| f.fallocate(offset, length, mode)),
-            Handle::Attr(_) => Err(libc::EOPNOTSUPP),
-            Handle::Dir(_) => Err(libc::EISDIR),
+            Handle::Attr(_) => Err(Errno::EOPNOTSUPP),
+            Handle::Dir(_) => Err(Errno::EISDIR),
         });
         match result {
             Ok(()) => reply.ok(),

@@ -91,7 +91,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicU64, Ordering};
-//! use sysfs_like::{FnAttr, ServeOptions, Tree};
+//! use sysfs_like::{Errno, FnAttr, ServeOptions, Tree};
 //!
 //! let tree = Tree::new(0, 0);
 //! let md = tree.add_dir(tree.root(), "md", 0o755).unwrap();
@@ -104,7 +104,7 @@
 //!     Arc::new(FnAttr::new(
 //!         move || Ok(format!("{}\n", v1.load(Ordering::Relaxed))),
 //!         move |s| {
-//!             v2.store(s.parse().map_err(|_| libc::EINVAL)?, Ordering::Relaxed);
+//!             v2.store(s.parse().map_err(|_| Errno::EINVAL)?, Ordering::Relaxed);
 //!             Ok(())
 //!         },
 //!     )),
@@ -120,6 +120,7 @@
 #![warn(missing_docs)]
 
 mod attr;
+mod errno;
 mod fs;
 mod mount;
 mod tree;
@@ -128,12 +129,7 @@ pub use attr::{Attribute, BinFile, FnAttr, ShowFn, StoreFn};
 pub use mount::{Mounted, ServeOptions, Unmounter, mount};
 pub use tree::{NodeId, NodeType, Tree};
 
-/// An error: a positive `libc` errno value such as `libc::EINVAL`.
-///
-/// Whatever an [`Attribute`] or [`BinFile`] returns becomes the errno of the
-/// system call that reached it. A value that is not positive is reported as
-/// `EIO` (and logged), since it cannot be an errno.
-pub type Errno = i32;
+pub use errno::Errno;
 
 /// The size every text attribute reports, and the largest single write an
 /// attribute accepts (`PAGE_SIZE` in sysfs).

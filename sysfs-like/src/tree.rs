@@ -223,7 +223,7 @@ impl Arena {
         let index = u32::try_from(self.slots.len())
             .ok()
             .filter(|&i| i < u32::MAX)
-            .ok_or(libc::ENOSPC)?;
+            .ok_or(Errno::ENOSPC)?;
         self.slots.push(Slot {
             generation: 0,
             node: Some(node),
@@ -259,20 +259,20 @@ impl Arena {
                 }
                 _ => {}
             }
-            let Kind::Dir { children, .. } = &self.at(cur).ok_or(libc::ENOENT)?.kind else {
-                return Err(libc::ENOTDIR);
+            let Kind::Dir { children, .. } = &self.at(cur).ok_or(Errno::ENOENT)?.kind else {
+                return Err(Errno::ENOTDIR);
             };
-            let &child = children.get(comp.as_str()).ok_or(libc::ENOENT)?;
-            let child_node = self.at(child).ok_or(libc::ENOENT)?;
+            let &child = children.get(comp.as_str()).ok_or(Errno::ENOENT)?;
+            let child_node = self.at(child).ok_or(Errno::ENOENT)?;
             match &child_node.kind {
                 Kind::Symlink { target } if follow_last || !pending.is_empty() => {
                     hops += 1;
                     if hops > MAX_SYMLINK_HOPS {
-                        return Err(libc::ELOOP);
+                        return Err(Errno::ELOOP);
                     }
                     if target.starts_with('/') {
                         // Absolute targets point outside the tree.
-                        return Err(libc::ENOENT);
+                        return Err(Errno::ENOENT);
                     }
                     pending.extend(components(target).rev());
                 }
@@ -289,20 +289,20 @@ fn components(path: &str) -> impl DoubleEndedIterator<Item = String> + '_ {
 
 fn validate_name(name: &str) -> Result<(), Errno> {
     if name.len() > MAX_NAME_LEN {
-        return Err(libc::ENAMETOOLONG);
+        return Err(Errno::ENAMETOOLONG);
     }
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     Ok(())
 }
 
 fn validate_target(target: &str) -> Result<(), Errno> {
     if target.len() > MAX_TARGET_LEN {
-        return Err(libc::ENAMETOOLONG);
+        return Err(Errno::ENAMETOOLONG);
     }
     if target.is_empty() || target.contains('\0') {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     Ok(())
 }
@@ -473,10 +473,10 @@ impl Tree {
         validate_name(name)?;
         let is_dir = matches!(kind, Kind::Dir { .. });
         let mut arena = self.arena.write();
-        match &arena.get(parent).ok_or(libc::ENOENT)?.kind {
-            Kind::Dir { children, .. } if children.contains_key(name) => return Err(libc::EEXIST),
+        match &arena.get(parent).ok_or(Errno::ENOENT)?.kind {
+            Kind::Dir { children, .. } if children.contains_key(name) => return Err(Errno::EEXIST),
             Kind::Dir { .. } => {}
-            _ => return Err(libc::ENOTDIR),
+            _ => return Err(Errno::ENOTDIR),
         }
         let id = arena.insert(Node {
             parent: parent.index,
@@ -508,7 +508,7 @@ impl Tree {
         validate_target(target)?;
         let mut arena = self.arena.write();
         if arena.get(node).is_none() {
-            return Err(libc::ENOENT);
+            return Err(Errno::ENOENT);
         }
         match arena.at_mut(node.index) {
             Some(Node {
@@ -520,7 +520,7 @@ impl Tree {
                 *time = SystemTime::now();
                 Ok(())
             }
-            _ => Err(libc::EINVAL),
+            _ => Err(Errno::EINVAL),
         }
     }
 
@@ -535,9 +535,9 @@ impl Tree {
     pub fn remove(&self, node: NodeId) -> Result<(), Errno> {
         let removed = {
             let mut arena = self.arena.write();
-            let victim = arena.get(node).ok_or(libc::ENOENT)?;
+            let victim = arena.get(node).ok_or(Errno::ENOENT)?;
             if node.index == ROOT_INDEX {
-                return Err(libc::EBUSY);
+                return Err(Errno::EBUSY);
             }
             let (parent, name) = (victim.parent, victim.name.clone());
             let is_dir = matches!(victim.kind, Kind::Dir { .. });
@@ -585,12 +585,12 @@ impl Tree {
     /// `ENOTDIR` if `parent` is not a directory.
     pub(crate) fn child(&self, parent: NodeId, name: &str) -> Result<NodeId, Errno> {
         let arena = self.arena.read();
-        match &arena.get(parent).ok_or(libc::ENOENT)?.kind {
+        match &arena.get(parent).ok_or(Errno::ENOENT)?.kind {
             Kind::Dir { children, .. } => {
-                let &index = children.get(name).ok_or(libc::ENOENT)?;
+                let &index = children.get(name).ok_or(Errno::ENOENT)?;
                 Ok(arena.id_of(index))
             }
-            _ => Err(libc::ENOTDIR),
+            _ => Err(Errno::ENOTDIR),
         }
     }
 
@@ -617,9 +617,9 @@ impl Tree {
     /// The names in directory `dir`, sorted. `ENOENT` for a stale id,
     /// `ENOTDIR` if it is not a directory.
     pub fn list(&self, dir: NodeId) -> Result<Vec<String>, Errno> {
-        match &self.arena.read().get(dir).ok_or(libc::ENOENT)?.kind {
+        match &self.arena.read().get(dir).ok_or(Errno::ENOENT)?.kind {
             Kind::Dir { children, .. } => Ok(children.keys().map(|k| k.to_string()).collect()),
-            _ => Err(libc::ENOTDIR),
+            _ => Err(Errno::ENOTDIR),
         }
     }
 
@@ -644,7 +644,7 @@ impl Tree {
     pub fn read_attr(&self, path: &str) -> Result<String, Errno> {
         let (mode, attr) = self.attr_at(path)?;
         if mode & 0o444 == 0 {
-            return Err(libc::EACCES);
+            return Err(Errno::EACCES);
         }
         attr.show()
     }
@@ -659,7 +659,7 @@ impl Tree {
     pub fn write_attr(&self, path: &str, value: &str) -> Result<(), Errno> {
         let (mode, attr) = self.attr_at(path)?;
         if mode & 0o222 == 0 {
-            return Err(libc::EACCES);
+            return Err(Errno::EACCES);
         }
         store_bytes(&*attr, value.as_bytes())
     }
@@ -667,10 +667,10 @@ impl Tree {
     fn attr_at(&self, path: &str) -> Result<(u16, Arc<dyn Attribute>), Errno> {
         let arena = self.arena.read();
         let index = arena.resolve(path, true)?;
-        match &arena.at(index).ok_or(libc::ENOENT)?.kind {
+        match &arena.at(index).ok_or(Errno::ENOENT)?.kind {
             Kind::Attr { mode, attr } => Ok((*mode, attr.clone())),
-            Kind::Dir { .. } => Err(libc::EISDIR),
-            Kind::Bin { .. } | Kind::Symlink { .. } => Err(libc::EINVAL),
+            Kind::Dir { .. } => Err(Errno::EISDIR),
+            Kind::Bin { .. } | Kind::Symlink { .. } => Err(Errno::EINVAL),
         }
     }
 
@@ -678,7 +678,7 @@ impl Tree {
 
     pub(crate) fn info(&self, node: NodeId) -> Result<Info, Errno> {
         let arena = self.arena.read();
-        let n = arena.get(node).ok_or(libc::ENOENT)?;
+        let n = arena.get(node).ok_or(Errno::ENOENT)?;
         let (perm, nlink, bin) = match &n.kind {
             Kind::Dir { mode, subdirs, .. } => (*mode, subdirs.saturating_add(2), None),
             Kind::Attr { mode, .. } => (*mode, 1, None),
@@ -696,7 +696,7 @@ impl Tree {
 
     pub(crate) fn target(&self, node: NodeId) -> Result<Target, Errno> {
         let arena = self.arena.read();
-        let n = arena.get(node).ok_or(libc::ENOENT)?;
+        let n = arena.get(node).ok_or(Errno::ENOENT)?;
         Ok(match &n.kind {
             Kind::Dir { .. } => Target::Dir,
             Kind::Attr { mode, attr } => Target::Attr {
@@ -714,18 +714,18 @@ impl Tree {
     }
 
     pub(crate) fn symlink_target(&self, node: NodeId) -> Result<String, Errno> {
-        match &self.arena.read().get(node).ok_or(libc::ENOENT)?.kind {
+        match &self.arena.read().get(node).ok_or(Errno::ENOENT)?.kind {
             Kind::Symlink { target } => Ok(target.to_string()),
-            _ => Err(libc::EINVAL),
+            _ => Err(Errno::EINVAL),
         }
     }
 
     /// `.`, `..` and the children of `dir`, in name order.
     pub(crate) fn entries(&self, dir: NodeId) -> Result<Vec<DirEntry>, Errno> {
         let arena = self.arena.read();
-        let n = arena.get(dir).ok_or(libc::ENOENT)?;
+        let n = arena.get(dir).ok_or(Errno::ENOENT)?;
         let Kind::Dir { children, .. } = &n.kind else {
-            return Err(libc::ENOTDIR);
+            return Err(Errno::ENOTDIR);
         };
         let mut out = Vec::with_capacity(children.len() + 2);
         out.push(DirEntry {
@@ -765,7 +765,7 @@ mod tests {
             move || Ok(format!("{}\n", a.lock().unwrap())),
             move |s: &str| {
                 if s == "bogus" {
-                    return Err(libc::EINVAL);
+                    return Err(Errno::EINVAL);
                 }
                 *b.lock().unwrap() = s.to_owned();
                 Ok(())
@@ -799,27 +799,27 @@ mod tests {
         assert_eq!(tree.lookup(root, "md"), Some(md));
         assert_eq!(tree.lookup(md, "state"), Some(a));
         assert_eq!(tree.lookup(md, "nope"), None);
-        assert_eq!(tree.add_dir(md, "state", 0o755), Err(libc::EEXIST));
+        assert_eq!(tree.add_dir(md, "state", 0o755), Err(Errno::EEXIST));
         assert_eq!(
             tree.add_attr(a, "x", 0o644, attr.clone()),
-            Err(libc::ENOTDIR)
+            Err(Errno::ENOTDIR)
         );
         for bad in ["", ".", "..", "a/b", "a\0b"] {
-            assert_eq!(tree.add_dir(md, bad, 0o755), Err(libc::EINVAL), "{bad:?}");
+            assert_eq!(tree.add_dir(md, bad, 0o755), Err(Errno::EINVAL), "{bad:?}");
         }
         assert_eq!(
             tree.add_dir(md, &"n".repeat(256), 0o755),
-            Err(libc::ENAMETOOLONG)
+            Err(Errno::ENAMETOOLONG)
         );
         assert!(tree.add_dir(md, &"n".repeat(255), 0o755).is_ok());
-        assert_eq!(tree.add_symlink(md, "l", ""), Err(libc::EINVAL));
+        assert_eq!(tree.add_symlink(md, "l", ""), Err(Errno::EINVAL));
         assert_eq!(tree.node_type(md), Some(NodeType::Dir));
         assert_eq!(tree.node_type(a), Some(NodeType::Attr));
         assert_eq!(
             tree.list(md).unwrap(),
             vec!["n".repeat(255), "state".to_owned()]
         );
-        assert_eq!(tree.list(a), Err(libc::ENOTDIR));
+        assert_eq!(tree.list(a), Err(Errno::ENOTDIR));
     }
 
     #[test]
@@ -833,16 +833,16 @@ mod tests {
             .add_attr(md, "array_state", 0o644, attr.clone())
             .unwrap();
         assert_eq!(tree.info(md0).unwrap().nlink, 3);
-        assert_eq!(tree.remove(root), Err(libc::EBUSY));
+        assert_eq!(tree.remove(root), Err(Errno::EBUSY));
         tree.remove(md0).unwrap();
         assert_eq!(tree.info(root).unwrap().nlink, 2);
         for id in [md0, md, state] {
             assert!(!tree.exists(id));
-            assert_eq!(tree.remove(id), Err(libc::ENOENT));
-            assert_eq!(tree.add_dir(id, "x", 0o755), Err(libc::ENOENT));
+            assert_eq!(tree.remove(id), Err(Errno::ENOENT));
+            assert_eq!(tree.add_dir(id, "x", 0o755), Err(Errno::ENOENT));
         }
         assert_eq!(tree.lookup_path("md0/md/array_state"), None);
-        assert_eq!(tree.read_attr("md0/md/array_state"), Err(libc::ENOENT));
+        assert_eq!(tree.read_attr("md0/md/array_state"), Err(Errno::ENOENT));
         // Slots are reused with a new generation: old ids stay stale.
         let again = tree.add_dir(root, "md0", 0o755).unwrap();
         assert_ne!(again, md0);
@@ -875,17 +875,17 @@ mod tests {
         assert_eq!(tree.lookup_path("abs/md"), None);
         assert_eq!(tree.lookup_path("loop1"), Some(l1));
         assert_eq!(tree.lookup_path("loop1/x"), None);
-        assert_eq!(tree.read_attr("loop1"), Err(libc::ELOOP));
+        assert_eq!(tree.read_attr("loop1"), Err(Errno::ELOOP));
         assert_eq!(tree.read_attr("md0/md/rd0/state").unwrap(), "in_sync\n");
-        assert_eq!(tree.read_attr("md0/md/rd0/state/x"), Err(libc::ENOTDIR));
-        assert_eq!(tree.read_attr("md0/md"), Err(libc::EISDIR));
+        assert_eq!(tree.read_attr("md0/md/rd0/state/x"), Err(Errno::ENOTDIR));
+        assert_eq!(tree.read_attr("md0/md"), Err(Errno::EISDIR));
 
         tree.set_symlink_target(rd0, "nowhere").unwrap();
         assert_eq!(tree.lookup_path("md0/md/rd0/state"), None);
         assert_eq!(tree.symlink_target(rd0).unwrap(), "nowhere");
-        assert_eq!(tree.set_symlink_target(md, "x"), Err(libc::EINVAL));
+        assert_eq!(tree.set_symlink_target(md, "x"), Err(Errno::EINVAL));
         tree.remove(rd0).unwrap();
-        assert_eq!(tree.set_symlink_target(rd0, "x"), Err(libc::ENOENT));
+        assert_eq!(tree.set_symlink_target(rd0, "x"), Err(Errno::ENOENT));
         assert_eq!(*v.lock().unwrap(), "in_sync");
     }
 
@@ -904,19 +904,22 @@ mod tests {
         assert_eq!(tree.read_attr("array_state").unwrap(), "active\n");
         tree.write_attr("array_state", "inactive").unwrap();
         assert_eq!(*v.lock().unwrap(), "inactive");
-        assert_eq!(tree.write_attr("array_state", "bogus\n"), Err(libc::EINVAL));
+        assert_eq!(
+            tree.write_attr("array_state", "bogus\n"),
+            Err(Errno::EINVAL)
+        );
         assert_eq!(
             tree.write_attr("array_state", &"x".repeat(4097)),
-            Err(libc::E2BIG)
+            Err(Errno::E2BIG)
         );
         assert_eq!(*v.lock().unwrap(), "inactive");
 
-        assert_eq!(tree.write_attr("ro", "x"), Err(libc::EACCES));
+        assert_eq!(tree.write_attr("ro", "x"), Err(Errno::EACCES));
         assert_eq!(tree.read_attr("ro").unwrap(), "inactive\n");
-        assert_eq!(tree.read_attr("wo"), Err(libc::EACCES));
+        assert_eq!(tree.read_attr("wo"), Err(Errno::EACCES));
         tree.write_attr("wo", "clear").unwrap();
         assert_eq!(*v.lock().unwrap(), "clear");
-        assert_eq!(tree.read_attr("missing"), Err(libc::ENOENT));
+        assert_eq!(tree.read_attr("missing"), Err(Errno::ENOENT));
     }
 
     #[test]
@@ -928,11 +931,11 @@ mod tests {
         let dev = tree.add_dir(root, "dev-vda", 0o755).unwrap();
         let weak = Arc::downgrade(&tree);
         let attr = FnAttr::write_only(move |v: &str| {
-            let tree = weak.upgrade().ok_or(libc::ENODEV)?;
-            let me = tree.lookup_path("dev-vda/state").ok_or(libc::ENODEV)?;
+            let tree = weak.upgrade().ok_or(Errno::ENODEV)?;
+            let me = tree.lookup_path("dev-vda/state").ok_or(Errno::ENODEV)?;
             tree.notify(me);
             if v == "remove" {
-                let dir = tree.lookup_path("dev-vda").ok_or(libc::ENODEV)?;
+                let dir = tree.lookup_path("dev-vda").ok_or(Errno::ENODEV)?;
                 tree.remove(dir)?;
                 tree.add_dir(tree.root(), "removed", 0o755)?;
             }

@@ -104,7 +104,7 @@ impl Attribute for Counter {
 
     fn store(&self, value: &str) -> Result<(), Errno> {
         self.stores.lock().unwrap().push(value.to_owned());
-        let v: u64 = value.parse().map_err(|_| libc::EINVAL)?;
+        let v: u64 = value.parse().map_err(|_| Errno::EINVAL)?;
         self.value.store(v, Ordering::SeqCst);
         // Notify after a successful store, as md does; calling back into
         // the tree from a store must work.
@@ -161,7 +161,7 @@ impl BinFile for VecFile {
     fn open(&self, write: bool) -> Result<(), Errno> {
         self.opens.lock().unwrap().push(write);
         if write && self.read_only {
-            return Err(libc::EROFS);
+            return Err(Errno::EROFS);
         }
         Ok(())
     }
@@ -169,7 +169,7 @@ impl BinFile for VecFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
         self.reads.lock().unwrap().push((offset, buf.len()));
         if self.fail_reads.load(Ordering::SeqCst) {
-            return Err(libc::EIO);
+            return Err(Errno::EIO);
         }
         let data = self.data.lock().unwrap();
         let start = (offset as usize).min(data.len());
@@ -184,7 +184,7 @@ impl BinFile for VecFile {
         let start = offset as usize;
         let end = (start + src.len()).min(data.len());
         if start >= end {
-            return Err(libc::ENOSPC);
+            return Err(Errno::ENOSPC);
         }
         data[start..end].copy_from_slice(&src[..end - start]);
         Ok(end - start)
@@ -241,7 +241,7 @@ impl Demo {
         });
         tree.add_attr(root, "new_dev", 0o200, Arc::new(wo)).unwrap();
 
-        let failing = FnAttr::new(|| Err(libc::EBUSY), |_: &str| Err(libc::ENXIO));
+        let failing = FnAttr::new(|| Err(Errno::EBUSY), |_: &str| Err(Errno::ENXIO));
         tree.add_attr(root, "failing", 0o644, Arc::new(failing))
             .unwrap();
 
