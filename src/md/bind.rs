@@ -43,15 +43,34 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
     // exclusively): binding it again fails to open it.  Block devices
     // are opened O_EXCL; image files are checked here.
     let ident = disk.identity().ok();
-    let claimed = |r: &Arc<Rdev>| r.disk.identity().ok() == ident;
-    if cfg.rdevs.iter().any(claimed)
-        || mddev
-            .md
-            .arrays()
-            .iter()
-            .any(|m| !Arc::ptr_eq(m, mddev) && m.rdevs().iter().any(claimed))
-    {
+    let claimed = |r: &&Arc<Rdev>| r.disk.identity().ok() == ident;
+    let holder = cfg
+        .rdevs
+        .iter()
+        .find(claimed)
+        .map(|r| (mddev.name.clone(), r.clone()))
+        .or_else(|| {
+            mddev
+                .md
+                .arrays()
+                .iter()
+                .filter(|m| !Arc::ptr_eq(m, mddev))
+                .find_map(|m| {
+                    m.rdevs()
+                        .iter()
+                        .find(claimed)
+                        .map(|r| (m.name.clone(), r.clone()))
+                })
+        });
+    if let Some((array, r)) = holder {
         log.warn(format!("md: could not open device {}.", disk.kernel_name()));
+        // Not the kernel's word, for whoever wonders which member holds it.
+        log::warn!(
+            "{}: already bound to {array} as {} ({}, identity {ident:?})",
+            path.display(),
+            r.name,
+            r.disk.path().display()
+        );
         return Err(Errno::EBUSY);
     }
     let name = unique_name(cfg, &disk.kernel_name());

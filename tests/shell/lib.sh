@@ -20,6 +20,7 @@ log() { echo "== $*" >&2; }
 fail() {
 	echo "FAIL: $*" >&2
 	if [ -f "$MNT/log" ]; then echo "--- mdfuse log:" >&2; tail -n 40 "$MNT/log" >&2 || true; fi
+	if [ -s "$T/daemon.log" ]; then echo "--- daemon stderr:" >&2; tail -n 20 "$T/daemon.log" >&2 || true; fi
 	exit 1
 }
 
