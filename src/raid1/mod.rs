@@ -25,6 +25,10 @@ use crate::md::{Config, Errno, Mddev, Rdev};
 const RESYNC_SECTORS: u64 = 128;
 /// Bytes per repair/compare piece (one page).
 const PAGE_SECTORS: u64 = 8;
+/// `sizeof(struct raid1_info)`, and the most one kzalloc gives on Linux
+/// x86-64 (`KMALLOC_MAX_SIZE`).
+const MIRROR_INFO_BYTES: i64 = 32;
+const KMALLOC_MAX_SIZE: i64 = 4 << 20;
 
 pub struct Raid1Personality;
 
@@ -115,6 +119,18 @@ pub struct Conf {
 impl Conf {
     /// `setup_conf`.
     fn setup(mddev: &Mddev, cfg: &Config) -> Result<Conf, Errno> {
+        // conf->raid_disks is an int (2^31 and up are negative), and
+        // setup_conf allocates its 2 x raid_disks mirrors (32 bytes each)
+        // with one kzalloc, which cannot exceed KMALLOC_MAX_SIZE: more
+        // mirrors than that fails the run with ENOMEM.
+        let raid_disks = cfg.raid_disks as i32;
+        if raid_disks < 0 || raid_disks as i64 * 2 * MIRROR_INFO_BYTES > KMALLOC_MAX_SIZE {
+            mddev.log().warn(format!(
+                "md/raid1:{}: cannot allocate the mirrors of raid_disks {raid_disks}",
+                mddev.name
+            ));
+            return Err(Errno::ENOMEM);
+        }
         let n = cfg.raid_disks as usize;
         let mut mirrors: Vec<Option<Arc<Rdev>>> = vec![None; 2 * n];
         for r in &cfg.rdevs {
