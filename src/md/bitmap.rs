@@ -32,6 +32,11 @@ const PAGE_COUNTER_RATIO: u64 = 2048;
 const COUNTER_MAX: u16 = 0x3fff;
 const NEEDED: u16 = 0x8000;
 const RESYNC: u16 = 0x4000;
+/// `KMALLOC_MAX_SIZE` of Linux x86-64 (an order-10 allocation): the most
+/// one kmalloc/kcalloc gives.
+const KMALLOC_MAX_SIZE: u64 = 4 << 20;
+/// `sizeof(struct bitmap_page)`: the kernel's index of counter pages.
+const BITMAP_PAGE_BYTES: u64 = 16;
 
 /// Page attributes of the storage.
 const PAGE_DIRTY: u8 = 1;
@@ -130,6 +135,20 @@ impl Bitmap {
             log.warn(format!("{name}: bitmap superblock UUID mismatch"));
             return Err(Errno::EINVAL);
         }
+        // A clustered bitmap (version 5) with nodes needs md-cluster,
+        // which mdfuse has not: as the kernel without the module.
+        if sb.version == crate::format::bitmap::BITMAP_MAJOR_CLUSTERED && sb.nodes != 0 {
+            log.warn(format!(
+                "{name}: bitmap version {} names a cluster of {} nodes",
+                sb.version, sb.nodes
+            ));
+            log.warn("can't find md-cluster module or get its reference.");
+            log.warn(format!(
+                "{name}: Could not setup cluster service ({})",
+                -libc::ENOENT
+            ));
+            return Err(Errno::ENOENT);
+        }
         if sb.events < cfg.events {
             log.warn(format!(
                 "{name}: bitmap file is out of date ({} < {}) -- forcing full recovery",
@@ -156,9 +175,21 @@ impl Bitmap {
         let chunkshift = sb.chunksize.trailing_zeros().saturating_sub(9);
         let blocks = mddev.sync.resync_max_sectors();
         let chunks = blocks.div_ceil(1u64 << chunkshift);
+        let pages = chunks.div_ceil(PAGE_COUNTER_RATIO);
+        // The kernel indexes the counter pages with one kcalloc of 16
+        // bytes a page, which cannot exceed KMALLOC_MAX_SIZE: a bitmap of
+        // more chunks than 2^18 pages hold (2^29; an array size or chunk
+        // size no real array has) cannot be set up, ENOMEM.  The same
+        // bound keeps our counters and copy of the bits in proportion.
+        if pages > KMALLOC_MAX_SIZE / BITMAP_PAGE_BYTES {
+            log.warn(format!(
+                "{name}: bitmap of {chunks} chunks (array size {blocks} sectors, bitmap chunksize {}) cannot be allocated",
+                sb.chunksize
+            ));
+            return Err(Errno::ENOMEM);
+        }
         let bytes = chunks.div_ceil(8) + BITMAP_SB_LEN as u64;
         let file_pages = bytes.div_ceil(PAGE as u64) as usize;
-        let pages = chunks.div_ceil(PAGE_COUNTER_RATIO);
         let mut data = vec![0u8; file_pages * PAGE];
         data[..BITMAP_SB_LEN].copy_from_slice(&page[..BITMAP_SB_LEN]);
         // sync_size is kept up to date in the copy we hold.
