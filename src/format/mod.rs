@@ -30,7 +30,7 @@ pub enum FormatError {
     BadMajorVersion { found: u32 },
     #[error("Bad version number {major}.{minor}")]
     BadVersion0 { major: u32, minor: u32 },
-    #[error("raid_disks is not positive")]
+    #[error("raid_disks is 0")]
     NoRaidDisks,
     #[error("max_dev {max_dev} is over the limit of 1920")]
     MaxDevTooLarge { max_dev: u32 },

@@ -375,7 +375,10 @@ impl Superblock0 {
                 minor: self.minor_version,
             });
         }
-        if self.raid_disks as i32 <= 0 {
+        // `sb->raid_disks <= 0` on a __u32: only 0 is refused here; md
+        // takes any other count and the personality refuses what it
+        // cannot allocate.
+        if self.raid_disks == 0 {
             return Err(FormatError::NoRaidDisks);
         }
         if !self.csum_ok() {
@@ -388,11 +391,13 @@ impl Superblock0 {
         let start = sb_start(dev_sectors).ok_or(FormatError::DeviceTooSmall {
             sectors: dev_sectors,
         })?;
+        // `level` is a __u32 here: `level >= 1` holds for every level but
+        // raid0, the negative ones (linear, multipath) included.
         let mut sectors = start;
-        if sectors >= 2u64 << 32 && self.level >= 1 {
+        if sectors >= 2u64 << 32 && self.level != 0 {
             sectors = (2u64 << 32) - 2;
         }
-        if sectors < self.size as u64 * 2 && self.level >= 1 {
+        if sectors < self.size as u64 * 2 && self.level != 0 {
             return Err(FormatError::DataSizeBeyondDevice {
                 data_size: self.size as u64 * 2,
                 avail: sectors,

@@ -250,10 +250,10 @@ fn load_090(
         }
     };
     let mut sectors = sb_start;
-    if sectors >= 2u64 << 32 && sb.level >= 1 {
+    if sectors >= 2u64 << 32 && sb.level != 0 {
         sectors = (2u64 << 32) - 2;
     }
-    if sectors < sb.size as u64 * 2 && sb.level >= 1 {
+    if sectors < sb.size as u64 * 2 && sb.level != 0 {
         return Err(Errno::EINVAL);
     }
     rdev.set_sectors(sectors);
