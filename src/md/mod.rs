@@ -567,6 +567,12 @@ impl Mddev {
     pub fn set_array_sectors(&self, v: u64) {
         self.array_sectors.store(v, Ordering::Release)
     }
+    /// Bytes of the data file, as the block device's i_size: `(loff_t)
+    /// sectors << 9`, which a size past 2^54 sectors (a damaged
+    /// superblock's) wraps; a negative one reads as empty.
+    pub fn array_bytes(&self) -> u64 {
+        ((self.array_sectors() << 9) as i64).max(0) as u64
+    }
 
     /// The running personality, if any (`mddev->pers` + `private`).
     pub fn pers(&self) -> Option<Arc<dyn Raid>> {
@@ -689,7 +695,12 @@ impl Mddev {
         if r.disk.shrunk() {
             return false;
         }
-        let ok = r.badblocks.lock().set(s + r.data_offset(), sectors, false);
+        // No device sector holds data sector `s` (a damaged data_offset):
+        // nothing can be recorded there.
+        let Some(abs) = r.dev_sector(s) else {
+            return false;
+        };
+        let ok = r.badblocks.lock().set(abs, sectors, false);
         if ok {
             self.observer().notify_rdev(self, r, "state");
             self.sb_flags
@@ -701,7 +712,9 @@ impl Mddev {
 
     /// `rdev_clear_badblocks` (array-relative).
     pub fn rdev_clear_badblocks(&self, r: &Rdev, s: u64, sectors: u64) {
-        r.badblocks.lock().clear(s + r.data_offset(), sectors);
+        if let Some(abs) = r.dev_sector(s) {
+            r.badblocks.lock().clear(abs, sectors);
+        }
     }
 
     /// Read from the running array (the data file).  Like a block
@@ -709,7 +722,7 @@ impl Mddev {
     /// the whole sectors around it.
     pub fn read_data(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
         let Some(p) = self.pers() else { return Ok(0) };
-        let size = self.array_sectors() * 512;
+        let size = self.array_bytes();
         if offset >= size {
             return Ok(0);
         }
@@ -747,7 +760,7 @@ impl Mddev {
             // blkdev_write_iter on a read-only disk.
             return Err(Errno::EPERM);
         }
-        let size = self.array_sectors() * 512;
+        let size = self.array_bytes();
         if offset >= size {
             return Err(Errno::ENOSPC);
         }
@@ -823,7 +836,7 @@ impl Mddev {
         let Some(p) = self.pers() else {
             return Err(Errno::EINVAL);
         };
-        let size = self.array_sectors() * 512;
+        let size = self.array_bytes();
         let end = offset.checked_add(len).ok_or(Errno::EINVAL)?;
         if len == 0 || offset >= size {
             return Err(Errno::EINVAL);

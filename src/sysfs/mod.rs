@@ -104,10 +104,7 @@ struct DataFile {
 
 impl BinFile for DataFile {
     fn size(&self) -> u64 {
-        self.mddev
-            .upgrade()
-            .map(|m| m.array_sectors() * 512)
-            .unwrap_or(0)
+        self.mddev.upgrade().map(|m| m.array_bytes()).unwrap_or(0)
     }
 
     fn open(&self, _write: bool) -> Result<(), Errno> {
