@@ -497,11 +497,14 @@ impl Superblock1 {
     }
 
     /// Sectors the device offers for data (`super_1_load`): up to the
-    /// superblock for 1.0, from data_offset to the end otherwise.
+    /// superblock for 1.0, from data_offset to the end otherwise.  The
+    /// kernel subtracts in sector_t: a data_offset past the device's end
+    /// leaves "room" modulo 2^64, the member loads, and every read of it
+    /// fails later; so here.
     pub fn avail_sectors(&self, minor: Minor, dev_sectors: u64) -> u64 {
         match minor {
             Minor::V0 => minor.sb_start(dev_sectors).unwrap_or(0),
-            _ => dev_sectors.saturating_sub(self.data_offset),
+            _ => dev_sectors.wrapping_sub(self.data_offset),
         }
     }
 
