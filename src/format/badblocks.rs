@@ -18,14 +18,22 @@ pub struct BadRange {
     pub sectors: u64,
 }
 
+/// The largest `bblog_shift` Linux takes; above it super_1_load says
+/// "bogus bblog_shift" and refuses the device (checked in the oracle: 63
+/// loads, 64 does not).
+pub const BB_MAX_SHIFT: u8 = 63;
+
 /// Decode a log area (`bblog_size` sectors read from disk).  Entries up to
-/// the first all-ones word; a zero length is refused (the kernel's
-/// `badblocks_set` rejects it).
+/// the first all-ones word, in the units the shift gives, as the kernel
+/// decodes them: the block number shifted in 64 bits (bits shifted out
+/// are lost there too).  An entry of length 0 is skipped: Linux 6.1's
+/// `badblocks_set` does nothing with it (mdadm has written logs of zeros
+/// with the feature bit set; later kernels refuse them).
 pub fn parse(buf: &[u8], shift: u8) -> Result<Vec<BadRange>, FormatError> {
     let mut out = Vec::new();
-    if shift > 32 {
+    if shift > BB_MAX_SHIFT {
         return Err(FormatError::BadBlockLog {
-            reason: format!("bblog_shift {shift} is out of range"),
+            reason: format!("bogus bblog_shift {shift} for badblocks."),
         });
     }
     for w in buf.chunks_exact(8).take(BB_MAX_ENTRIES) {
@@ -35,13 +43,13 @@ pub fn parse(buf: &[u8], shift: u8) -> Result<Vec<BadRange>, FormatError> {
         }
         let len = bb & 0x3ff;
         if len == 0 {
-            return Err(FormatError::BadBlockLog {
-                reason: format!("entry {:#x} has zero length", bb),
-            });
+            continue;
         }
         out.push(BadRange {
             sector: (bb >> 10) << shift,
-            sectors: len << shift,
+            // Below 2^10, the length fits in 64 bits up to shift 54; a
+            // longer run than that can be nowhere on a device.
+            sectors: if shift <= 54 { len << shift } else { u64::MAX },
         });
     }
     Ok(out)

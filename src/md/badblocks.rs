@@ -40,15 +40,17 @@ impl BadBlocks {
         &self.entries
     }
 
-    /// Load entries read from the on-disk log, all acknowledged.
-    pub fn load(&mut self, ranges: &[BadRange]) -> bool {
+    /// Load entries read from the on-disk log, all acknowledged.  Err
+    /// with the first range that cannot be recorded (the list is full, or
+    /// the range runs past sector 2^64 - 1).
+    pub fn load(&mut self, ranges: &[BadRange]) -> Result<(), BadRange> {
         for r in ranges {
             if !self.set(r.sector, r.sectors, true) {
-                return false;
+                return Err(*r);
             }
         }
         self.changed = false;
-        true
+        Ok(())
     }
 
     /// `badblocks_set` (the Linux 6.1 one): record `[s, s+sectors)`,
@@ -63,9 +65,18 @@ impl BadBlocks {
         if sectors == 0 {
             return true;
         }
-        // Work in units, rounding the start down and the end up.
+        // Work in units, rounding the start down and the end up.  A range
+        // that runs past sector 2^64 - 1 (a data offset near it, from a
+        // damaged superblock) cannot be recorded: the caller fails the
+        // member instead.
+        let Some(end) = s
+            .checked_add(sectors)
+            .and_then(|e| e.checked_add((1u64 << shift) - 1))
+        else {
+            return false;
+        };
         let mut s_u = s >> shift;
-        let next = (s + sectors + (1u64 << shift) - 1) >> shift;
+        let next = end >> shift;
         let mut len = next - s_u;
         let mut p: Vec<(u64, u64, bool)> = self
             .entries
@@ -174,7 +185,7 @@ impl BadBlocks {
     /// `badblocks_clear`: forget `[s, s+sectors)` (a successful write
     /// over a bad range).
     pub fn clear(&mut self, s: u64, sectors: u64) {
-        let end = s + sectors;
+        let end = s.saturating_add(sectors);
         let mut out = Vec::with_capacity(self.entries.len() + 1);
         let mut touched = false;
         for e in &self.entries {
@@ -218,7 +229,7 @@ impl BadBlocks {
     /// (first bad sector, length), and whether any overlapping entry is
     /// unacknowledged.
     pub fn check(&self, s: u64, sectors: u64) -> Option<(u64, u64, bool)> {
-        let end = s + sectors;
+        let end = s.saturating_add(sectors);
         let mut found: Option<(u64, u64)> = None;
         let mut unacked = false;
         for e in &self.entries {

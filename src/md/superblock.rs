@@ -138,13 +138,20 @@ fn load_1(
     {
         let mut bb = rdev.badblocks.lock();
         if sb.has(feature::BAD_BLOCKS) && bb.count() == 0 {
+            // validate() has bounded bblog_size to one page.  The kernel
+            // reads at sb_start + bblog_offset in sector_t: an offset
+            // before the device's start is one past its end, EIO.
             let sectors = sb.bblog_size as u64;
-            let off = sb_start as i64 + sb.bblog_offset as i64;
-            if off < 0 {
-                return Err(Errno::EINVAL);
-            }
             let mut buf = vec![0u8; (sectors * 512) as usize];
-            if rdev.disk.read_at(&mut buf, off as u64 * 512).is_err() {
+            let at = sb_start.wrapping_add_signed(sb.bblog_offset as i64);
+            if at
+                .checked_mul(512)
+                .is_none_or(|b| rdev.disk.read_at(&mut buf, b).is_err())
+            {
+                log.warn(format!(
+                    "md: {}: cannot read the bad-block log (bblog_offset {}, bblog_size {})",
+                    rdev.name, sb.bblog_offset, sb.bblog_size
+                ));
                 return Err(Errno::EIO);
             }
             bb.shift = Some(sb.bblog_shift);
@@ -152,7 +159,11 @@ fn load_1(
                 log.info(format!("md: {}: {e}", rdev.name));
                 Errno::EINVAL
             })?;
-            if !bb.load(&ranges) {
+            if let Err(r) = bb.load(&ranges) {
+                log.warn(format!(
+                    "md: {}: bad-block log entry of {} sectors at {} cannot be recorded",
+                    rdev.name, r.sectors, r.sector
+                ));
                 return Err(Errno::EINVAL);
             }
         } else if sb.bblog_offset != 0 {
