@@ -172,6 +172,14 @@ fn load_1(
     }
 
     let spare_disk = sb.is_spare_disk();
+    if refdev.is_none() && sb.dev_number >= sb.max_dev {
+        // No role can be read for it: a spare, which alone never runs
+        // ("cannot find a valid disk").
+        log.info(format!(
+            "md: {}: dev_number {} is past max_dev {}: taken for a spare",
+            rdev.name, sb.dev_number, sb.max_dev
+        ));
+    }
     let fresher = match refdev {
         None => !spare_disk,
         Some(r) => {
@@ -232,6 +240,12 @@ fn load_090(
         std::sync::atomic::Ordering::Release,
     );
     let spare_disk = sb.is_spare_disk();
+    if refdev.is_none() && sb.this_disk.number as usize >= MD_SB_DISKS {
+        log.info(format!(
+            "md: {}: this_disk.number {} is past the {MD_SB_DISKS} disks: taken for a spare",
+            rdev.name, sb.this_disk.number
+        ));
+    }
     let fresher = match refdev {
         None => !spare_disk,
         Some(r) => {
@@ -296,6 +310,20 @@ pub fn validate_super(
     }
 }
 
+/// A superblock that records a reshape: md_run refuses it without a word
+/// (no personality here can reshape), so say where it came from.
+fn note_reshape(
+    log: &KernelLog,
+    name: &str,
+    position: u64,
+    [level, delta, layout, chunk]: [u32; 4],
+) {
+    log.info(format!(
+        "md: {name}: reshape_position {position} recorded: a reshape is in progress (new_level {}, delta_disks {}, new_layout {}, new_chunk {chunk})",
+        level as i32, delta as i32, layout as i32
+    ));
+}
+
 fn validate_1(
     cfg: &mut Config,
     view: &ArrayView,
@@ -340,6 +368,12 @@ fn validate_1(
             };
         }
         if sb.has(feature::RESHAPE_ACTIVE) {
+            note_reshape(
+                mddev.log(),
+                &rdev.name,
+                sb.reshape_position,
+                [sb.new_level, sb.delta_disks, sb.new_layout, sb.new_chunk],
+            );
             cfg.reshape_position = sb.reshape_position;
             cfg.delta_disks = sb.delta_disks as i32;
             cfg.new_level = sb.new_level as i32;
@@ -354,10 +388,18 @@ fn validate_1(
             cfg.layout = -1;
         }
         if sb.has(feature::PPL | feature::MULTIPLE_PPLS) {
-            if sb.has(feature::BITMAP_OFFSET | feature::JOURNAL) {
-                return Err(Errno::EINVAL);
-            }
-            if sb.has(feature::PPL) && sb.has(feature::MULTIPLE_PPLS) {
+            let conflict = if sb.has(feature::BITMAP_OFFSET | feature::JOURNAL) {
+                Some("a partial parity log with a bitmap or journal")
+            } else if sb.has(feature::PPL) && sb.has(feature::MULTIPLE_PPLS) {
+                Some("both one and multiple partial parity logs")
+            } else {
+                None
+            };
+            if let Some(what) = conflict {
+                mddev.log().warn(format!(
+                    "md: {}: feature_map {:#x} asks for {what}",
+                    rdev.name, sb.feature_map
+                ));
                 return Err(Errno::EINVAL);
             }
         }
@@ -367,7 +409,7 @@ fn validate_1(
         let r = sb.own_role();
         if sb.dev_number < sb.max_dev
             && (r < role::MAX || r == role::JOURNAL)
-            && ev1 + 1 < cfg.events
+            && ev1.wrapping_add(1) < cfg.events
         {
             return Err(Errno::EINVAL);
         }
@@ -465,6 +507,12 @@ fn validate_090(
         cfg.bitmap_info.default_space = 64 * 2 - (super0::SB0_BYTES as u64 >> 9);
         cfg.reshape_backwards = false;
         if sb.minor_version >= 91 {
+            note_reshape(
+                _mddev.log(),
+                &rdev.name,
+                sb.reshape_position,
+                [sb.new_level, sb.delta_disks, sb.new_layout, sb.new_chunk],
+            );
             cfg.reshape_position = sb.reshape_position;
             cfg.delta_disks = sb.delta_disks as i32;
             cfg.new_level = sb.new_level as i32;
@@ -497,7 +545,7 @@ fn validate_090(
         if n >= 0
             && (n as usize) < MD_SB_DISKS
             && sb.disks[n as usize].state & (disk_state::SYNC | disk_state::ACTIVE) != 0
-            && ev1 + 1 < cfg.events
+            && ev1.wrapping_add(1) < cfg.events
         {
             return Err(Errno::EINVAL);
         }

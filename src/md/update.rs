@@ -71,8 +71,16 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
                 cfg.events -= 1;
                 cfg.can_decrease_events = false;
             } else {
-                cfg.events += 1;
+                cfg.events = cfg.events.wrapping_add(1);
                 cfg.can_decrease_events = nospares;
+            }
+            // The kernel's WARN_ON: the 64-bit counter wraps only when a
+            // superblock said 2^64 - 1.
+            if cfg.events == 0 {
+                mddev.log().warn(format!(
+                    "md: {}: the events counter wrapped to 0",
+                    mddev.name
+                ));
             }
             // The I/O path reads events lock-free (the bitmap's
             // events_cleared follows it).
@@ -98,7 +106,7 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
             for r in &cfg.rdevs {
                 let mut s = r.sb.lock();
                 if s.sb_events == cfg.events
-                    || (nospares && r.raid_disk() < 0 && s.sb_events + 1 == cfg.events)
+                    || (nospares && r.raid_disk() < 0 && s.sb_events.wrapping_add(1) == cfg.events)
                 {
                     s.sb_loaded = 2;
                 } else {

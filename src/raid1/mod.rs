@@ -76,6 +76,11 @@ impl Personality for Raid1Personality {
         }
         mddev.set_degraded(degraded);
         if n as u32 - degraded < 1 {
+            // raid1_run says nothing here; say why.
+            log.warn(format!(
+                "md/raid1:{}: none of {n} mirrors (raid_disks {n}) is in sync",
+                mddev.name
+            ));
             return Err(Errno::EINVAL);
         }
         if n as u32 - degraded == 1 {
