@@ -58,6 +58,7 @@ shell_tests!(
     member_state,
     member_block,
     bad_input,
+    damaged_superblock,
     run_path,
     mount,
 );

@@ -1,0 +1,1058 @@
+//! Damaged metadata is ordinary input.  Every field of every superblock
+//! version (0.90, 1.0, 1.1, 1.2), of the bitmap superblock and of the
+//! bad-block log is set to extreme values -- 0, 1, 2^31-1, 2^31, 2^32-1,
+//! 2^63, 2^64-1, the device size -1 and +1 (in sectors), cut to the
+//! field's width -- with the checksum recomputed, as a bad sector or a
+//! buggy tool leaves them; on one member and on all of them.  Each case
+//! binds the members and runs the array through the md tree, as mdadm
+//! does, all in one md "module" (one daemon), and must end in one of:
+//!
+//! * refused: a write failed with an errno, with a line in the log;
+//! * assembled, with or without the damaged member: every read gives what
+//!   one of the running members holds at its data offset, or EIO where
+//!   none can give it (as the kernel, past the end of every device: a
+//!   `data_offset` past the device, a `size` larger than the members); a
+//!   write of the same data then succeeds or fails with an errno.
+//!
+//! Every attribute of the array is read on the way, the array then
+//! clears, and no case may take more than 20 s.  `mdfuse examine` of
+//! every damaged member must answer too.  SWEEP_ONLY=TEXT runs the cases
+//! whose name holds TEXT; SWEEP_VERBOSE=1 prints each case and its log.
+//!
+//! Where md's source leaves the outcome in doubt, real md was asked
+//! (Linux 6.1.192 in the oracle, `realmd shell-script` on copies of the
+//! 16 MiB raid1-v1.2-bitmap, -v1.2-nobitmap, -v1.0-bitmap and -v0.90
+//! fixtures, members bound through sysfs `new_dev`, run with
+//! `array_state`); `ORACLE` below holds its answers, mapped onto these
+//! 2 MiB members, and each is checked.  It said:
+//!
+//! * v1.2 `raid_disks` 2^31-1, 2^31, 2^32-1: both members bind, the run
+//!   fails with ENOMEM (setup_conf's kzalloc of 2 x raid_disks mirrors;
+//!   the last two are negative as an int).  65535 failed the same way in
+//!   the VM's 512 MiB; 1921 ran "active with 2 out of 1921 mirrors"; 0
+//!   fails with EINVAL.  0.90 `raid_disks` 2^31 binds (the field is
+//!   unsigned there) and fails the run with ENOMEM; 28 runs.
+//! * v1.2 `size` 2^63, 2^64-1 and 0 without a bitmap: the array runs with
+//!   that many sectors; a capacity past 2^54 sectors wraps the block
+//!   device's byte size, which then reads as empty.  With a bitmap, size
+//!   2^63 never returned (a soft lockup allocating the bitmap): here the
+//!   allocation is refused, ENOMEM.  `size` one sector more than the
+//!   members hold: the array runs, the read past their end fails (EIO).
+//! * v1.2 `data_offset` 2^63 or 2^64-1: the superblock loads (the room it
+//!   leaves is computed modulo 2^64), the array runs, every read fails.
+//!   2^64-1 on one member: that member fails and the other serves (real
+//!   md first reads it at data_offset + sector modulo 2^64, sector 7 for
+//!   sector 8, and returns those bytes; mdfuse takes that for the I/O
+//!   error it is).  v1.0 `data_offset` past the device: loads; the run
+//!   fails with EIO (the bitmap cannot be written there).
+//! * `bblog_shift` 64 and above with the bad-block feature: "bogus
+//!   bblog_shift", the member is refused (EINVAL); up to 63 it loads, and
+//!   without the feature any shift does.  The feature with a log of zeros
+//!   (entries of length 0) loads: 6.1's badblocks_set ignores them.
+//! * `bitmap_offset` 2^31-1 or -2^31: the bitmap superblock is read past
+//!   the device's end, the run fails with EIO.  Bitmap version 5 with
+//!   nodes: "can't find md-cluster module", ENOENT; without nodes it runs.
+//! * bitmap `chunksize` 2^31, `daemon_sleep` 2^32-1, `sync_size` 2^64-1,
+//!   `events_cleared` 2^64-1, `sectors_reserved` 2^32-1 or 0;
+//!   `resync_offset` 2^63 (a resync that ends at once); `recovery_offset`
+//!   2^63 on one member (recovered): the array runs.  `events` 2^64-1 on
+//!   both: the member bound first is "non-fresh" (events + 1 wraps to 0),
+//!   the other runs alone.
+//! * 0.90 `level` 2^32-1 (linear) runs as linear in the kernel; mdfuse
+//!   has RAID1 only and refuses the level, as for any other it lacks.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use mdfuse::cli::examine::{examine_bitmap_on, examine_probe};
+use mdfuse::cli::probe::probe;
+use mdfuse::disk::{FaultOp, IoEvent};
+use mdfuse::errno::Errno;
+use mdfuse::format::{SectorReader, Superblock0, Superblock1};
+use mdfuse::md::{Md, MdOptions};
+use mdfuse::sysfs::MdTree;
+use parking_lot::Mutex;
+
+/// Every member is a 2 MiB image.
+const DEV_SECTORS: u64 = 4096;
+const DEV_BYTES: usize = DEV_SECTORS as usize * 512;
+/// Reads of the array go this far (past the members' end, to see EIO
+/// there), in pieces of this size.
+const READ_LIMIT: u64 = DEV_BYTES as u64 + 65536;
+const PIECE: usize = 65536;
+/// Members are put back to their pristine bytes in blocks of this size.
+const BLOCK: usize = 4096;
+/// No case may take longer.
+const CASE_LIMIT: Duration = Duration::from_secs(20);
+
+const EXTREMES: [u64; 9] = [
+    0,
+    1,
+    (1 << 31) - 1,
+    1 << 31,
+    (1 << 32) - 1,
+    1 << 63,
+    u64::MAX,
+    DEV_SECTORS - 1,
+    DEV_SECTORS + 1,
+];
+
+/// `feature_map` bits a field means something only with.
+const F_BITMAP: u32 = 1;
+const F_RECOVERY: u32 = 2;
+const F_RESHAPE: u32 = 4;
+const F_BAD_BLOCKS: u32 = 8;
+const F_NEW_OFFSET: u32 = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Meta {
+    V090,
+    V1(u64),
+}
+
+impl Meta {
+    fn version(self) -> &'static str {
+        match self {
+            Meta::V090 => "0.90",
+            Meta::V1(0) => "1.0",
+            Meta::V1(1) => "1.1",
+            Meta::V1(_) => "1.2",
+        }
+    }
+
+    /// Byte offset of the superblock on a member.
+    fn sb_at(self) -> usize {
+        let s = match self {
+            Meta::V090 => (DEV_SECTORS & !127) - 128,
+            Meta::V1(0) => (DEV_SECTORS - 16) & !7,
+            Meta::V1(1) => 0,
+            Meta::V1(_) => 8,
+        };
+        s as usize * 512
+    }
+}
+
+/// Where a field lives and what else must hold for it to mean anything.
+#[derive(Clone, Copy, Debug)]
+enum Place {
+    /// In the superblock, at this byte offset.
+    Super,
+    /// In the bitmap superblock.
+    Bitmap,
+    /// In the bad-block log (entry 0), with the log turned on.
+    BadBlockLog,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    name: &'static str,
+    place: Place,
+    offset: usize,
+    width: usize,
+    /// v1 feature bits to set with it; for 0.90 any non-zero value sets
+    /// minor_version 91 (the reshape fields).
+    with: u32,
+}
+
+const fn f(name: &'static str, offset: usize, width: usize, with: u32) -> Field {
+    Field {
+        name,
+        place: Place::Super,
+        offset,
+        width,
+        with,
+    }
+}
+
+/// Every field of `struct mdp_superblock_1` but the checksum (the UUIDs,
+/// the name and the padding by their first 8 bytes) and the first two
+/// roles.
+const V1_FIELDS: &[Field] = &[
+    f("magic", 0, 4, 0),
+    f("major_version", 4, 4, 0),
+    f("feature_map", 8, 4, 0),
+    f("pad0", 12, 4, 0),
+    f("set_uuid", 16, 8, 0),
+    f("set_name", 32, 8, 0),
+    f("ctime", 64, 8, 0),
+    f("level", 72, 4, 0),
+    f("layout", 76, 4, 0),
+    f("size", 80, 8, 0),
+    f("chunksize", 88, 4, 0),
+    f("raid_disks", 92, 4, 0),
+    f("bitmap_offset", 96, 4, F_BITMAP),
+    f("new_level", 100, 4, F_RESHAPE),
+    f("reshape_position", 104, 8, F_RESHAPE),
+    f("delta_disks", 112, 4, F_RESHAPE),
+    f("new_layout", 116, 4, F_RESHAPE),
+    f("new_chunk", 120, 4, F_RESHAPE),
+    f("new_offset", 124, 4, F_RESHAPE | F_NEW_OFFSET),
+    f("data_offset", 128, 8, 0),
+    f("data_size", 136, 8, 0),
+    f("super_offset", 144, 8, 0),
+    f("recovery_offset", 152, 8, F_RECOVERY),
+    f("dev_number", 160, 4, 0),
+    f("cnt_corrected_read", 164, 4, 0),
+    f("device_uuid", 168, 8, 0),
+    f("devflags", 184, 1, 0),
+    f("bblog_shift", 185, 1, F_BAD_BLOCKS),
+    f("bblog_size", 186, 2, F_BAD_BLOCKS),
+    f("bblog_offset", 188, 4, F_BAD_BLOCKS),
+    f("utime", 192, 8, 0),
+    f("events", 200, 8, 0),
+    f("resync_offset", 208, 8, 0),
+    f("max_dev", 220, 4, 0),
+    f("pad3", 224, 8, 0),
+    f("dev_roles[0]", 256, 2, 0),
+    f("dev_roles[1]", 258, 2, 0),
+];
+
+/// `mdp_super_t` by word (4 bytes each; reshape_position is 8).
+const V090_FIELDS: &[Field] = &[
+    f("md_magic", 0, 4, 0),
+    f("major_version", 4, 4, 0),
+    f("minor_version", 8, 4, 0),
+    f("patch_version", 12, 4, 0),
+    f("gvalid_words", 16, 4, 0),
+    f("set_uuid0", 20, 4, 0),
+    f("ctime", 24, 4, 0),
+    f("level", 28, 4, 0),
+    f("size", 32, 4, 0),
+    f("nr_disks", 36, 4, 0),
+    f("raid_disks", 40, 4, 0),
+    f("md_minor", 44, 4, 0),
+    f("not_persistent", 48, 4, 0),
+    f("set_uuid1", 52, 4, 0),
+    f("utime", 128, 4, 0),
+    f("state", 132, 4, 0),
+    f("active_disks", 136, 4, 0),
+    f("working_disks", 140, 4, 0),
+    f("failed_disks", 144, 4, 0),
+    f("spare_disks", 148, 4, 0),
+    f("events_lo", 156, 4, 0),
+    f("events_hi", 160, 4, 0),
+    f("cp_events_lo", 164, 4, 0),
+    f("cp_events_hi", 168, 4, 0),
+    f("recovery_cp", 172, 4, 0),
+    f("reshape_position", 176, 8, 1),
+    f("new_level", 184, 4, 1),
+    f("delta_disks", 188, 4, 1),
+    f("new_layout", 192, 4, 1),
+    f("new_chunk", 196, 4, 1),
+    f("layout", 256, 4, 0),
+    f("chunk_size", 260, 4, 0),
+    f("disks[0].number", 512, 4, 0),
+    f("disks[0].major", 516, 4, 0),
+    f("disks[0].raid_disk", 524, 4, 0),
+    f("disks[0].state", 528, 4, 0),
+    f("disks[1].number", 640, 4, 0),
+    f("disks[1].raid_disk", 652, 4, 0),
+    f("disks[1].state", 656, 4, 0),
+    f("this_disk.number", 3968, 4, 0),
+    f("this_disk.raid_disk", 3980, 4, 0),
+    f("this_disk.state", 3984, 4, 0),
+];
+
+const fn bm(name: &'static str, offset: usize, width: usize) -> Field {
+    Field {
+        name,
+        place: Place::Bitmap,
+        offset,
+        width,
+        with: 0,
+    }
+}
+
+/// `bitmap_super_t`.
+const BITMAP_FIELDS: &[Field] = &[
+    bm("bitmap magic", 0, 4),
+    bm("bitmap version", 4, 4),
+    bm("bitmap uuid", 8, 8),
+    bm("bitmap events", 24, 8),
+    bm("bitmap events_cleared", 32, 8),
+    bm("bitmap sync_size", 40, 8),
+    bm("bitmap state", 48, 4),
+    bm("bitmap chunksize", 52, 4),
+    bm("bitmap daemon_sleep", 56, 4),
+    bm("bitmap write_behind", 60, 4),
+    bm("bitmap sectors_reserved", 64, 4),
+    bm("bitmap nodes", 68, 4),
+];
+
+const BAD_BLOCK_ENTRY: Field = Field {
+    name: "bad-block log entry[0]",
+    place: Place::BadBlockLog,
+    offset: 0,
+    width: 8,
+    with: F_BAD_BLOCKS,
+};
+
+/// One array as mdfuse create (or real md, for 0.90) wrote it, with a
+/// pattern in its data area: the images' bytes and where they live.
+struct Layout {
+    name: &'static str,
+    meta: Meta,
+    bitmap: bool,
+    paths: Vec<PathBuf>,
+    pristine: Vec<Vec<u8>>,
+    /// Byte offset of the bitmap superblock, if any.
+    bitmap_at: Option<usize>,
+    /// Byte offset of the bad-block log (v1).
+    bblog_at: Option<usize>,
+    /// The members, open for putting bytes back.
+    files: Vec<fs::File>,
+}
+
+/// 512 bytes that say which data sector they are.
+fn pattern(sector: u64) -> [u8; 512] {
+    let mut b = [(sector % 251) as u8; 512];
+    b[..5].copy_from_slice(b"SWEEP");
+    b[8..16].copy_from_slice(&sector.to_le_bytes());
+    b
+}
+
+fn fill_data(img: &mut [u8], data_offset: u64, sectors: u64) {
+    for s in 0..sectors {
+        let at = ((data_offset + s) * 512) as usize;
+        img[at..at + 512].copy_from_slice(&pattern(s));
+    }
+}
+
+fn v1_layout(dir: &Path, name: &'static str, minor: u64, bitmap: bool) -> Layout {
+    let meta = Meta::V1(minor);
+    let d = dir.join(name);
+    fs::create_dir_all(&d).unwrap();
+    let paths = vec![d.join("vda"), d.join("vdb")];
+    let create = "create -l 1 -n 2 --assume-clean --image-size 2M --homehost <none> -N sweep";
+    let (out, err, rc) = common::run(
+        common::mdfuse()
+            .args(create.split(' '))
+            .args(["-e", meta.version()])
+            .args(["-b", if bitmap { "internal" } else { "none" }])
+            .args(&paths),
+    );
+    assert_eq!(rc, 0, "mdfuse create: {out}{err}");
+    let mut pristine = Vec::new();
+    let (mut bitmap_at, mut bblog_at) = (None, None);
+    for p in &paths {
+        let mut img = fs::read(p).unwrap();
+        assert_eq!(img.len(), DEV_BYTES);
+        let sb = Superblock1::parse(&img[meta.sb_at()..]).unwrap();
+        fill_data(&mut img, sb.data_offset, sb.data_size);
+        if let Some(off) = sb.bitmap_offset_sectors() {
+            bitmap_at = Some((meta.sb_at() as i64 + off * 512) as usize);
+        }
+        // The log as the kernel leaves it: empty (all ones).
+        let at = (meta.sb_at() as i64 + sb.bblog_offset as i64 * 512) as usize;
+        img[at..at + sb.bblog_size as usize * 512].fill(0xff);
+        bblog_at = Some(at);
+        fs::write(p, &img).unwrap();
+        pristine.push(img);
+    }
+    assert_eq!(bitmap_at.is_some(), bitmap);
+    Layout {
+        name,
+        meta,
+        bitmap,
+        files: open_all(&paths),
+        paths,
+        pristine,
+        bitmap_at,
+        bblog_at,
+    }
+}
+
+/// Real md's 0.90 superblocks (the raid1-v0.90 fixture), moved to the
+/// end of 2 MiB members with the size recorded to match.
+fn v090_layout(dir: &Path) -> Layout {
+    let meta = Meta::V090;
+    let (_tmp, imgs) = common::unpack("raid1-v0.90");
+    let d = dir.join("v0.90");
+    fs::create_dir_all(&d).unwrap();
+    let paths = vec![d.join("vda"), d.join("vdb")];
+    let mut pristine = Vec::new();
+    for (src, p) in imgs.iter().zip(&paths) {
+        let big = fs::read(src).unwrap();
+        let at = (((big.len() as u64 / 512) & !127) - 128) as usize * 512;
+        let mut sb = Superblock0::parse(&big[at..at + 4096]).unwrap();
+        let start = meta.sb_at() as u64 / 512;
+        sb.size = (start / 2) as u32;
+        sb.update_csum();
+        let mut img = vec![0u8; DEV_BYTES];
+        fill_data(&mut img, 0, start);
+        img[meta.sb_at()..meta.sb_at() + 4096].copy_from_slice(&sb.to_bytes());
+        fs::write(p, &img).unwrap();
+        pristine.push(img);
+    }
+    Layout {
+        name: "0.90",
+        meta,
+        bitmap: false,
+        files: open_all(&paths),
+        paths,
+        pristine,
+        bitmap_at: None,
+        bblog_at: None,
+    }
+}
+
+fn open_all(paths: &[PathBuf]) -> Vec<fs::File> {
+    paths
+        .iter()
+        .map(|p| fs::OpenOptions::new().write(true).open(p).unwrap())
+        .collect()
+}
+
+/// `calc_sb_1_csum` / `calc_sb_csum` over the superblock at `sb`.
+fn fix_csum(meta: Meta, sb: &mut [u8]) {
+    let fold = |sum: u64| (sum as u32).wrapping_add((sum >> 32) as u32);
+    let word = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap()) as u64;
+    match meta {
+        Meta::V090 => {
+            sb[152..156].fill(0);
+            let sum: u64 = (0..1024).map(|i| word(sb, 4 * i)).sum();
+            let c = fold(sum);
+            sb[152..156].copy_from_slice(&c.to_le_bytes());
+        }
+        Meta::V1(_) => {
+            // Past 1920 roles the kernel refuses before the checksum.
+            let max_dev = (word(sb, 220) as usize).min(1920);
+            let len = 256 + 2 * max_dev;
+            sb[216..220].fill(0);
+            let mut sum: u64 = (0..len / 4).map(|i| word(sb, 4 * i)).sum();
+            if len % 4 == 2 {
+                sum += u16::from_le_bytes([sb[len - 2], sb[len - 1]]) as u64;
+            }
+            let c = fold(sum);
+            sb[216..220].copy_from_slice(&c.to_le_bytes());
+        }
+    }
+}
+
+fn put(buf: &mut [u8], at: usize, width: usize, v: u64) {
+    buf[at..at + width].copy_from_slice(&v.to_le_bytes()[..width]);
+}
+
+fn get(buf: &[u8], at: usize, width: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b[..width].copy_from_slice(&buf[at..at + width]);
+    u64::from_le_bytes(b)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who {
+    /// The member bound first (the array takes its settings from the one
+    /// bound last when all are as fresh).
+    One,
+    All,
+}
+
+struct Case<'a> {
+    layout: &'a Layout,
+    field: Field,
+    value: u64,
+    who: Who,
+}
+
+impl Case<'_> {
+    fn name(&self) -> String {
+        format!(
+            "{} {} = {:#x} on {}",
+            self.layout.name,
+            self.field.name,
+            self.value,
+            match self.who {
+                Who::One => "vda",
+                Who::All => "all members",
+            }
+        )
+    }
+
+    /// The members' images with the damage done.
+    fn images(&self) -> Vec<Vec<u8>> {
+        let l = self.layout;
+        let mut imgs = l.pristine.clone();
+        let n = if self.who == Who::One { 1 } else { imgs.len() };
+        for img in imgs.iter_mut().take(n) {
+            let sb_at = l.meta.sb_at();
+            let fld = self.field;
+            match fld.place {
+                Place::Super => put(img, sb_at + fld.offset, fld.width, self.value),
+                Place::Bitmap => {
+                    let at = l.bitmap_at.expect("a bitmap");
+                    put(img, at + fld.offset, fld.width, self.value);
+                    // Nodes mean something in a clustered bitmap only.
+                    if fld.name == "bitmap nodes" {
+                        put(img, at + 4, 4, 5);
+                    }
+                }
+                Place::BadBlockLog => {
+                    let at = l.bblog_at.expect("a bad-block log");
+                    put(img, at, 8, self.value);
+                }
+            }
+            if fld.with != 0 {
+                match l.meta {
+                    Meta::V1(_) => {
+                        let fm = get(img, sb_at + 8, 4) as u32 | fld.with;
+                        put(img, sb_at + 8, 4, fm as u64);
+                    }
+                    Meta::V090 => put(img, sb_at + 8, 4, 91),
+                }
+            }
+            fix_csum(l.meta, &mut img[sb_at..sb_at + 4096]);
+        }
+        imgs
+    }
+}
+
+/// Every case: each field of the layout's structures, each extreme value
+/// that differs from what the field holds, on one member and on all.
+fn cases(layouts: &[Layout]) -> Vec<Case<'_>> {
+    let mut v = Vec::new();
+    for l in layouts {
+        let mut fields: Vec<Field> = match l.meta {
+            Meta::V090 => V090_FIELDS.to_vec(),
+            Meta::V1(_) => {
+                let mut f = V1_FIELDS.to_vec();
+                f.push(BAD_BLOCK_ENTRY);
+                f
+            }
+        };
+        if l.bitmap {
+            fields.extend_from_slice(BITMAP_FIELDS);
+        }
+        for field in fields {
+            let current = match field.place {
+                Place::Super => get(&l.pristine[0], l.meta.sb_at() + field.offset, field.width),
+                Place::Bitmap => get(
+                    &l.pristine[0],
+                    l.bitmap_at.unwrap() + field.offset,
+                    field.width,
+                ),
+                Place::BadBlockLog => u64::MAX,
+            };
+            let mask = if field.width == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * field.width)) - 1
+            };
+            let mut values: Vec<u64> = EXTREMES.iter().map(|v| v & mask).collect();
+            values.sort();
+            values.dedup();
+            for value in values {
+                if value == current && field.with == 0 {
+                    continue;
+                }
+                for who in [Who::One, Who::All] {
+                    v.push(Case {
+                        layout: l,
+                        field,
+                        value,
+                        who,
+                    });
+                }
+            }
+        }
+    }
+    v
+}
+
+/// An image in memory, for examine.
+struct Mem<'a>(&'a [u8]);
+
+impl SectorReader for Mem<'_> {
+    fn size_bytes(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let s = usize::try_from(offset)
+            .ok()
+            .filter(|&s| s.checked_add(buf.len()).is_some_and(|e| e <= self.0.len()))
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(&self.0[s..s + buf.len()]);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    cases: usize,
+    refused: usize,
+    assembled: usize,
+    degraded: usize,
+    read_errors: usize,
+    /// Cases whose outcome real md was asked for.
+    oracle: usize,
+    failures: Vec<String>,
+}
+
+/// A member that runs in the array: where its data starts, what its image
+/// held, and whether it can serve a read.
+struct Leg {
+    image: usize,
+    data_offset: u64,
+    in_sync: bool,
+    bad: Vec<(u64, u64)>,
+}
+
+impl Leg {
+    /// The bytes this leg holds at array byte `at`, if it can give them.
+    fn view<'a>(&self, imgs: &'a [Vec<u8>], at: u64, len: usize) -> Option<&'a [u8]> {
+        if !self.in_sync {
+            return None;
+        }
+        let start = self.data_offset.checked_mul(512)?.checked_add(at)?;
+        let end = start.checked_add(len as u64)?;
+        if end > DEV_BYTES as u64 {
+            return None;
+        }
+        let (s, e) = (start / 512, end.div_ceil(512));
+        if self.bad.iter().any(|&(b, n)| b < e && s < b + n) {
+            return None;
+        }
+        Some(&imgs[self.image][start as usize..end as usize])
+    }
+}
+
+/// Read every attribute below `dir` (what a `grep -r . /sys/block/md0/md`
+/// would): whatever the values, each show must answer.
+fn read_all(t: &sysfs_like::Tree, dir: &str) {
+    let Some(node) = t.lookup_path(dir) else {
+        return;
+    };
+    for name in t.list(node).unwrap_or_default() {
+        let path = format!("{dir}/{name}");
+        let Some(n) = t.lookup_path(&path) else {
+            continue;
+        };
+        match t.node_type(n) {
+            Some(sysfs_like::NodeType::Dir) => read_all(t, &path),
+            Some(sysfs_like::NodeType::Attr) => {
+                let _ = t.read_attr(&path);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What a case came to.
+#[derive(Debug, Default, PartialEq)]
+struct Outcome {
+    /// errno of each `new_dev` that failed.
+    new_dev: Vec<Errno>,
+    /// errno of `array_state` = active, if it failed.
+    run: Option<Errno>,
+    running: bool,
+    degraded: u32,
+    /// Pieces of the array read, and how many of them failed.
+    reads: usize,
+    failed_reads: usize,
+}
+
+/// What real md did (see the top of the file), where it is not obvious.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// Every member binds; the run fails with this errno.
+    RunFails(Errno),
+    /// The damaged members are refused with this errno.
+    NotImported(Errno),
+    /// The array runs (its reads checked as any other).
+    Runs,
+    /// The array runs and every read of it fails.
+    RunsUnreadable,
+    /// The array runs, degraded, reads past the members' end fail.
+    RunsShortMembers,
+}
+
+const TWO_31: u64 = 1 << 31;
+
+/// (layout, field, value, on, what real md did).
+#[rustfmt::skip]
+const ORACLE: &[(&str, &str, u64, Who, Expect)] = &[
+    ("1.2-nobitmap", "raid_disks", TWO_31 - 1, Who::All, Expect::RunFails(Errno::ENOMEM)),
+    ("1.2-nobitmap", "raid_disks", TWO_31, Who::All, Expect::RunFails(Errno::ENOMEM)),
+    ("1.2-nobitmap", "raid_disks", u32::MAX as u64, Who::All, Expect::RunFails(Errno::ENOMEM)),
+    ("1.2-nobitmap", "raid_disks", 0, Who::All, Expect::RunFails(Errno::EINVAL)),
+    ("0.90", "raid_disks", TWO_31, Who::All, Expect::RunFails(Errno::ENOMEM)),
+    ("1.2-nobitmap", "size", 1 << 63, Who::All, Expect::Runs),
+    ("1.2-nobitmap", "size", u64::MAX, Who::All, Expect::Runs),
+    ("1.2-nobitmap", "size", 0, Who::All, Expect::Runs),
+    ("1.2", "size", 0, Who::All, Expect::Runs),
+    // Real md does not come back from allocating this bitmap (a soft
+    // lockup); the allocation cannot succeed: ENOMEM.
+    ("1.2", "size", 1 << 63, Who::All, Expect::RunFails(Errno::ENOMEM)),
+    ("1.2", "size", u64::MAX, Who::All, Expect::RunFails(Errno::ENOMEM)),
+    ("1.2-nobitmap", "size", DEV_SECTORS + 1, Who::All, Expect::RunsShortMembers),
+    ("1.2", "size", DEV_SECTORS + 1, Who::All, Expect::RunsShortMembers),
+    ("1.2-nobitmap", "data_offset", 1 << 63, Who::All, Expect::RunsUnreadable),
+    ("1.2-nobitmap", "data_offset", u64::MAX, Who::All, Expect::RunsUnreadable),
+    // Real md fails vda too, but first reads it at data_offset + sector
+    // modulo 2^64 (sector 7 for sector 8): mdfuse gives EIO there.
+    ("1.2-nobitmap", "data_offset", u64::MAX, Who::One, Expect::Runs),
+    ("1.0", "data_offset", DEV_SECTORS + 1, Who::All, Expect::RunFails(Errno::EIO)),
+    ("1.2", "bblog_shift", 0xff, Who::All, Expect::NotImported(Errno::EINVAL)),
+    ("1.2", "bad-block log entry[0]", 0, Who::All, Expect::Runs),
+    ("1.2", "bitmap_offset", TWO_31 - 1, Who::All, Expect::RunFails(Errno::EIO)),
+    ("1.2", "bitmap_offset", TWO_31, Who::All, Expect::RunFails(Errno::EIO)),
+    ("1.2", "bitmap nodes", u32::MAX as u64, Who::All, Expect::RunFails(Errno::ENOENT)),
+    ("1.2", "bitmap daemon_sleep", u32::MAX as u64, Who::All, Expect::Runs),
+    ("1.2", "bitmap sync_size", u64::MAX, Who::All, Expect::Runs),
+    ("1.2", "bitmap events_cleared", u64::MAX, Who::All, Expect::Runs),
+    ("1.2", "bitmap sectors_reserved", u32::MAX as u64, Who::All, Expect::Runs),
+    ("1.2", "bitmap chunksize", TWO_31, Who::All, Expect::Runs),
+    ("1.2-nobitmap", "resync_offset", 1 << 63, Who::All, Expect::Runs),
+    ("1.2-nobitmap", "recovery_offset", 1 << 63, Who::One, Expect::Runs),
+    // vda is "non-fresh": events + 1 wraps to 0.
+    ("1.2-nobitmap", "events", u64::MAX, Who::All, Expect::Runs),
+];
+
+fn expected(case: &Case) -> Option<Expect> {
+    ORACLE
+        .iter()
+        .find(|(l, f, v, w, _)| {
+            *l == case.layout.name && *f == case.field.name && *v == case.value && *w == case.who
+        })
+        .map(|e| e.4)
+}
+
+fn check_expected(case: &Case, o: &Outcome) -> Result<(), String> {
+    let Some(want) = expected(case) else {
+        return Ok(());
+    };
+    let ok = match want {
+        Expect::RunFails(e) => o.new_dev.is_empty() && o.run == Some(e),
+        Expect::NotImported(e) => !o.new_dev.is_empty() && o.new_dev.iter().all(|&x| x == e),
+        Expect::Runs => o.running && o.failed_reads == 0,
+        Expect::RunsUnreadable => o.running && o.reads > 0 && o.failed_reads == o.reads,
+        Expect::RunsShortMembers => o.running && o.failed_reads > 0 && o.failed_reads < o.reads,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("real md: {want:?}; here: {o:?}"))
+    }
+}
+
+fn run_case(md: &Arc<Md>, tree: &MdTree, case: &Case, tally: &mut Tally) {
+    let name = case.name();
+    let mut problems = Vec::new();
+    let o = run_case_inner(md, tree, case, &mut problems);
+    if let Some(o) = &o {
+        if o.running {
+            tally.assembled += 1;
+            if o.degraded > 0 {
+                tally.degraded += 1;
+            }
+            if o.failed_reads > 0 {
+                tally.read_errors += 1;
+            }
+        } else {
+            tally.refused += 1;
+        }
+        if let Err(e) = check_expected(case, o) {
+            problems.push(e);
+        }
+        if expected(case).is_some() {
+            tally.oracle += 1;
+        }
+    }
+    tally
+        .failures
+        .extend(problems.into_iter().map(|p| format!("{name}: {p}")));
+}
+
+fn run_case_inner(
+    md: &Arc<Md>,
+    tree: &MdTree,
+    case: &Case,
+    problems: &mut Vec<String>,
+) -> Option<Outcome> {
+    let l = case.layout;
+    let imgs = case.images();
+    // Between cases the members hold their pristine bytes: write what the
+    // damage changed, and afterwards put back that and whatever md wrote.
+    let mut touched: Vec<Vec<(u64, u64)>> = imgs
+        .iter()
+        .zip(&l.pristine)
+        .map(|(img, orig)| {
+            (0..DEV_BYTES / BLOCK)
+                .filter(|b| img[b * BLOCK..(b + 1) * BLOCK] != orig[b * BLOCK..(b + 1) * BLOCK])
+                .map(|b| ((b * BLOCK) as u64, BLOCK as u64))
+                .collect()
+        })
+        .collect();
+    for (i, ranges) in touched.iter().enumerate() {
+        for &(at, len) in ranges {
+            let (a, e) = (at as usize, (at + len) as usize);
+            l.files[i].write_all_at(&imgs[i][a..e], at).unwrap();
+        }
+    }
+    let written: Written = Arc::default();
+    let o = run_md(md, tree, case, &imgs, &written, problems);
+    touched.iter_mut().enumerate().for_each(|(i, t)| {
+        t.extend(
+            written
+                .lock()
+                .iter()
+                .filter(|w| w.0 == i)
+                .map(|w| (w.1, w.2)),
+        );
+    });
+    for (i, ranges) in touched.iter().enumerate() {
+        for &(at, len) in ranges {
+            let a = (at as usize).min(DEV_BYTES);
+            let e = (at.saturating_add(len) as usize).min(DEV_BYTES);
+            l.files[i]
+                .write_all_at(&l.pristine[i][a..e], a as u64)
+                .unwrap();
+        }
+    }
+    o
+}
+
+/// Writes md made to the members: (member, byte offset, length).
+type Written = Arc<Mutex<Vec<(usize, u64, u64)>>>;
+
+/// Bind, run, read, write and clear md0 on the members as `imgs` holds
+/// them; every write md makes to member `i` is noted in `written` as
+/// (i, offset, length).
+fn run_md(
+    md: &Arc<Md>,
+    tree: &MdTree,
+    case: &Case,
+    imgs: &[Vec<u8>],
+    written: &Written,
+    problems: &mut Vec<String>,
+) -> Option<Outcome> {
+    let l = case.layout;
+    for img in imgs {
+        let dev = Mem(img);
+        let _ = examine_probe(Path::new("vda"), &probe(&dev), Some(""))
+            .json
+            .render();
+        let _ = examine_bitmap_on(Path::new("vda"), &dev).json.render();
+    }
+    let marker = format!("sweep: {}", case.name());
+    md.log.info(&marker);
+    let t = &tree.tree;
+    if let Err(e) = t.write_attr("new_array", "md0") {
+        problems.push(format!("new_array md0: errno {e}"));
+        return None;
+    }
+    let mut o = Outcome::default();
+    if let Err(e) = t.write_attr("md0/md/metadata_version", l.meta.version()) {
+        problems.push(format!("metadata_version: errno {e}"));
+    }
+    for p in &l.paths {
+        if let Err(e) = t.write_attr("md0/md/new_dev", p.to_str().unwrap()) {
+            o.new_dev.push(e);
+        }
+    }
+    let mddev = md.array("md0").expect("md0");
+    for r in mddev.rdevs().iter() {
+        let i = l.paths.iter().position(|p| p == r.disk.path()).unwrap();
+        let written = written.clone();
+        r.disk
+            .faults()
+            .set_observer(Some(Arc::new(move |ev: IoEvent| {
+                if ev.op == FaultOp::Write && !ev.done {
+                    written.lock().push((i, ev.offset, ev.len));
+                }
+            })));
+    }
+    if let Err(e) = t.write_attr("md0/md/array_state", "active") {
+        o.run = Some(e);
+    }
+    read_all(t, "md0");
+    let _ = t.read_attr("mdstat");
+    o.running = mddev.is_running();
+    if !o.running {
+        if o.run.is_none() {
+            problems.push("not running, yet array_state took active".into());
+        }
+        let log = md.log.contents();
+        let since = log.rsplit_once(&marker).map(|(_, s)| s).unwrap_or("");
+        if since.trim().is_empty() {
+            problems.push(format!("refused ({o:?}) without a word in the log"));
+        }
+    } else {
+        o.degraded = mddev.degraded();
+        let legs: Vec<Leg> = mddev
+            .rdevs()
+            .iter()
+            .filter(|r| r.raid_disk() >= 0 && !r.faulty())
+            .map(|r| Leg {
+                image: l.paths.iter().position(|p| p == r.disk.path()).unwrap(),
+                data_offset: r.data_offset(),
+                in_sync: r.in_sync(),
+                bad: r
+                    .badblocks
+                    .lock()
+                    .entries()
+                    .iter()
+                    .map(|e| (e.sector, e.sectors))
+                    .collect(),
+            })
+            .collect();
+        let size = mddev.array_sectors().saturating_mul(512).min(READ_LIMIT);
+        let mut buf = vec![0u8; PIECE];
+        let mut at = 0u64;
+        while at < size {
+            let len = PIECE.min((size - at) as usize);
+            o.reads += 1;
+            match mddev.read_data(&mut buf[..len], at) {
+                Ok(0) => break,
+                Ok(n) => {
+                    for s in (0..n).step_by(512) {
+                        let e = (s + 512).min(n);
+                        let got = &buf[s..e];
+                        let pos = at + s as u64;
+                        if !legs.iter().any(|g| g.view(imgs, pos, e - s) == Some(got)) {
+                            problems.push(format!("byte {pos}: read what no member holds"));
+                            break;
+                        }
+                    }
+                    at += n as u64;
+                }
+                Err(e) => {
+                    o.failed_reads += 1;
+                    if e != Errno::EIO {
+                        problems.push(format!("byte {at}: read failed with errno {e}, not EIO"));
+                    } else if legs.iter().any(|g| g.view(imgs, at, len).is_some()) {
+                        problems.push(format!("byte {at}: EIO, yet a member holds the data"));
+                    }
+                    at += len as u64;
+                }
+            }
+        }
+        // A write of what is there (an update of the superblocks first).
+        let mut first = vec![0u8; 4096];
+        if matches!(mddev.read_data(&mut first, 0), Ok(4096)) {
+            let _ = mddev.write_data(&first, 0);
+        }
+        read_all(t, "md0");
+    }
+    drop(mddev);
+    if std::env::var_os("SWEEP_VERBOSE").is_some() {
+        let log = md.log.contents();
+        eprintln!("{}", log.rsplit_once(&marker).map(|(_, s)| s).unwrap_or(""));
+    }
+    if let Err(e) = t.write_attr("md0/md/array_state", "clear") {
+        problems.push(format!("clear: errno {e}"));
+    }
+    if md.array("md0").is_some() {
+        problems.push("md0 still there after clear".into());
+    }
+    Some(o)
+}
+
+#[test]
+fn damaged_fields_are_refused_or_assembled() {
+    if common::missing(&["zstd"]) {
+        return;
+    }
+    let base = if Path::new("/dev/shm").is_dir() {
+        tempfile::Builder::new()
+            .prefix("mdfuse-sweep-")
+            .tempdir_in("/dev/shm")
+            .unwrap()
+    } else {
+        common::tempdir()
+    };
+    let dir = base.path().to_path_buf();
+    let started = Instant::now();
+    let (tx, rx) = mpsc::channel::<Option<String>>();
+    let current = Arc::new(Mutex::new(String::from("setting up")));
+    let worker = {
+        let current = current.clone();
+        std::thread::spawn(move || {
+            let layouts = vec![
+                v1_layout(&dir, "1.2", 2, true),
+                v1_layout(&dir, "1.2-nobitmap", 2, false),
+                v1_layout(&dir, "1.1", 1, true),
+                v1_layout(&dir, "1.0", 0, true),
+                v090_layout(&dir),
+            ];
+            let md = Md::new(MdOptions::default());
+            mdfuse::register_personalities(&md);
+            let tree = MdTree::new(md.clone(), 0, 0);
+            let mut tally = Tally::default();
+            let all = cases(&layouts);
+            for (l, f, v, w, _) in ORACLE {
+                assert!(
+                    all.iter().any(|c| c.layout.name == *l
+                        && c.field.name == *f
+                        && c.value == *v
+                        && c.who == *w),
+                    "real md's case {l} {f} = {v:#x} on {w:?} is not swept"
+                );
+            }
+            // SWEEP_ONLY=TEXT runs the cases whose name holds TEXT.
+            let only = std::env::var("SWEEP_ONLY").unwrap_or_default();
+            for case in all {
+                let name = case.name();
+                if !name.contains(&only) {
+                    continue;
+                }
+                if std::env::var_os("SWEEP_VERBOSE").is_some() {
+                    eprintln!("case: {name}");
+                }
+                *current.lock() = name.clone();
+                tx.send(Some(name)).unwrap();
+                tally.cases += 1;
+                run_case(&md, &tree, &case, &mut tally);
+            }
+            md.stop_all();
+            // Every case put back what it changed.
+            for l in &layouts {
+                for (p, orig) in l.paths.iter().zip(&l.pristine) {
+                    assert!(
+                        fs::read(p).unwrap() == *orig,
+                        "{} not as it was",
+                        p.display()
+                    );
+                }
+            }
+            tx.send(None).unwrap();
+            tally
+        })
+    };
+    loop {
+        match rx.recv_timeout(CASE_LIMIT) {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("{} took more than {CASE_LIMIT:?}", current.lock())
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let tally = worker
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+    eprintln!(
+        "{} cases in {:.1?}: {} refused, {} assembled ({} degraded, {} with reads that failed); {} as real md",
+        tally.cases,
+        started.elapsed(),
+        tally.refused,
+        tally.assembled,
+        tally.degraded,
+        tally.read_errors,
+        tally.oracle
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} cases went wrong:\n{}",
+        tally.failures.len(),
+        tally.cases,
+        tally.failures.join("\n")
+    );
+    drop(base);
+}
