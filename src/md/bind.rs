@@ -112,6 +112,16 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
         }
     };
     if mddev.is_running() {
+        if mddev
+            .pers()
+            .is_some_and(|p| !p.personality().has_hot_add_disk())
+        {
+            log.warn(format!(
+                "{}: personality does not support diskops!",
+                mddev.name
+            ));
+            return Err(Errno::EINVAL);
+        }
         prepare_new_member(mddev, cfg, &rdev, version)?;
     }
     match superblock::load_super(&rdev, None, version, log) {
@@ -152,7 +162,7 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
     }
     bind_rdev(mddev, cfg, &rdev)?;
     if mddev.is_running() {
-        add_bound_rdev(mddev, cfg, &rdev);
+        add_bound_rdev(mddev, cfg, &rdev)?;
     }
     Ok(rdev)
 }
@@ -202,9 +212,25 @@ fn prepare_new_member(
     Ok(())
 }
 
-/// `add_bound_rdev` for RAID1 (which has `hot_remove_disk`): ask the md
-/// thread to consider the new spare.
-fn add_bound_rdev(mddev: &Mddev, _cfg: &mut Config, rdev: &Rdev) {
+/// `add_bound_rdev`: ask the md thread to consider the new spare.  A
+/// personality without `hot_remove_disk` takes the member at once (a
+/// change of geometry, as linear's growth) or it is kicked again.
+fn add_bound_rdev(mddev: &Arc<Mddev>, cfg: &mut Config, rdev: &Arc<Rdev>) -> Result<(), Errno> {
+    if let Some(p) = mddev
+        .pers()
+        .filter(|p| !p.personality().has_hot_remove_disk())
+    {
+        let view = ArrayView::of(mddev);
+        let _ = superblock::validate_super(cfg, &view, None, rdev, mddev);
+        if let Err(e) = p.hot_add_geometry(mddev, cfg, rdev) {
+            kick_rdev(mddev, cfg, rdev);
+            mddev.publish(cfg);
+            return Err(e);
+        }
+        super::sync::link_rdev(mddev, rdev);
+        mddev.publish(cfg);
+        mddev.observer().running_changed(mddev);
+    }
     mddev.observer().notify_rdev(mddev, rdev, "state");
     mddev.sb_flags.set(sbf::CHANGE_DEVS);
     if mddev.degraded() > 0 {
@@ -212,6 +238,7 @@ fn add_bound_rdev(mddev: &Mddev, _cfg: &mut Config, rdev: &Rdev) {
     }
     mddev.recovery.set(rec::NEEDED);
     mddev.wakeup();
+    Ok(())
 }
 
 /// `dev-NAME` must be unique in the array; a clash (two image files with

@@ -21,6 +21,31 @@ pub trait Personality: Send + Sync {
     /// `recovery_cp`.  Errors carry the kernel's errno; messages are
     /// logged here.
     fn run(&self, mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<Arc<dyn Raid>, Errno>;
+
+    /// Has `hot_add_disk`: members can be added to the running array.
+    /// Without it md refuses them ("personality does not support
+    /// diskops!").
+    fn has_hot_add_disk(&self) -> bool {
+        true
+    }
+
+    /// Has `hot_remove_disk`.  Without it a member added to the running
+    /// array is a change of geometry, handed to `hot_add_disk` at once
+    /// (`add_bound_rdev`), and no slot can be emptied.
+    fn has_hot_remove_disk(&self) -> bool {
+        true
+    }
+
+    /// Has `resize`: `component_size` can change while it runs.
+    fn has_resize(&self) -> bool {
+        true
+    }
+
+    /// Has `check_reshape`: `raid_disks`, `layout` and `chunk_size` can
+    /// be changed while it runs.
+    fn has_check_reshape(&self) -> bool {
+        true
+    }
 }
 
 /// What a sync step did (`sync_request`'s return and out-parameters).
@@ -61,11 +86,26 @@ pub trait Raid: Send + Sync {
     fn status(&self, mddev: &Mddev) -> String;
 
     /// `error_handler`: mark `rdev` Faulty (unless it is the last working
-    /// member and `fail_last_dev` is off), update degraded, log.
+    /// member and `fail_last_dev` is off), update degraded, log.  A
+    /// personality without redundancy marks the array broken instead
+    /// (`MD_BROKEN`), and md does nothing more.
     fn error_handler(&self, mddev: &Mddev, rdev: &Arc<Rdev>, fail_last_dev: bool);
 
     /// `hot_add_disk`: give a spare a slot (its saved slot when free).
     fn hot_add_disk(&self, mddev: &Mddev, rdev: &Arc<Rdev>) -> Result<(), Errno>;
+
+    /// `hot_add_disk` of a personality without `hot_remove_disk`, where a
+    /// member added to the running array changes its geometry (linear's
+    /// growth).  md holds the reconfig mutex and passes the configuration.
+    fn hot_add_geometry(
+        &self,
+        mddev: &Mddev,
+        cfg: &mut Config,
+        rdev: &Arc<Rdev>,
+    ) -> Result<(), Errno> {
+        let _ = cfg;
+        self.hot_add_disk(mddev, rdev)
+    }
 
     /// `hot_remove_disk`: take a failed or unused member out of its slot.
     fn hot_remove_disk(&self, mddev: &Mddev, rdev: &Arc<Rdev>) -> Result<(), Errno>;
@@ -74,7 +114,8 @@ pub trait Raid: Send + Sync {
     /// many.
     fn spare_active(&self, mddev: &Mddev) -> u32;
 
-    /// Array size in sectors for the given component size.
+    /// Array size in sectors for the given component size (a personality
+    /// that uses every member whole, as linear and raid0, ignores it).
     fn size(&self, dev_sectors: u64) -> u64;
 
     /// Stop (true) or resume (false) all I/O.

@@ -175,6 +175,12 @@ impl Rdev {
         self.read_errors.fetch_add(1, Ordering::AcqRel) + 1
     }
 
+    /// `is_rdev_broken`: the device is gone (pulled, or its image cut
+    /// short under the array).
+    pub fn is_broken(&self) -> bool {
+        self.disk.faults().vanished() || self.disk.shrunk()
+    }
+
     /// The device sector holding data sector `sector`, or `None` when
     /// `data_offset` puts it beyond any device.
     pub fn dev_sector(&self, sector: u64) -> Option<u64> {

@@ -12,6 +12,11 @@ use crate::format::{MAX_SECTOR, MetadataVersion};
 /// `update_raid_disks` + RAID1's `raid1_reshape`: change the number of
 /// mirrors of a running array.
 pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(), Errno> {
+    if m.pers()
+        .is_some_and(|p| !p.personality().has_check_reshape())
+    {
+        return Err(Errno::EINVAL);
+    }
     if !m.is_rdwr() {
         return Err(Errno::EROFS);
     }
@@ -59,6 +64,9 @@ pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(),
 /// resizes within what every member records as usable; growth resyncs the
 /// new part.
 pub fn update_size(m: &Arc<Mddev>, cfg: &mut Config, sectors: u64) -> Result<(), Errno> {
+    if m.pers().is_some_and(|p| !p.personality().has_resize()) {
+        return Err(Errno::EINVAL);
+    }
     if m.recovery.test(rec::RUNNING) || m.sync.busy() || cfg.reshape_position != MAX_SECTOR {
         return Err(Errno::EBUSY);
     }

@@ -175,6 +175,10 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
         st.in_sync = true;
         st.safemode_deadline = None;
     }
+    if !pers.redundant() && mddev.ro() == ro::AUTO_READ {
+        // Nothing to resync: auto-read-only has no purpose.
+        mddev.set_ro(ro::RDWR);
+    }
     mddev.set_max_corr_read_errors(super::MD_DEFAULT_MAX_CORRECTED_READ_ERRORS);
     mddev.set_safemode_delay(DEFAULT_SAFEMODE_DELAY);
     mddev.set_pers(Some(raid));

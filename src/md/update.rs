@@ -321,6 +321,11 @@ pub fn md_error_io(mddev: &Mddev, rdev: &Arc<Rdev>, fail_last_dev: bool) {
 }
 
 fn finish_error(mddev: &Mddev, rdev: &Rdev) {
+    // Without redundancy there is nothing to recover: the personality
+    // marked the array broken, and that is all.
+    if mddev.pers().is_some_and(|p| !p.personality().redundant()) {
+        return;
+    }
     if mddev.degraded() > 0 && !mddev.flags.test(mf::BROKEN) {
         mddev.recovery.set(rec::RECOVER);
     }

@@ -243,6 +243,9 @@ fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
         if r.raid_disk() == -1 {
             return Err(Errno::EEXIST);
         }
+        if !p.personality().has_hot_remove_disk() {
+            return Err(Errno::EINVAL);
+        }
         r.flags.clear(rf::BLOCKED);
         sync::remove_and_add_spares(m, &mut cfg, Some(r));
         if r.raid_disk() >= 0 {
@@ -254,6 +257,9 @@ fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
     }
     if r.raid_disk() != -1 || m.recovery.test(rec::RUNNING) {
         return Err(Errno::EBUSY);
+    }
+    if !p.personality().has_hot_add_disk() {
+        return Err(Errno::EINVAL);
     }
     if slot_out_of_range(&cfg, slot) {
         return Err(Errno::ENOSPC);
