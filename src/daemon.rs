@@ -21,6 +21,8 @@ pub struct DaemonOptions {
     pub threads: usize,
     /// Let other users in (their access still follows the modes).
     pub allow_other: bool,
+    /// Module parameters, `PERSONALITY.NAME=VALUE`.
+    pub params: Vec<String>,
     pub md: MdOptions,
 }
 
@@ -114,6 +116,14 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
     }
     let md = Md::new(opts.md.clone());
     crate::register_personalities(&md);
+    for p in &opts.params {
+        md.set_param(p).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("unknown module parameter or bad value: {p}"),
+            )
+        })?;
+    }
     // SAFETY: geteuid/getegid cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let tree = MdTree::new(md.clone(), uid, gid);

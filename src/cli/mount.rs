@@ -35,6 +35,11 @@ pub struct MountArgs {
     /// System-wide maximum resync speed, KiB/s (/proc/sys/dev/raid/speed_limit_max).
     #[arg(long, default_value_t = 200_000)]
     pub speed_limit_max: u32,
+    /// A personality's module parameter, as on the kernel's command line
+    /// (e.g. raid0.default_layout=2); repeatable.  Also at the mount's
+    /// root as PERSONALITY_NAME (raid0_default_layout).
+    #[arg(long = "param", value_name = "PERS.NAME=VALUE")]
+    pub params: Vec<String>,
 }
 
 pub fn run(args: MountArgs) -> ExitCode {
@@ -43,6 +48,7 @@ pub fn run(args: MountArgs) -> ExitCode {
         foreground: args.foreground,
         threads: args.threads as usize,
         allow_other: args.allow_other,
+        params: args.params,
         md: MdOptions {
             speed_limit_min: args.speed_limit_min.max(1),
             speed_limit_max: args.speed_limit_max.max(1),

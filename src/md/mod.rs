@@ -41,7 +41,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use self::flags::Flags;
 pub use self::log::KernelLog;
-pub use self::personality::{Personality, Raid};
+pub use self::personality::{ModuleParam, Personality, Raid};
 pub use self::rdev::Rdev;
 pub use self::run::StopMode;
 pub use self::state::{ArrayState, SyncAction};
@@ -180,6 +180,27 @@ impl Md {
     /// `register_md_personality`: make `p`'s level runnable.
     pub fn register_md_personality(&self, p: &'static dyn Personality) {
         self.personalities.register(p);
+    }
+
+    /// Every registered personality, in registration order.
+    pub fn personalities(&self) -> Vec<&'static dyn Personality> {
+        self.personalities.all()
+    }
+
+    /// Set a personality's module parameter from `PERSONALITY.NAME=VALUE`
+    /// (as on the kernel's command line): EINVAL for an unknown one or a
+    /// value its setter refuses.
+    pub fn set_param(&self, spec: &str) -> Result<(), Errno> {
+        let (key, value) = spec.split_once('=').ok_or(Errno::EINVAL)?;
+        let (pers, name) = key.split_once('.').ok_or(Errno::EINVAL)?;
+        let param = self
+            .personalities()
+            .into_iter()
+            .filter(|p| p.name() == pers)
+            .flat_map(|p| p.params().iter())
+            .find(|q| q.name == name)
+            .ok_or(Errno::EINVAL)?;
+        (param.store)(value)
     }
 
     /// `find_pers`: the registered personality for `level`, or for the

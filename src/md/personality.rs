@@ -22,6 +22,11 @@ pub trait Personality: Send + Sync {
     /// logged here.
     fn run(&self, mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<Arc<dyn Raid>, Errno>;
 
+    /// The module's parameters.
+    fn params(&self) -> &'static [ModuleParam] {
+        &[]
+    }
+
     /// Has `hot_add_disk`: members can be added to the running array.
     /// Without it md refuses them ("personality does not support
     /// diskops!").
@@ -46,6 +51,17 @@ pub trait Personality: Send + Sync {
     fn has_check_reshape(&self) -> bool {
         true
     }
+}
+
+/// A parameter of a personality's module (`module_param`), e.g.
+/// `raid0.default_layout`: the mount shows it at its root as
+/// `PERSONALITY_NAME` and takes it as a mount option.
+pub struct ModuleParam {
+    pub name: &'static str,
+    /// The value as the parameter's file shows it (with its newline).
+    pub show: fn() -> String,
+    /// Set it from text, as the parameter's setter parses it.
+    pub store: fn(&str) -> Result<(), Errno>,
 }
 
 /// What a sync step did (`sync_request`'s return and out-parameters).

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use crate::md::flags::mddev as mf;
 use crate::md::personality::{Personality, Raid, SyncStep};
 use crate::md::update::md_error_io;
-use crate::md::{Config, Errno, Mddev, Rdev};
+use crate::md::{Config, Errno, Mddev, ModuleParam, Rdev};
 
 /// `RAID0_ORIG_LAYOUT`: the layout of kernels before 3.14.
 pub const RAID0_ORIG_LAYOUT: i32 = 1;
@@ -39,6 +39,17 @@ pub fn set_default_layout(v: i32) {
     DEFAULT_LAYOUT.store(v, Ordering::Release)
 }
 
+/// `module_param(default_layout, int, 0644)`.
+static PARAMS: [ModuleParam; 1] = [ModuleParam {
+    name: "default_layout",
+    show: || format!("{}\n", default_layout()),
+    store: |s| {
+        let v = crate::kstr::kstrtoint(s).map_err(|_| Errno::EINVAL)?;
+        set_default_layout(v);
+        Ok(())
+    },
+}];
+
 pub struct Raid0Personality;
 
 pub static RAID0: Raid0Personality = Raid0Personality;
@@ -52,6 +63,9 @@ impl Personality for Raid0Personality {
     }
     fn redundant(&self) -> bool {
         false
+    }
+    fn params(&self) -> &'static [ModuleParam] {
+        &PARAMS
     }
     fn has_hot_add_disk(&self) -> bool {
         false

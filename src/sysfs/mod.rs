@@ -270,6 +270,19 @@ impl MdTree {
                 )),
             );
         }
+        // Module parameters (/sys/module/PERS/parameters/NAME).
+        for p in self.md.personalities() {
+            for param in p.params() {
+                add(
+                    &format!("{}_{}", p.name(), param.name),
+                    0o644,
+                    Arc::new(FnAttr::new(
+                        move || Ok((param.show)()),
+                        move |s: &str| (param.store)(s),
+                    )),
+                );
+            }
+        }
         let _ = self
             .tree
             .add_bin(root, "log", 0o444, Arc::new(LogFile { md: md2.clone() }));
