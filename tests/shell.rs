@@ -33,6 +33,7 @@ macro_rules! shell_tests {
 
 shell_tests!(
     fixtures_assemble,
+    striped,
     data_placement,
     data_modes,
     data_loop,

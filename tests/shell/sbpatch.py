@@ -13,6 +13,7 @@ import sys
 
 # offset, struct format (little-endian), as md_p.h's mdp_superblock_1
 FIELDS = {
+    "feature_map": (8, "<I"),
     "level": (72, "<i"),
     "layout": (76, "<I"),
     "size": (80, "<Q"),
