@@ -208,7 +208,8 @@ const V1_FIELDS: &[Field] = &[
     f("events", 200, 8, 0),
     f("resync_offset", 208, 8, 0),
     f("max_dev", 220, 4, 0),
-    f("pad3", 224, 8, 0),
+    f("logical_block_size", 224, 4, 0),
+    f("pad3", 228, 8, 0),
     f("dev_roles[0]", 256, 2, 0),
     f("dev_roles[1]", 258, 2, 0),
 ];

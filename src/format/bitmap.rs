@@ -4,7 +4,7 @@
 //! ```text
 //! off size field              off size field
 //!   0   4 magic "bitm"         52   4 chunksize (bytes)
-//!   4   4 version (3..5)       56   4 daemon_sleep (seconds)
+//!   4   4 version (3..6)       56   4 daemon_sleep (seconds)
 //!   8  16 uuid                 60   4 write_behind
 //!  24   8 events               64   4 sectors_reserved
 //!  32   8 events_cleared       68   4 nodes
@@ -22,6 +22,10 @@ pub const BITMAP_MAJOR_LO: u32 = 3;
 pub const BITMAP_MAJOR_HI: u32 = 4;
 pub const BITMAP_MAJOR_HOSTENDIAN: u32 = 3;
 pub const BITMAP_MAJOR_CLUSTERED: u32 = 5;
+/// The lockless bitmap (`llbitmap`, drivers/md/md-llbitmap.c), read by
+/// Linux 6.18 and later and written by mdadm 4.6 (`--bitmap=lockless`):
+/// the same header, a different body.  mdfuse does not run it.
+pub const BITMAP_MAJOR_LOCKLESS: u32 = 6;
 /// Largest write-behind backlog (`COUNTER_MAX`).
 pub const COUNTER_MAX: u32 = 16383;
 
@@ -29,6 +33,11 @@ pub const COUNTER_MAX: u32 = 16383;
 pub mod state {
     pub const STALE: u32 = 1 << 1;
     pub const WRITE_ERROR: u32 = 1 << 2;
+    /// Bits 3..5 are the lockless bitmap's (Linux 6.18 md-bitmap.h);
+    /// the classic bitmap keeps them as read and acts on none of them.
+    pub const FIRST_USE: u32 = 1 << 3;
+    pub const CLEAN: u32 = 1 << 4;
+    pub const DAEMON_BUSY: u32 = 1 << 5;
     pub const HOSTENDIAN: u32 = 1 << 15;
 }
 
@@ -121,8 +130,14 @@ impl BitmapSuper {
         buf
     }
 
+    /// Is this the header of a lockless bitmap (major 6)?
+    pub fn is_llbitmap(&self) -> bool {
+        self.magic == BITMAP_MAGIC && self.version == BITMAP_MAJOR_LOCKLESS
+    }
+
     /// `md_bitmap_read_sb`'s field checks, in the kernel's order; the error
-    /// carries the kernel's reason text.
+    /// carries the kernel's reason text.  A lockless bitmap fails the
+    /// version check, as in every kernel's classic bitmap.
     pub fn validate(&self) -> Result<(), FormatError> {
         let reason = if self.magic != BITMAP_MAGIC {
             "bad magic"

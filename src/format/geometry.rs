@@ -400,7 +400,8 @@ pub fn superblock_for(spec: &ArraySpec, member: &MemberSpec) -> Superblock1 {
         resync_offset: if spec.assume_clean { MAX_SECTOR } else { 0 },
         sb_csum: 0,
         max_dev: spec.max_dev,
-        pad3: [0; 32],
+        logical_block_size: 0,
+        pad3: [0; super::super1::PAD3_LEN],
         dev_roles: roles,
     };
     if let Some(b) = &spec.bitmap {

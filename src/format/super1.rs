@@ -17,12 +17,16 @@
 //!  96   4 bitmap_offset (s32) 208   8 resync_offset
 //! 100   4 new_level           216   4 sb_csum
 //! 104   8 reshape_position    220   4 max_dev
-//! 112   4 delta_disks         224  32 pad3 = 0
-//! 116   4 new_layout          256  2*max_dev dev_roles[]
-//! 120   4 new_chunk
+//! 112   4 delta_disks         224   4 logical_block_size (6.19)
+//! 116   4 new_layout          228  28 pad3 = 0
+//! 120   4 new_chunk           256  2*max_dev dev_roles[]
 //! 124   4 new_offset (s32)
 //! 128   8 data_offset
 //! ```
+//!
+//! `logical_block_size` is Linux 6.19's (commit 62ed1b582246, "md: allow
+//! configuring logical block size"): the first word of what earlier kernels
+//! call `pad3`, which they require to be zero.  0 means not recorded.
 //!
 //! All integers are little-endian; sectors are 512 bytes.  `parse` only
 //! decodes (refusing what cannot be decoded safely); `validate` applies the
@@ -75,8 +79,10 @@ const OFF_EVENTS: usize = 200;
 const OFF_RESYNC_OFFSET: usize = 208;
 const OFF_SB_CSUM: usize = 216;
 const OFF_MAX_DEV: usize = 220;
-const OFF_PAD3: usize = 224;
-const _: () = assert!(OFF_PAD3 + 32 == SB1_FIXED);
+const OFF_LOGICAL_BLOCK_SIZE: usize = 224;
+const OFF_PAD3: usize = 228;
+pub const PAD3_LEN: usize = 28;
+const _: () = assert!(OFF_PAD3 + PAD3_LEN == SB1_FIXED);
 
 /// `feature_map` bits.
 pub mod feature {
@@ -194,7 +200,10 @@ pub struct Superblock1 {
     pub resync_offset: u64,
     pub sb_csum: u32,
     pub max_dev: u32,
-    pub pad3: [u8; 32],
+    /// The array's logical block size in bytes (Linux 6.19); 0 when none
+    /// is recorded, as every earlier kernel and mdadm writes it.
+    pub logical_block_size: u32,
+    pub pad3: [u8; PAD3_LEN],
     pub dev_roles: Vec<u16>,
 }
 
@@ -264,7 +273,8 @@ impl Superblock1 {
             resync_offset: le_u64(buf, OFF_RESYNC_OFFSET),
             sb_csum: le_u32(buf, OFF_SB_CSUM),
             max_dev,
-            pad3: [0; 32],
+            logical_block_size: le_u32(buf, OFF_LOGICAL_BLOCK_SIZE),
+            pad3: [0; PAD3_LEN],
             dev_roles,
         };
         sb.set_uuid
@@ -273,7 +283,7 @@ impl Superblock1 {
             .copy_from_slice(&buf[OFF_SET_NAME..OFF_SET_NAME + 32]);
         sb.device_uuid
             .copy_from_slice(&buf[OFF_DEVICE_UUID..OFF_DEVICE_UUID + 16]);
-        sb.pad3.copy_from_slice(&buf[OFF_PAD3..OFF_PAD3 + 32]);
+        sb.pad3.copy_from_slice(&buf[OFF_PAD3..OFF_PAD3 + PAD3_LEN]);
         Ok(sb)
     }
 
@@ -335,7 +345,8 @@ impl Superblock1 {
         put_u64(&mut buf, OFF_RESYNC_OFFSET, self.resync_offset);
         put_u32(&mut buf, OFF_SB_CSUM, self.sb_csum);
         put_u32(&mut buf, OFF_MAX_DEV, self.max_dev);
-        buf[OFF_PAD3..OFF_PAD3 + 32].copy_from_slice(&self.pad3);
+        put_u32(&mut buf, OFF_LOGICAL_BLOCK_SIZE, self.logical_block_size);
+        buf[OFF_PAD3..OFF_PAD3 + PAD3_LEN].copy_from_slice(&self.pad3);
         for i in 0..self.max_dev as usize {
             let r = self.dev_roles.get(i).copied().unwrap_or(role::SPARE);
             put_u16(&mut buf, SB1_FIXED + 2 * i, r);
@@ -455,6 +466,9 @@ impl Superblock1 {
                 data_size: self.data_size,
             });
         }
+        // Linux 6.19 took the first word of pad3 for logical_block_size and
+        // checks only the rest; 6.1 refuses any non-zero byte there.  The
+        // newer kernel is followed: such members load.
         if self.pad0 != 0 || self.pad3.iter().any(|&b| b != 0) {
             return Err(FormatError::NonZeroPadding);
         }

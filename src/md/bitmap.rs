@@ -116,6 +116,10 @@ impl Bitmap {
     /// `md_bitmap_create` + `md_bitmap_read_sb`: read and check the bitmap
     /// superblock, size the counters.
     pub fn create(mddev: &Mddev, cfg: &mut Config) -> Result<Arc<Bitmap>, Errno> {
+        // `bitmap_type` set to none (Linux 6.18's md_bitmap_create).
+        if !cfg.bitmap_type_bitmap {
+            return Err(Errno::EINVAL);
+        }
         let log = mddev.log();
         let name = &mddev.name;
         let mut page = vec![0u8; PAGE];
@@ -128,6 +132,12 @@ impl Bitmap {
         let sb = BitmapSuper::parse(&page).map_err(|_| Errno::EINVAL)?;
         if let Err(e) = sb.validate() {
             log.warn(format!("{name}: {e}"));
+            if sb.is_llbitmap() {
+                log.warn(format!(
+                    "{name}: bitmap version {} is the lockless bitmap (llbitmap), which Linux 6.18 and later read; mdfuse runs only the classic bitmap (versions 3-5)",
+                    sb.version
+                ));
+            }
             return Err(Errno::EINVAL);
         }
         let flags = Flags::default();

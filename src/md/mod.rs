@@ -360,6 +360,15 @@ pub struct Config {
     pub patch_version: u32,
     /// `recovery_disabled` counter (bumped when a device is bound).
     pub recovery_disabled: u32,
+    /// The array's logical block size as the v1 superblock records it
+    /// (Linux 6.19's `mddev->logical_block_size`); 0 when none is.
+    pub logical_block_size: u32,
+    /// What the array's block device would report as its logical block
+    /// size (its queue limit): 512 until set or stacked at run; like the
+    /// kernel's gendisk, it outlives a stop.
+    pub queue_logical_block_size: u32,
+    /// `bitmap_type` (Linux 6.18's `mddev->bitmap_id`): false for `none`.
+    pub bitmap_type_bitmap: bool,
 }
 
 impl Config {
@@ -406,6 +415,9 @@ impl Config {
             md_minor: unit,
             patch_version: 0,
             recovery_disabled: 0,
+            logical_block_size: 0,
+            queue_logical_block_size: 512,
+            bitmap_type_bitmap: true,
         }
     }
 
@@ -414,8 +426,11 @@ impl Config {
     pub(crate) fn clean(&mut self) {
         let unit = self.md_minor;
         let rdevs = std::mem::take(&mut self.rdevs);
+        let (queue_lbs, bitmap_type) = (self.queue_logical_block_size, self.bitmap_type_bitmap);
         *self = Config::new(unit);
         self.rdevs = rdevs;
+        self.queue_logical_block_size = queue_lbs;
+        self.bitmap_type_bitmap = bitmap_type;
     }
 
     pub fn find_rdev_nr(&self, nr: i32) -> Option<&Arc<Rdev>> {

@@ -137,6 +137,11 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     }
     mddev.recovery.clear_all();
     mddev.sync.set_resync_max_sectors(cfg.dev_sectors);
+    // Every personality's set_limits stacks the logical block size first.
+    if let Err(e) = super::superblock::stack_logical_block_size(mddev, cfg) {
+        log.warn("md: pers->run() failed ...");
+        return Err(e);
+    }
     let raid = match pers.run(mddev, cfg) {
         Ok(r) => r,
         Err(e) => {

@@ -348,6 +348,7 @@ fn validate_1(
         cfg.layout = sb.layout as i32;
         cfg.raid_disks = sb.raid_disks;
         cfg.dev_sectors = sb.size;
+        cfg.logical_block_size = sb.logical_block_size;
         cfg.events = ev1;
         cfg.bitmap_info.offset = 0;
         cfg.bitmap_info.space = 0;
@@ -605,7 +606,8 @@ fn sync_1(cfg: &Config, view: &SyncView, rdev: &Rdev, sb: &mut Superblock1) {
     sb.feature_map = 0;
     sb.pad0 = 0;
     sb.recovery_offset = 0;
-    sb.pad3 = [0; 32];
+    sb.pad3 = [0; crate::format::super1::PAD3_LEN];
+    sb.logical_block_size = cfg.logical_block_size;
     sb.utime = cfg.utime;
     sb.events = cfg.events;
     sb.resync_offset = if view.in_sync { view.recovery_cp } else { 0 };
@@ -847,4 +849,81 @@ impl Rdev {
             }
         }
     }
+}
+
+/// Largest logical block size a block device takes (`BLK_MAX_BLOCK_SIZE`).
+const BLK_MAX_BLOCK_SIZE: u32 = 64 * 1024;
+/// md's I/O paths work in pages: `mddev_stack_rdev_limits` refuses more.
+const PAGE_SIZE: u32 = 4096;
+
+/// `lbs_store` (Linux 6.19 with "md: Fix forward incompatibility from
+/// configurable logical block size"): only v1 metadata records it; before
+/// run the value must exceed what the array's queue has and be a block
+/// size the block layer takes; while running it can only be recorded once,
+/// as the size the array already has.
+pub fn logical_block_size_store(mddev: &Mddev, cfg: &mut Config, s: &str) -> Result<(), Errno> {
+    if !matches!(cfg.metadata, Some(MetadataVersion::V1(_))) {
+        return Err(Errno::EINVAL);
+    }
+    let lbs = crate::kstr::kstrtouint(s).map_err(|_| Errno::EINVAL)?;
+    let log = mddev.log();
+    let name = &mddev.name;
+    if mddev.is_running() {
+        if cfg.logical_block_size != 0 {
+            return Err(Errno::EBUSY);
+        }
+        if lbs != cfg.queue_logical_block_size {
+            return Err(Errno::EINVAL);
+        }
+        cfg.logical_block_size = lbs;
+        mddev.sb_flags.set(super::flags::sb::CHANGE_DEVS);
+        log.info(format!(
+            "{name}: config logical block size success, array will not be assembled in old kernels (<= 6.18)"
+        ));
+        mddev.wakeup();
+        return Ok(());
+    }
+    if cfg.queue_logical_block_size >= lbs {
+        log.err(format!(
+            "{name}: Cannot set LBS smaller than mddev LBS {lbs}"
+        ));
+        return Err(Errno::EINVAL);
+    }
+    log.info(format!(
+        "{name}: logical_block_size is changed, data may be lost"
+    ));
+    // queue_limits_commit_update: blk_validate_limits.
+    if !lbs.is_power_of_two() || lbs > BLK_MAX_BLOCK_SIZE {
+        log.warn(format!("Invalid logical block size ({})", lbs as i32));
+        return Err(Errno::EINVAL);
+    }
+    cfg.queue_logical_block_size = lbs;
+    cfg.logical_block_size = lbs;
+    // Written to the superblocks once the array runs.
+    mddev.sb_flags.set(super::flags::sb::CHANGE_DEVS);
+    Ok(())
+}
+
+/// The logical-block-size part of a personality's `set_limits` and
+/// `mddev_stack_rdev_limits` (Linux 6.19): the recorded size stacked with
+/// the members' (512 for every member mdfuse takes), at most a page.
+/// Unlike 6.19, a new array (events 0) does not get its size recorded
+/// here: that would make it one kernels up to 6.18 refuse.
+pub fn stack_logical_block_size(mddev: &Mddev, cfg: &mut Config) -> Result<(), Errno> {
+    let lbs = cfg.logical_block_size.max(512);
+    if lbs > PAGE_SIZE {
+        mddev.log().err(format!(
+            "{}: logical_block_size must not larger than PAGE_SIZE",
+            mddev.name
+        ));
+        return Err(Errno::EINVAL);
+    }
+    if !lbs.is_power_of_two() {
+        mddev
+            .log()
+            .warn(format!("Invalid logical block size ({})", lbs as i32));
+        return Err(Errno::EINVAL);
+    }
+    cfg.queue_logical_block_size = lbs;
+    Ok(())
 }

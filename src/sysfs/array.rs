@@ -17,6 +17,7 @@ type M = Arc<Mddev>;
 #[rustfmt::skip]
 pub static ARRAY_ATTRS: &[Row<Arc<Mddev>>] = &[
     Row { name: "level", mode: 0o644, group: Group::Default, show: Some(level_show), store: Some(level_store) },
+    Row { name: "bitmap_type", mode: 0o664, group: Group::Default, show: Some(bitmap_type_show), store: Some(bitmap_type_store) },
     Row { name: "layout", mode: 0o644, group: Group::Default, show: Some(layout_show), store: Some(layout_store) },
     Row { name: "raid_disks", mode: 0o644, group: Group::Default, show: Some(raid_disks_show), store: Some(raid_disks_store) },
     Row { name: "uuid", mode: 0o444, group: Group::Default, show: Some(uuid_show), store: None },
@@ -34,6 +35,7 @@ pub static ARRAY_ATTRS: &[Row<Arc<Mddev>>] = &[
     Row { name: "consistency_policy", mode: 0o644, group: Group::Default, show: Some(consistency_policy_show), store: Some(consistency_policy_store) },
     Row { name: "fail_last_dev", mode: 0o644, group: Group::Default, show: Some(fail_last_dev_show), store: Some(fail_last_dev_store) },
     Row { name: "serialize_policy", mode: 0o644, group: Group::Default, show: Some(serialize_policy_show), store: Some(serialize_policy_store) },
+    Row { name: "logical_block_size", mode: 0o644, group: Group::Default, show: Some(lbs_show), store: Some(lbs_store) },
     // md_redundancy_group: present while a redundant personality runs.
     Row { name: "sync_action", mode: 0o644, group: Group::Redundancy, show: Some(action_show), store: Some(action_store) },
     Row { name: "last_sync_action", mode: 0o444, group: Group::Redundancy, show: Some(last_sync_action_show), store: None },
@@ -494,6 +496,52 @@ fn serialize_policy_store(m: &M, s: &str) -> Result<(), Errno> {
     }
     // Writes to a leg are already issued one range at a time, in order.
     cfg.serialize_policy = v;
+    Ok(())
+}
+
+/// `lbs_show` (Linux 6.19).
+fn lbs_show(m: &M) -> Result<String, Errno> {
+    line(m.cfg.lock().logical_block_size)
+}
+
+fn lbs_store(m: &M, s: &str) -> Result<(), Errno> {
+    let mut cfg = m.cfg.lock();
+    crate::md::superblock::logical_block_size_store(m, &mut cfg, s)
+}
+
+/// `bitmap_type_show` (Linux 6.18, without llbitmap): the choice in
+/// brackets.
+fn bitmap_type_show(m: &M) -> Result<String, Errno> {
+    if m.cfg.lock().bitmap_type_bitmap {
+        line("none [bitmap] ")
+    } else {
+        line("[none] bitmap ")
+    }
+}
+
+/// `ID_BITMAP` and `ID_BITMAP_NONE` of Linux 6.18's `enum md_submodule_id`.
+const ID_BITMAP: i32 = 12;
+const ID_BITMAP_NONE: i32 = 14;
+
+fn bitmap_type_store(m: &M, s: &str) -> Result<(), Errno> {
+    if m.bitmap().is_some() {
+        return Err(Errno::EBUSY);
+    }
+    let mut cfg = m.cfg.lock();
+    if cmd_match(s, "none") {
+        cfg.bitmap_type_bitmap = false;
+        return Ok(());
+    }
+    if cmd_match(s, "bitmap") {
+        cfg.bitmap_type_bitmap = true;
+        return Ok(());
+    }
+    match crate::kstr::kstrtoint(s)? {
+        ID_BITMAP_NONE => cfg.bitmap_type_bitmap = false,
+        ID_BITMAP => cfg.bitmap_type_bitmap = true,
+        // Not a registered bitmap (llbitmap, 13, is not there).
+        _ => return Err(Errno::ENOENT),
+    }
     Ok(())
 }
 

@@ -160,6 +160,9 @@ pub fn examine_probe(device: &Path, p: &Probe, homehost: Option<&str>) -> Report
             if matches!(verdict, Verdict::Ok) {
                 let bitmap_check = match (bitmap, bitmap_error) {
                     (_, Some(e)) => Err(e.clone()),
+                    (Some(b), None) if b.is_llbitmap() => Err(FormatError::BadBitmap {
+                        reason: "version 6 is the lockless bitmap (llbitmap), which Linux 6.18 and later read and mdfuse does not",
+                    }),
                     (Some(b), None) => b.validate(),
                     (None, None) => Ok(()),
                 };
