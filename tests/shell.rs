@@ -43,6 +43,7 @@ shell_tests!(
     data_discard,
     tree_bad_ops,
     nested,
+    current_superblocks,
     data_bad_offset,
     data_bitmap,
     data_crash,

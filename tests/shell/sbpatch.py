@@ -23,6 +23,7 @@ FIELDS = {
     "data_size": (136, "<Q"),
     "events": (200, "<Q"),
     "resync_offset": (208, "<Q"),
+    "logical_block_size": (224, "<I"),
 }
 
 
