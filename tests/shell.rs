@@ -47,6 +47,7 @@ shell_tests!(
     data_bad_offset,
     data_bitmap,
     data_crash,
+    crash_loop,
     sync_fixtures,
     sync_mismatch,
     sync_recovery,

@@ -61,6 +61,26 @@ stop_daemon() {
 	if grep -q " $MNT " /proc/mounts; then fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"; fi
 }
 
+# term_daemon [SECONDS]: SIGTERM the daemon; it must stop its arrays and
+# exit by itself, with status 0, within SECONDS (default 10), and leave
+# nothing mounted.  (stop_daemon, for cleanup, falls back on SIGKILL.)
+term_daemon() {
+	[ -n "$DPID" ] || fail "term_daemon: no daemon running"
+	local limit=${1:-10} start=$SECONDS rc=0
+	kill -TERM "$DPID"
+	while kill -0 "$DPID" 2>/dev/null; do
+		if [ $((SECONDS - start)) -ge "$limit" ]; then
+			grep -B2 -A20 panicked "$T/daemon.log" >&2 || true
+			fail "the daemon still runs $limit s after SIGTERM"
+		fi
+		sleep 0.05
+	done
+	wait "$DPID" || rc=$?
+	DPID=
+	[ $rc == 0 ] || fail "the daemon exited with status $rc after SIGTERM"
+	! grep -q " $MNT " /proc/mounts || fail "$MNT still mounted after the daemon exited"
+}
+
 # kill9_daemon: crash the daemon (no clean stop) and drop its mount.
 kill9_daemon() {
 	kill -KILL "$DPID"
