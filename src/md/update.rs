@@ -2,6 +2,7 @@
 //! writes (`md_write_start`/`md_write_end`), and `md_error`.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
@@ -159,6 +160,15 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
     for r in &cfg.rdevs {
         if r.flags.test_and_clear(rf::FAULT_RECORDED) {
             r.flags.clear(rf::BLOCKED);
+            // Now it can leave its slot.  md_error runs on the I/O path
+            // here, not in the md thread as in raid1d, so it may have
+            // come after this pass looked at the spares (and found it
+            // still blocked): let the next pass look again, as md_error
+            // asked (it does not on a broken array).
+            if r.raid_disk() >= 0 && !mddev.flags.test(mf::BROKEN) {
+                mddev.recovery.set(rec::NEEDED);
+                mddev.wakeup();
+            }
         }
         // ack_all_badblocks: only a list that has not changed since it
         // was written is on disk.
@@ -307,6 +317,17 @@ pub fn md_error(mddev: &Mddev, cfg: &Config, rdev: &Arc<Rdev>) {
     let _ = cfg;
     p.error_handler(mddev, rdev, mddev.fail_last_dev());
     finish_error(mddev, rdev);
+}
+
+/// `rdev_dec_pending`: one I/O on the member done.  When it was the last
+/// one on a failed member, md's thread is woken to take it out of its slot
+/// (`remove_and_add_spares` could not while I/O was in flight).
+pub fn rdev_dec_pending(mddev: &Mddev, rdev: &Rdev) {
+    let faulty = rdev.faulty();
+    if rdev.nr_pending.fetch_sub(1, Ordering::AcqRel) == 1 && faulty {
+        mddev.recovery.set(rec::NEEDED);
+        mddev.wakeup();
+    }
 }
 
 /// `md_error` without the reconfig mutex (from the I/O path): the

@@ -18,7 +18,7 @@ use self::barrier::{Barrier, align_to_unit_end};
 use crate::format::MAX_SECTOR;
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::personality::{Personality, Raid, SyncStep};
-use crate::md::update::{md_error_io, md_write_end, md_write_start};
+use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
 
 /// Sectors per sync step (`RESYNC_SECTORS`: 64 KiB).
@@ -321,7 +321,7 @@ impl Conf {
             let piece = &mut buf[done..done + (max * 512) as usize];
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
             let res = r.read_data(piece, s);
-            r.nr_pending.fetch_sub(1, Ordering::AcqRel);
+            rdev_dec_pending(mddev, &r);
             match res {
                 Ok(()) => {
                     self.note_read(d, s, max);
@@ -508,7 +508,6 @@ impl Conf {
         for (_, r) in &targets {
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
             let res = r.write_data(data, sector);
-            r.nr_pending.fetch_sub(1, Ordering::AcqRel);
             match res {
                 Ok(()) => {
                     if r.in_sync() && !r.faulty() {
@@ -536,18 +535,21 @@ impl Conf {
                     if r.faulty() {
                         // Nothing to narrow on a failed leg.
                         degraded = true;
-                        continue;
-                    }
-                    // handle_write_finished: record the failing blocks
-                    // as bad; if that is impossible, fail the leg and
-                    // keep the bitmap bits.
-                    write_error = true;
-                    if !narrow_write_error(mddev, r, data, sector) {
-                        md_error_io(mddev, r, mddev.fail_last_dev());
-                        degraded = true;
+                    } else {
+                        // handle_write_finished: record the failing blocks
+                        // as bad; if that is impossible, fail the leg and
+                        // keep the bitmap bits.
+                        write_error = true;
+                        if !narrow_write_error(mddev, r, data, sector) {
+                            md_error_io(mddev, r, mddev.fail_last_dev());
+                            degraded = true;
+                        }
                     }
                 }
             }
+            // Only now, as handle_write_finished: a leg failed by this
+            // write is then taken out of its slot once idle.
+            rdev_dec_pending(mddev, r);
         }
         if write_error {
             // Such a write completes only once the superblock records the
@@ -587,10 +589,10 @@ impl Conf {
         for (_, r) in &targets {
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
             let res = r.discard_data(sector, max);
-            r.nr_pending.fetch_sub(1, Ordering::AcqRel);
             if res.is_err() && r.disk.shrunk() {
                 md_error_io(mddev, r, mddev.fail_last_dev());
             }
+            rdev_dec_pending(mddev, r);
             if r.in_sync() && !r.faulty() {
                 uptodate = true;
             }
@@ -1355,7 +1357,6 @@ impl Conf {
                 }
                 r.nr_pending.fetch_add(1, Ordering::AcqRel);
                 let res = r.write_data(&buf, sector);
-                r.nr_pending.fetch_sub(1, Ordering::AcqRel);
                 if res.is_err() {
                     // end_sync_write: record bad blocks or fail the leg.
                     r.flags.set(rf::WRITE_ERROR_SEEN);
@@ -1367,6 +1368,7 @@ impl Conf {
                     }
                     mddev.sb_flags.set(sbf::CHANGE_CLEAN);
                 }
+                rdev_dec_pending(mddev, r);
             }
         }
         mddev.sync.add_io(nr);
@@ -1451,7 +1453,7 @@ impl Conf {
             let mut buf = vec![0u8; bytes];
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
             let ok = r.read_data(&mut buf, sector).is_ok();
-            r.nr_pending.fetch_sub(1, Ordering::AcqRel);
+            rdev_dec_pending(mddev, r);
             reads.push((*i, r.clone(), ok.then_some(buf)));
         }
         // The source: the leg named in `repair_source` when it read well,
