@@ -12,7 +12,9 @@ that it holds none of them (torn, misplaced, stale garbage).
       O_DIRECT writes, and batches of buffered writes closed by an
       fdatasync.  LOG gets "W id kind block count" before each write and
       "A id" once it is acknowledged (the O_DIRECT write returned; for a
-      buffered one, the fdatasync after it), then "E errno" at the end.
+      buffered one, the fdatasync after it), then "E errno call issued
+      failed text" at the end: the call that failed, when it was issued
+      and when it failed (seconds since the epoch).
       Nothing in LOG is on the array.
 
   verify DEVICE --state FILE --seed S --blocks B [--commit] LOG...
@@ -61,6 +63,13 @@ def cmd_write(a):
     if a.delay:
         time.sleep(a.delay)
 
+    # The call under way, and when it was issued, for the "E" line.
+    call = ["open", time.time()]
+
+    def issue(name, f, *args):
+        call[:] = [name, time.time()]
+        return f(*args)
+
     def pick(most):
         # Mostly small writes, some large ones.
         n = min(most, int(rng.expovariate(1 / 6)) + 1)
@@ -78,7 +87,7 @@ def cmd_write(a):
                 data = write_data(a.seed, wid, blk, n)
                 buf[: len(data)] = data
                 log.write("W %d d %d %d\n" % (wid, blk, n))
-                done = os.pwritev(dfd, [memoryview(buf)[: len(data)]], blk * BLOCK)
+                done = issue("pwritev", os.pwritev, dfd, [memoryview(buf)[: len(data)]], blk * BLOCK)
                 if done != len(data):
                     raise OSError(errno.EIO, "short O_DIRECT write: %d of %d" % (done, len(data)))
                 log.write("A %d\n" % wid)
@@ -89,16 +98,16 @@ def cmd_write(a):
                     blk, n = pick(32)
                     data = write_data(a.seed, wid, blk, n)
                     log.write("W %d b %d %d\n" % (wid, blk, n))
-                    done = os.pwrite(bfd, data, blk * BLOCK)
+                    done = issue("pwrite", os.pwrite, bfd, data, blk * BLOCK)
                     if done != len(data):
                         raise OSError(errno.EIO, "short write: %d of %d" % (done, len(data)))
                     batch.append(wid)
                     wid += 1
-                os.fdatasync(bfd)
+                issue("fdatasync", os.fdatasync, bfd)
                 for w in batch:
                     log.write("A %d\n" % w)
     except OSError as e:
-        log.write("E %d %s\n" % (e.errno or 0, e.strerror))
+        log.write("E %d %s %.6f %.6f %s\n" % (e.errno or 0, call[0], call[1], time.time(), e.strerror))
     log.close()
 
 
