@@ -63,6 +63,20 @@ impl Attribute for ArrayAttr {
         let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
         (self.row.store.ok_or(Errno::EIO)?)(&m, value)
     }
+    fn store_non_utf8(&self, value: &[u8]) -> Result<(), Errno> {
+        self.store(&non_utf8(value))
+    }
+}
+
+/// A value that is not UTF-8, as a store sees it.  md hands the bytes to
+/// its store, which may look at the array's state first (EBUSY, ENOENT)
+/// or not at the value at all, and whose parsers refuse a byte of 0x80
+/// and over wherever they want a digit or a word.  What is not UTF-8
+/// becomes U+FFFD, which every row refuses where md refuses such a byte;
+/// a value kept as written (an inactive array's `level`) reads back with
+/// U+FFFD in its place.
+fn non_utf8(value: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(value)
 }
 
 /// A member attribute.
@@ -94,6 +108,9 @@ impl Attribute for MemberAttr {
         // (a failure to record, a member to take out) happens now.
         c.mddev.wakeup();
         r
+    }
+    fn store_non_utf8(&self, value: &[u8]) -> Result<(), Errno> {
+        self.store(&non_utf8(value))
     }
 }
 

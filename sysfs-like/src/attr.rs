@@ -21,6 +21,16 @@ pub trait Attribute: Send + Sync {
     /// becomes the errno of that `write(2)`: `echo bogus > attr` prints
     /// "Invalid argument" for `Err(Errno::EINVAL)`.
     fn store(&self, value: &str) -> Result<(), Errno>;
+
+    /// Takes one written value that is not UTF-8, cut and trimmed as for
+    /// [`store`](Self::store).  `EINVAL` unless the attribute overrides
+    /// it: sysfs hands such bytes to the kernel's store as they are, and
+    /// an attribute that answers them as its kernel counterpart does
+    /// (which may look at its state before the value) takes them here.
+    fn store_non_utf8(&self, value: &[u8]) -> Result<(), Errno> {
+        let _ = value;
+        Err(Errno::EINVAL)
+    }
 }
 
 /// A binary file, like a kernel `struct bin_attribute`. Offsets and lengths
@@ -191,8 +201,9 @@ where
 }
 
 /// One `write(2)` to an attribute, as sysfs turns it into one store: at most
-/// [`ATTR_SIZE`] bytes (else `E2BIG`), cut at the first NUL, UTF-8 (else
-/// `EINVAL`), one trailing newline removed. An empty write stores nothing.
+/// [`ATTR_SIZE`] bytes (else `E2BIG`), cut at the first NUL, one trailing
+/// newline removed, to [`Attribute::store`] when UTF-8 and to
+/// [`Attribute::store_non_utf8`] otherwise. An empty write stores nothing.
 pub(crate) fn store_bytes(attr: &dyn Attribute, data: &[u8]) -> Result<(), Errno> {
     if data.len() as u64 > ATTR_SIZE {
         return Err(Errno::E2BIG);
@@ -204,8 +215,11 @@ pub(crate) fn store_bytes(attr: &dyn Attribute, data: &[u8]) -> Result<(), Errno
         Some(nul) => &data[..nul],
         None => data,
     };
-    let value = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
-    attr.store(value.strip_suffix('\n').unwrap_or(value))
+    let data = data.strip_suffix(b"\n").unwrap_or(data);
+    match std::str::from_utf8(data) {
+        Ok(value) => attr.store(value),
+        Err(_) => attr.store_non_utf8(data),
+    }
 }
 
 #[cfg(test)]
@@ -226,6 +240,22 @@ mod tests {
         }
     }
 
+    /// Takes text; says ENOTTY to anything else, once it lost its newline.
+    struct Lossy;
+
+    impl Attribute for Lossy {
+        fn show(&self) -> Result<String, Errno> {
+            Ok(String::new())
+        }
+        fn store(&self, _value: &str) -> Result<(), Errno> {
+            Ok(())
+        }
+        fn store_non_utf8(&self, value: &[u8]) -> Result<(), Errno> {
+            assert_eq!(value, b"\xff\xfe");
+            Err(Errno::ENOTTY)
+        }
+    }
+
     #[test]
     fn store_bytes_follows_sysfs() {
         let r = Recorder(Mutex::new(Vec::new()));
@@ -238,6 +268,8 @@ mod tests {
         store_bytes(&r, &[b'a'; 4096]).unwrap();
         assert_eq!(store_bytes(&r, &[b'a'; 4097]), Err(Errno::E2BIG));
         assert_eq!(store_bytes(&r, b"\xff\xfe\n"), Err(Errno::EINVAL));
+        assert_eq!(store_bytes(&Lossy, b"\xff\xfe\n"), Err(Errno::ENOTTY));
+        assert_eq!(store_bytes(&Lossy, b"ok\n"), Ok(()));
         let got = r.0.lock().unwrap();
         assert_eq!(got[..5], ["active", "active", "two\n", "128", ""]);
         assert_eq!(got.len(), 6);

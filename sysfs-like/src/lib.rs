@@ -22,9 +22,9 @@
 //!   `E2BIG` and never reaches the store (kernfs' `atomic_write_len`; plain
 //!   sysfs attributes on current kernels take the first 4096 bytes and return
 //!   a short count instead, which would make the rest a second store). Bytes
-//!   that are not UTF-8 fail with
-//!   `EINVAL`; the store's error is the write's errno. An empty write stores
-//!   nothing. `O_TRUNC` and `truncate(2)` are accepted and change nothing.
+//!   that are not UTF-8 go to [`Attribute::store_non_utf8`], which fails
+//!   with `EINVAL` unless the attribute takes them; the store's error is the
+//!   write's errno. An empty write stores nothing. `O_TRUNC` and `truncate(2)` are accepted and change nothing.
 //! * **Open checks mode bits even for root** (kernfs'
 //!   `KERNFS_ROOT_EXTRA_OPEN_PERM_CHECK`): reading a file without read bits or
 //!   writing one without write bits fails with `EACCES`. Ordinary permission
