@@ -118,6 +118,64 @@ pub fn simple_strtoul(s: &str) -> (u64, &str) {
     (v, &s[end..])
 }
 
+/// `proc_dointvec` writing one int, as a sysctl such as
+/// /proc/sys/dev/raid/speed_limit_min takes it: leading white space
+/// (`isspace`), an optional `-`, a number in C's bases (`0x` hex, a
+/// leading `0` octal), which with its sign must be shorter than 21
+/// bytes, then nothing or a space, tab or newline, after which the rest
+/// is ignored; the value within an int.  EINVAL for everything else, an
+/// empty value included.
+pub fn proc_dointvec(s: &str) -> Result<i32, Errno> {
+    let b = s.as_bytes();
+    // The kernel's isspace: \t \n \v \f \r and space.
+    let start = b
+        .iter()
+        .position(|&c| !matches!(c, b'\t'..=b'\r' | b' '))
+        .ok_or(Errno::EINVAL)?;
+    let rest = &b[start..];
+    // proc_get_long looks at the first TMPBUFLEN - 1 = 21 bytes.
+    let tmp = &rest[..rest.len().min(21)];
+    let neg = tmp[0] == b'-' && rest.len() > 1;
+    let num = &tmp[neg as usize..];
+    if !num.first().is_some_and(u8::is_ascii_digit) {
+        return Err(Errno::EINVAL);
+    }
+    // strtoul_lenient(base 0): _parse_integer_fixup_radix, then digits.
+    let (base, skip) = match num {
+        [b'0', x, h, ..] if x | 0x20 == b'x' && h.is_ascii_hexdigit() => (16, 2),
+        [b'0', ..] => (8, 0),
+        _ => (10, 0),
+    };
+    let mut v: u64 = 0;
+    let mut used = skip;
+    for &c in &num[skip..] {
+        let Some(d) = (c as char).to_digit(base) else {
+            break;
+        };
+        v = v
+            .checked_mul(base as u64)
+            .and_then(|v| v.checked_add(d as u64))
+            .ok_or(Errno::EINVAL)?;
+        used += 1;
+    }
+    let len = neg as usize + used;
+    if len == 21 {
+        return Err(Errno::EINVAL);
+    }
+    if len < rest.len() && !matches!(rest[len], b' ' | b'\t' | b'\n') {
+        return Err(Errno::EINVAL);
+    }
+    // do_proc_dointvec_conv.
+    if neg {
+        if v > i32::MAX as u64 + 1 {
+            return Err(Errno::EINVAL);
+        }
+        Ok((v as i64).wrapping_neg() as i32)
+    } else {
+        i32::try_from(v).map_err(|_| Errno::EINVAL)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +199,45 @@ mod tests {
         assert_eq!(kstrtobool("of"), Ok(false));
         assert_eq!(kstrtobool("o"), Err(Errno::EINVAL));
         assert_eq!(kstrtobool("2"), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn dointvec() {
+        assert_eq!(proc_dointvec("1000"), Ok(1000));
+        assert_eq!(proc_dointvec(" \t1"), Ok(1));
+        assert_eq!(proc_dointvec("1 "), Ok(1));
+        assert_eq!(proc_dointvec("1 2"), Ok(1));
+        assert_eq!(proc_dointvec("1\n\n"), Ok(1));
+        assert_eq!(proc_dointvec("-1"), Ok(-1));
+        assert_eq!(proc_dointvec("-0"), Ok(0));
+        assert_eq!(proc_dointvec("0x10"), Ok(16));
+        assert_eq!(proc_dointvec("0X1f"), Ok(31));
+        assert_eq!(proc_dointvec("010"), Ok(8));
+        assert_eq!(proc_dointvec("0"), Ok(0));
+        assert_eq!(proc_dointvec("2147483647"), Ok(i32::MAX));
+        assert_eq!(proc_dointvec("-2147483648"), Ok(i32::MIN));
+        assert_eq!(proc_dointvec("000000000000000000001"), Err(Errno::EINVAL));
+        assert_eq!(proc_dointvec("00000000000000000001"), Ok(1));
+        for bad in [
+            "",
+            " ",
+            "\n",
+            "-",
+            "+1",
+            "1\r",
+            "1x",
+            "1.5",
+            "0x",
+            "08",
+            "--1",
+            "- 1",
+            "2147483648",
+            "-2147483649",
+            "99999999999999999999",
+            "none",
+        ] {
+            assert_eq!(proc_dointvec(bad), Err(Errno::EINVAL), "{bad:?}");
+        }
     }
 
     #[test]

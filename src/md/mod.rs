@@ -132,6 +132,8 @@ pub struct Md {
     /// Time zero of the jiffies clock.
     start: std::time::Instant,
     pub options: MdOptions,
+    /// `sysctl_speed_limit_min/max` (KiB/s): ints, kept as their bits,
+    /// since md compares them with the sync's speed unsigned.
     pub speed_limit_min: AtomicU32,
     pub speed_limit_max: AtomicU32,
     pub observer: RwLock<Arc<dyn Observer>>,

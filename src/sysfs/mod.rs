@@ -266,16 +266,13 @@ impl MdTree {
                         } else {
                             &md.speed_limit_max
                         };
-                        Ok(format!("{}\n", v.load(Ordering::Acquire)))
+                        // An int: what md compares unsigned (a negative
+                        // value is a huge speed) reads back negative.
+                        Ok(format!("{}\n", v.load(Ordering::Acquire) as i32))
                     },
                     move |s: &str| {
                         let md = mdw2.upgrade().ok_or(Errno::ENODEV)?;
-                        // proc_dointvec_minmax: 1..INT_MAX.
-                        let v =
-                            crate::kstr::kstrtoint(s.trim_start()).map_err(|_| Errno::EINVAL)?;
-                        if v < 1 {
-                            return Err(Errno::EINVAL);
-                        }
+                        let v = crate::kstr::proc_dointvec(s)?;
                         let a = if is_min {
                             &md.speed_limit_min
                         } else {
