@@ -302,9 +302,13 @@ impl MdTree {
             .add_bin(root, "log", 0o444, Arc::new(LogFile { md: md2.clone() }));
     }
 
-    /// `new_array`: `mdN` or `md_NAME`.
+    /// `new_array`: `mdN` or `md_NAME` (`add_named_array`: every trailing
+    /// newline goes, and a name must fit `DISK_NAME_LEN`, else E2BIG).
     pub fn new_array(&self, name: &str) -> Result<(), Errno> {
-        let name = name.trim_end();
+        let name = name.trim_end_matches('\n');
+        if name.len() >= 32 {
+            return Err(Errno::E2BIG);
+        }
         let mddev = self.md.new_array(name)?;
         self.add_array_dir(&mddev);
         Ok(())
