@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{Group, Row};
 use crate::format::MetadataVersion;
-use crate::kstr::{kstrtoull, strict_strtoul_scaled};
+use crate::kstr::{kstrtol, kstrtoull, strict_strtoul_scaled};
 use crate::md::bitmap::Bitmap;
 use crate::md::flags::{rdev as rf, sb as sbf};
 use crate::md::{Errno, HZ, Mddev};
@@ -56,12 +56,7 @@ fn location_store(m: &M, s: &str) -> Result<(), Errno> {
     } else if s.starts_with("file:") {
         return Err(Errno::EINVAL);
     } else {
-        let digits = s.strip_prefix('+').unwrap_or(s);
-        let offset: i64 = if let Some(neg) = digits.strip_prefix('-') {
-            -(kstrtoull(neg)? as i64)
-        } else {
-            kstrtoull(digits)? as i64
-        };
+        let offset = kstrtol(s.strip_prefix('+').unwrap_or(s))?;
         if offset == 0 {
             return Err(Errno::EINVAL);
         }
