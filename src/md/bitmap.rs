@@ -244,6 +244,11 @@ impl Bitmap {
         self.chunks
     }
 
+    /// Pages of the on-disk image (`storage.file_pages`).
+    pub fn file_pages(&self) -> usize {
+        self.file_pages
+    }
+
     pub fn chunk_sectors(&self) -> u64 {
         1 << self.chunkshift
     }

@@ -116,6 +116,47 @@ pub fn update_size(m: &Arc<Mddev>, cfg: &mut Config, sectors: u64) -> Result<(),
     Ok(())
 }
 
+/// `allow_new_offset` of the metadata's `super_types` entry: whether a
+/// member of a running array may record `new` as its data offset for a
+/// reshape.  0.90 has no room for one but 0; with 1.x an offset may
+/// always grow, and shrink (1.1 and 1.2, whose metadata lies before the
+/// data) only down to past the superblock's 36 KiB, the bitmap and the
+/// bad-block log.
+pub fn allow_new_offset(cfg: &Config, bitmap_pages: Option<usize>, r: &Rdev, new: u64) -> bool {
+    let minor = match cfg.metadata {
+        Some(MetadataVersion::V090) => return new == 0,
+        Some(MetadataVersion::V1(minor)) => minor,
+        None => return true,
+    };
+    if new >= r.data_offset() || minor == crate::format::Minor::V0 {
+        return true;
+    }
+    let sb = r.sb_start();
+    if sb + (32 + 4) * 2 > new {
+        return false;
+    }
+    if let Some(pages) = bitmap_pages {
+        let end = (sb as i64)
+            .wrapping_add(cfg.bitmap_info.offset)
+            .wrapping_add(pages as i64 * 8);
+        if end as u64 > new {
+            return false;
+        }
+    }
+    // The bad-block log, once the list has been written there.
+    if r.badblocks.lock().count() > 0 {
+        if let Some(super::rdev::SbImage::V1(_, sb1)) = &r.sb.lock().image {
+            let end = (sb as i64)
+                .wrapping_add(sb1.bblog_offset as i64)
+                .wrapping_add(sb1.bblog_size as i64);
+            if end as u64 > new {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// `rdev_size_change`: the sectors `r` can give for a component size of
 /// `sectors` (0 = as much as possible); 0 when it cannot.
 pub fn rdev_size_change(cfg: &Config, r: &Rdev, sectors: u64) -> u64 {

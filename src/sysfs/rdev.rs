@@ -312,7 +312,8 @@ fn new_offset_store(c: &C, s: &str) -> Result<(), Errno> {
         return Err(Errno::EBUSY);
     }
     let old = r.data_offset();
-    if new > old && new - old + cfg.dev_sectors > r.sectors() {
+    // In the kernel's unsigned arithmetic, which wraps.
+    if new > old && (new - old).wrapping_add(cfg.dev_sectors) > r.sectors() {
         return Err(Errno::E2BIG);
     }
     if new < old && cfg.reshape_backwards {
@@ -321,8 +322,10 @@ fn new_offset_store(c: &C, s: &str) -> Result<(), Errno> {
     if new > old && !cfg.reshape_backwards {
         return Err(Errno::EINVAL);
     }
-    if new != old && m.is_running() {
-        // No mdfuse personality can move data (allow_new_offset).
+    if m.is_running()
+        && cfg.persistent
+        && !resize::allow_new_offset(&cfg, m.bitmap().map(|b| b.file_pages()), r, new)
+    {
         return Err(Errno::E2BIG);
     }
     r.set_new_data_offset(new);
