@@ -51,6 +51,22 @@ pub trait Personality: Send + Sync {
     fn has_check_reshape(&self) -> bool {
         true
     }
+
+    /// Has `takeover`: md offers it a running array of another level
+    /// (`echo N > level`).  Without it md refuses ("does not support
+    /// personality takeover", EINVAL).
+    fn has_takeover(&self) -> bool {
+        false
+    }
+
+    /// `takeover` of the running array `mddev`, whose level is another:
+    /// why it is refused, with the kernel's errno and message.  No
+    /// takeover is implemented yet: one the kernel's would accept is
+    /// refused too (EINVAL, with a message saying so).
+    fn takeover(&self, mddev: &Mddev, cfg: &Config) -> Errno {
+        let _ = (mddev, cfg);
+        Errno::EINVAL
+    }
 }
 
 /// A parameter of a personality's module (`module_param`), e.g.

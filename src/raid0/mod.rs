@@ -79,6 +79,43 @@ impl Personality for Raid0Personality {
     fn has_check_reshape(&self) -> bool {
         false
     }
+    fn has_takeover(&self) -> bool {
+        true
+    }
+
+    /// `raid0_takeover`: the refusals of 6.1's, which are all there is
+    /// here (RAID1 with one mirror left, which it would take, is not
+    /// implemented).
+    fn takeover(&self, mddev: &Mddev, cfg: &Config) -> Errno {
+        let log = mddev.log();
+        if mddev.bitmap().is_some() {
+            log.warn(format!(
+                "md/raid0: {}: cannot takeover array with bitmap",
+                mddev.name
+            ));
+            return Errno::EBUSY;
+        }
+        if cfg.level != 1 {
+            log.warn(format!(
+                "Takeover from raid{} to raid0 not supported",
+                cfg.level
+            ));
+            return Errno::EINVAL;
+        }
+        // raid0_takeover_raid1
+        if (cfg.raid_disks as i32).wrapping_sub(1) != mddev.degraded() as i32 {
+            log.err(format!(
+                "md/raid0:{}: (N - 1) mirrors drives must be already faulty!",
+                mddev.name
+            ));
+        } else {
+            log.warn(format!(
+                "md/raid0:{}: taking over a RAID1 is not implemented",
+                mddev.name
+            ));
+        }
+        Errno::EINVAL
+    }
 
     /// `raid0_run`.
     fn run(&self, mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<Arc<dyn Raid>, Errno> {

@@ -93,12 +93,24 @@ fn level_store(m: &M, s: &str) -> Result<(), Errno> {
     if m.recovery.test(rec::RUNNING) || cfg.reshape_position != MAX_SECTOR {
         return Err(Errno::EBUSY);
     }
-    let level = kstrtol(s)
-        .ok()
-        .and_then(|l| i32::try_from(l).ok())
-        .unwrap_or(LEVEL_NONE);
+    // A long, which find_pers takes as an int: 2^32 is level 0.
+    let level = kstrtol(s).map(|l| l as i32).unwrap_or(LEVEL_NONE);
     match m.md.find_pers(level, s) {
-        Some(np) if std::ptr::eq(np.name(), p.personality().name()) => Ok(()),
+        Some(np) if np.name() == p.personality().name() => Ok(()),
+        Some(np) if np.has_takeover() => {
+            let e = np.takeover(m, &cfg);
+            // What a takeover may have set is undone.
+            cfg.new_level = cfg.level;
+            cfg.new_layout = cfg.layout;
+            cfg.new_chunk_sectors = cfg.chunk_sectors;
+            cfg.raid_disks = (cfg.raid_disks as i32).wrapping_sub(cfg.delta_disks) as u32;
+            cfg.delta_disks = 0;
+            cfg.reshape_backwards = false;
+            m.publish(&cfg);
+            m.log()
+                .warn(format!("md: {}: {} would not accept array", m.name, s));
+            Err(e)
+        }
         Some(_) => {
             m.log().warn(format!(
                 "md: {}: {} does not support personality takeover",
