@@ -601,6 +601,11 @@ struct Leg {
     data_offset: u64,
     in_sync: bool,
     bad: Vec<(u64, u64)>,
+    /// Slot and usable sectors: where a concatenating level (a
+    /// superblock whose level reads -1 runs as linear, as in the kernel)
+    /// places this member.
+    slot: i32,
+    sectors: u64,
 }
 
 impl Leg {
@@ -893,6 +898,8 @@ fn run_md(
                 image: l.paths.iter().position(|p| p == r.disk.path()).unwrap(),
                 data_offset: r.data_offset(),
                 in_sync: r.in_sync(),
+                slot: r.raid_disk(),
+                sectors: r.sectors(),
                 bad: r
                     .badblocks
                     .lock()
@@ -902,6 +909,9 @@ fn run_md(
                     .collect(),
             })
             .collect();
+        let concatenated = mddev
+            .pers()
+            .is_some_and(|p| p.personality().name() == "linear");
         let size = mddev.array_sectors().saturating_mul(512).min(READ_LIMIT);
         let mut buf = vec![0u8; PIECE];
         let mut at = 0u64;
@@ -915,7 +925,21 @@ fn run_md(
                         let e = (s + 512).min(n);
                         let got = &buf[s..e];
                         let pos = at + s as u64;
-                        if !legs.iter().any(|g| g.view(imgs, pos, e - s) == Some(got)) {
+                        let held = if concatenated {
+                            // Members one after the other, by slot.
+                            let mut start = 0u64;
+                            let mut by_slot: Vec<&Leg> = legs.iter().collect();
+                            by_slot.sort_by_key(|g| g.slot);
+                            by_slot.iter().any(|g| {
+                                let here = (start..start + g.sectors * 512).contains(&pos);
+                                let ok = here && g.view(imgs, pos - start, e - s) == Some(got);
+                                start += g.sectors * 512;
+                                ok
+                            })
+                        } else {
+                            legs.iter().any(|g| g.view(imgs, pos, e - s) == Some(got))
+                        };
+                        if !held {
                             problems.push(format!("byte {pos}: read what no member holds"));
                             break;
                         }
