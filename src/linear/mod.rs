@@ -13,6 +13,7 @@ use parking_lot::RwLock;
 
 use crate::md::flags::mddev as mf;
 use crate::md::personality::{Personality, Raid, SyncStep};
+use crate::md::pieces::{Piece, read_pieces, write_pieces};
 use crate::md::update::md_error_io;
 use crate::md::{Config, Errno, Mddev, Rdev};
 
@@ -139,10 +140,6 @@ pub struct Conf {
     chunk_sectors: u32,
 }
 
-/// One piece of a request: a member, the sector on it (from its
-/// data_offset), and the sectors it takes.
-type Piece = (Arc<Rdev>, u64, u64);
-
 impl Conf {
     fn current(&self) -> Arc<Disks> {
         self.disks.read().clone()
@@ -185,23 +182,11 @@ impl Raid for Conf {
     }
 
     fn read(&self, mddev: &Mddev, buf: &mut [u8], sector: u64) -> Result<(), Errno> {
-        let mut done = 0usize;
-        for (rdev, s, n) in self.map(mddev, sector, (buf.len() / 512) as u64)? {
-            let piece = &mut buf[done..done + (n * 512) as usize];
-            rdev.read_data(piece, s).map_err(|_| Errno::EIO)?;
-            done += piece.len();
-        }
-        Ok(())
+        read_pieces(&self.map(mddev, sector, (buf.len() / 512) as u64)?, buf)
     }
 
     fn write(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno> {
-        let mut done = 0usize;
-        for (rdev, s, n) in self.map(mddev, sector, (data.len() / 512) as u64)? {
-            let piece = &data[done..done + (n * 512) as usize];
-            rdev.write_data(piece, s).map_err(|_| Errno::EIO)?;
-            done += piece.len();
-        }
-        Ok(())
+        write_pieces(&self.map(mddev, sector, (data.len() / 512) as u64)?, data)
     }
 
     /// Discards go down to each member in the range.

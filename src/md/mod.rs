@@ -22,6 +22,7 @@ pub mod flags;
 pub mod log;
 pub mod mdstat;
 pub mod personality;
+pub mod pieces;
 pub mod rdev;
 pub mod resize;
 pub mod run;

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::md::flags::mddev as mf;
 use crate::md::personality::{Personality, Raid, SyncStep};
+use crate::md::pieces::{Piece, read_pieces, write_pieces};
 use crate::md::update::md_error_io;
 use crate::md::{Config, Errno, Mddev, ModuleParam, Rdev};
 
@@ -417,33 +418,20 @@ impl Conf {
     }
 }
 
-/// One piece of a request: a member, the sector on it (from its
-/// data_offset), and the sectors it takes.
-type Piece = (Arc<Rdev>, u64, u64);
-
 impl Raid for Conf {
     fn personality(&self) -> &'static dyn Personality {
         &RAID0
     }
 
     fn read(&self, mddev: &Mddev, buf: &mut [u8], sector: u64) -> Result<(), Errno> {
-        let mut done = 0usize;
-        for (rdev, s, n) in self.pieces(mddev, sector, (buf.len() / 512) as u64)? {
-            let piece = &mut buf[done..done + (n * 512) as usize];
-            rdev.read_data(piece, s).map_err(|_| Errno::EIO)?;
-            done += piece.len();
-        }
-        Ok(())
+        read_pieces(&self.pieces(mddev, sector, (buf.len() / 512) as u64)?, buf)
     }
 
     fn write(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno> {
-        let mut done = 0usize;
-        for (rdev, s, n) in self.pieces(mddev, sector, (data.len() / 512) as u64)? {
-            let piece = &data[done..done + (n * 512) as usize];
-            rdev.write_data(piece, s).map_err(|_| Errno::EIO)?;
-            done += piece.len();
-        }
-        Ok(())
+        write_pieces(
+            &self.pieces(mddev, sector, (data.len() / 512) as u64)?,
+            data,
+        )
     }
 
     /// `raid0_handle_discard`: zone by zone, one discard per member.
