@@ -11,9 +11,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::md::flags::mddev as mf;
 use crate::md::personality::{Personality, Raid, SyncStep};
-use crate::md::pieces::{Piece, read_pieces, write_pieces};
+use crate::md::pieces::{Piece, break_array, flush_members, read_pieces, write_pieces};
 use crate::md::update::md_error_io;
 use crate::md::{Config, Errno, Mddev, Rdev};
 
@@ -199,14 +198,7 @@ impl Raid for Conf {
 
     /// `md_flush_request`: a flush to every member.
     fn flush(&self, _mddev: &Mddev) -> Result<(), Errno> {
-        let conf = self.current();
-        let mut result = Ok(());
-        for d in &conf.disks {
-            if d.rdev.disk.flush().is_err() {
-                result = Err(Errno::EIO);
-            }
-        }
-        result
+        flush_members(self.current().disks.iter().map(|d| &d.rdev))
     }
 
     /// `linear_status`: the rounding (chunk size) in KiB.
@@ -216,13 +208,7 @@ impl Raid for Conf {
 
     /// `linear_error`: the array is broken; the member stays as it is.
     fn error_handler(&self, mddev: &Mddev, rdev: &Arc<Rdev>, _fail_last_dev: bool) {
-        if !mddev.flags.test_and_set(mf::BROKEN) {
-            // The kernel's message lacks the colon after "linear".
-            mddev.log().err(format!(
-                "md/linear{}: Disk failure on {} detected, failing array.",
-                mddev.name, rdev.name
-            ));
-        }
+        break_array(mddev, "linear", rdev);
     }
 
     /// Only through `hot_add_geometry`: a slot inside the array is never

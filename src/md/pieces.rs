@@ -33,3 +33,27 @@ pub fn write_pieces(pieces: &[Piece], data: &[u8]) -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// `md_flush_request` for such a personality: a flush to every member;
+/// EIO if any fails.
+pub fn flush_members<'a>(members: impl Iterator<Item = &'a Arc<Rdev>>) -> Result<(), Errno> {
+    let mut result = Ok(());
+    for rdev in members {
+        if rdev.disk.flush().is_err() {
+            result = Err(Errno::EIO);
+        }
+    }
+    result
+}
+
+/// The error handler of a personality without redundancy (`raid0_error`,
+/// `linear_error`): the array is broken, the member stays as it is.  The
+/// kernel's message lacks the colon after the personality's name.
+pub fn break_array(mddev: &super::Mddev, name: &str, rdev: &Rdev) {
+    if !mddev.flags.test_and_set(super::flags::mddev::BROKEN) {
+        mddev.log().err(format!(
+            "md/{name}{}: Disk failure on {} detected, failing array.",
+            mddev.name, rdev.name
+        ));
+    }
+}

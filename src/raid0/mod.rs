@@ -14,9 +14,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::md::flags::mddev as mf;
 use crate::md::personality::{Personality, Raid, SyncStep};
-use crate::md::pieces::{Piece, read_pieces, write_pieces};
+use crate::md::pieces::{Piece, break_array, flush_members, read_pieces, write_pieces};
 use crate::md::update::md_error_io;
 use crate::md::{Config, Errno, Mddev, ModuleParam, Rdev};
 
@@ -454,13 +453,7 @@ impl Raid for Conf {
 
     /// `md_flush_request`: a flush to every member.
     fn flush(&self, _mddev: &Mddev) -> Result<(), Errno> {
-        let mut result = Ok(());
-        for rdev in self.devlist.iter().take(self.raid_disks).flatten() {
-            if rdev.disk.flush().is_err() {
-                result = Err(Errno::EIO);
-            }
-        }
-        result
+        flush_members(self.devlist.iter().take(self.raid_disks).flatten())
     }
 
     /// `raid0_status`: the chunk size in KiB.
@@ -470,13 +463,7 @@ impl Raid for Conf {
 
     /// `raid0_error`: the array is broken; the member stays as it is.
     fn error_handler(&self, mddev: &Mddev, rdev: &Arc<Rdev>, _fail_last_dev: bool) {
-        if !mddev.flags.test_and_set(mf::BROKEN) {
-            // The kernel's message lacks the colon after "raid0".
-            mddev.log().err(format!(
-                "md/raid0{}: Disk failure on {} detected, failing array.",
-                mddev.name, rdev.name
-            ));
-        }
+        break_array(mddev, "raid0", rdev);
     }
 
     /// Never called: raid0 has no `hot_add_disk`.
