@@ -18,6 +18,7 @@
 //! ```
 
 use super::bitmap::{BITMAP_SB_LEN, BitmapSuper};
+use super::kint;
 use super::super1::{MAX_DEV_LIMIT, MAX_SECTOR, Minor, SB1_FIXED, Superblock1, devflags, role};
 
 /// `ROUND_UP(x, 2048)`: mdadm rounds a default data offset to 1 MiB.
@@ -112,7 +113,7 @@ pub fn default_raid1_size(min_free_sectors: u64) -> u64 {
 /// superblock fills whole 512-byte sectors (128 roles for up to 128 devices).
 pub fn max_dev_for(devices: u32) -> u32 {
     let bytes = (SB1_FIXED as u64 + 2 * devices as u64).div_ceil(512) * 512;
-    ((bytes - SB1_FIXED as u64) / 2) as u32
+    kint::u32_saturating((bytes - SB1_FIXED as u64) / 2)
 }
 
 /// mdadm's `bitmap_bits`: chunks covering `sectors`.
@@ -162,7 +163,7 @@ impl BitmapPlan {
         BitmapSuper::new(
             uuid,
             self.sync_size,
-            self.chunk_bytes as u32,
+            kint::u32_saturating(self.chunk_bytes),
             DEFAULT_DAEMON_SLEEP,
         )
     }
@@ -203,7 +204,7 @@ pub fn plan_bitmap(
         Minor::V0 => {
             let bits = size.wrapping_mul(512) / chunk + 1;
             let pages = (bits.div_ceil(8) + BITMAP_SB_LEN as u64).div_ceil(4096);
-            -((pages * 8) as i64) as i32 - bbl_size as i32
+            -kint::int_from_count(pages * 8) - kint::int_from_count(bbl_size)
         }
     };
     Ok(BitmapPlan {
@@ -256,11 +257,14 @@ pub fn device_layout(
         }
         Minor::V1 | Minor::V2 => {
             let sb = minor.sb_start(dev_sectors).unwrap_or(0);
-            let log_at = sb as i64 + bm_offset + bm_space as i64;
-            let (bblog_offset, bblog_size) = if data_offset as i64 >= log_at + 8 {
-                ((bm_offset + bm_space as i64) as i32, BBLOG_SECTORS)
+            let log_at = kint::signed_sectors(sb) + bm_offset + kint::signed_sectors(bm_space);
+            let (bblog_offset, bblog_size) = if kint::signed_sectors(data_offset) >= log_at + 8 {
+                (
+                    kint::int_clamped(bm_offset + kint::signed_sectors(bm_space)),
+                    BBLOG_SECTORS,
+                )
             } else if data_offset >= sb + 16 {
-                ((data_offset - 8 - sb) as i32, BBLOG_SECTORS)
+                (kint::int_from_count(data_offset - 8 - sb), BBLOG_SECTORS)
             } else {
                 (0, 0)
             };
@@ -338,10 +342,9 @@ impl ArraySpec {
         let mut roles = vec![role::SPARE; max_dev as usize];
         for &(n, slot) in members {
             if let Some(r) = roles.get_mut(n as usize) {
-                *r = if slot < raid_disks {
-                    slot as u16
-                } else {
-                    role::SPARE
+                *r = match u16::try_from(slot) {
+                    Ok(role) if slot < raid_disks => role,
+                    _ => role::SPARE,
                 };
             }
         }
@@ -406,7 +409,7 @@ pub fn superblock_for(spec: &ArraySpec, member: &MemberSpec) -> Superblock1 {
     };
     if let Some(b) = &spec.bitmap {
         sb.feature_map |= super::super1::feature::BITMAP_OFFSET;
-        sb.bitmap_offset = b.offset as u32;
+        sb.bitmap_offset = kint::le32_from_int(b.offset);
     }
     sb.update_csum();
     sb
@@ -416,7 +419,7 @@ pub fn superblock_for(spec: &ArraySpec, member: &MemberSpec) -> Superblock1 {
 /// bitmap superblock, then every bit set (0xff) up to the 4 KiB-rounded
 /// end, so the first assembly resyncs everything the bitmap covers.
 pub fn bitmap_area(plan: &BitmapPlan, uuid: [u8; 16]) -> Vec<u8> {
-    let len = bitmap_bytes(plan.sync_size, plan.chunk_bytes, 4096) as usize;
+    let len = kint::buf_len(bitmap_bytes(plan.sync_size, plan.chunk_bytes, 4096));
     let mut buf = vec![0xffu8; len];
     buf[..BITMAP_SB_LEN].copy_from_slice(&plan.superblock(uuid).to_bytes());
     buf

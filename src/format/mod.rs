@@ -6,9 +6,16 @@
 //! parse-then-encode of any valid structure reproduces its bytes.  Nothing
 //! here does I/O: `probe` reads through the small `SectorReader` trait.
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 pub mod badblocks;
 pub mod bitmap;
 pub mod geometry;
+pub mod kint;
 pub mod super0;
 pub mod super1;
 
@@ -129,7 +136,7 @@ pub fn random_uuid() -> std::io::Result<[u8; 16]> {
 
 /// Read up to `len` bytes at `off`; fewer when the device ends first.
 pub fn read_upto(dev: &dyn SectorReader, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
-    let have = dev.size_bytes().saturating_sub(off).min(len as u64) as usize;
+    let have = kint::buf_len(dev.size_bytes().saturating_sub(off).min(len as u64));
     let mut buf = vec![0u8; have];
     if have > 0 {
         dev.read_exact_at(&mut buf, off)?;
@@ -163,7 +170,7 @@ pub fn probe(dev: &dyn SectorReader, version: MetadataVersion) -> Probe {
     let off = start * 512;
     // The kernel reads a whole 4 KiB; on a device that ends inside it the
     // missing tail reads as zeros here, and parse refuses what needs it.
-    let have = (size.saturating_sub(off)).min(want as u64) as usize;
+    let have = kint::buf_len(size.saturating_sub(off).min(want as u64));
     if have < 4 {
         return Probe::Absent;
     }

@@ -15,7 +15,7 @@
 //! ```
 
 use super::super1::csum_words;
-use super::{FormatError, le_u32, put_u32};
+use super::{FormatError, kint, le_u32, put_u32};
 
 pub const SB0_BYTES: usize = 4096;
 pub const MD_SB_DISKS: usize = 27;
@@ -200,7 +200,7 @@ impl Superblock0 {
             gvalid_words: w(4),
             set_uuid0: w(5),
             ctime: w(6),
-            level: w(7) as i32,
+            level: kint::int_from_le32(w(7)),
             size: w(8),
             nr_disks: w(9),
             raid_disks: w(10),
@@ -259,7 +259,7 @@ impl Superblock0 {
             (4, self.gvalid_words),
             (5, self.set_uuid0),
             (6, self.ctime),
-            (7, self.level as u32),
+            (7, kint::le32_from_int(self.level)),
             (8, self.size),
             (9, self.nr_disks),
             (10, self.raid_disks),
@@ -288,8 +288,8 @@ impl Superblock0 {
             (41, self.cp_events_lo),
             (42, self.cp_events_hi),
             (43, self.recovery_cp),
-            (44, self.reshape_position as u32),
-            (45, (self.reshape_position >> 32) as u32),
+            (44, kint::lo32(self.reshape_position)),
+            (45, kint::hi32(self.reshape_position)),
             (46, self.new_level),
             (47, self.delta_disks),
             (48, self.new_layout),
@@ -329,8 +329,8 @@ impl Superblock0 {
     }
 
     pub fn set_events(&mut self, ev: u64) {
-        self.events_hi = (ev >> 32) as u32;
-        self.events_lo = ev as u32;
+        self.events_hi = kint::hi32(ev);
+        self.events_lo = kint::lo32(ev);
     }
 
     pub fn cp_events(&self) -> u64 {

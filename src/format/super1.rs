@@ -33,7 +33,7 @@
 //! kernel's `super_1_load` rules against the device the superblock was read
 //! from; `to_bytes` re-encodes byte for byte.
 
-use super::{FormatError, le_u16, le_u32, le_u64, put_u16, put_u32, put_u64};
+use super::{FormatError, kint, le_u16, le_u32, le_u64, put_u16, put_u32, put_u64};
 
 pub const MD_SB_MAGIC: u32 = 0xa92b_4efc;
 /// Size of the fixed part; `dev_roles` follows.
@@ -245,7 +245,7 @@ impl Superblock1 {
             set_uuid: [0; 16],
             set_name: [0; 32],
             ctime: le_u64(buf, OFF_CTIME),
-            level: le_u32(buf, OFF_LEVEL) as i32,
+            level: kint::int_from_le32(le_u32(buf, OFF_LEVEL)),
             layout: le_u32(buf, OFF_LAYOUT),
             size: le_u64(buf, OFF_SIZE),
             chunksize: le_u32(buf, OFF_CHUNKSIZE),
@@ -267,7 +267,7 @@ impl Superblock1 {
             devflags: buf[OFF_DEVFLAGS],
             bblog_shift: buf[OFF_BBLOG_SHIFT],
             bblog_size: le_u16(buf, OFF_BBLOG_SIZE),
-            bblog_offset: le_u32(buf, OFF_BBLOG_OFFSET) as i32,
+            bblog_offset: kint::int_from_le32(le_u32(buf, OFF_BBLOG_OFFSET)),
             utime: le_u64(buf, OFF_UTIME),
             events: le_u64(buf, OFF_EVENTS),
             resync_offset: le_u64(buf, OFF_RESYNC_OFFSET),
@@ -317,7 +317,7 @@ impl Superblock1 {
         buf[OFF_SET_UUID..OFF_SET_UUID + 16].copy_from_slice(&self.set_uuid);
         buf[OFF_SET_NAME..OFF_SET_NAME + 32].copy_from_slice(&self.set_name);
         put_u64(&mut buf, OFF_CTIME, self.ctime);
-        put_u32(&mut buf, OFF_LEVEL, self.level as u32);
+        put_u32(&mut buf, OFF_LEVEL, kint::le32_from_int(self.level));
         put_u32(&mut buf, OFF_LAYOUT, self.layout);
         put_u64(&mut buf, OFF_SIZE, self.size);
         put_u32(&mut buf, OFF_CHUNKSIZE, self.chunksize);
@@ -339,7 +339,11 @@ impl Superblock1 {
         buf[OFF_DEVFLAGS] = self.devflags;
         buf[OFF_BBLOG_SHIFT] = self.bblog_shift;
         put_u16(&mut buf, OFF_BBLOG_SIZE, self.bblog_size);
-        put_u32(&mut buf, OFF_BBLOG_OFFSET, self.bblog_offset as u32);
+        put_u32(
+            &mut buf,
+            OFF_BBLOG_OFFSET,
+            kint::le32_from_int(self.bblog_offset),
+        );
         put_u64(&mut buf, OFF_UTIME, self.utime);
         put_u64(&mut buf, OFF_EVENTS, self.events);
         put_u64(&mut buf, OFF_RESYNC_OFFSET, self.resync_offset);
@@ -385,7 +389,7 @@ impl Superblock1 {
     /// The signed bitmap offset from `sb_start`, when an internal bitmap is recorded.
     pub fn bitmap_offset_sectors(&self) -> Option<i64> {
         self.has(feature::BITMAP_OFFSET)
-            .then_some(self.bitmap_offset as i32 as i64)
+            .then_some(i64::from(kint::int_from_le32(self.bitmap_offset)))
     }
 
     /// This device's own role from its own superblock (spare when
@@ -526,7 +530,7 @@ impl Superblock1 {
     pub fn new_data_offset(&self) -> Option<u64> {
         (self.has(feature::RESHAPE_ACTIVE) && self.has(feature::NEW_OFFSET)).then(|| {
             self.data_offset
-                .wrapping_add_signed(self.new_offset as i32 as i64)
+                .wrapping_add_signed(i64::from(kint::int_from_le32(self.new_offset)))
         })
     }
 }
@@ -544,7 +548,7 @@ pub(crate) fn csum_words(bytes: &[u8]) -> u32 {
     if rest.len() >= 2 {
         sum += u16::from_le_bytes([rest[0], rest[1]]) as u64;
     }
-    (sum as u32).wrapping_add((sum >> 32) as u32)
+    kint::lo32(sum).wrapping_add(kint::hi32(sum))
 }
 
 /// Split an md time field: low 40 bits seconds, high 24 bits microseconds.

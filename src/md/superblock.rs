@@ -3,6 +3,12 @@
 //! from it (`validate_super`), and rebuild it from the array
 //! (`sync_super`).  The byte layouts live in `crate::format`.
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::sync::Arc;
 
 use super::flags::{rdev as rf, recovery as rec};
@@ -10,7 +16,9 @@ use super::rdev::{Rdev, SbImage};
 use super::{Config, Errno, KernelLog, MAX_DISKS_1, MAX_DISKS_090, Mddev};
 use crate::format::super0::{self, Disk0, MD_SB_DISKS, Superblock0, disk_state, sb_state};
 use crate::format::super1::{self, Superblock1, devflags, feature, role};
-use crate::format::{AnySuper, FormatError, MAX_SECTOR, MetadataVersion, Minor, Probe, badblocks};
+use crate::format::{
+    AnySuper, FormatError, MAX_SECTOR, MetadataVersion, Minor, Probe, badblocks, kint,
+};
 
 /// What `validate_super` needs to know about the array beyond `Config`.
 pub struct ArrayView {
@@ -130,8 +138,8 @@ fn load_1(
     rdev.set_data_offset(sb.data_offset);
     rdev.set_new_data_offset(sb.new_data_offset().unwrap_or(sb.data_offset));
     rdev.set_corrected_errors(sb.cnt_corrected_read);
-    rdev.set_sb_size(sb.write_len() as u32);
-    rdev.set_desc_nr(sb.dev_number as i32);
+    rdev.set_sb_size(kint::len_u32(sb.write_len()));
+    rdev.set_desc_nr(kint::int_from_le32(sb.dev_number));
     rdev.preferred_minor
         .store(0xffff, std::sync::atomic::Ordering::Release);
 
@@ -142,7 +150,7 @@ fn load_1(
             // reads at sb_start + bblog_offset in sector_t: an offset
             // before the device's start is one past its end, EIO.
             let sectors = sb.bblog_size as u64;
-            let mut buf = vec![0u8; (sectors * 512) as usize];
+            let mut buf = vec![0u8; kint::buf_len(sectors * 512)];
             let at = sb_start.wrapping_add_signed(sb.bblog_offset as i64);
             if at
                 .checked_mul(512)
@@ -232,9 +240,9 @@ fn load_090(
         .store(sb.md_minor, std::sync::atomic::Ordering::Release);
     rdev.set_data_offset(0);
     rdev.set_new_data_offset(0);
-    rdev.set_sb_size(super0::SB0_BYTES as u32);
+    rdev.set_sb_size(kint::len_u32(super0::SB0_BYTES));
     rdev.badblocks.lock().shift = None;
-    rdev.set_desc_nr(sb.this_disk.number as i32);
+    rdev.set_desc_nr(kint::int_from_le32(sb.this_disk.number));
     rdev.recorded_devnum.store(
         (sb.this_disk.major as u64) << 32 | sb.this_disk.minor as u64,
         std::sync::atomic::Ordering::Release,
@@ -320,7 +328,9 @@ fn note_reshape(
 ) {
     log.info(format!(
         "md: {name}: reshape_position {position} recorded: a reshape is in progress (new_level {}, delta_disks {}, new_layout {}, new_chunk {chunk})",
-        level as i32, delta as i32, layout as i32
+        kint::int_from_le32(level),
+        kint::int_from_le32(delta),
+        kint::int_from_le32(layout)
     ));
 }
 
@@ -345,7 +355,7 @@ fn validate_1(
         cfg.utime = sb.utime;
         cfg.level = sb.level;
         cfg.clevel.clear();
-        cfg.layout = sb.layout as i32;
+        cfg.layout = kint::int_from_le32(sb.layout);
         cfg.raid_disks = sb.raid_disks;
         cfg.dev_sectors = sb.size;
         cfg.logical_block_size = sb.logical_block_size;
@@ -363,9 +373,9 @@ fn validate_1(
             cfg.bitmap_info.space = if minor != Minor::V0 {
                 0
             } else if off > 0 {
-                (8 - off).max(0) as u64
+                (8 - off).max(0).unsigned_abs()
             } else {
-                (-off) as u64
+                off.unsigned_abs()
             };
         }
         if sb.has(feature::RESHAPE_ACTIVE) {
@@ -376,9 +386,9 @@ fn validate_1(
                 [sb.new_level, sb.delta_disks, sb.new_layout, sb.new_chunk],
             );
             cfg.reshape_position = sb.reshape_position;
-            cfg.delta_disks = sb.delta_disks as i32;
-            cfg.new_level = sb.new_level as i32;
-            cfg.new_layout = sb.new_layout as i32;
+            cfg.delta_disks = kint::int_from_le32(sb.delta_disks);
+            cfg.new_level = kint::int_from_le32(sb.new_level);
+            cfg.new_layout = kint::int_from_le32(sb.new_layout);
             cfg.new_chunk_sectors = sb.new_chunk;
             cfg.reshape_backwards =
                 cfg.delta_disks < 0 || (cfg.delta_disks == 0 && sb.has(feature::RESHAPE_BACKWARDS));
@@ -419,7 +429,7 @@ fn validate_1(
     }
 
     let desc = rdev.desc_nr();
-    let r = if desc < 0 || desc as u32 >= sb.max_dev {
+    let r = if desc < 0 || kint::le32_from_int(desc) >= sb.max_dev {
         rdev.set_desc_nr(-1);
         role::SPARE
     } else if !view.running && freshest.is_some() && ev1 < cfg.events {
@@ -430,16 +440,16 @@ fn validate_1(
         let Some(SbImage::V1(_, fsb)) = fs.image.as_ref() else {
             return Err(Errno::EUCLEAN);
         };
-        if desc as u32 >= fsb.max_dev {
+        if kint::le32_from_int(desc) >= fsb.max_dev {
             mddev.log().warn(format!(
                 "md: {}: rdev[{}]: desc_nr({desc}) >= freshest({})->sb->max_dev({})",
                 mddev.name, rdev.name, f.name, fsb.max_dev
             ));
             return Err(Errno::EUCLEAN);
         }
-        fsb.role_of(desc as u32)
+        fsb.role_of(kint::le32_from_int(desc))
     } else {
-        sb.role_of(desc as u32)
+        sb.role_of(kint::le32_from_int(desc))
     };
     match r {
         role::SPARE => {}
@@ -498,13 +508,13 @@ fn validate_090(
         cfg.utime = sb.utime as u64;
         cfg.level = sb.level;
         cfg.clevel.clear();
-        cfg.layout = sb.layout as i32;
+        cfg.layout = kint::int_from_le32(sb.layout);
         cfg.raid_disks = sb.raid_disks;
         cfg.dev_sectors = sb.size as u64 * 2;
         cfg.events = ev1;
         cfg.bitmap_info.offset = 0;
         cfg.bitmap_info.space = 0;
-        cfg.bitmap_info.default_offset = (super0::SB0_BYTES >> 9) as i64;
+        cfg.bitmap_info.default_offset = i64::from(kint::len_u32(super0::SB0_BYTES >> 9));
         cfg.bitmap_info.default_space = 64 * 2 - (super0::SB0_BYTES as u64 >> 9);
         cfg.reshape_backwards = false;
         if sb.minor_version >= 91 {
@@ -515,9 +525,9 @@ fn validate_090(
                 [sb.new_level, sb.delta_disks, sb.new_layout, sb.new_chunk],
             );
             cfg.reshape_position = sb.reshape_position;
-            cfg.delta_disks = sb.delta_disks as i32;
-            cfg.new_level = sb.new_level as i32;
-            cfg.new_layout = sb.new_layout as i32;
+            cfg.delta_disks = kint::int_from_le32(sb.delta_disks);
+            cfg.new_level = kint::int_from_le32(sb.new_level);
+            cfg.new_layout = kint::int_from_le32(sb.new_layout);
             cfg.new_chunk_sectors = sb.new_chunk >> 9;
             cfg.reshape_backwards = cfg.delta_disks < 0;
         } else {
@@ -543,9 +553,8 @@ fn validate_090(
         cfg.md_minor = sb.md_minor;
     } else if !view.running {
         let n = rdev.desc_nr();
-        if n >= 0
-            && (n as usize) < MD_SB_DISKS
-            && sb.disks[n as usize].state & (disk_state::SYNC | disk_state::ACTIVE) != 0
+        if kint::index(n, MD_SB_DISKS)
+            .is_some_and(|n| sb.disks[n].state & (disk_state::SYNC | disk_state::ACTIVE) != 0)
             && ev1.wrapping_add(1) < cfg.events
         {
             return Err(Errno::EINVAL);
@@ -553,20 +562,19 @@ fn validate_090(
     } else if !view.keeps_role(rdev, ev1, cfg.events) {
         return Ok(());
     }
-    let n = rdev.desc_nr();
-    if n < 0 || n as usize >= MD_SB_DISKS {
+    let Some(n) = kint::index(rdev.desc_nr(), MD_SB_DISKS) else {
         return Ok(());
-    }
-    let desc = sb.disks[n as usize];
+    };
+    let desc = sb.disks[n];
     if desc.is(disk_state::FAULTY) {
         rdev.flags.set(rf::FAULTY);
     } else if desc.is(disk_state::SYNC) {
         rdev.flags.set(rf::IN_SYNC);
-        rdev.set_raid_disk(desc.raid_disk as i32);
-        rdev.set_saved_raid_disk(desc.raid_disk as i32);
+        rdev.set_raid_disk(kint::int_from_le32(desc.raid_disk));
+        rdev.set_saved_raid_disk(kint::int_from_le32(desc.raid_disk));
     } else if desc.is(disk_state::ACTIVE) && sb.minor_version >= 91 {
         rdev.set_recovery_offset(0);
-        rdev.set_raid_disk(desc.raid_disk as i32);
+        rdev.set_raid_disk(kint::int_from_le32(desc.raid_disk));
     }
     if desc.is(disk_state::WRITEMOSTLY) {
         rdev.flags.set(rf::WRITE_MOSTLY);
@@ -616,7 +624,7 @@ fn sync_1(cfg: &Config, view: &SyncView, rdev: &Rdev, sb: &mut Superblock1) {
     sb.size = cfg.dev_sectors;
     sb.chunksize = cfg.chunk_sectors;
     sb.level = cfg.level;
-    sb.layout = cfg.layout as u32;
+    sb.layout = kint::le32_from_int(cfg.layout);
     if rdev.flags.test(rf::FAIL_FAST) {
         sb.devflags |= devflags::FAIL_FAST;
     } else {
@@ -630,7 +638,7 @@ fn sync_1(cfg: &Config, view: &SyncView, rdev: &Rdev, sb: &mut Superblock1) {
     sb.data_offset = rdev.data_offset();
     sb.data_size = rdev.sectors();
     if view.has_bitmap && !cfg.bitmap_info.external {
-        sb.bitmap_offset = cfg.bitmap_info.offset as i32 as u32;
+        sb.bitmap_offset = kint::le32_from_int(kint::int_clamped(cfg.bitmap_info.offset));
         sb.feature_map = feature::BITMAP_OFFSET;
     }
     if rdev.raid_disk() >= 0 && !rdev.flags.test(rf::JOURNAL) && !rdev.in_sync() {
@@ -646,16 +654,16 @@ fn sync_1(cfg: &Config, view: &SyncView, rdev: &Rdev, sb: &mut Superblock1) {
     if cfg.reshape_position != MAX_SECTOR {
         sb.feature_map |= feature::RESHAPE_ACTIVE;
         sb.reshape_position = cfg.reshape_position;
-        sb.new_layout = cfg.new_layout as u32;
-        sb.delta_disks = cfg.delta_disks as u32;
-        sb.new_level = cfg.new_level as u32;
+        sb.new_layout = kint::le32_from_int(cfg.new_layout);
+        sb.delta_disks = kint::le32_from_int(cfg.delta_disks);
+        sb.new_level = kint::le32_from_int(cfg.new_level);
         sb.new_chunk = cfg.new_chunk_sectors;
         if cfg.delta_disks == 0 && cfg.reshape_backwards {
             sb.feature_map |= feature::RESHAPE_BACKWARDS;
         }
         if rdev.new_data_offset() != rdev.data_offset() {
             sb.feature_map |= feature::NEW_OFFSET;
-            sb.new_offset = rdev.new_data_offset().wrapping_sub(rdev.data_offset()) as u32;
+            sb.new_offset = kint::lo32(rdev.new_data_offset().wrapping_sub(rdev.data_offset()));
         }
     }
     {
@@ -667,28 +675,27 @@ fn sync_1(cfg: &Config, view: &SyncView, rdev: &Rdev, sb: &mut Superblock1) {
     let mut max_dev = 0u32;
     for r in &view.rdevs {
         let d = r.desc_nr();
-        if d >= 0 && d as u32 + 1 > max_dev {
-            max_dev = d as u32 + 1;
+        if d >= 0 && kint::le32_from_int(d) + 1 > max_dev {
+            max_dev = kint::le32_from_int(d) + 1;
         }
     }
     if max_dev > sb.max_dev {
         sb.max_dev = max_dev;
-        rdev.set_sb_size(sb.write_len() as u32);
+        rdev.set_sb_size(kint::len_u32(sb.write_len()));
     }
     sb.dev_roles = vec![role::SPARE; sb.max_dev as usize];
     for r in &view.rdevs {
-        let i = r.desc_nr();
-        if i < 0 || i as usize >= sb.dev_roles.len() {
+        let Some(i) = kint::index(r.desc_nr(), sb.dev_roles.len()) else {
             continue;
-        }
-        sb.dev_roles[i as usize] = if r.faulty() {
+        };
+        sb.dev_roles[i] = if r.faulty() {
             role::FAULTY
         } else if r.in_sync() {
-            r.raid_disk() as u16
+            slot_role(r.raid_disk())
         } else if r.flags.test(rf::JOURNAL) {
             role::JOURNAL
         } else if r.raid_disk() >= 0 {
-            r.raid_disk() as u16
+            slot_role(r.raid_disk())
         } else {
             role::SPARE
         };
@@ -703,13 +710,13 @@ fn sync_090(cfg: &Config, view: &SyncView, rdev: &Rdev) -> Superblock0 {
     sb.patch_version = cfg.patch_version;
     sb.gvalid_words = 0;
     sb.set_uuid(cfg.uuid);
-    sb.ctime = cfg.ctime.min(u32::MAX as u64) as u32;
+    sb.ctime = kint::u32_saturating(cfg.ctime);
     sb.level = cfg.level;
-    sb.size = (cfg.dev_sectors / 2) as u32;
+    sb.size = kint::u32_saturating(cfg.dev_sectors / 2);
     sb.raid_disks = cfg.raid_disks;
     sb.md_minor = cfg.md_minor;
     sb.not_persistent = 0;
-    sb.utime = cfg.utime.min(u32::MAX as u64) as u32;
+    sb.utime = kint::u32_saturating(cfg.utime);
     sb.state = 0;
     sb.set_events(cfg.events);
     if cfg.reshape_position == MAX_SECTOR {
@@ -722,31 +729,31 @@ fn sync_090(cfg: &Config, view: &SyncView, rdev: &Rdev) -> Superblock0 {
     } else {
         sb.minor_version = 91;
         sb.reshape_position = cfg.reshape_position;
-        sb.new_level = cfg.new_level as u32;
-        sb.delta_disks = cfg.delta_disks as u32;
-        sb.new_layout = cfg.new_layout as u32;
+        sb.new_level = kint::le32_from_int(cfg.new_level);
+        sb.delta_disks = kint::le32_from_int(cfg.delta_disks);
+        sb.new_layout = kint::le32_from_int(cfg.new_layout);
         sb.new_chunk = cfg.new_chunk_sectors << 9;
     }
     sb.cp_events_hi = 0;
     sb.cp_events_lo = 0;
     if view.in_sync {
-        sb.recovery_cp = view.recovery_cp as u32;
-        sb.cp_events_hi = (cfg.events >> 32) as u32;
-        sb.cp_events_lo = cfg.events as u32;
+        sb.recovery_cp = kint::lo32(view.recovery_cp);
+        sb.cp_events_hi = kint::hi32(cfg.events);
+        sb.cp_events_lo = kint::lo32(cfg.events);
         if view.recovery_cp == MAX_SECTOR {
             sb.state = sb_state::CLEAN;
         }
     } else {
         sb.recovery_cp = 0;
     }
-    sb.layout = cfg.layout as u32;
+    sb.layout = kint::le32_from_int(cfg.layout);
     sb.chunk_size = cfg.chunk_sectors << 9;
     if view.has_bitmap && !cfg.bitmap_info.external {
         sb.state |= sb_state::BITMAP_PRESENT;
     }
     sb.disks = [Disk0::default(); MD_SB_DISKS];
     sb.disks[0].state = disk_state::REMOVED;
-    let mut next_spare = cfg.raid_disks as i32;
+    let mut next_spare = kint::int_from_le32(cfg.raid_disks);
     let (mut active, mut working, mut failed, mut spare, mut nr_disks) = (0, 0, 0, 0, 0);
     for r in &view.rdevs {
         let mut is_active = r.in_sync();
@@ -764,19 +771,19 @@ fn sync_090(cfg: &Config, view: &SyncView, rdev: &Rdev) -> Superblock0 {
             n
         };
         r.set_desc_nr(desc_nr);
-        if desc_nr < 0 || desc_nr as usize >= MD_SB_DISKS {
+        let Some(index) = kint::index(desc_nr, MD_SB_DISKS) else {
             continue;
-        }
+        };
         let (major, minor) = r.disk_devnum();
-        let d = &mut sb.disks[desc_nr as usize];
+        let d = &mut sb.disks[index];
         nr_disks += 1;
-        d.number = desc_nr as u32;
+        d.number = kint::le32_from_int(desc_nr);
         d.major = major;
         d.minor = minor;
         d.raid_disk = if is_active {
-            r.raid_disk() as u32
+            kint::le32_from_int(r.raid_disk())
         } else {
-            desc_nr as u32
+            kint::le32_from_int(desc_nr)
         };
         if r.faulty() {
             d.state = disk_state::FAULTY;
@@ -802,8 +809,8 @@ fn sync_090(cfg: &Config, view: &SyncView, rdev: &Rdev) -> Superblock0 {
     for i in 0..(cfg.raid_disks as usize).min(MD_SB_DISKS) {
         let d = &mut sb.disks[i];
         if d.state == 0 && d.number == 0 {
-            d.number = i as u32;
-            d.raid_disk = i as u32;
+            d.number = kint::len_u32(i);
+            d.raid_disk = kint::len_u32(i);
             d.state = disk_state::REMOVED | disk_state::FAULTY;
             failed += 1;
         }
@@ -814,8 +821,8 @@ fn sync_090(cfg: &Config, view: &SyncView, rdev: &Rdev) -> Superblock0 {
     sb.failed_disks = failed;
     sb.spare_disks = spare;
     let me = rdev.desc_nr();
-    if me >= 0 && (me as usize) < MD_SB_DISKS {
-        sb.this_disk = sb.disks[me as usize];
+    if let Some(me) = kint::index(me, MD_SB_DISKS) {
+        sb.this_disk = sb.disks[me];
     }
     sb.update_csum();
     sb
@@ -845,7 +852,7 @@ impl Rdev {
                 let v = self
                     .recorded_devnum
                     .load(std::sync::atomic::Ordering::Acquire);
-                ((v >> 32) as u32, v as u32)
+                (kint::hi32(v), kint::lo32(v))
             }
         }
     }
@@ -894,7 +901,10 @@ pub fn logical_block_size_store(mddev: &Mddev, cfg: &mut Config, s: &str) -> Res
     ));
     // queue_limits_commit_update: blk_validate_limits.
     if !lbs.is_power_of_two() || lbs > BLK_MAX_BLOCK_SIZE {
-        log.warn(format!("Invalid logical block size ({})", lbs as i32));
+        log.warn(format!(
+            "Invalid logical block size ({})",
+            kint::int_from_le32(lbs)
+        ));
         return Err(Errno::EINVAL);
     }
     cfg.queue_logical_block_size = lbs;
@@ -919,11 +929,18 @@ pub fn stack_logical_block_size(mddev: &Mddev, cfg: &mut Config) -> Result<(), E
         return Err(Errno::EINVAL);
     }
     if !lbs.is_power_of_two() {
-        mddev
-            .log()
-            .warn(format!("Invalid logical block size ({})", lbs as i32));
+        mddev.log().warn(format!(
+            "Invalid logical block size ({})",
+            kint::int_from_le32(lbs)
+        ));
         return Err(Errno::EINVAL);
     }
     cfg.queue_logical_block_size = lbs;
     Ok(())
+}
+
+/// The 1.x role word of a member in slot `raid_disk` (`cpu_to_le16`):
+/// slots are below the 1.x limit of 1920, so the number itself.
+fn slot_role(raid_disk: i32) -> u16 {
+    u16::try_from(raid_disk).unwrap_or(role::SPARE)
 }

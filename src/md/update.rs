@@ -1,6 +1,12 @@
 //! Superblock updates (`md_update_sb`), the clean/dirty protocol around
 //! writes (`md_write_start`/`md_write_end`), and `md_error`.
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -219,14 +225,13 @@ fn badblocks_image(r: &Rdev) -> Result<Option<(Vec<u8>, u64)>, crate::format::Fo
         }
         _ => return Ok(None),
     };
-    let at = r.sb_start() as i64 + off;
-    if at < 0 {
+    let Some(at) = r.sb_start().checked_add_signed(off) else {
         return Ok(None);
-    }
+    };
     let shift = bb.shift.unwrap_or(0);
     let buf = crate::format::badblocks::serialize(&bb.ranges(), shift, size * 512)?;
     bb.changed = false;
-    Ok(Some((buf, at as u64)))
+    Ok(Some((buf, at)))
 }
 
 /// `md_write_start`: before a write, mark the array dirty and wait until
