@@ -1,0 +1,1580 @@
+//! A seeded model test of whole arrays, in process (no FUSE): random
+//! sequences of writes, reads, flushes, member failures and injected I/O
+//! faults, removals, blank spares added, stale members re-added, syncs
+//! waited for, interrupted and checked, clean restarts and crashes, each
+//! checked against a flat byte array of what the array must hold
+//! (`model_support::contents`).
+//!
+//! A crash drops every piece of in-memory state the way kill -9 does: every
+//! member is made to fail all I/O at once (the reconfig mutex held, so no
+//! superblock update is half done), md's threads are stopped, and the
+//! array is assembled again from its images by a fresh `Md`.  After a
+//! process crash every write that returned must be there; after a power
+//! loss (the members' volatile write caches emulated by
+//! `model_support::cache`) only those flushed must, the others may hold
+//! their old or new bytes, and whatever is read first must then stay.
+//!
+//! It runs every personality in `mdfuse::PERSONALITIES` whose arrays
+//! `mdfuse create` makes; `LEVELS` says, for each, whether it does, how
+//! to create its arrays and how many members it may lose.
+//!
+//! `MDFUSE_MODEL_STEPS` (default 4000 per personality) and
+//! `MDFUSE_MODEL_SEED` (decimal or 0x-hex) run more or replay a failure;
+//! a failure prints the line that replays it.  The steps go to runs of
+//! at most 1000, each on fresh images, run i seeded SEED+i.  Replays are
+//! of the operations and their bytes; md's threads (sync, safe mode, the
+//! bitmap daemon) still run on their own clock, so a failure that hangs
+//! on timing may need a few tries.  `MDFUSE_MODEL_VERBOSE=1` prints every
+//! step and md's log at every stop, `=2` also every member's superblock;
+//! `MDFUSE_MODEL_KEEP=1` keeps a failed run's images (and their state as
+//! the last crash left them); `MDFUSE_MODEL_DIR` says where images go.
+
+mod model_support;
+
+use std::fmt;
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use mdfuse::format::MAX_SECTOR;
+use mdfuse::md::flags::{rdev as rf, recovery as rec, sb as sbf};
+use mdfuse::md::{Errno, Md, MdOptions, Mddev, NoObserver, Personality, Rdev};
+use mdfuse::sysfs::MdTree;
+use model_support::cache::LegCache;
+use model_support::contents::Contents;
+use model_support::rng::Rng;
+use parking_lot::Mutex;
+
+/// What the model must know of a level beyond what md tells it.
+struct LevelSpec {
+    /// `Personality::name()`.
+    name: &'static str,
+    /// `mdfuse create` makes its arrays (the model creates them so; a
+    /// level it cannot make is not run, and says so).
+    created: bool,
+    /// Active members to create arrays with, fewest and most.
+    disks: (u32, u32),
+    /// `mdfuse create` options beyond level, counts, metadata and bitmap.
+    create_args: &'static [&'static str],
+    /// Members that may be missing or failed with the data still whole,
+    /// for an array of this many active members.
+    redundancy: fn(u32) -> u32,
+}
+
+static LEVELS: &[LevelSpec] = &[
+    LevelSpec {
+        name: "linear",
+        created: false,
+        disks: (2, 3),
+        create_args: &[],
+        redundancy: |_| 0,
+    },
+    LevelSpec {
+        name: "raid0",
+        created: false,
+        disks: (2, 3),
+        create_args: &[],
+        redundancy: |_| 0,
+    },
+    LevelSpec {
+        name: "raid1",
+        created: true,
+        disks: (2, 3),
+        create_args: &[],
+        redundancy: |n| n - 1,
+    },
+];
+
+const IMAGE_BYTES: u64 = 8 << 20;
+const DEFAULT_STEPS: u64 = 4000;
+const DEFAULT_SEED: u64 = 0x6d64_6675_7365;
+const RUN_STEPS: u64 = 1000;
+/// Images a run may have at once (members, spares, stale and blank ones).
+const MAX_IMAGES: usize = 8;
+/// A sync must be done within this (an 8 MiB image takes milliseconds).
+const WAIT_LIMIT: Duration = Duration::from_secs(60);
+/// No step may take longer: the watchdog then aborts with the replay line.
+const STEP_LIMIT: Duration = Duration::from_secs(180);
+/// Writes kept unflushed at most (the model keeps their old bytes).
+const MAX_PENDING: usize = 32 << 20;
+
+struct Settings {
+    steps: u64,
+    seed: u64,
+    /// 1: print every step; 2: also every member's superblock at every
+    /// crash and restart.
+    verbose: u8,
+    /// Keep a failed run's images, and a copy of them as each crash left
+    /// them, before assembly.
+    keep: bool,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let num = |name: &str| -> Option<u64> {
+            let v = std::env::var(name).ok()?;
+            let v = v.trim();
+            let n = match v.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16),
+                None => v.parse(),
+            };
+            Some(n.unwrap_or_else(|_| panic!("{name}={v}: not a number")))
+        };
+        Settings {
+            steps: num("MDFUSE_MODEL_STEPS").unwrap_or(DEFAULT_STEPS),
+            seed: num("MDFUSE_MODEL_SEED").unwrap_or(DEFAULT_SEED),
+            verbose: num("MDFUSE_MODEL_VERBOSE").unwrap_or(0) as u8,
+            keep: num("MDFUSE_MODEL_KEEP").unwrap_or(0) == 1,
+        }
+    }
+}
+
+#[test]
+fn model() {
+    let settings = Settings::from_env();
+    for p in mdfuse::PERSONALITIES {
+        let spec = LEVELS
+            .iter()
+            .find(|s| s.name == p.name())
+            .unwrap_or_else(|| {
+                panic!(
+                    "personality {} has no LevelSpec in tests/model.rs: say how to create its \
+                 arrays and how many members it may lose",
+                    p.name()
+                )
+            });
+        if !spec.created {
+            eprintln!(
+                "model {}: not run: `mdfuse create` makes no {} arrays",
+                spec.name, spec.name
+            );
+            continue;
+        }
+        run_level(spec, *p, &settings);
+    }
+}
+
+fn run_level(spec: &LevelSpec, pers: &'static dyn Personality, settings: &Settings) {
+    let t0 = Instant::now();
+    let mut stats = Stats::default();
+    let mut done = 0;
+    let mut i = 0u64;
+    while done < settings.steps {
+        let steps = RUN_STEPS.min(settings.steps - done);
+        let seed = settings.seed.wrapping_add(i);
+        let mut run = Run::new(spec, pers, seed, settings, None);
+        run.go(steps);
+        stats.add(&run.stats);
+        done += steps;
+        i += 1;
+    }
+    eprintln!(
+        "model {}: {done} steps in {i} runs from seed {:#x}, {:.1}s: {stats}",
+        spec.name,
+        settings.seed,
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+#[derive(Default, Debug, Clone)]
+struct Stats {
+    ops: [u64; KINDS.len()],
+    /// Time spent in each kind of step.
+    time: [Duration; KINDS.len()],
+    refused: u64,
+    kills: u64,
+    power_losses: u64,
+    reverted_sectors: u64,
+    checks: u64,
+    kicked_at_assembly: u64,
+}
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        for (a, b) in self.ops.iter_mut().zip(o.ops) {
+            *a += b;
+        }
+        for (a, b) in self.time.iter_mut().zip(o.time) {
+            *a += b;
+        }
+        self.refused += o.refused;
+        self.kills += o.kills;
+        self.power_losses += o.power_losses;
+        self.reverted_sectors += o.reverted_sectors;
+        self.checks += o.checks;
+        self.kicked_at_assembly += o.kicked_at_assembly;
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for ((k, n), t) in KINDS.iter().zip(self.ops).zip(self.time) {
+            write!(f, "{}={n} ({:.1}s) ", k.0, t.as_secs_f64())?;
+        }
+        write!(
+            f,
+            "| refused={} kill9={} power_loss={} (sectors undone {}) checks={} kicked={}",
+            self.refused,
+            self.kills,
+            self.power_losses,
+            self.reverted_sectors,
+            self.checks,
+            self.kicked_at_assembly
+        )
+    }
+}
+
+/// Operation kinds and how often each is drawn.
+const KINDS: &[(&str, u64)] = &[
+    ("write", 34),
+    ("read", 22),
+    ("flush", 8),
+    ("fail", 3),
+    ("fault", 3),
+    ("remove", 3),
+    ("add", 3),
+    ("readd", 2),
+    ("readd-bound", 1),
+    ("wait", 5),
+    ("interrupt", 1),
+    ("check", 1),
+    ("sleep", 2),
+    ("crash", 3),
+    ("restart", 1),
+];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write {
+        off: u64,
+        len: usize,
+        seed: u64,
+    },
+    Read {
+        off: u64,
+        len: usize,
+    },
+    Flush,
+    Fail {
+        dev: String,
+    },
+    Fault {
+        dev: String,
+        rule: String,
+    },
+    Remove {
+        dev: String,
+    },
+    AddBlank {
+        dev: String,
+    },
+    ReAdd {
+        dev: String,
+    },
+    ReAddBound {
+        dev: String,
+    },
+    Wait,
+    Interrupt,
+    Check,
+    Sleep {
+        ms: u64,
+    },
+    Crash {
+        power_loss: bool,
+        with_stale: bool,
+        seed: u64,
+    },
+    Restart,
+}
+
+impl Op {
+    /// Its index in `KINDS`.
+    fn kind(&self) -> usize {
+        match self {
+            Op::Write { .. } => 0,
+            Op::Read { .. } => 1,
+            Op::Flush => 2,
+            Op::Fail { .. } => 3,
+            Op::Fault { .. } => 4,
+            Op::Remove { .. } => 5,
+            Op::AddBlank { .. } => 6,
+            Op::ReAdd { .. } => 7,
+            Op::ReAddBound { .. } => 8,
+            Op::Wait => 9,
+            Op::Interrupt => 10,
+            Op::Check => 11,
+            Op::Sleep { .. } => 12,
+            Op::Crash { .. } => 13,
+            Op::Restart => 14,
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Write { off, len, seed } => write!(f, "write {off}+{len} data={seed:#x}"),
+            Op::Read { off, len } => write!(f, "read {off}+{len}"),
+            Op::Flush => write!(f, "flush"),
+            Op::Fail { dev } => write!(f, "fail {dev}"),
+            Op::Fault { dev, rule } => write!(f, "fault {dev}: {rule}"),
+            Op::Remove { dev } => write!(f, "remove {dev}"),
+            Op::AddBlank { dev } => write!(f, "add blank {dev}"),
+            Op::ReAdd { dev } => write!(f, "re-add {dev} (new_dev)"),
+            Op::ReAddBound { dev } => write!(f, "re-add {dev} (state)"),
+            Op::Wait => write!(f, "wait for sync"),
+            Op::Interrupt => write!(f, "sync_action idle"),
+            Op::Check => write!(f, "check"),
+            Op::Sleep { ms } => write!(f, "sleep {ms}ms"),
+            Op::Crash {
+                power_loss,
+                with_stale,
+                seed,
+            } => write!(
+                f,
+                "crash ({}{}, seed {seed:#x})",
+                if *power_loss { "power loss" } else { "kill -9" },
+                if *with_stale {
+                    ", stale images offered"
+                } else {
+                    ""
+                }
+            ),
+            Op::Restart => write!(f, "clean stop and assemble"),
+        }
+    }
+}
+
+/// What the test believes a member image is.  Changed by the operations
+/// as md is expected to act, and set from md's own view at every wait,
+/// crash and restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// In a slot and in sync.
+    Active,
+    /// In a slot, being rebuilt.
+    Recovering,
+    /// Bound, no slot.
+    Spare,
+    /// Bound, failed.
+    Faulty,
+    /// Not bound; holds the superblock it had as a member.
+    Stale,
+    /// Not bound; zeros.
+    Blank,
+}
+
+impl Role {
+    fn bound(self) -> bool {
+        matches!(
+            self,
+            Role::Active | Role::Recovering | Role::Spare | Role::Faulty
+        )
+    }
+}
+
+struct Image {
+    name: String,
+    path: PathBuf,
+    role: Role,
+    /// Error rules set on it since the last wait: it may fail any I/O.
+    faulted: bool,
+    /// Holds bad blocks: not all of it is in sync.
+    damaged: bool,
+    cache: Arc<LegCache>,
+}
+
+impl Image {
+    fn healthy(&self) -> bool {
+        self.role == Role::Active && !self.faulted && !self.damaged
+    }
+}
+
+/// Settings of one run, drawn from its seed.
+#[derive(Debug, Clone)]
+struct Knobs {
+    raid_disks: u32,
+    spares: u32,
+    metadata: &'static str,
+    /// None: no bitmap; Some("") the default chunk.
+    bitmap_chunk: Option<&'static str>,
+    assume_clean: bool,
+    safe_mode_delay: Option<&'static str>,
+    time_base: Option<&'static str>,
+    speed_min: u32,
+}
+
+impl Knobs {
+    fn draw(spec: &LevelSpec, rng: &mut Rng) -> Knobs {
+        Knobs {
+            raid_disks: rng.range(spec.disks.0 as u64, spec.disks.1 as u64) as u32,
+            spares: rng.range(0, 1) as u32,
+            metadata: rng.pick(&["1.2", "1.2", "1.2", "1.0", "1.1"]).unwrap(),
+            bitmap_chunk: *rng
+                .pick(&[
+                    Some("64K"),
+                    Some("64K"),
+                    Some("256K"),
+                    Some("1M"),
+                    Some(""),
+                    None,
+                ])
+                .unwrap(),
+            assume_clean: rng.chance(1, 2),
+            safe_mode_delay: *rng.pick(&[None, Some("0.02")]).unwrap(),
+            time_base: *rng.pick(&[None, Some("0.1")]).unwrap(),
+            speed_min: *rng.pick(&[1000, 100_000]).unwrap(),
+        }
+    }
+}
+
+/// A running array and the md that runs it.
+struct Live {
+    md: Arc<Md>,
+    tree: Arc<MdTree>,
+    mddev: Arc<Mddev>,
+}
+
+impl Live {
+    fn put(&self, path: &str, value: &str) -> Result<(), Errno> {
+        self.tree.tree.write_attr(path, value)
+    }
+
+    fn get(&self, path: &str) -> Result<String, Errno> {
+        self.tree.tree.read_attr(path)
+    }
+
+    fn rdev(&self, name: &str) -> Option<Arc<Rdev>> {
+        self.mddev.rdevs().iter().find(|r| r.name == name).cloned()
+    }
+
+    /// kill -9: from one instant on no member takes any I/O (the reconfig
+    /// mutex held, so no superblock update is half done), then md's
+    /// threads are stopped and everything is dropped.  Returns the log.
+    fn kill(self) -> Result<String, String> {
+        {
+            let cfg = self.mddev.cfg.lock();
+            for r in &cfg.rdevs {
+                r.disk.faults().apply("vanish").expect("vanish");
+            }
+        }
+        self.mddev.recovery.set(rec::INTR);
+        self.mddev.sync.wake();
+        self.md.remove_array(&self.mddev);
+        self.drop_all()
+    }
+
+    /// `echo clear > array_state`: a clean stop.  Returns the log.
+    fn stop(self) -> Result<String, String> {
+        self.put("md0/md/array_state", "clear")
+            .map_err(|e| format!("clean stop: {}", errno(e)))?;
+        self.drop_all()
+    }
+
+    fn drop_all(self) -> Result<String, String> {
+        let Live { md, tree, mddev } = self;
+        let log = md.log.contents();
+        md.set_observer(Arc::new(NoObserver));
+        let weak = Arc::downgrade(&mddev);
+        drop(mddev);
+        drop(tree);
+        drop(md);
+        if weak.upgrade().is_some() {
+            return Err("the stopped array is still held: its members stay open".into());
+        }
+        Ok(log)
+    }
+}
+
+fn errno(e: Errno) -> String {
+    format!("{} ({})", std::io::Error::from(e), e.raw())
+}
+
+/// Where the images go: `MDFUSE_MODEL_DIR`, else a tmpfs when there is
+/// one with room (md flushes its members often, and a flush of a file on
+/// a disk costs milliseconds), else the temporary directory.
+fn image_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("MDFUSE_MODEL_DIR") {
+        return PathBuf::from(d);
+    }
+    let shm = PathBuf::from("/dev/shm");
+    let room = || -> Option<u64> {
+        let c = std::ffi::CString::new("/dev/shm").ok()?;
+        // SAFETY: statvfs is plain data, for which all zeros is valid.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated path and a live statvfs to fill.
+        let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+        (r == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    };
+    if shm.is_dir() && room().is_some_and(|b| b >= 1 << 30) {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// The watchdog's view of the step under way.
+struct Watch {
+    since: Instant,
+    what: String,
+}
+
+static WATCH: Mutex<Option<Watch>> = Mutex::new(None);
+
+/// Abort the whole test binary, with the replay line, when one step takes
+/// longer than `STEP_LIMIT` (a hung md call cannot be interrupted).
+fn start_watchdog() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("model-watchdog".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    if let Some(w) = &*WATCH.lock() {
+                        if w.since.elapsed() > STEP_LIMIT {
+                            eprintln!(
+                                "model: a step ran for more than {}s, aborting\n{}",
+                                STEP_LIMIT.as_secs(),
+                                w.what
+                            );
+                            std::process::abort();
+                        }
+                    }
+                }
+            })
+            .expect("watchdog thread");
+    });
+}
+
+struct Run<'a> {
+    spec: &'a LevelSpec,
+    pers: &'static dyn Personality,
+    seed: u64,
+    verbose: u8,
+    keep: bool,
+    rng: Rng,
+    knobs: Knobs,
+    needed: u32,
+    dir: tempfile::TempDir,
+    images: Vec<Image>,
+    live: Option<Live>,
+    /// The log of the last instance that was stopped or killed.
+    last_log: String,
+    model: Contents,
+    /// The members as md had them at the last read (see `fingerprint`).
+    fp: Vec<(String, i32, u64)>,
+    history: Vec<String>,
+    /// Recent writes (offset, length), where reads and faults aim often.
+    recent: Vec<(u64, usize)>,
+    stats: Stats,
+}
+
+impl<'a> Run<'a> {
+    /// A run on a new array, with `knobs` or settings drawn from `seed`.
+    fn new(
+        spec: &'a LevelSpec,
+        pers: &'static dyn Personality,
+        seed: u64,
+        settings: &Settings,
+        knobs: Option<Knobs>,
+    ) -> Run<'a> {
+        start_watchdog();
+        let mut rng = Rng::new(seed);
+        let drawn = Knobs::draw(spec, &mut rng);
+        let knobs = knobs.unwrap_or(drawn);
+        let dir = tempfile::Builder::new()
+            .prefix("mdfuse-model-")
+            .tempdir_in(image_dir())
+            .expect("temp dir");
+        let n = (knobs.raid_disks + knobs.spares) as usize;
+        let images: Vec<Image> = (0..n)
+            .map(|i| {
+                let path = dir.path().join(format!("d{i}"));
+                Image {
+                    name: format!("d{i}"),
+                    cache: LegCache::new(path.clone()),
+                    path,
+                    role: Role::Blank,
+                    faulted: false,
+                    damaged: false,
+                }
+            })
+            .collect();
+        let redundancy = (spec.redundancy)(knobs.raid_disks);
+        let mut run = Run {
+            spec,
+            pers,
+            seed,
+            verbose: settings.verbose,
+            keep: settings.keep,
+            rng,
+            needed: knobs.raid_disks - redundancy,
+            knobs,
+            dir,
+            images,
+            live: None,
+            last_log: String::new(),
+            model: Contents::zeros(0),
+            fp: Vec::new(),
+            history: Vec::new(),
+            recent: Vec::new(),
+            stats: Stats::default(),
+        };
+        run.create();
+        for img in &mut run.images {
+            img.role = Role::Stale;
+        }
+        let order = run.shuffled((0..n).collect());
+        if let Err(e) = run.assemble(&order) {
+            run.fail(0, "assemble the new array", &e);
+        }
+        let bytes = run.live().mddev.array_sectors() * 512;
+        assert!(bytes > 0, "the new array has no capacity");
+        run.model = Contents::zeros(bytes as usize);
+        run
+    }
+
+    /// `mdfuse create` of the run's array on fresh images.
+    fn create(&self) {
+        let k = &self.knobs;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mdfuse"));
+        cmd.arg("create")
+            .arg(format!("--level={}", self.pers.level()))
+            .arg(format!("--raid-devices={}", k.raid_disks))
+            .arg(format!("--spare-devices={}", k.spares))
+            .arg(format!("--metadata={}", k.metadata))
+            .arg(format!("--image-size={}M", IMAGE_BYTES >> 20))
+            .arg("--homehost=<none>")
+            .arg(format!("--uuid={:016x}{:016x}", self.seed, !self.seed))
+            .args(self.spec.create_args);
+        match k.bitmap_chunk {
+            None => {
+                cmd.arg("--bitmap=none");
+            }
+            Some("") => {
+                cmd.arg("--bitmap=internal");
+            }
+            Some(c) => {
+                cmd.arg("--bitmap=internal")
+                    .arg(format!("--bitmap-chunk={c}"));
+            }
+        }
+        if k.assume_clean {
+            cmd.arg("--assume-clean");
+        }
+        cmd.args(self.images.iter().map(|i| &i.path));
+        let out = cmd.output().expect("run mdfuse create");
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn live(&self) -> &Live {
+        self.live.as_ref().expect("the array runs")
+    }
+
+    fn shuffled(&mut self, mut v: Vec<usize>) -> Vec<usize> {
+        for i in (1..v.len()).rev() {
+            let j = self.rng.below(i as u64 + 1) as usize;
+            v.swap(i, j);
+        }
+        v
+    }
+
+    /// Assemble the array from `order` (image indices), as mdadm would:
+    /// a fresh md, every image through new_dev, then `active`.  Images md
+    /// refuses or kicks are left unbound (stale).
+    fn assemble(&mut self, order: &[usize]) -> Result<(), String> {
+        self.assemble_as(order, "active")
+    }
+
+    /// `assemble`, run as `state` (`active`, `read-auto`, `readonly`).
+    fn assemble_as(&mut self, order: &[usize], state: &str) -> Result<(), String> {
+        let md = Md::new(MdOptions {
+            speed_limit_min: self.knobs.speed_min,
+            ..MdOptions::default()
+        });
+        mdfuse::register_personalities(&md);
+        let tree = MdTree::new(md.clone(), 0, 0);
+        tree.tree
+            .write_attr("new_array", "md0")
+            .map_err(|e| format!("new_array: {}", errno(e)))?;
+        let mddev = md.array("md0").expect("md0 exists");
+        let live = Live { md, tree, mddev };
+        for &i in order {
+            let img = &mut self.images[i];
+            img.faulted = false;
+            img.role = Role::Stale;
+            let path = img.path.to_str().expect("utf-8 path");
+            if live.put("md0/md/new_dev", path).is_ok() {
+                img.role = Role::Spare;
+                if let Some(r) = live.rdev(&img.name) {
+                    r.disk.faults().set_observer(Some(img.cache.observer()));
+                }
+            }
+        }
+        let r = live.put("md0/md/array_state", state);
+        self.live = Some(live);
+        r.map_err(|e| format!("array_state {state}: {}", errno(e)))?;
+        self.tune()?;
+        let before: Vec<bool> = self.images.iter().map(|i| i.role.bound()).collect();
+        self.refresh();
+        for (img, was) in self.images.iter().zip(before) {
+            if was && !img.role.bound() {
+                self.stats.kicked_at_assembly += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn tune(&self) -> Result<(), String> {
+        let l = self.live();
+        let k = &self.knobs;
+        if let Some(d) = k.safe_mode_delay {
+            l.put("md0/md/safe_mode_delay", d)
+                .map_err(|e| format!("safe_mode_delay: {}", errno(e)))?;
+        }
+        if let (Some(t), Some(_)) = (k.time_base, k.bitmap_chunk) {
+            l.put("md0/md/bitmap/time_base", t)
+                .map_err(|e| format!("bitmap/time_base: {}", errno(e)))?;
+        }
+        Ok(())
+    }
+
+    /// Take every bound image's role from md.
+    fn refresh(&mut self) {
+        let rdevs = self.live().mddev.rdevs();
+        for img in &mut self.images {
+            if !img.role.bound() {
+                continue;
+            }
+            match rdevs.iter().find(|r| r.name == img.name) {
+                None => img.role = Role::Stale,
+                Some(r) => {
+                    img.role = if r.faulty() {
+                        Role::Faulty
+                    } else if r.raid_disk() < 0 {
+                        Role::Spare
+                    } else if r.in_sync() {
+                        Role::Active
+                    } else {
+                        Role::Recovering
+                    };
+                    // Bad blocks, or md means to replace it, or does.
+                    let replaced = rdevs.iter().any(|o| {
+                        o.flags.test(rf::REPLACEMENT)
+                            && !Arc::ptr_eq(o, r)
+                            && o.raid_disk() == r.raid_disk()
+                    });
+                    img.damaged = r.badblocks.lock().count() > 0
+                        || replaced
+                        || r.flags.test(rf::WANT_REPLACEMENT | rf::WRITE_ERROR_SEEN);
+                }
+            }
+        }
+    }
+
+    /// Spares md will put into free slots (`remove_and_add_spares`).
+    fn predict_spares(&mut self) {
+        let used = self
+            .images
+            .iter()
+            .filter(|i| matches!(i.role, Role::Active | Role::Recovering))
+            .count() as u32;
+        let mut free = self.knobs.raid_disks.saturating_sub(used);
+        for img in &mut self.images {
+            if free > 0 && img.role == Role::Spare {
+                img.role = Role::Recovering;
+                free -= 1;
+            }
+        }
+    }
+
+    fn healthy(&self) -> usize {
+        self.images.iter().filter(|i| i.healthy()).count()
+    }
+
+    /// May `img` stop serving without the data being lost?
+    fn may_lose(&self, i: usize) -> bool {
+        !self.images[i].healthy() || self.healthy() as u32 > self.needed
+    }
+
+    fn indices(&self, f: impl Fn(&Image) -> bool) -> Vec<usize> {
+        (0..self.images.len())
+            .filter(|&i| f(&self.images[i]))
+            .collect()
+    }
+
+    /// An offset and length inside the array: often small, often
+    /// unaligned, often where earlier writes went, near the end or on a
+    /// bitmap chunk boundary.
+    fn extent(&mut self) -> (u64, usize) {
+        let size = self.model.len() as u64;
+        let aligned = self.rng.chance(1, 2);
+        let len = if aligned {
+            512 * self.rng.range(1, 128)
+        } else {
+            match self.rng.below(5) {
+                0 | 1 => self.rng.range(1, 600),
+                2 | 3 => self.rng.range(1, 8192),
+                _ => self.rng.range(1, 70_000),
+            }
+        };
+        let mut off = match self.rng.below(10) {
+            0..=2 => self.rng.below(256 << 10),
+            3 => size.saturating_sub(self.rng.range(1, 128 << 10)),
+            4 => {
+                let chunk = 64u64 << 10;
+                let k = self.rng.below(size / chunk).max(1);
+                (k * chunk).saturating_sub(self.rng.below(1024))
+            }
+            5 | 6 if !self.recent.is_empty() => {
+                let (o, l) = *self.rng.pick(&self.recent).unwrap();
+                o + self.rng.below(l as u64 + 1)
+            }
+            _ => self.rng.below(size),
+        };
+        off = off.min(size - 1);
+        if aligned {
+            off &= !511;
+        }
+        let len = len.min(size - off) as usize;
+        (off, len)
+    }
+
+    fn next_op(&mut self) -> Op {
+        if self.model.pending_bytes() > MAX_PENDING {
+            return Op::Flush;
+        }
+        let weights: Vec<u64> = KINDS.iter().map(|k| k.1).collect();
+        loop {
+            let kind = self.rng.weighted(&weights);
+            let pick = |run: &mut Run, v: Vec<usize>| -> Option<String> {
+                run.rng.pick(&v).map(|&i| run.images[i].name.clone())
+            };
+            let op = match KINDS[kind].0 {
+                "write" => {
+                    let (off, len) = self.extent();
+                    Some(Op::Write {
+                        off,
+                        len,
+                        seed: self.rng.next_u64(),
+                    })
+                }
+                "read" => {
+                    if self.rng.chance(1, 20) {
+                        Some(Op::Read {
+                            off: 0,
+                            len: self.model.len(),
+                        })
+                    } else {
+                        let (off, len) = self.extent();
+                        Some(Op::Read { off, len })
+                    }
+                }
+                "flush" => Some(Op::Flush),
+                "fail" => {
+                    let c: Vec<usize> = self
+                        .indices(|i| i.role.bound() && i.role != Role::Faulty)
+                        .into_iter()
+                        .filter(|&i| self.may_lose(i))
+                        .collect();
+                    pick(self, c).map(|dev| Op::Fail { dev })
+                }
+                "fault" => self.gen_fault(),
+                "remove" => {
+                    let c = self.indices(|i| matches!(i.role, Role::Faulty | Role::Spare));
+                    pick(self, c).map(|dev| Op::Remove { dev })
+                }
+                "add" => {
+                    let bound = self.indices(|i| i.role.bound()).len() as u32;
+                    let reusable = self.indices(|i| !i.role.bound());
+                    let room = self.images.len() < MAX_IMAGES || !reusable.is_empty();
+                    if bound < self.knobs.raid_disks + 2 && room {
+                        let blank = self.indices(|i| i.role == Role::Blank);
+                        let dev = if let Some(&i) = self.rng.pick(&blank) {
+                            self.images[i].name.clone()
+                        } else if self.images.len() < MAX_IMAGES {
+                            format!("d{}", self.images.len())
+                        } else {
+                            let &i = self.rng.pick(&reusable).unwrap();
+                            self.images[i].name.clone()
+                        };
+                        Some(Op::AddBlank { dev })
+                    } else {
+                        None
+                    }
+                }
+                "readd" => {
+                    let c = self.indices(|i| i.role == Role::Stale);
+                    pick(self, c).map(|dev| Op::ReAdd { dev })
+                }
+                "readd-bound" => {
+                    let c = self.indices(|i| i.role == Role::Faulty);
+                    pick(self, c).map(|dev| Op::ReAddBound { dev })
+                }
+                "wait" => Some(Op::Wait),
+                "interrupt" => Some(Op::Interrupt),
+                "check" => Some(Op::Check),
+                "sleep" => Some(Op::Sleep {
+                    ms: *self.rng.pick(&[1, 1, 5, 20, 60, 250]).unwrap(),
+                }),
+                "crash" => Some(Op::Crash {
+                    power_loss: self.rng.chance(1, 2),
+                    with_stale: self.rng.chance(1, 3),
+                    seed: self.rng.next_u64(),
+                }),
+                "restart" => Some(Op::Restart),
+                k => unreachable!("kind {k}"),
+            };
+            if let Some(op) = op {
+                return op;
+            }
+        }
+    }
+
+    fn gen_fault(&mut self) -> Option<Op> {
+        let c: Vec<usize> = self
+            .indices(|i| i.role.bound() && i.role != Role::Faulty)
+            .into_iter()
+            .filter(|&i| self.may_lose(i))
+            .collect();
+        let &i = self.rng.pick(&c)?;
+        let dev = self.images[i].name.clone();
+        let data_offset = self.live().rdev(&dev).map(|r| r.data_offset()).unwrap_or(0);
+        let (off, len) = self.extent();
+        let start = data_offset + off / 512;
+        let end = data_offset + (off + len as u64 - 1) / 512;
+        let count = self.rng.range(1, 3);
+        let rule = match self.rng.below(8) {
+            0 | 1 => format!("read-error {start}-{end} count={count}"),
+            2 | 3 => format!("write-error {start}-{end} count={count}"),
+            4 => format!("error {start}-{end} count=1"),
+            5 => "vanish".to_owned(),
+            6 => format!("delay {} write", self.rng.range(1, 3)),
+            _ => format!("delay {} read {start}-{end}", self.rng.range(1, 3)),
+        };
+        Some(Op::Fault { dev, rule })
+    }
+
+    /// Run `steps` random steps, then stop the array cleanly.
+    fn go(&mut self, steps: u64) {
+        for step in 0..steps {
+            let op = self.next_op();
+            self.step(step, &op);
+        }
+        self.finish(steps);
+    }
+
+    fn step(&mut self, step: u64, op: &Op) {
+        {
+            self.stats.ops[op.kind()] += 1;
+            let line = format!("{step}: {op}");
+            if self.verbose > 0 {
+                eprintln!("model {:#x} {line}", self.seed);
+            }
+            *WATCH.lock() = Some(Watch {
+                since: Instant::now(),
+                what: self.report(step, op, "(still running)"),
+            });
+            self.history.push(line);
+            let t0 = Instant::now();
+            let r = self.exec(op);
+            self.stats.time[op.kind()] += t0.elapsed();
+            *WATCH.lock() = None;
+            match r {
+                Ok(note) => {
+                    if let Some(note) = note {
+                        if self.verbose > 0 {
+                            eprintln!("    {note}");
+                        }
+                        self.history
+                            .last_mut()
+                            .unwrap()
+                            .push_str(&format!(" -> {note}"));
+                    }
+                }
+                Err(e) => self.fail(step, &op.to_string(), &e),
+            }
+        }
+    }
+
+    fn finish(&mut self, steps: u64) {
+        if let Some(live) = self.live.take() {
+            match live.stop() {
+                Ok(log) => {
+                    self.last_log = log;
+                    self.show_log();
+                }
+                Err(e) => self.fail(steps, "stop at the end", &e),
+            }
+        }
+    }
+
+    /// Fail the test with everything needed to understand and replay.
+    fn fail(&mut self, step: u64, op: &str, what: &str) -> ! {
+        let mut report = self.report(step, op, what);
+        if self.keep {
+            self.dir.disable_cleanup(true);
+            report.push_str(&format!(
+                "\nimages kept in {} (as the last crash left them: crashed/)",
+                self.dir.path().display()
+            ));
+        }
+        panic!("{report}");
+    }
+
+    fn report(&self, step: u64, op: impl fmt::Display, what: &str) -> String {
+        let mut s = format!(
+            "model {}: run seed {:#x} failed at step {step}: {op}\n{what}\n\
+             replay: MDFUSE_MODEL_SEED={:#x} MDFUSE_MODEL_STEPS={} \
+             cargo test --release --test model -- --exact model\n\
+             knobs: {:?}\nmembers (as the test believes):",
+            self.spec.name,
+            self.seed,
+            self.seed,
+            step + 1,
+            self.knobs
+        );
+        for img in &self.images {
+            s.push_str(&format!(
+                "\n  {} {:?}{}{}",
+                img.name,
+                img.role,
+                if img.faulted { " faulted" } else { "" },
+                if img.damaged { " damaged" } else { "" }
+            ));
+        }
+        if let Some(l) = &self.live {
+            s.push_str("\nmembers (as md says):");
+            for r in l.mddev.rdevs().iter() {
+                s.push_str(&format!(
+                    "\n  {} slot {} {}",
+                    r.name,
+                    r.raid_disk(),
+                    r.state_words(false).trim_end()
+                ));
+            }
+        }
+        let from = self.history.len().saturating_sub(200);
+        s.push_str(&format!("\nsteps {from}..{}:", self.history.len()));
+        for h in &self.history[from..] {
+            s.push_str("\n  ");
+            s.push_str(h);
+        }
+        let mut tail = |title: &str, log: &str| {
+            let lines: Vec<&str> = log.lines().collect();
+            s.push_str(&format!("\n{title} (last 40 lines):"));
+            for l in &lines[lines.len().saturating_sub(40)..] {
+                s.push_str("\n  ");
+                s.push_str(l);
+            }
+        };
+        if !self.last_log.is_empty() {
+            tail("md log of the instance stopped last", &self.last_log);
+        }
+        if let Some(l) = &self.live {
+            tail("md log", &l.md.log.contents());
+        }
+        s
+    }
+
+    fn exec(&mut self, op: &Op) -> Result<Option<String>, String> {
+        match op {
+            Op::Write { off, len, seed } => {
+                let data = Rng::bytes(*seed, *len);
+                let n = self
+                    .live()
+                    .mddev
+                    .write_data(&data, *off)
+                    .map_err(|e| format!("write: {}", errno(e)))?;
+                if n != *len {
+                    return Err(format!("short write: {n} of {len} bytes"));
+                }
+                self.model.write(*off as usize, &data);
+                self.recent.push((*off, *len));
+                if self.recent.len() > 16 {
+                    self.recent.remove(0);
+                }
+                if self.rng.chance(1, 3) {
+                    self.read_check(*off, *len)?;
+                }
+                Ok(None)
+            }
+            Op::Read { off, len } => {
+                self.read_check(*off, *len)?;
+                Ok(None)
+            }
+            Op::Flush => {
+                self.live()
+                    .mddev
+                    .flush_data()
+                    .map_err(|e| format!("flush: {}", errno(e)))?;
+                self.model.flushed();
+                Ok(None)
+            }
+            Op::Fail { dev } => {
+                self.live()
+                    .put(&format!("md0/md/dev-{dev}/state"), "faulty")
+                    .map_err(|e| format!("state faulty: {}", errno(e)))?;
+                self.image_mut(dev).role = Role::Faulty;
+                self.predict_spares();
+                Ok(None)
+            }
+            Op::Fault { dev, rule } => {
+                self.live()
+                    .put(&format!("md0/md/dev-{dev}/fault"), rule)
+                    .map_err(|e| format!("fault: {}", errno(e)))?;
+                if !rule.starts_with("delay") {
+                    self.image_mut(dev).faulted = true;
+                }
+                Ok(None)
+            }
+            Op::Remove { dev } => self.remove(dev),
+            Op::AddBlank { dev } => self.add_blank(dev),
+            Op::ReAdd { dev } => {
+                let path = self.image(dev).path.clone();
+                match self.live().put("md0/md/new_dev", path.to_str().unwrap()) {
+                    Ok(()) => {
+                        self.bound(dev);
+                        Ok(None)
+                    }
+                    Err(e) => {
+                        self.stats.refused += 1;
+                        Ok(Some(format!("refused: {}", errno(e))))
+                    }
+                }
+            }
+            Op::ReAddBound { dev } => {
+                match self
+                    .live()
+                    .put(&format!("md0/md/dev-{dev}/state"), "re-add")
+                {
+                    Ok(()) => {
+                        self.image_mut(dev).role = Role::Spare;
+                        self.predict_spares();
+                        Ok(None)
+                    }
+                    Err(e) => {
+                        self.stats.refused += 1;
+                        Ok(Some(format!("refused: {}", errno(e))))
+                    }
+                }
+            }
+            Op::Wait => {
+                self.wait()?;
+                Ok(None)
+            }
+            Op::Interrupt => {
+                let l = self.live();
+                match l.get("md0/md/sync_action") {
+                    Ok(_) => l
+                        .put("md0/md/sync_action", "idle")
+                        .map_err(|e| format!("sync_action idle: {}", errno(e)))?,
+                    Err(Errno::ENOENT) => {}
+                    Err(e) => return Err(format!("sync_action: {}", errno(e))),
+                }
+                Ok(None)
+            }
+            Op::Check => self.check(),
+            Op::Sleep { ms } => {
+                std::thread::sleep(Duration::from_millis(*ms));
+                Ok(None)
+            }
+            Op::Crash {
+                power_loss,
+                with_stale,
+                seed,
+            } => self.crash(*power_loss, *with_stale, *seed),
+            Op::Restart => self.restart(),
+        }
+    }
+
+    /// In verbose mode, the whole log of the instance just stopped.
+    fn show_log(&self) {
+        if self.verbose > 0 {
+            for l in self.last_log.lines() {
+                eprintln!("    | {l}");
+            }
+        }
+        if self.verbose > 1 {
+            for img in self.images.iter().filter(|i| i.role != Role::Blank) {
+                let out = Command::new(env!("CARGO_BIN_EXE_mdfuse"))
+                    .arg("examine")
+                    .arg(&img.path)
+                    .output()
+                    .expect("mdfuse examine");
+                for l in String::from_utf8_lossy(&out.stdout).lines() {
+                    eprintln!("    # {l}");
+                }
+            }
+        }
+    }
+
+    fn image(&self, name: &str) -> &Image {
+        self.images.iter().find(|i| i.name == name).expect("image")
+    }
+
+    fn image_mut(&mut self, name: &str) -> &mut Image {
+        self.images
+            .iter_mut()
+            .find(|i| i.name == name)
+            .expect("image")
+    }
+
+    /// Each member's slot and whether it is in sync, failed or a
+    /// replacement: while this stays, md reads unsettled bytes from the
+    /// same member.
+    fn fingerprint(&self) -> Vec<(String, i32, u64)> {
+        let mask = (rf::FAULTY | rf::IN_SYNC | rf::REPLACEMENT).raw();
+        self.live()
+            .mddev
+            .rdevs()
+            .iter()
+            .map(|r| (r.name.clone(), r.raid_disk(), r.flags.bits().raw() & mask))
+            .collect()
+    }
+
+    /// Read `len` bytes at `off` and check them with the model.
+    fn read_check(&mut self, off: u64, len: usize) -> Result<(), String> {
+        let watch = self.model.unsettled() > 0;
+        if watch && self.fingerprint() != self.fp {
+            self.model.unresolve();
+        }
+        let mut buf = vec![0u8; len];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(1 << 20);
+            let at = off + done as u64;
+            let got = self
+                .live()
+                .mddev
+                .read_data(&mut buf[done..done + n], at)
+                .map_err(|e| format!("read {at}+{n}: {}", errno(e)))?;
+            if got != n {
+                return Err(format!("short read at {at}: {got} of {n} bytes"));
+            }
+            done += n;
+        }
+        if watch {
+            let now = self.fingerprint();
+            if now != self.fp {
+                // Changed while reading: any member may have served it.
+                self.model.unresolve();
+                self.fp = now;
+            }
+        }
+        let r = self.model.check_read(off as usize, &buf);
+        r.map_err(|e| {
+            let at = e
+                .split("at byte ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(off);
+            format!("read {off}+{len}: {e}{}", self.writers(at, 1))
+        })
+    }
+
+    /// The last writes that covered the start of a mismatch.
+    fn writers(&self, off: u64, len: usize) -> String {
+        let hits: Vec<&String> = self
+            .history
+            .iter()
+            .filter(|h| {
+                h.split(": write ").nth(1).is_some_and(|w| {
+                    let mut it = w.split(['+', ' ']);
+                    let o: u64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+                    let l: u64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+                    o < off + len as u64 && off < o + l
+                })
+            })
+            .collect();
+        let mut s = String::from("\nwrites to that range:");
+        for h in &hits[hits.len().saturating_sub(5)..] {
+            s.push_str("\n  ");
+            s.push_str(h);
+        }
+        s
+    }
+
+    /// Read the whole array and check it with the model.
+    fn verify_all(&mut self) -> Result<(), String> {
+        self.read_check(0, self.model.len())
+    }
+
+    fn remove(&mut self, dev: &str) -> Result<Option<String>, String> {
+        let was = self.image(dev).role;
+        let path = format!("md0/md/dev-{dev}/state");
+        let t0 = Instant::now();
+        loop {
+            match self.live().put(&path, "remove") {
+                Ok(()) => break,
+                // A failed member leaves its slot once its I/O is over.
+                Err(Errno::EBUSY)
+                    if was == Role::Faulty && t0.elapsed() < Duration::from_secs(5) =>
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) if was == Role::Spare => {
+                    // md may have given it a slot meanwhile.
+                    self.stats.refused += 1;
+                    self.refresh();
+                    return Ok(Some(format!("refused: {}", errno(e))));
+                }
+                Err(e) => return Err(format!("state remove: {}", errno(e))),
+            }
+        }
+        self.image_mut(dev).role = Role::Stale;
+        Ok(None)
+    }
+
+    fn add_blank(&mut self, dev: &str) -> Result<Option<String>, String> {
+        if !self.images.iter().any(|i| i.name == dev) {
+            let path = self.dir.path().join(dev);
+            self.images.push(Image {
+                name: dev.to_owned(),
+                cache: LegCache::new(path.clone()),
+                path,
+                role: Role::Blank,
+                faulted: false,
+                damaged: false,
+            });
+        }
+        let img = self.image_mut(dev);
+        // A blank disk: every byte zero, nothing cached.
+        let f = File::options()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&img.path)
+            .map_err(|e| format!("{}: {e}", img.path.display()))?;
+        f.set_len(IMAGE_BYTES)
+            .map_err(|e| format!("{}: {e}", img.path.display()))?;
+        img.cache.forget();
+        img.role = Role::Blank;
+        img.damaged = false;
+        let path = img.path.clone();
+        self.live()
+            .put("md0/md/new_dev", path.to_str().unwrap())
+            .map_err(|e| format!("new_dev of a blank image: {}", errno(e)))?;
+        self.bound(dev);
+        Ok(None)
+    }
+
+    /// `dev` was just bound to the running array.
+    fn bound(&mut self, dev: &str) {
+        if let Some(r) = self.live().rdev(dev) {
+            let obs = self.image(dev).cache.observer();
+            r.disk.faults().set_observer(Some(obs));
+        }
+        let img = self.image_mut(dev);
+        img.role = Role::Spare;
+        img.faulted = false;
+        self.predict_spares();
+    }
+
+    /// Wait until md has nothing left to do: no sync running or asked
+    /// for, no superblock update pending.
+    fn wait_idle(&self) -> Result<(), String> {
+        let l = self.live();
+        let t0 = Instant::now();
+        let mut quiet = 0;
+        loop {
+            let r = &l.mddev.recovery;
+            let action = match l.get("md0/md/sync_action") {
+                Ok(a) => a,
+                Err(Errno::ENOENT) => "idle\n".to_owned(),
+                Err(e) => return Err(format!("sync_action: {}", errno(e))),
+            };
+            let busy = l.mddev.sync.busy()
+                || r.test(rec::RUNNING)
+                || r.test(rec::NEEDED)
+                || l.mddev.sb_flags.test(sbf::CHANGE_PENDING)
+                || action != "idle\n";
+            quiet = if busy { 0 } else { quiet + 1 };
+            if quiet >= 3 {
+                return Ok(());
+            }
+            if t0.elapsed() > WAIT_LIMIT {
+                return Err(format!(
+                    "md still busy after {}s: sync_action {}, recovery flags {:?}",
+                    WAIT_LIMIT.as_secs(),
+                    action.trim_end(),
+                    r.bits()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// End every fault rule, let md finish what it does, and take its
+    /// view of the members: a member that was healthy must still be
+    /// active and whole, and the array must read as the model says.
+    fn wait(&mut self) -> Result<(), String> {
+        let healthy = self.healthy_names();
+        for i in self.indices(|i| i.role.bound()) {
+            let name = self.images[i].name.clone();
+            if let Some(r) = self.live().rdev(&name) {
+                r.disk.faults().apply("clear").expect("clear");
+            }
+            self.images[i].faulted = false;
+        }
+        self.wait_idle()?;
+        self.refresh();
+        self.kept(&healthy)?;
+        self.verify_all()?;
+        if self.live().mddev.recovery_cp() == MAX_SECTOR {
+            // No resync is left to do: the members agree.
+            self.model.settle();
+        }
+        Ok(())
+    }
+
+    fn healthy_names(&self) -> Vec<String> {
+        self.images
+            .iter()
+            .filter(|i| i.healthy())
+            .map(|i| i.name.clone())
+            .collect()
+    }
+
+    /// Every member in `healthy` is still active, in sync and whole.
+    fn kept(&self, healthy: &[String]) -> Result<(), String> {
+        for name in healthy {
+            let img = self.image(name);
+            if !img.healthy() {
+                let md = self
+                    .live()
+                    .rdev(name)
+                    .map(|r| r.state_words(false).trim_end().to_owned())
+                    .unwrap_or_else(|| "not bound".into());
+                return Err(format!(
+                    "{name} was active, in sync and without faults; now {:?}{} (md: {md})",
+                    img.role,
+                    if img.damaged { ", with bad blocks" } else { "" }
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A check of an idle array whose members are all whole finds no
+    /// mismatch.
+    fn check(&mut self) -> Result<Option<String>, String> {
+        self.wait()?;
+        if self.live().get("md0/md/sync_action").is_err() {
+            return Ok(Some("no sync_action".into()));
+        }
+        let partial = self
+            .images
+            .iter()
+            .any(|i| i.role == Role::Recovering || (i.role == Role::Active && i.damaged));
+        if partial {
+            return Ok(Some("skipped: a member is not whole".into()));
+        }
+        self.live()
+            .put("md0/md/sync_action", "check")
+            .map_err(|e| format!("sync_action check: {}", errno(e)))?;
+        self.wait_idle()?;
+        let cnt = self
+            .live()
+            .get("md0/md/mismatch_cnt")
+            .map_err(|e| format!("mismatch_cnt: {}", errno(e)))?;
+        if cnt.trim() != "0" {
+            let ranges = self.live().get("md0/md/mismatches").unwrap_or_default();
+            return Err(format!(
+                "check found mismatch_cnt {} (sectors: {})",
+                cnt.trim(),
+                ranges.trim()
+            ));
+        }
+        self.stats.checks += 1;
+        Ok(None)
+    }
+
+    /// The images to assemble from, in the order given to md: every bound
+    /// one, then with `with_stale` the stale ones, which mdadm finds when
+    /// scanning and md must kick or take as they deserve.  (mdadm offers
+    /// no image whose device number a fresher one has: those come last
+    /// here and md refuses them as taken.)
+    fn members(&mut self, with_stale: bool) -> Vec<usize> {
+        let mut v = self.indices(|i| i.role.bound());
+        v = self.shuffled(v);
+        if with_stale {
+            let stale = self.indices(|i| i.role == Role::Stale);
+            v.extend(self.shuffled(stale));
+        }
+        v
+    }
+
+    fn crash(
+        &mut self,
+        power_loss: bool,
+        with_stale: bool,
+        seed: u64,
+    ) -> Result<Option<String>, String> {
+        let order = self.members(with_stale);
+        let healthy = self.healthy_names();
+        let live = self.live.take().expect("the array runs");
+        self.last_log = live.kill()?;
+        self.show_log();
+        let mut note = None;
+        if power_loss {
+            self.stats.power_losses += 1;
+            let mut rng = Rng::new(seed);
+            let (mut cached, mut reverted) = (0, 0);
+            for img in &self.images {
+                let l = img
+                    .cache
+                    .lose(&mut rng)
+                    .map_err(|e| format!("{}: {e}", img.path.display()))?;
+                cached += l.cached;
+                reverted += l.reverted;
+            }
+            self.stats.reverted_sectors += reverted;
+            note = Some(format!("{cached} cached writes, {reverted} sectors undone"));
+        } else {
+            self.stats.kills += 1;
+            for img in &self.images {
+                img.cache.forget();
+            }
+        }
+        if self.keep {
+            let copy = self.dir.path().join("crashed");
+            let _ = std::fs::remove_dir_all(&copy);
+            std::fs::create_dir(&copy).expect("crashed/");
+            for img in self.images.iter().filter(|i| i.path.exists()) {
+                std::fs::copy(&img.path, copy.join(&img.name)).expect("copy an image");
+            }
+        }
+        self.assemble(&order)?;
+        self.kept(&healthy)?;
+        self.model.crashed(!power_loss);
+        self.verify_all()
+            .map_err(|e| format!("after the crash: {e}"))?;
+        Ok(note)
+    }
+
+    fn restart(&mut self) -> Result<Option<String>, String> {
+        let order = self.members(false);
+        let healthy = self.healthy_names();
+        let live = self.live.take().expect("the array runs");
+        self.last_log = live.stop()?;
+        self.show_log();
+        // A clean stop leaves everything durable.
+        self.model.flushed();
+        self.model.unresolve();
+        self.assemble(&order)?;
+        self.kept(&healthy)?;
+        self.verify_all()?;
+        Ok(None)
+    }
+}
