@@ -165,10 +165,11 @@ impl Conf {
                     _ => {}
                 }
             }
-            if let Some(r) = &mirrors[i] {
-                if !r.in_sync() && r.saved_raid_disk() < 0 {
-                    fullsync = true;
-                }
+        }
+        // Every slot, replacements too: a new member recovers whole.
+        for r in mirrors.iter().flatten() {
+            if !r.in_sync() && r.saved_raid_disk() < 0 {
+                fullsync = true;
             }
         }
         Ok(Conf {
