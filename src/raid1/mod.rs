@@ -206,18 +206,24 @@ impl Conf {
         let mirrors = self.mirrors.read();
         let disks = 2 * self.n();
         // Not known to be in sync here: the first readable leg, so that
-        // every read of unsynced data comes from the same place.
+        // every read of unsynced data comes from the same place.  A leg
+        // with bad blocks at the start hands the read on only for as long
+        // as they last (`choose_first`): past them it serves again.
         if mddev.recovery_cp() < sector + len {
+            let mut limit = len;
             for d in 0..disks {
                 let Some(r) = &mirrors[d] else { continue };
                 if blocked[d] || !Self::readable(r, sector, len) {
                     continue;
                 }
-                let max = good_prefix(r, sector, len);
-                if max == 0 {
-                    continue;
+                let abs = sector + r.data_offset();
+                match r.badblocks.lock().check(abs, limit) {
+                    Some((first, bad, _)) if first <= abs => {
+                        limit = limit.min(bad - (abs - first));
+                    }
+                    Some((first, _, _)) => return Some((d, first - abs)),
+                    None => return Some((d, limit)),
                 }
-                return Some((d, max));
             }
             return None;
         }
