@@ -1210,6 +1210,12 @@ impl Conf {
         let is_check = recovery.test(rec::CHECK);
         let mut good_sectors = align_to_unit_end(sector, RESYNC_SECTORS);
         let mut still_degraded = false;
+        // A recovery in an array that still owes a resync writes only the
+        // members it rebuilds: the bits must stay for the resync, which
+        // brings the in-sync mirrors together.  (Linux 6.1 clears them
+        // here as soon as no slot is empty, and its resync then skips
+        // every chunk, leaving the mirrors differing where a crash did.)
+        let resync_owed = !is_sync && mddev.recovery_cp() != MAX_SECTOR;
         let mut min_bad = 0u64;
         let mut read_disk: Option<usize> = None;
         let mut wonly: Option<usize> = None;
@@ -1313,7 +1319,7 @@ impl Conf {
             }
             if sync_blocks == 0 {
                 let (needed, blocks) = match bitmap {
-                    Some(b) => b.start_sync(s, still_degraded),
+                    Some(b) => b.start_sync(s, still_degraded || resync_owed),
                     None => (true, 1024),
                 };
                 if !needed && !fullsync && !requested {
