@@ -976,6 +976,14 @@ impl<'a> Run<'a> {
         self.finish(steps);
     }
 
+    /// Run the steps given, then stop the array cleanly.
+    fn play(&mut self, ops: &[Op]) {
+        for (step, op) in ops.iter().enumerate() {
+            self.step(step as u64, op);
+        }
+        self.finish(ops.len() as u64);
+    }
+
     /// Run one more step, given.
     fn then(&mut self, op: Op) {
         self.step(self.history.len() as u64, &op);
@@ -1819,4 +1827,123 @@ fn recovery_in_a_dirty_array_keeps_the_resync_owed() {
         run.live().md.log.contents()
     );
     run.live.take().unwrap().stop().unwrap();
+}
+
+/// A member that left while the array was degraded and comes back after
+/// another member was rebuilt in the meantime must not be taken back on
+/// the bitmap's word alone: the rebuild used up the bitmap's record of
+/// the writes it missed.  In Linux 6.1 it is (the re-added member is in
+/// sync at once, without the writes made while it was away: a check then
+/// finds the mirrors differing); here the rebuild moves the bitmap's
+/// events_cleared on, so the member returns for a full recovery.  Found by
+/// the model (`MDFUSE_MODEL_SEED=0x6d6466757365`, step 119, and
+/// `0x6d6466757367`, step 135).
+#[test]
+fn readd_after_a_rebuild_recovers_what_it_missed() {
+    let (spec, p) = raid1();
+    let knobs = Knobs {
+        raid_disks: 2,
+        spares: 0,
+        metadata: "1.2",
+        bitmap_chunk: Some("256K"),
+        assume_clean: true,
+        safe_mode_delay: None,
+        time_base: None,
+        speed_min: 1000,
+    };
+    let mut run = Run::new(spec, p, 3, &Settings::from_env(), Some(knobs));
+    let dev = |d: &str| d.to_owned();
+    run.play(&[
+        Op::Write {
+            off: 0,
+            len: 65536,
+            seed: 1,
+        },
+        Op::Flush,
+        Op::Fail { dev: dev("d0") },
+        Op::Remove { dev: dev("d0") },
+        // Written while d0 is away.
+        Op::Write {
+            off: 0,
+            len: 65536,
+            seed: 2,
+        },
+        Op::AddBlank { dev: dev("d2") },
+        Op::Wait,
+        Op::Fail { dev: dev("d2") },
+        Op::Remove { dev: dev("d2") },
+        Op::ReAdd { dev: dev("d0") },
+        Op::Wait,
+        Op::Check,
+        Op::Fail { dev: dev("d1") },
+        Op::Read { off: 0, len: 65536 },
+    ]);
+}
+
+/// A failed member still bound, out of its slot, while a spare is rebuilt
+/// in that slot: writes that reach every slot (the spare's included) are
+/// not recorded as missed, so the failed member cannot come back on the
+/// bitmap's word any more.  Its `re-add` is refused; added again it
+/// recovers whole.  In Linux 6.1, once the spare is rebuilt while another
+/// member has failed meanwhile (so that the array stays degraded), it
+/// comes back in sync without those writes.  Found by the model
+/// (`MDFUSE_MODEL_SEED=0x6d6466757370`, step 411).
+#[test]
+fn readd_after_a_spare_took_its_slot_recovers_whole() {
+    let (spec, p) = raid1();
+    let knobs = Knobs {
+        raid_disks: 3,
+        spares: 0,
+        metadata: "1.2",
+        bitmap_chunk: Some("64K"),
+        assume_clean: true,
+        safe_mode_delay: None,
+        time_base: None,
+        speed_min: 1000,
+    };
+    let mut run = Run::new(spec, p, 9, &Settings::from_env(), Some(knobs));
+    let chunk4 = 4u64 << 16;
+    run.then(Op::Write {
+        off: chunk4,
+        len: 4096,
+        seed: 1,
+    });
+    run.then(Op::Flush);
+    run.then(Op::Fail { dev: "d0".into() });
+    run.then(Op::Wait);
+    // A blank image takes d0's slot and is rebuilt, held before chunk 4.
+    run.live().put("md0/md/sync_max", "256").unwrap();
+    run.then(Op::AddBlank { dev: "d3".into() });
+    let t0 = Instant::now();
+    while !(run.live().mddev.sync.busy() && run.live().mddev.sync.curr_resync() == 256) {
+        assert!(t0.elapsed() < WAIT_LIMIT, "the rebuild never reached 256");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Written to d1, d2 and d3, not to d0.
+    run.then(Op::Write {
+        off: chunk4,
+        len: 4096,
+        seed: 2,
+    });
+    // d1 fails; d3's rebuild ends with the array still degraded.
+    run.then(Op::Fail { dev: "d1".into() });
+    run.live().put("md0/md/sync_max", "max").unwrap();
+    run.then(Op::Wait);
+    assert_eq!(
+        run.live().put("md0/md/dev-d0/state", "re-add"),
+        Err(Errno::EBUSY),
+        "d0 came back on the bitmap's word"
+    );
+    run.then(Op::Remove { dev: "d0".into() });
+    run.then(Op::ReAdd { dev: "d0".into() });
+    run.play(&[
+        Op::Wait,
+        Op::Check,
+        Op::Fail { dev: "d2".into() },
+        Op::Fail { dev: "d3".into() },
+        Op::Read {
+            off: chunk4,
+            len: 4096,
+        },
+    ]);
 }

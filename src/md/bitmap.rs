@@ -507,12 +507,16 @@ impl Bitmap {
         success: bool,
         array_events: u64,
     ) {
-        for chunk in self.chunks_touched(offset, sectors) {
-            let mut c = self.counts.lock();
-            if success && mddev.degraded() == 0 && self.events_cleared() < array_events {
+        if success && self.events_cleared() < array_events {
+            if mddev.degraded() == 0 {
                 self.events_cleared.store(array_events, Ordering::Release);
                 self.need_sync.store(true, Ordering::Release);
+            } else {
+                self.forget_absent(mddev, array_events);
             }
+        }
+        for chunk in self.chunks_touched(offset, sectors) {
+            let mut c = self.counts.lock();
             let v = &mut c.counters[chunk as usize];
             if !success && *v & NEEDED == 0 {
                 *v |= NEEDED;
@@ -776,37 +780,67 @@ impl Bitmap {
     }
 
     /// `bitmap_start_sync` (whole 4 KiB granules): does the range at
-    /// `offset` need syncing?  Returns (needed, sectors covered).
-    pub fn start_sync(&self, offset: u64, degraded: bool) -> (bool, u64) {
+    /// `offset` need syncing?  Returns (needed, sectors covered).  A sync
+    /// that takes over a chunk's NEEDED mark (not `degraded`) lets its bit
+    /// be cleared: see `forget_absent`.
+    pub fn start_sync(&self, mddev: &Mddev, offset: u64, degraded: bool) -> (bool, u64) {
         let mut rv = false;
         let mut blocks = 0u64;
         let mut off = offset;
+        let mut took = false;
         while blocks < (PAGE as u64 >> 9) {
-            let (r, b) = self.start_sync_one(off, degraded);
+            let (r, b, t) = self.start_sync_one(off, degraded);
             rv |= r;
+            took |= t;
             off += b;
             blocks += b;
+        }
+        if took {
+            self.forget_absent(mddev, mddev.events());
         }
         (rv, blocks)
     }
 
-    fn start_sync_one(&self, offset: u64, degraded: bool) -> (bool, u64) {
+    /// Some bits are about to be cleared while the array is short of a
+    /// member (a write that reached every slot while one holds a member
+    /// being rebuilt, or a sync step that took over a NEEDED mark): from
+    /// then on the bitmap no longer holds every write a member that is
+    /// away has missed.  So `events_cleared` moves to the array's events,
+    /// as for a write that reached a whole array (`endwrite`), and members
+    /// bound but out of their slot lose the slot they would have caught up
+    /// in: such a member can only come back for a full recovery.  (Linux
+    /// 6.1 does neither, and takes back a member that left before a spare
+    /// was rebuilt in its place as in sync, without the writes it missed.)
+    fn forget_absent(&self, mddev: &Mddev, events: u64) {
+        if self.events_cleared() < events {
+            self.events_cleared.fetch_max(events, Ordering::AcqRel);
+            self.need_sync.store(true, Ordering::Release);
+        }
+        for r in mddev.rdevs().iter() {
+            if r.raid_disk() < 0 && r.saved_raid_disk() >= 0 {
+                r.set_saved_raid_disk(-1);
+            }
+        }
+    }
+
+    /// One chunk: (needed, sectors covered, NEEDED taken over).
+    fn start_sync_one(&self, offset: u64, degraded: bool) -> (bool, u64, bool) {
         let (chunk, blocks) = self.locate(offset);
         let Some(chunk) = chunk else {
-            return (false, blocks);
+            return (false, blocks, false);
         };
         let mut c = self.counts.lock();
         let v = &mut c.counters[chunk as usize];
         if *v & RESYNC != 0 {
-            (true, blocks)
+            (true, blocks, false)
         } else if *v & NEEDED != 0 {
             if !degraded {
                 *v |= RESYNC;
                 *v &= !NEEDED;
             }
-            (true, blocks)
+            (true, blocks, !degraded)
         } else {
-            (false, blocks)
+            (false, blocks, false)
         }
     }
 

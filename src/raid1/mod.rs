@@ -1168,7 +1168,7 @@ impl Raid for Conf {
             });
         }
         if let Some(b) = &bitmap {
-            let (needed, blocks) = b.start_sync(sector, true);
+            let (needed, blocks) = b.start_sync(mddev, sector, true);
             if !needed && !fullsync && !requested {
                 return Ok(SyncStep {
                     sectors: blocks,
@@ -1319,7 +1319,7 @@ impl Conf {
             }
             if sync_blocks == 0 {
                 let (needed, blocks) = match bitmap {
-                    Some(b) => b.start_sync(s, still_degraded || resync_owed),
+                    Some(b) => b.start_sync(mddev, s, still_degraded || resync_owed),
                     None => (true, 1024),
                 };
                 if !needed && !fullsync && !requested {
