@@ -166,6 +166,12 @@ fn state_store(c: &C, s: &str) -> Result<(), Errno> {
                 Err(Errno::EINVAL)
             } else if r.faulty() && r.raid_disk() == -1 && r.saved_raid_disk() >= 0 {
                 r.flags.clear(rf::FAULTY);
+                if m.bitmap().is_none() {
+                    // Nothing records the writes it missed while failed:
+                    // it recovers whole.  (Linux 6.1 puts it back in its
+                    // slot in sync without them.)
+                    r.set_saved_raid_disk(-1);
+                }
                 m.observer().notify_rdev(m, r, "state");
                 m.sb_flags.set(sbf::CHANGE_DEVS);
                 if m.degraded() > 0 {
