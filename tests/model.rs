@@ -1990,3 +1990,53 @@ fn readd_without_a_bitmap_recovers_whole() {
         Op::Read { off: 0, len: 65536 },
     ]);
 }
+
+/// A member being rebuilt that fails a write (and so wants replacing) is
+/// not given a replacement: the pair, written to the superblocks, is one
+/// md refuses to assemble (a replacement beside an original not in sync),
+/// so the array would not start again after a clean stop.  Found by the
+/// model (`MDFUSE_MODEL_SEED=0x6d6466757366`, step 253: `array_state
+/// active` failed with EIO after a clean stop).
+#[test]
+fn a_member_being_rebuilt_is_not_replaced() {
+    let (spec, p) = raid1();
+    let knobs = Knobs {
+        raid_disks: 2,
+        spares: 0,
+        metadata: "1.2",
+        bitmap_chunk: Some("64K"),
+        assume_clean: true,
+        safe_mode_delay: None,
+        time_base: None,
+        speed_min: 1000,
+    };
+    let mut run = Run::new(spec, p, 10, &Settings::from_env(), Some(knobs));
+    run.then(Op::Fail { dev: "d0".into() });
+    run.then(Op::Remove { dev: "d0".into() });
+    // A blank image is rebuilt in d0's slot, held at sector 256.
+    run.live().put("md0/md/sync_max", "256").unwrap();
+    run.then(Op::AddBlank { dev: "d2".into() });
+    let t0 = Instant::now();
+    while !(run.live().mddev.sync.busy() && run.live().mddev.sync.curr_resync() == 256) {
+        assert!(t0.elapsed() < WAIT_LIMIT, "the rebuild never reached 256");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // It fails a write below that: it wants replacing.
+    let bad = run.live().rdev("d2").unwrap().data_offset() + 8;
+    run.then(Op::Fault {
+        dev: "d2".into(),
+        rule: format!("write-error {bad}-{}", bad + 7),
+    });
+    run.then(Op::Write {
+        off: 8 * 512,
+        len: 4096,
+        seed: 1,
+    });
+    // A blank image comes while d2 is still being rebuilt (md looks at it
+    // once the rebuild is interrupted); the array is stopped cleanly and
+    // assembled again.
+    run.then(Op::AddBlank { dev: "d3".into() });
+    run.then(Op::Interrupt);
+    run.then(Op::Sleep { ms: 200 });
+    run.play(&[Op::Restart, Op::Wait, Op::Check]);
+}

@@ -981,8 +981,12 @@ impl Raid for Conf {
                     }
                     return Ok(());
                 }
+                // Only an in-sync member is replaced: a replacement beside
+                // one still being rebuilt is a pair setup_conf refuses, so
+                // the array would not start again.
                 Some(p) => {
                     if p.flags.test(rf::WANT_REPLACEMENT)
+                        && p.in_sync()
                         && m[n + mirror].is_none()
                         && repl_slot.is_none()
                     {
