@@ -978,10 +978,10 @@ impl<'a> Run<'a> {
 
     /// Run the steps given, then stop the array cleanly.
     fn play(&mut self, ops: &[Op]) {
-        for (step, op) in ops.iter().enumerate() {
-            self.step(step as u64, op);
+        for op in ops {
+            self.then(op.clone());
         }
-        self.finish(ops.len() as u64);
+        self.finish(self.history.len() as u64);
     }
 
     /// Run one more step, given.
