@@ -90,6 +90,18 @@ pub fn md_run(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     // The geometry and bitmap offset the superblocks gave are what the
     // personality, the bitmap and the I/O path read from now on.
     mddev.publish(cfg);
+    // An unclean array: a member that was being rebuilt may differ from
+    // the others wherever a write was cut short in the part it had
+    // rebuilt, which no resync looks at (a RAID1 with one in-sync mirror
+    // owes none), so it is rebuilt from the start.  (Linux resumes at its
+    // recovery_offset, and keeps the difference.)
+    if mddev.recovery_cp() != MAX_SECTOR {
+        for r in &cfg.rdevs {
+            if r.raid_disk() >= 0 && !r.in_sync() && !r.faulty() && !r.flags.test(rf::JOURNAL) {
+                r.set_recovery_offset(0);
+            }
+        }
+    }
     for rdev in &cfg.rdevs {
         if rdev.faulty() {
             continue;
