@@ -162,6 +162,18 @@ pub trait Raid: Send + Sync {
     /// than `n` allows.
     fn reshape_mirrors(&self, mddev: &Mddev, cfg: &mut Config, n: u32) -> Result<(), Errno>;
 
+    /// `check_reshape` for a new layout or chunk (`cfg.new_layout`,
+    /// `cfg.new_chunk_sectors`) of the running array, when the
+    /// personality `has_check_reshape`.  No personality here reshapes its
+    /// geometry: a change is refused with EINVAL, as RAID1's
+    /// `raid1_reshape` refuses any; the same values are accepted.
+    fn check_reshape(&self, _mddev: &Mddev, cfg: &Config) -> Result<(), Errno> {
+        if cfg.new_layout != cfg.layout || cfg.new_chunk_sectors != cfg.chunk_sectors {
+            return Err(Errno::EINVAL);
+        }
+        Ok(())
+    }
+
     /// Called when the array stops, after I/O has drained.
     fn free(&self, _mddev: &Mddev) {}
 }

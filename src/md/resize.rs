@@ -1,5 +1,7 @@
 //! Resizing a running array: the number of members (`update_raid_disks`)
-//! and the space used on each (`update_size`, `rdev_size_change`).
+//! and the space used on each (`update_size`, `rdev_size_change`); and a
+//! new layout or chunk (`layout_store`, `chunk_size_store`), which the
+//! personality's `check_reshape` accepts or refuses.
 //! Callers hold the reconfig mutex (`Mddev::cfg`) and pass its guard in.
 
 use std::sync::Arc;
@@ -58,6 +60,55 @@ pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(),
     m.wakeup();
     super::update::md_update_sb(m, cfg, true);
     Ok(())
+}
+
+/// `layout_store`'s md part: before the array runs the layout is set
+/// (and becomes the layout unless a reshape is recorded); while it runs
+/// the personality judges it, EBUSY if it cannot reshape at all (linear,
+/// raid0).
+pub fn update_layout(m: &Arc<Mddev>, cfg: &mut Config, n: i32) -> Result<(), Errno> {
+    let Some(p) = m.pers() else {
+        cfg.new_layout = n;
+        if cfg.reshape_position == MAX_SECTOR {
+            cfg.layout = n;
+        }
+        return Ok(());
+    };
+    if !p.personality().has_check_reshape() {
+        return Err(Errno::EBUSY);
+    }
+    if !m.is_rdwr() {
+        return Err(Errno::EROFS);
+    }
+    cfg.new_layout = n;
+    let checked = p.check_reshape(m, cfg);
+    if checked.is_err() {
+        cfg.new_layout = cfg.layout;
+    }
+    checked
+}
+
+/// `chunk_size_store`'s md part, as `update_layout` for the chunk.
+pub fn update_chunk(m: &Arc<Mddev>, cfg: &mut Config, sectors: u32) -> Result<(), Errno> {
+    let Some(p) = m.pers() else {
+        cfg.new_chunk_sectors = sectors;
+        if cfg.reshape_position == MAX_SECTOR {
+            cfg.chunk_sectors = sectors;
+        }
+        return Ok(());
+    };
+    if !p.personality().has_check_reshape() {
+        return Err(Errno::EBUSY);
+    }
+    if !m.is_rdwr() {
+        return Err(Errno::EROFS);
+    }
+    cfg.new_chunk_sectors = sectors;
+    let checked = p.check_reshape(m, cfg);
+    if checked.is_err() {
+        cfg.new_chunk_sectors = cfg.chunk_sectors;
+    }
+    checked
 }
 
 /// `update_size` for a running array (`component_size` store): RAID1

@@ -135,20 +135,8 @@ fn layout_show(m: &M) -> Result<String, Errno> {
 
 fn layout_store(m: &M, s: &str) -> Result<(), Errno> {
     let n = kstrtouint(s)?;
-    let mut cfg = m.cfg.lock();
-    if m.is_running() {
-        if !m.is_rdwr() {
-            return Err(Errno::EROFS);
-        }
-        // raid1_reshape: any change of layout is refused.
-        if n as i32 != cfg.layout {
-            return Err(Errno::EINVAL);
-        }
-        return Ok(());
-    }
-    cfg.new_layout = n as i32;
-    cfg.layout = n as i32;
-    Ok(())
+    // An int in the kernel: 2^31 and up read back negative.
+    crate::md::resize::update_layout(m, &mut m.cfg.lock(), n as i32)
 }
 
 fn raid_disks_show(m: &M) -> Result<String, Errno> {
@@ -198,21 +186,8 @@ fn chunk_size_show(m: &M) -> Result<String, Errno> {
 
 fn chunk_size_store(m: &M, s: &str) -> Result<(), Errno> {
     let n = kstrtoull(s)?;
-    let mut cfg = m.cfg.lock();
-    if m.is_running() {
-        if !m.is_rdwr() {
-            return Err(Errno::EROFS);
-        }
-        if (n >> 9) as u32 != cfg.chunk_sectors {
-            return Err(Errno::EINVAL);
-        }
-        return Ok(());
-    }
-    cfg.new_chunk_sectors = (n >> 9) as u32;
-    if cfg.reshape_position == MAX_SECTOR {
-        cfg.chunk_sectors = (n >> 9) as u32;
-    }
-    Ok(())
+    // new_chunk_sectors is an int: the kernel keeps the low bits.
+    crate::md::resize::update_chunk(m, &mut m.cfg.lock(), (n >> 9) as u32)
 }
 
 fn size_show(m: &M) -> Result<String, Errno> {

@@ -163,6 +163,10 @@ for fx in raid0-v1.2 linear-v1.2; do
 	expect_err "Device or resource busy" md0/md/dev-vdb/state remove
 	expect_err "Invalid argument" md0/md/dev-vdb/slot none
 	[ ! -e "$MNT/md0/md/sync_action" ] || fail "$fx: sync_action exists"
+	# No check_reshape: layout and chunk_size are EBUSY while it runs,
+	# even for the chunk it has.
+	expect_err "Device or resource busy" md0/md/layout 2
+	expect_err "Device or resource busy" md0/md/chunk_size 65536
 	put md0/md/array_state clear
 done
 
