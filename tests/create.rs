@@ -10,6 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use mdfuse::format::MAX_SECTOR;
+use mdfuse::format::super1::{Superblock1, feature};
 
 /// `mdfuse create ARGS` with paths relative to `dir`.
 fn create(dir: &Path, args: &[&str]) -> (String, String, i32) {
@@ -663,6 +665,151 @@ fn refuses_unknown_levels_and_bad_values() {
         1,
         "Given bitmap chunk size not supported.",
     );
+}
+
+/// The shape options and what each level refuses, in mdadm's words.
+#[test]
+fn refuses_shapes_mdadm_refuses() {
+    let dir = tempdir();
+    two_blank(dir.path(), 16 << 20);
+    sparse_file(&dir.path().join("c.img"), 16 << 20);
+    let cases: [(&[&str], i32, &str); 13] = [
+        (&["-l0", "-c3", "-n2"], 2, "invalid chunk/rounding value: 3"),
+        (
+            &["-l0", "-c9s", "-n2"],
+            2,
+            "invalid chunk/rounding value: 9s",
+        ),
+        (
+            &["-l1", "-c64", "-n2"],
+            1,
+            "specifying chunk size is forbidden for this level",
+        ),
+        (
+            &["-l1", "-pn2", "-n2"],
+            2,
+            "layout not meaningful for raid1 arrays.",
+        ),
+        (
+            &["-llinear", "-pf2", "-n2"],
+            2,
+            "layout not meaningful for linear arrays.",
+        ),
+        (
+            &["-l0", "-psideways", "-n2"],
+            2,
+            "layout sideways not understood for raid0.",
+        ),
+        (
+            &["-l10", "-px2", "-n2"],
+            2,
+            "layout for raid10 must be 'nNN', 'oNN' or 'fNN' where NN is a number, not x2",
+        ),
+        (
+            &["-l10", "-pn3", "-n2"],
+            1,
+            "that layout requires at least 3 devices",
+        ),
+        (
+            &["-l10", "-c96", "-n2"],
+            1,
+            "chunk size must be a power of 2 for raid10",
+        ),
+        (
+            &["-l0", "--bitmap=internal", "-n2"],
+            1,
+            "bitmaps not meaningful with level raid0",
+        ),
+        (
+            &["-llinear", "--bitmap=internal", "-n2"],
+            1,
+            "bitmaps not meaningful with level linear",
+        ),
+        (
+            &["-l0", "-c64", "--size=32K", "-n2"],
+            1,
+            "Size cannot be smaller than chunk.",
+        ),
+        (
+            &["-l0", "-n2", "-x1"],
+            1,
+            "This level does not support spare devices",
+        ),
+    ];
+    for (opts, rc, want) in cases {
+        let mut args = opts.to_vec();
+        args.extend(["a.img", "b.img"]);
+        refused(dir.path(), &args, rc, want);
+    }
+    refused(
+        dir.path(),
+        &["-llinear", "-n3", "a.img", "missing", "b.img"],
+        1,
+        "This level does not support missing devices",
+    );
+}
+
+/// Linear, raid0 and raid10 superblocks as mdadm 4.2 writes them (the
+/// fixtures real mdadm made): level, layout, chunk, component size, and
+/// created clean when there is nothing to resync.
+#[test]
+fn striped_levels_record_their_shape() {
+    let dir = tempdir();
+    let names = ["a.img", "b.img", "c.img", "d.img"];
+    for n in names {
+        sparse_file(&dir.path().join(n), 16 << 20);
+    }
+    let read = |n: &str| {
+        let raw = fs::read(dir.path().join(n)).unwrap();
+        Superblock1::parse(&raw[4096..8192]).unwrap()
+    };
+    let cases: [(&[&str], i32, u32, u32, u64, u32); 4] = [
+        (&["-l0", "-n3", "-c64"], 0, 1, 128, 0, 0),
+        (&["-llinear", "-n2"], -1, 0, 0, 0, 0),
+        (&["-l10", "-n4", "-c64"], 10, 0x102, 128, 30720, 1),
+        (&["-l10", "-n3", "-po2"], 10, 0x10201, 1024, 28672, 1),
+    ];
+    for (opts, level, layout, chunk, size, bitmap) in cases {
+        let n = opts[1][2..].parse::<usize>().unwrap();
+        let mut args = vec!["--force"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&names[..n]);
+        let (_, err, rc) = create(dir.path(), &args);
+        assert_eq!(rc, 0, "{args:?}: {err}");
+        let sb = read("a.img");
+        let ctx = format!("{opts:?}");
+        assert_eq!(sb.level, level, "{ctx}");
+        assert_eq!(sb.layout, layout, "{ctx}");
+        assert_eq!(sb.chunksize, chunk, "{ctx}");
+        assert_eq!(sb.size, size, "{ctx}");
+        assert_eq!(sb.feature_map & feature::BITMAP_OFFSET, bitmap, "{ctx}");
+        let clean = level <= 0;
+        assert_eq!(sb.resync_offset == MAX_SECTOR, clean, "{ctx}");
+    }
+}
+
+/// A raid0 of unequal members records that its layout matters; equal
+/// ones (in whole chunks of bytes, as mdadm compares) do not.
+#[test]
+fn raid0_of_unequal_members_records_its_layout() {
+    let dir = tempdir();
+    sparse_file(&dir.path().join("a.img"), 16 << 20);
+    sparse_file(&dir.path().join("b.img"), 24 << 20);
+    let (_, err, rc) = create(dir.path(), &["-l0", "-n2", "a.img", "b.img"]);
+    assert_eq!(rc, 0, "{err}");
+    let raw = fs::read(dir.path().join("b.img")).unwrap();
+    let sb = Superblock1::parse(&raw[4096..8192]).unwrap();
+    assert_ne!(sb.feature_map & feature::RAID0_LAYOUT, 0);
+    assert_eq!(sb.layout, 1);
+    let (_, err, rc) = create(
+        dir.path(),
+        &["--force", "-l0", "-n2", "-pdangerous", "a.img", "b.img"],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let raw = fs::read(dir.path().join("b.img")).unwrap();
+    let sb = Superblock1::parse(&raw[4096..8192]).unwrap();
+    assert_eq!(sb.feature_map & feature::RAID0_LAYOUT, 0);
+    assert_eq!(sb.layout, 0);
 }
 
 #[test]

@@ -261,6 +261,9 @@ proptest! {
         let spec = ArraySpec {
             minor,
             level: 1,
+            layout: 0,
+            chunk_sectors: 0,
+            features: 0,
             raid_disks: n,
             size,
             data_offset,

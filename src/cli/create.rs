@@ -1,5 +1,5 @@
 //! `mdfuse create`: write the superblocks (and internal bitmaps) of a new
-//! RAID1 array onto image files or block devices, exactly as `mdadm
+//! linear, RAID0, RAID1 or RAID10 array onto image files or block devices, exactly as `mdadm
 //! --create` would before handing the array to the kernel, so Linux md
 //! (or `mdfuse mount`) assembles it.
 //!
@@ -23,17 +23,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::ArgMatches;
 
 use super::probe::{probe, read_upto, strerror};
+use super::shape::{self, Level};
 use super::{Failure, parse_num, parse_size, parse_uuid, random_uuid};
 use crate::disk::{Disk, DiskKind};
 use crate::format::geometry::{
     self, ArraySpec, BitmapError, BitmapPlan, MemberSpec, TooSmall, bitmap_area,
-    default_data_offset, default_raid1_size, free_sectors, max_dev_for, plan_bitmap,
-    superblock_for,
+    default_data_offset_chunked, default_raid1_size, free_sectors, max_dev_for,
+    plan_bitmap_covering, superblock_for,
 };
-use crate::format::super1::{MAX_DEV_LIMIT, MD_SB_MAGIC};
+use crate::format::super1::{MAX_DEV_LIMIT, MD_SB_MAGIC, feature};
 use crate::format::{Minor, SectorReader, le_u32, le_u64, super0, uuid_colon};
 
-/// Create a RAID1 array: write md superblocks onto DEVICEs.
+/// Create a linear, RAID0, RAID1 or RAID10 array: write md superblocks
+/// onto DEVICEs.
 ///
 /// Options and defaults follow `mdadm --create`, except that an internal
 /// write-intent bitmap is the default (mdadm 4.2 run non-interactively
@@ -52,9 +54,18 @@ pub struct CreateArgs {
     /// partition table; allow a single raid device.
     #[arg(short, long)]
     pub force: bool,
-    /// RAID level: 1, raid1 or mirror (the only level mdfuse creates).
+    /// RAID level: linear, 0 (raid0, stripe), 1 (raid1, mirror) or 10
+    /// (raid10).
     #[arg(short, long, value_name = "LEVEL")]
     pub level: Option<String>,
+    /// Chunk size (K, M, G suffixes; no suffix = KiB) for raid0 and raid10
+    /// [default: 512K]; linear's rounding.
+    #[arg(short, long, alias = "rounding", value_name = "SIZE")]
+    pub chunk: Option<String>,
+    /// Layout: raid0 original|alternate|dangerous [default: original];
+    /// raid10 nN, fN or oN copies [default: n2].
+    #[arg(short = 'p', long, alias = "parity", value_name = "LAYOUT")]
+    pub layout: Option<String>,
     /// Number of active devices (mirrors), `missing` ones included.
     #[arg(short = 'n', long = "raid-devices", value_name = "N")]
     pub raid_devices: Option<String>,
@@ -65,10 +76,11 @@ pub struct CreateArgs {
     /// from the start), 1 or default (= 1.2).
     #[arg(short = 'e', long, value_name = "VERSION", default_value = "1.2")]
     pub metadata: String,
-    /// Write-intent bitmap: internal or none.  Default internal (mdadm 4.2
-    /// defaults to none when not asked).
-    #[arg(short, long, value_name = "internal|none", default_value = "internal")]
-    pub bitmap: String,
+    /// Write-intent bitmap: internal or none.  Default internal for raid1
+    /// and raid10 (mdadm 4.2 defaults to none when not asked), none for
+    /// linear and raid0, which cannot have one.
+    #[arg(short, long, value_name = "internal|none")]
+    pub bitmap: Option<String>,
     /// Bytes of data per bitmap bit (K, M, G suffixes; no suffix = KiB);
     /// a power of two, default 64M or the smallest that fits.
     #[arg(long = "bitmap-chunk", value_name = "SIZE")]
@@ -132,6 +144,10 @@ pub fn run(args: CreateArgs, matches: &ArgMatches) -> ExitCode {
 /// Parsed, checked options.
 #[derive(Debug, Clone)]
 struct Options {
+    level: Level,
+    /// KiB; 0 for RAID1 and linear without rounding.
+    chunk_kib: u64,
+    layout: u32,
     raid_disks: u32,
     spares: u32,
     minor: Minor,
@@ -149,16 +165,12 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
             "a RAID level is needed to create an array.",
         ));
     };
-    match level.as_str() {
-        "raid1" | "1" | "mirror" => {}
-        "linear" | "raid0" | "0" | "stripe" | "raid4" | "4" | "raid5" | "5" | "multipath"
-        | "mp" | "raid6" | "6" | "raid10" | "10" | "faulty" | "container" => {
-            return Err(Failure::usage(format!(
-                "raid level {level} is not supported: mdfuse creates raid1 arrays only"
-            )));
-        }
-        _ => return Err(Failure::usage(format!("invalid raid level: {level}"))),
-    }
+    let level = Level::parse(level)?;
+    let layout = shape::layout_for(level, a.layout.as_deref())?;
+    let chunk_kib = shape::chunk_for(
+        level,
+        a.chunk.as_deref().map(shape::parse_chunk).transpose()?,
+    )?;
     let raid_disks = match &a.raid_devices {
         None => return Err(Failure::refused("no raid-devices specified.")),
         Some(s) => match parse_num(s) {
@@ -182,8 +194,36 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
         Some(s) => parse_num(s)
             .ok_or_else(|| Failure::usage(format!("invalid number of spare-devices: {s}")))?,
     };
+    if level.striped_only() && spares > 0 {
+        return Err(Failure::refused(
+            "This level does not support spare devices",
+        ));
+    }
+    if level == Level::Raid10 && shape::raid10_copies(layout) > u64::from(raid_disks) {
+        return Err(Failure::refused(format!(
+            "that layout requires at least {} devices",
+            shape::raid10_copies(layout)
+        )));
+    }
+    if level == Level::Raid10 && !chunk_kib.is_power_of_two() {
+        // mdadm writes it and the kernel's setup_geo then refuses to run.
+        return Err(Failure::refused(format!(
+            "chunk size must be a power of 2 for raid10, not {chunk_kib}K"
+        )));
+    }
     let minor = parse_metadata(&a.metadata)?;
-    let bitmap = match a.bitmap.as_str() {
+    let bitmap_word = a.bitmap.as_deref().unwrap_or(if level.striped_only() {
+        "none"
+    } else {
+        "internal"
+    });
+    let bitmap = match bitmap_word {
+        "internal" if level.striped_only() => {
+            return Err(Failure::refused(format!(
+                "bitmaps not meaningful with level {}",
+                level.name()
+            )));
+        }
         "internal" => true,
         "none" => false,
         "clustered" => {
@@ -212,8 +252,16 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
     let size = match a.size.as_deref() {
         None | Some("max") => None,
         Some(s) => match parse_size(s) {
-            // mdadm keeps the size in KiB.
-            Some(sectors) if sectors >= 8 => Some(sectors / 2 * 2),
+            // mdadm keeps the size in KiB, and rounds it to the chunk
+            // (`round_size_and_verify`).
+            Some(sectors) if sectors >= 8 => {
+                let kib = sectors / 2;
+                let kib = round_to_chunk(kib, chunk_kib);
+                if kib == 0 {
+                    return Err(Failure::refused("Size cannot be smaller than chunk."));
+                }
+                Some(kib * 2)
+            }
             _ => return Err(Failure::usage(format!("invalid size: {s}"))),
         },
     };
@@ -235,6 +283,9 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
         }
     }
     Ok(Options {
+        level,
+        chunk_kib,
+        layout,
         raid_disks,
         spares,
         minor,
@@ -345,6 +396,11 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
         .collect();
 
     check_counts(&opts, &slots)?;
+    if opts.level.striped_only() && slots.iter().any(|s| matches!(s, Slot::Missing)) {
+        return Err(Failure::refused(
+            "This level does not support missing devices",
+        ));
+    }
     let mut members = open_members(&opts, &slots)?;
     check_duplicates(&members)?;
     if !a.force {
@@ -355,10 +411,10 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
 
     // Geometry, from mdadm's Create + validate_geometry1.
     let first = members.first().expect("check_counts: not all missing");
-    let data_offset = default_data_offset(opts.minor, first.sectors);
+    let data_offset = default_data_offset_chunked(opts.minor, first.sectors, opts.chunk_kib);
     let mut min_free: Option<(u64, &Path)> = None;
     for m in &members {
-        let free = free_sectors(opts.minor, m.sectors, data_offset).map_err(|e| match e {
+        let mut free = free_sectors(opts.minor, m.sectors, data_offset).map_err(|e| match e {
             TooSmall::ForMetadata => Failure::refused(format!(
                 "device {} is too small ({}K) for required metadata!",
                 m.path.display(),
@@ -368,6 +424,16 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
                 Failure::refused(format!("no free space left on {}", m.path.display()))
             }
         })?;
+        // Striped levels use whole chunks of each member (KiB, as mdadm).
+        if opts.chunk_kib > 0 {
+            free = round_to_chunk(free / 2, opts.chunk_kib) * 2;
+            if free == 0 {
+                return Err(Failure::refused(format!(
+                    "no free space left on {}",
+                    m.path.display()
+                )));
+            }
+        }
         if let Some(size) = opts.size {
             if free / 2 < size / 2 {
                 return Err(Failure::refused(format!(
@@ -384,6 +450,10 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
     }
     let size = match opts.size {
         Some(s) => s,
+        // The component size means nothing to linear and raid0: each
+        // member's whole data area is used, and mdadm records 0.
+        None if opts.level.striped_only() => 0,
+        None if opts.level == Level::Raid10 => min_free.expect("at least one member").0,
         None => {
             let (free, path) = min_free.expect("at least one member");
             let s = default_raid1_size(free);
@@ -400,8 +470,13 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
             s
         }
     };
+    // RAID10's bitmap covers the array: size * raid_disks / copies.
+    let sync_size = match opts.level {
+        Level::Raid10 => size * u64::from(opts.raid_disks) / shape::raid10_copies(opts.layout),
+        _ => size,
+    };
     let bitmap: Option<BitmapPlan> = if opts.bitmap {
-        match plan_bitmap(opts.minor, size, opts.bitmap_chunk) {
+        match plan_bitmap_covering(opts.minor, size, sync_size, opts.bitmap_chunk) {
             Ok(b) => Some(b),
             Err(BitmapError::ChunkTooSmall { .. } | BitmapError::NoRoom) => {
                 return Err(Failure::refused("Given bitmap chunk size not supported."));
@@ -438,7 +513,12 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
     );
     let spec = ArraySpec {
         minor: opts.minor,
-        level: 1,
+        level: opts.level.number(),
+        layout: opts.layout,
+        chunk_sectors: u32::try_from(opts.chunk_kib * 2).map_err(|_| {
+            Failure::usage(format!("invalid chunk/rounding value: {}K", opts.chunk_kib))
+        })?,
+        features: raid0_layout_feature(&opts, &members),
         raid_disks: opts.raid_disks,
         size,
         data_offset,
@@ -446,7 +526,8 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
         set_uuid,
         set_name: geometry::set_name(&name, host.as_deref()),
         ctime,
-        assume_clean: a.assume_clean,
+        // Levels without redundancy have nothing to resync.
+        assume_clean: a.assume_clean || opts.level.striped_only(),
         max_dev,
         roles,
     };
@@ -514,14 +595,43 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
     }
     if a.verbose > 0 {
         eprintln!(
-            "mdfuse: array {} created: raid1, {} devices, metadata {}, uuid {}",
+            "mdfuse: array {} created: {}, {} devices, metadata {}, uuid {}",
             String::from_utf8_lossy(&spec.set_name).trim_end_matches('\0'),
+            opts.level.name(),
             opts.raid_disks,
             crate::format::MetadataVersion::V1(opts.minor),
             uuid_colon(&set_uuid)
         );
     }
     Ok(())
+}
+
+/// mdadm's rounding of a size in KiB to the chunk (`size & ~(chunk-1)`,
+/// which assumes a power of two, as mdadm does); no chunk, no rounding.
+fn round_to_chunk(kib: u64, chunk_kib: u64) -> u64 {
+    match chunk_kib.checked_sub(1) {
+        Some(mask) => kib & !mask,
+        None => kib,
+    }
+}
+
+/// `write_init_super1`: a RAID0 whose members differ in size, compared
+/// with the first, records that its layout is meaningful
+/// (`MD_FEATURE_RAID0_LAYOUT`), unless the layout is 0 ("dangerous").
+/// mdadm divides each device's size in bytes by the chunk in sectors;
+/// the same quotients decide here.
+fn raid0_layout_feature(opts: &Options, members: &[Member]) -> u32 {
+    let chunk = opts.chunk_kib * 2;
+    if opts.level != Level::Raid0 || opts.layout == 0 || chunk == 0 {
+        return 0;
+    }
+    let units = |m: &Member| m.sectors * 512 / chunk;
+    let first = members.first().map_or(0, units);
+    if members.iter().any(|m| units(m) != first) {
+        feature::RAID0_LAYOUT
+    } else {
+        0
+    }
 }
 
 fn check_counts(opts: &Options, slots: &[Slot]) -> Result<(), Failure> {

@@ -10,6 +10,7 @@ pub mod json;
 pub mod mount;
 pub mod probe;
 pub mod sha1;
+pub mod shape;
 
 use std::process::ExitCode;
 

@@ -58,11 +58,20 @@ pub fn choose_bm_space(sectors: u64) -> u64 {
 /// 1.0; for 1.1/1.2 room for the superblock, bitmap and bad-block log
 /// (12 KiB + bitmap space) plus a reshape headroom, rounded up to 1 MiB.
 pub fn default_data_offset(minor: Minor, dev_sectors: u64) -> u64 {
+    default_data_offset_chunked(minor, dev_sectors, 0)
+}
+
+/// `default_data_offset` for a striped array of `chunk_kib` KiB chunks:
+/// the reshape headroom stays at least two chunks (mdadm stops halving
+/// it there), so big chunks on small devices move the data further in.
+pub fn default_data_offset_chunked(minor: Minor, dev_sectors: u64, chunk_kib: u64) -> u64 {
     match minor {
         Minor::V0 => 0,
         Minor::V1 | Minor::V2 => {
             let mut headroom = MAX_HEADROOM_SECTORS;
-            while (headroom << 10) > dev_sectors {
+            while (headroom << 10) > dev_sectors
+                && (chunk_kib == 0 || headroom / 2 >= chunk_kib * 4)
+            {
                 headroom >>= 1;
             }
             let want = 12 * 2 + choose_bm_space(dev_sectors) + headroom;
@@ -172,10 +181,23 @@ impl BitmapPlan {
 /// `add_internal_bitmap1` at create: the chunk (`chunk_bytes` if given,
 /// else the smallest that fits in the space `choose_bm_space(size)` leaves,
 /// capped to 128 KiB, and at least 64 MiB) and the offset (+8 after the
-/// superblock for 1.1/1.2; just below the bad-block log for 1.0).
+/// superblock for 1.1/1.2; just below the bad-block log for 1.0).  The
+/// bitmap covers `size` sectors: the component size, as for RAID1.
 pub fn plan_bitmap(
     minor: Minor,
     size: u64,
+    chunk_bytes: Option<u64>,
+) -> Result<BitmapPlan, BitmapError> {
+    plan_bitmap_covering(minor, size, size, chunk_bytes)
+}
+
+/// `plan_bitmap` for a bitmap that covers `sync_size` sectors while the
+/// room for it follows from the component size `size`, as mdadm sizes a
+/// RAID10's bitmap by the array (`size * raid_disks / copies`).
+pub fn plan_bitmap_covering(
+    minor: Minor,
+    size: u64,
+    sync_size: u64,
     chunk_bytes: Option<u64>,
 ) -> Result<BitmapPlan, BitmapError> {
     let bbl_size = BBLOG_SECTORS as u64;
@@ -189,7 +211,7 @@ pub fn plan_bitmap(
     }
     let max_bits = (room * 512 - BITMAP_SB_LEN as u64) * 8;
     let mut min_chunk = MIN_BITMAP_CHUNK;
-    let mut bits = size.wrapping_mul(512) / min_chunk + 1;
+    let mut bits = sync_size.wrapping_mul(512) / min_chunk + 1;
     while bits > max_bits {
         min_chunk *= 2;
         bits = bits.div_ceil(2);
@@ -202,7 +224,7 @@ pub fn plan_bitmap(
     let offset = match minor {
         Minor::V1 | Minor::V2 => 4 * 2,
         Minor::V0 => {
-            let bits = size.wrapping_mul(512) / chunk + 1;
+            let bits = sync_size.wrapping_mul(512) / chunk + 1;
             let pages = (bits.div_ceil(8) + BITMAP_SB_LEN as u64).div_ceil(4096);
             -kint::int_from_count(pages * 8) - kint::int_from_count(bbl_size)
         }
@@ -210,7 +232,7 @@ pub fn plan_bitmap(
     Ok(BitmapPlan {
         offset,
         chunk_bytes: chunk,
-        sync_size: size,
+        sync_size,
     })
 }
 
@@ -301,6 +323,12 @@ pub fn set_name(name: &str, homehost: Option<&str>) -> [u8; 32] {
 pub struct ArraySpec {
     pub minor: Minor,
     pub level: i32,
+    /// The level's layout word (RAID0's multi-zone layout, RAID10's copies).
+    pub layout: u32,
+    /// Chunk (or linear's rounding) in sectors; 0 for RAID1.
+    pub chunk_sectors: u32,
+    /// Feature bits beyond the bitmap's (RAID0's `RAID0_LAYOUT`).
+    pub features: u32,
     pub raid_disks: u32,
     /// Component size in sectors (`size`).
     pub size: u64,
@@ -366,15 +394,15 @@ pub fn superblock_for(spec: &ArraySpec, member: &MemberSpec) -> Superblock1 {
     let mut sb = Superblock1 {
         magic: super::super1::MD_SB_MAGIC,
         major_version: 1,
-        feature_map: 0,
+        feature_map: spec.features,
         pad0: 0,
         set_uuid: spec.set_uuid,
         set_name: spec.set_name,
         ctime: spec.ctime,
         level: spec.level,
-        layout: 0,
+        layout: spec.layout,
         size: spec.size,
-        chunksize: 0,
+        chunksize: spec.chunk_sectors,
         raid_disks: spec.raid_disks,
         bitmap_offset: 0,
         new_level: 0,
@@ -447,6 +475,9 @@ mod tests {
         assert_eq!(default_data_offset(Minor::V1, 64 * 1024 * MIB), 133120);
         assert_eq!(default_data_offset(Minor::V2, 128 * 1024 * MIB), 264192);
         assert_eq!(default_data_offset(Minor::V0, 128 * 1024 * MIB), 0);
+        // A 512K chunk keeps 2048 sectors of headroom (fixture raid0-v1.1).
+        assert_eq!(default_data_offset_chunked(Minor::V1, 16 * MIB, 512), 4096);
+        assert_eq!(default_data_offset_chunked(Minor::V2, 16 * MIB, 64), 2048);
     }
 
     #[test]
