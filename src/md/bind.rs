@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::flags::{rdev as rf, recovery as rec, sb as sbf};
 use super::rdev::Rdev;
+use super::spare::NewRole;
 use super::superblock::{self, ArrayView};
 use super::{Config, Errno, Mddev};
 use crate::disk::Disk;
@@ -204,11 +205,27 @@ fn prepare_new_member(
     while cfg.find_rdev_nr(number).is_some() {
         number += 1;
     }
-    super::spare::write_spare(cfg, &template, &rdev.disk, number as u32, log)?;
-    log.info(format!(
-        "md: {}: wrote a spare's superblock (device {number})",
-        rdev.name
-    ));
+    // A personality that takes members only by growing (linear) gets
+    // the superblock `mdadm --grow --add` writes: active in the next slot.
+    let grows = mddev
+        .pers()
+        .is_some_and(|p| !p.personality().has_hot_remove_disk());
+    let role = if grows {
+        NewRole::Extends(cfg.raid_disks)
+    } else {
+        NewRole::Spare
+    };
+    super::spare::write_new_member(cfg, &template, &rdev.disk, number as u32, role, log)?;
+    log.info(match role {
+        NewRole::Spare => format!(
+            "md: {}: wrote a spare's superblock (device {number})",
+            rdev.name
+        ),
+        NewRole::Extends(slot) => format!(
+            "md: {}: wrote a superblock for slot {slot} (device {number})",
+            rdev.name
+        ),
+    });
     Ok(())
 }
 

@@ -70,6 +70,17 @@ pub fn has_md_metadata(disk: &Disk) -> bool {
     })
 }
 
+/// The role a new member's superblock gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewRole {
+    /// A spare, to be rebuilt into a slot (`mdadm --add`).
+    Spare,
+    /// Active in the slot just past the last, in sync at the array's
+    /// events: a member that extends the array (`mdadm --grow --add` of
+    /// a linear array, whose "linear-grow-new" superblock this is).
+    Extends(u32),
+}
+
 /// Write a new spare's metadata on `disk`, numbered `dev_number`, from the
 /// array member `template`.
 pub fn write_spare(
@@ -77,6 +88,19 @@ pub fn write_spare(
     template: &Rdev,
     disk: &Disk,
     dev_number: u32,
+    log: &KernelLog,
+) -> Result<(), Errno> {
+    write_new_member(cfg, template, disk, dev_number, NewRole::Spare, log)
+}
+
+/// Write a new member's metadata on `disk`, numbered `dev_number`, in
+/// `role`, from the array member `template`.
+pub fn write_new_member(
+    cfg: &Config,
+    template: &Rdev,
+    disk: &Disk,
+    dev_number: u32,
+    role: NewRole,
     log: &KernelLog,
 ) -> Result<(), Errno> {
     let image = template.sb.lock().image.clone();
@@ -107,7 +131,10 @@ pub fn write_spare(
     sb.dev_number = dev_number;
     sb.devflags = 0;
     sb.device_uuid = random_uuid().map_err(|_| Errno::EIO)?;
-    sb.events = 0;
+    sb.events = match role {
+        NewRole::Spare => 0,
+        NewRole::Extends(_) => t.events,
+    };
     sb.recovery_offset = 0;
     sb.cnt_corrected_read = 0;
     sb.data_offset = layout.data_offset;
@@ -121,7 +148,13 @@ pub fn write_spare(
     }
     sb.dev_roles.resize(sb.max_dev as usize, role::SPARE);
     if let Some(r) = sb.dev_roles.get_mut(dev_number as usize) {
-        *r = role::SPARE;
+        *r = match role {
+            NewRole::Spare => role::SPARE,
+            NewRole::Extends(slot) => u16::try_from(slot).map_err(|_| Errno::ENOSPC)?,
+        };
+    }
+    if let NewRole::Extends(slot) = role {
+        sb.raid_disks = slot + 1;
     }
     sb.update_csum();
     let io = |e: std::io::Error| Errno::from_io(&e);

@@ -183,6 +183,41 @@ expect_err "Invalid argument" md0/md/component_size 1024
 expect_err "Invalid argument" md0/md/raid_disks 4
 put md0/md/array_state clear
 
+log "a blank member extends a running linear array (mdadm --grow --add), and real md reads it"
+rm -rf "${T:?}/g"
+unpack linear-v1.2 "$T/g"
+new_array md0 "$T/g"/vda "$T/g"/vdb
+put md0/md/array_state active
+before=$(attr md0/size)
+head -c "$((before * 512))" "$MNT/md0/data" | sha256sum >"$T/g.before"
+truncate -s 24M "$T/g/vdc"
+log_mark
+put md0/md/new_dev "$T/g/vdc"
+expect_eq "$(attr md0/md/raid_disks)" 3 "raid_disks after growth"
+expect_eq "$(attr md0/md/dev-vdc/slot)" 2 "the new member's slot"
+expect_eq "$(attr md0/md/dev-vdc/state)" in_sync "the new member's state"
+# 24 MiB less the 1 MiB data offset of a 1.2 superblock.
+expect_eq "$(attr md0/size)" "$((before + 24 * 2048 - 2048))" "size after growth"
+log_has "md0: detected capacity change from $before to $((before + 24 * 2048 - 2048))"
+head -c "$((before * 512))" "$MNT/md0/data" | sha256sum | cmp -s - "$T/g.before" ||
+	fail "the old part changed"
+mdstat_line md0 | grep -q "vdc\[2\]" || fail "mdstat: $(mdstat_line md0)"
+dd if=/dev/urandom of="$MNT/md0/data" bs=1M seek=$((before / 2048)) count=8 oflag=direct conv=notrunc status=none ||
+	fail "a write to the new member failed"
+# A member that is not blank, or one for a slot that is not the next,
+# is not taken.
+truncate -s 16M "$T/g/vdd"
+"$MDFUSE" create --force --level=1 --raid-devices=2 --bitmap=none "$T/g/vdd" missing >/dev/null 2>&1 ||
+	fail "create for the refusal case"
+expect_err "Invalid argument" md0/md/new_dev "$T/g/vdd"
+expect_eq "$(attr md0/md/raid_disks)" 3 "raid_disks after a refused member"
+put md0/md/array_state inactive
+put md0/md/array_state clear
+new_array md0 "$T/g"/vdc "$T/g"/vda "$T/g"/vdb
+put md0/md/array_state active
+expect_eq "$(attr md0/md/raid_disks)" 3 "raid_disks reassembled"
+oracle_same linear-grown "$T/g"/vda "$T/g"/vdb "$T/g"/vdc
+
 stop_daemon
 final_checks
 log "linear and raid0: fixtures' data, writes, unequal members, broken arrays, layouts"
