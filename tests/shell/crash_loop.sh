@@ -30,12 +30,18 @@ log "MDFUSE_CRASH_SEED=$SEED MDFUSE_CRASH_RUNS=$RUNS (set both to replay these c
 
 # Members per level: the fewest mdadm creates it with (no run fails one).
 declare -A NDEV=([linear]=2 [raid0]=2 [raid1]=2 [raid4]=3 [raid5]=3 [raid6]=4 [raid10]=2)
+# The levels run: those mdfuse creates and has a personality for (mdstat's
+# Personalities line).
+start_daemon
+PERSONALITIES=$(sed -n 's/^Personalities : //p' "$MNT/mdstat")
+stop_daemon
 LEVELS=()
 mkdir -p "$T/probe"
 for l in linear raid0 raid1 raid4 raid5 raid6 raid10; do
 	rm -f "$T"/probe/*
 	args=()
 	for i in $(seq "${NDEV[$l]}"); do args+=("$T/probe/p$i"); done
+	case " $PERSONALITIES " in *" [$l] "*) ;; *) continue ;; esac
 	if "$MDFUSE" create -l "$l" -n "${NDEV[$l]}" --image-size=8M "${args[@]}" >/dev/null 2>&1; then
 		LEVELS+=("$l")
 	fi
@@ -104,7 +110,7 @@ activate() {
 	if [ -n "$REDUNDANT" ] && [ "$BITMAP" == none ] && [ "$CP" != none ] && [ "$CP" -gt 0 ]; then
 		resume=1
 	fi
-	if [ "$mode" == resync-kill ]; then
+	if [ "$mode" == resync-kill ] && [ -n "$REDUNDANT" ]; then
 		# A full resync then takes about 8 s, a checkpoint every 0.5 s.
 		put md0/md/sync_speed_max 4000
 	elif [ -n "$resume" ]; then
@@ -128,7 +134,7 @@ activate() {
 			N_RESUMED=$((N_RESUMED + 1))
 		fi
 	fi
-	[ "$mode" == resync-kill ] || put md0/md/sync_speed_max system
+	[ "$mode" == resync-kill ] || [ -z "$REDUNDANT" ] || put md0/md/sync_speed_max system
 }
 
 # mirrors_identical: every member's data area (from its data_offset, for
