@@ -763,7 +763,9 @@ fn striped_levels_record_their_shape() {
         let raw = fs::read(dir.path().join(n)).unwrap();
         Superblock1::parse(&raw[4096..8192]).unwrap()
     };
-    let cases: [(&[&str], i32, u32, u32, u64, u32); 4] = [
+    // (options, level, layout, chunk, size, bitmap feature bit)
+    type Case<'a> = (&'a [&'a str], i32, u32, u32, u64, u32);
+    let cases: [Case; 4] = [
         (&["-l0", "-n3", "-c64"], 0, 1, 128, 0, 0),
         (&["-llinear", "-n2"], -1, 0, 0, 0, 0),
         (&["-l10", "-n4", "-c64"], 10, 0x102, 128, 30720, 1),
