@@ -346,6 +346,16 @@ fn stop_writes(mddev: &Arc<Mddev>, cfg: &mut Config) {
     if let Some(p) = mddev.pers() {
         p.quiesce(true);
         p.quiesce(false);
+        // What was written reaches the members' media before the array
+        // stops, as the last close of a block device flushes it.  A level
+        // that never marks the array dirty (linear, raid0) writes no
+        // superblock below, and so no flush would follow otherwise.
+        if let Err(e) = p.flush(mddev) {
+            mddev.log().warn(format!(
+                "md: {}: flush before stopping failed: {e}",
+                mddev.name
+            ));
+        }
     }
     if let Some(b) = mddev.bitmap() {
         b.flush(mddev, cfg);
