@@ -110,6 +110,6 @@ put md0/md/array_state inactive
 oracle_inspect "$T/orc" "$T/img/vda" "$T/img/vdb"
 expect_eq "$(sed -n 's/^md0_sha256: //p' "$T/orc/summary.txt")" "$want" "oracle md0_sha256"
 expect_eq "$(sed -n 's/^synced_degraded: //p' "$T/orc/summary.txt")" 1 "oracle degraded"
-stop_daemon
+term_daemon
 final_checks
 log "ok"
