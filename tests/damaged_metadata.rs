@@ -3,7 +3,11 @@
 //! bad-block log is set to extreme values -- 0, 1, 2^31-1, 2^31, 2^32-1,
 //! 2^63, 2^64-1, the device size -1 and +1 (in sectors), cut to the
 //! field's width -- with the checksum recomputed, as a bad sector or a
-//! buggy tool leaves them; on one member and on all of them.  Each case
+//! buggy tool leaves them; on one member and on all of them.  And random
+//! bytes, seeded, in each region: the whole superblock (checksum
+//! recomputed, or left wrong as a bad sector leaves it), the roles (or
+//! 0.90 disks) table, the bitmap superblock, the bitmap's bits and the
+//! bad-block log (`SWEEP_RANDOM_SEEDS`, default 6 per region).  Each case
 //! binds the members and runs the array through the md tree, as mdadm
 //! does, all in one md "module" (one daemon), and must end in one of:
 //!
@@ -146,6 +150,18 @@ enum Place {
     /// In the bitmap superblock.
     Bitmap,
     /// In the bad-block log (entry 0), with the log turned on.
+    BadBlockLog,
+    /// Random bytes (as many as the field's `with`, from the case's value
+    /// as a seed) in `offset..offset + width` of a structure; for the
+    /// superblock, with the checksum recomputed or left wrong.
+    Bytes { area: Area, fix_csum: bool },
+}
+
+/// Where random bytes go.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Area {
+    Super,
+    Bitmap,
     BadBlockLog,
 }
 
@@ -483,6 +499,32 @@ impl Case<'_> {
         for img in imgs.iter_mut().take(n) {
             let sb_at = l.meta.sb_at();
             let fld = self.field;
+            if let Place::Bytes {
+                area,
+                fix_csum: fix,
+            } = fld.place
+            {
+                let base = match area {
+                    Area::Super => sb_at,
+                    Area::Bitmap => l.bitmap_at.expect("a bitmap"),
+                    Area::BadBlockLog => l.bblog_at.expect("a bad-block log"),
+                };
+                let mut rng = self.value;
+                for _ in 0..fld.with {
+                    let r = splitmix(&mut rng);
+                    let at = base + fld.offset + (r as usize % fld.width);
+                    img[at] = (r >> 32) as u8;
+                }
+                if area == Area::BadBlockLog {
+                    // The log is read only with the feature on.
+                    let fm = get(img, sb_at + 8, 4) as u32 | F_BAD_BLOCKS;
+                    put(img, sb_at + 8, 4, fm as u64);
+                }
+                if fix || area != Area::Super {
+                    fix_csum(l.meta, &mut img[sb_at..sb_at + 4096]);
+                }
+                continue;
+            }
             match fld.place {
                 Place::Super => put(img, sb_at + fld.offset, fld.width, self.value),
                 Place::Bitmap => {
@@ -497,6 +539,7 @@ impl Case<'_> {
                     let at = l.bblog_at.expect("a bad-block log");
                     put(img, at, 8, self.value);
                 }
+                Place::Bytes { .. } => unreachable!("handled above"),
             }
             if fld.with != 0 {
                 match l.meta {
@@ -513,10 +556,139 @@ impl Case<'_> {
     }
 }
 
+/// SplitMix64: the random bytes of a case, from its seed.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Seeds of the random-byte cases per region; `SWEEP_RANDOM_SEEDS` runs
+/// more.
+fn random_seeds() -> u64 {
+    std::env::var("SWEEP_RANDOM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6)
+}
+
+/// Regions of a layout that random bytes damage: the whole superblock
+/// (checksum recomputed, as a buggy tool leaves it, or not, as a bad
+/// sector), the roles table, the bitmap superblock and its bits, the
+/// bad-block log.  `with` is how many bytes change.
+fn random_regions(l: &Layout) -> Vec<Field> {
+    let bytes = |name, area, fix_csum, offset, width, count| Field {
+        name,
+        place: Place::Bytes { area, fix_csum },
+        offset,
+        width,
+        with: count,
+    };
+    let mut v = Vec::new();
+    match l.meta {
+        Meta::V090 => {
+            v.push(bytes(
+                "random bytes in the superblock, checksum fixed",
+                Area::Super,
+                true,
+                0,
+                4096,
+                4,
+            ));
+            v.push(bytes(
+                "random bytes in the superblock",
+                Area::Super,
+                false,
+                0,
+                4096,
+                4,
+            ));
+            v.push(bytes(
+                "random bytes in the disks table, checksum fixed",
+                Area::Super,
+                true,
+                128 * 4,
+                27 * 32 * 4,
+                3,
+            ));
+        }
+        Meta::V1(_) => {
+            v.push(bytes(
+                "random bytes in the superblock, checksum fixed",
+                Area::Super,
+                true,
+                0,
+                256,
+                3,
+            ));
+            v.push(bytes(
+                "random bytes in the superblock",
+                Area::Super,
+                false,
+                0,
+                256,
+                3,
+            ));
+            v.push(bytes(
+                "random bytes in the roles table, checksum fixed",
+                Area::Super,
+                true,
+                256,
+                8,
+                2,
+            ));
+            v.push(bytes(
+                "random bytes in the bad-block log",
+                Area::BadBlockLog,
+                true,
+                0,
+                512,
+                8,
+            ));
+        }
+    }
+    if l.bitmap {
+        v.push(bytes(
+            "random bytes in the bitmap superblock",
+            Area::Bitmap,
+            true,
+            0,
+            256,
+            3,
+        ));
+        v.push(bytes(
+            "random bytes in the bitmap's bits",
+            Area::Bitmap,
+            true,
+            256,
+            256,
+            16,
+        ));
+    }
+    v
+}
+
 /// Every case: each field of the layout's structures, each extreme value
-/// that differs from what the field holds, on one member and on all.
+/// that differs from what the field holds, on one member and on all; and
+/// random bytes in each region, seeded.
 fn cases(layouts: &[Layout]) -> Vec<Case<'_>> {
     let mut v = Vec::new();
+    for l in layouts {
+        for field in random_regions(l) {
+            for seed in 0..random_seeds() {
+                for who in [Who::One, Who::All] {
+                    v.push(Case {
+                        layout: l,
+                        field,
+                        value: 0x5eed_0000 + seed,
+                        who,
+                    });
+                }
+            }
+        }
+    }
     for l in layouts {
         let mut fields: Vec<Field> = match l.meta {
             Meta::V090 => V090_FIELDS.to_vec(),
@@ -537,7 +709,7 @@ fn cases(layouts: &[Layout]) -> Vec<Case<'_>> {
                     l.bitmap_at.unwrap() + field.offset,
                     field.width,
                 ),
-                Place::BadBlockLog => u64::MAX,
+                Place::BadBlockLog | Place::Bytes { .. } => u64::MAX,
             };
             let mask = if field.width == 8 {
                 u64::MAX
