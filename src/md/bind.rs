@@ -44,7 +44,9 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
     // exclusively): binding it again fails to open it.  Block devices
     // are opened O_EXCL; image files are checked here.
     let ident = disk.identity().ok();
-    let claimed = |r: &&Arc<Rdev>| r.disk.identity().ok() == ident;
+    // A device whose identity cannot be read claims nothing (None is
+    // not a match for another None).
+    let claimed = |r: &&Arc<Rdev>| ident.is_some() && r.disk.identity().ok() == ident;
     let holder = cfg
         .rdevs
         .iter()
