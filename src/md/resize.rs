@@ -67,33 +67,52 @@ pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(),
 /// the personality judges it, EBUSY if it cannot reshape at all (linear,
 /// raid0).
 pub fn update_layout(m: &Arc<Mddev>, cfg: &mut Config, n: i32) -> Result<(), Errno> {
-    let Some(p) = m.pers() else {
-        cfg.new_layout = n;
-        if cfg.reshape_position == MAX_SECTOR {
-            cfg.layout = n;
-        }
-        return Ok(());
-    };
-    if !p.personality().has_check_reshape() {
-        return Err(Errno::EBUSY);
-    }
-    if !m.is_rdwr() {
-        return Err(Errno::EROFS);
-    }
-    cfg.new_layout = n;
-    let checked = p.check_reshape(m, cfg);
-    if checked.is_err() {
-        cfg.new_layout = cfg.layout;
-    }
-    checked
+    update_geometry(m, cfg, Geometry::Layout(n))
 }
 
 /// `chunk_size_store`'s md part, as `update_layout` for the chunk.
 pub fn update_chunk(m: &Arc<Mddev>, cfg: &mut Config, sectors: u32) -> Result<(), Errno> {
+    update_geometry(m, cfg, Geometry::Chunk(sectors))
+}
+
+/// A new value for one of the array's geometry settings.
+#[derive(Debug, Clone, Copy)]
+enum Geometry {
+    Layout(i32),
+    Chunk(u32),
+}
+
+impl Geometry {
+    /// Record it as the value to reshape to (`new_layout`, `new_chunk_sectors`).
+    fn set_new(self, cfg: &mut Config) {
+        match self {
+            Geometry::Layout(n) => cfg.new_layout = n,
+            Geometry::Chunk(s) => cfg.new_chunk_sectors = s,
+        }
+    }
+
+    /// Make it the current value too.
+    fn set_current(self, cfg: &mut Config) {
+        match self {
+            Geometry::Layout(n) => cfg.layout = n,
+            Geometry::Chunk(s) => cfg.chunk_sectors = s,
+        }
+    }
+
+    /// Put the value to reshape to back to the current one.
+    fn undo_new(self, cfg: &mut Config) {
+        match self {
+            Geometry::Layout(_) => cfg.new_layout = cfg.layout,
+            Geometry::Chunk(_) => cfg.new_chunk_sectors = cfg.chunk_sectors,
+        }
+    }
+}
+
+fn update_geometry(m: &Arc<Mddev>, cfg: &mut Config, g: Geometry) -> Result<(), Errno> {
     let Some(p) = m.pers() else {
-        cfg.new_chunk_sectors = sectors;
+        g.set_new(cfg);
         if cfg.reshape_position == MAX_SECTOR {
-            cfg.chunk_sectors = sectors;
+            g.set_current(cfg);
         }
         return Ok(());
     };
@@ -103,10 +122,10 @@ pub fn update_chunk(m: &Arc<Mddev>, cfg: &mut Config, sectors: u32) -> Result<()
     if !m.is_rdwr() {
         return Err(Errno::EROFS);
     }
-    cfg.new_chunk_sectors = sectors;
+    g.set_new(cfg);
     let checked = p.check_reshape(m, cfg);
     if checked.is_err() {
-        cfg.new_chunk_sectors = cfg.chunk_sectors;
+        g.undo_new(cfg);
     }
     checked
 }
