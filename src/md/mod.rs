@@ -916,8 +916,28 @@ impl Mddev {
         Ok(())
     }
 
-    /// fsync of the data file: a flush of every working member.
+    /// fsync of the data file: a flush of every working member, once the
+    /// superblocks record every member failed so far.
+    ///
+    /// A member failed after a write reached it (but before a flush did)
+    /// must not come back in sync after a power loss: the flush goes to
+    /// the members still working only, so until the superblocks say the
+    /// failed one is faulty, assembling after a power loss could read
+    /// the write's old bytes from it.  The kernel completes the flush
+    /// without waiting for that superblock write; here the flush waits
+    /// for it (the md thread writes it at once).
     pub fn flush_data(&self) -> Result<(), Errno> {
+        {
+            let mut st = self.lock.lock();
+            while self.sb_flags.test(flags::sb::CHANGE_PENDING)
+                && self.is_running()
+                && self.is_rdwr()
+            {
+                self.wakeup();
+                self.sb_wait
+                    .wait_for(&mut st, std::time::Duration::from_millis(50));
+            }
+        }
         match self.pers() {
             Some(p) => p.flush(self),
             None => Ok(()),
