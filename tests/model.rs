@@ -411,6 +411,21 @@ struct Knobs {
 }
 
 impl Knobs {
+    /// The settings of a replayed case: metadata 1.2, no spares, md's
+    /// default timers, a slow minimum sync speed.
+    fn replay(raid_disks: u32, bitmap_chunk: Option<&'static str>, assume_clean: bool) -> Knobs {
+        Knobs {
+            raid_disks,
+            spares: 0,
+            metadata: "1.2",
+            bitmap_chunk,
+            assume_clean,
+            safe_mode_delay: None,
+            time_base: None,
+            speed_min: 1000,
+        }
+    }
+
     fn draw(spec: &LevelSpec, rng: &mut Rng) -> Knobs {
         let raid_disks = rng.range(spec.disks.0 as u64, spec.disks.1 as u64) as u32;
         // Levels without redundancy take no spares and no bitmap.
@@ -1707,16 +1722,7 @@ fn replacement_rebuilt_whole_after_a_crash() {
 #[test]
 fn unsynced_reads_stay_on_the_first_leg_past_its_bad_blocks() {
     let (spec, p) = raid1();
-    let knobs = Knobs {
-        raid_disks: 2,
-        spares: 0,
-        metadata: "1.2",
-        bitmap_chunk: Some("64K"),
-        assume_clean: true,
-        safe_mode_delay: None,
-        time_base: None,
-        speed_min: 1000,
-    };
+    let knobs = Knobs::replay(2, Some("64K"), true);
     let mut run = Run::new(spec, p, 5, &Settings::from_env(), Some(knobs));
     let data_offset = run.live().rdev("d0").unwrap().data_offset();
     // d0 records sectors 1000..1008 as bad.
@@ -1777,16 +1783,7 @@ fn unsynced_reads_stay_on_the_first_leg_past_its_bad_blocks() {
 #[test]
 fn recovery_in_a_dirty_array_keeps_the_resync_owed() {
     let (spec, p) = raid1();
-    let knobs = Knobs {
-        raid_disks: 3,
-        spares: 0,
-        metadata: "1.2",
-        bitmap_chunk: Some("256K"),
-        assume_clean: true,
-        safe_mode_delay: None,
-        time_base: None,
-        speed_min: 1000,
-    };
+    let knobs = Knobs::replay(3, Some("256K"), true);
     let mut run = Run::new(spec, p, 1, &Settings::from_env(), Some(knobs));
     let chunk = 5u64 << 18;
     run.then(Op::Write {
@@ -1860,16 +1857,7 @@ fn recovery_in_a_dirty_array_keeps_the_resync_owed() {
 #[test]
 fn readd_after_a_rebuild_recovers_what_it_missed() {
     let (spec, p) = raid1();
-    let knobs = Knobs {
-        raid_disks: 2,
-        spares: 0,
-        metadata: "1.2",
-        bitmap_chunk: Some("256K"),
-        assume_clean: true,
-        safe_mode_delay: None,
-        time_base: None,
-        speed_min: 1000,
-    };
+    let knobs = Knobs::replay(2, Some("256K"), true);
     let mut run = Run::new(spec, p, 3, &Settings::from_env(), Some(knobs));
     let dev = |d: &str| d.to_owned();
     run.play(&[
@@ -1910,16 +1898,7 @@ fn readd_after_a_rebuild_recovers_what_it_missed() {
 #[test]
 fn readd_after_a_spare_took_its_slot_recovers_whole() {
     let (spec, p) = raid1();
-    let knobs = Knobs {
-        raid_disks: 3,
-        spares: 0,
-        metadata: "1.2",
-        bitmap_chunk: Some("64K"),
-        assume_clean: true,
-        safe_mode_delay: None,
-        time_base: None,
-        speed_min: 1000,
-    };
+    let knobs = Knobs::replay(3, Some("64K"), true);
     let mut run = Run::new(spec, p, 9, &Settings::from_env(), Some(knobs));
     let chunk4 = 4u64 << 16;
     run.then(Op::Write {
@@ -1975,16 +1954,7 @@ fn readd_after_a_spare_took_its_slot_recovers_whole() {
 #[test]
 fn readd_without_a_bitmap_recovers_whole() {
     let (spec, p) = raid1();
-    let knobs = Knobs {
-        raid_disks: 3,
-        spares: 0,
-        metadata: "1.2",
-        bitmap_chunk: None,
-        assume_clean: true,
-        safe_mode_delay: None,
-        time_base: None,
-        speed_min: 1000,
-    };
+    let knobs = Knobs::replay(3, None, true);
     let mut run = Run::new(spec, p, 6, &Settings::from_env(), Some(knobs));
     let dev = |d: &str| d.to_owned();
     run.play(&[
@@ -2019,16 +1989,7 @@ fn readd_without_a_bitmap_recovers_whole() {
 #[test]
 fn a_member_being_rebuilt_is_not_replaced() {
     let (spec, p) = raid1();
-    let knobs = Knobs {
-        raid_disks: 2,
-        spares: 0,
-        metadata: "1.2",
-        bitmap_chunk: Some("64K"),
-        assume_clean: true,
-        safe_mode_delay: None,
-        time_base: None,
-        speed_min: 1000,
-    };
+    let knobs = Knobs::replay(2, Some("64K"), true);
     let mut run = Run::new(spec, p, 10, &Settings::from_env(), Some(knobs));
     run.then(Op::Fail { dev: "d0".into() });
     run.then(Op::Remove { dev: "d0".into() });
@@ -2071,16 +2032,7 @@ fn a_member_being_rebuilt_is_not_replaced() {
 #[test]
 fn a_member_being_rebuilt_in_an_unclean_array_starts_over() {
     let (spec, p) = raid1();
-    let knobs = Knobs {
-        raid_disks: 2,
-        spares: 0,
-        metadata: "1.2",
-        bitmap_chunk: Some("64K"),
-        assume_clean: true,
-        safe_mode_delay: None,
-        time_base: None,
-        speed_min: 1000,
-    };
+    let knobs = Knobs::replay(2, Some("64K"), true);
     let mut run = Run::new(spec, p, 11, &Settings::from_env(), Some(knobs));
     let chunk1 = 1u64 << 16;
     run.then(Op::Write {
@@ -2145,16 +2097,7 @@ fn a_member_being_rebuilt_in_an_unclean_array_starts_over() {
 fn a_clean_stop_flushes_the_members_of_linear_and_raid0() {
     for name in ["linear", "raid0"] {
         let (spec, p) = level(name);
-        let knobs = Knobs {
-            raid_disks: 2,
-            spares: 0,
-            metadata: "1.2",
-            bitmap_chunk: None,
-            assume_clean: true,
-            safe_mode_delay: None,
-            time_base: None,
-            speed_min: 1000,
-        };
+        let knobs = Knobs::replay(2, None, true);
         let mut run = Run::new(spec, p, 11, &Settings::from_env(), Some(knobs));
         run.play(&[
             Op::Write {
@@ -2185,16 +2128,7 @@ fn a_clean_stop_flushes_the_members_of_linear_and_raid0() {
 #[test]
 fn a_flush_after_a_failure_waits_for_the_superblocks() {
     let (spec, p) = raid1();
-    let knobs = Knobs {
-        raid_disks: 2,
-        spares: 0,
-        metadata: "1.2",
-        bitmap_chunk: Some("256K"),
-        assume_clean: true,
-        safe_mode_delay: None,
-        time_base: None,
-        speed_min: 1000,
-    };
+    let knobs = Knobs::replay(2, Some("256K"), true);
     for round in 0..20u64 {
         let mut run = Run::new(
             spec,
