@@ -18,6 +18,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Create(cli::create::CreateArgs),
+    Detail(cli::detail::DetailArgs),
     Examine(cli::examine::ExamineArgs),
     Mount(cli::mount::MountArgs),
 }
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         .expect("clap requires a subcommand");
     match parsed.command {
         Command::Create(args) => cli::create::run(args, sub),
+        Command::Detail(args) => cli::detail::run(args),
         Command::Examine(args) => cli::examine::run(args),
         Command::Mount(args) => cli::mount::run(args),
     }

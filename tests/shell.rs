@@ -65,4 +65,5 @@ shell_tests!(
     damaged_superblock,
     run_path,
     mount,
+    cli_detail,
 );

@@ -4,12 +4,14 @@
 //! prints `mdadm: `, with mdadm's wording where mdadm has one.
 
 pub mod create;
+pub mod detail;
 pub mod examine;
 pub mod fmt;
 pub mod json;
 pub mod mount;
 pub mod probe;
 pub mod sha1;
+pub mod tree;
 
 use std::process::ExitCode;
 
