@@ -17,10 +17,13 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
+    Assemble(cli::assemble::AssembleArgs),
     Create(cli::create::CreateArgs),
     Detail(cli::detail::DetailArgs),
     Examine(cli::examine::ExamineArgs),
+    Manage(cli::manage::ManageArgs),
     Mount(cli::mount::MountArgs),
+    Stop(cli::manage::StopArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,9 +43,12 @@ fn main() -> ExitCode {
         .map(|(_, m)| m)
         .expect("clap requires a subcommand");
     match parsed.command {
+        Command::Assemble(args) => cli::assemble::run(args),
         Command::Create(args) => cli::create::run(args, sub),
         Command::Detail(args) => cli::detail::run(args),
         Command::Examine(args) => cli::examine::run(args),
+        Command::Manage(args) => cli::manage::run(args),
         Command::Mount(args) => cli::mount::run(args),
+        Command::Stop(args) => cli::manage::run_stop(args),
     }
 }

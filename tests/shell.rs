@@ -66,4 +66,5 @@ shell_tests!(
     run_path,
     mount,
     cli_detail,
+    cli_manage,
 );

@@ -3,11 +3,13 @@
 //! only dispatches.  Messages go to stderr prefixed `mdfuse: ` where mdadm
 //! prints `mdadm: `, with mdadm's wording where mdadm has one.
 
+pub mod assemble;
 pub mod create;
 pub mod detail;
 pub mod examine;
 pub mod fmt;
 pub mod json;
+pub mod manage;
 pub mod mount;
 pub mod probe;
 pub mod sha1;
