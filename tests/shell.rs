@@ -67,4 +67,5 @@ shell_tests!(
     mount,
     cli_detail,
     cli_manage,
+    cli_assemble,
 );

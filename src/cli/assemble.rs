@@ -77,6 +77,8 @@ const WM_FF: u32 = (1 << 9) | (1 << 10);
 struct Info {
     /// The UUID as mdadm prints it.
     uuid: String,
+    /// The UUID as the tree's `md/uuid` shows it.
+    tree_uuid: String,
     /// The stored name (1.x), "" for 0.90.
     name: String,
     version: String,
@@ -217,6 +219,17 @@ fn assemble(args: &AssembleArgs) -> Result<u8, Failure> {
             continue;
         };
         if busy.contains(&canon) {
+            if inargv && !args.scan {
+                // mdadm's exclusive open of a member in use fails.
+                err(format!(
+                    "cannot open device {}: Device or resource busy",
+                    path.display()
+                ));
+                return Err(Failure::refused(format!(
+                    "{} has no superblock - assembly aborted",
+                    path.display()
+                )));
+            }
             if report(inargv) {
                 err(format!("{} is busy - skipping", path.display()));
             }
@@ -384,6 +397,7 @@ fn info_of(found: &Found) -> Info {
 fn unreachable_info() -> Info {
     Info {
         uuid: String::new(),
+        tree_uuid: String::new(),
         name: String::new(),
         version: String::new(),
         level: i32::MIN,
@@ -436,6 +450,7 @@ fn info_v1(sb: &Superblock1, version: &str) -> Info {
     let name = sb.name();
     Info {
         uuid: crate::format::uuid_colon(&sb.set_uuid),
+        tree_uuid: crate::format::uuid_dashed(&sb.set_uuid),
         name,
         version: version.to_string(),
         level: sb.level,
@@ -471,6 +486,7 @@ fn info_v090(sb: &Superblock0) -> Info {
             "{:08x}:{:08x}:{:08x}:{:08x}",
             sb.set_uuid0, sb.set_uuid1, sb.set_uuid2, sb.set_uuid3
         ),
+        tree_uuid: crate::format::uuid_dashed(&sb.uuid()),
         name: String::new(),
         version: "0.90".to_string(),
         level: sb.level,
@@ -544,6 +560,23 @@ fn assemble_one(
     mut devices: Vec<Device>,
     args: &AssembleArgs,
 ) -> Result<(), u8> {
+    // An array of this UUID already in the tree: mdadm's map finds it.
+    let uuid = &devices[0].info.tree_uuid;
+    if let Some(other) = tree
+        .arrays()
+        .into_iter()
+        .find(|a| tree.read(&format!("{a}/md/uuid")).is_ok_and(|u| &u == uuid))
+    {
+        let path = match other.strip_prefix("md_") {
+            Some(n) => format!("/dev/md/{n}"),
+            None => format!("/dev/{other}"),
+        };
+        err(format!(
+            "Found some drive for an array that is already active: {path}"
+        ));
+        err("giving up.");
+        return Err(1);
+    }
     if tree.has_array(nm)
         && (!tree.members(nm).is_empty()
             || tree
@@ -800,7 +833,7 @@ fn assemble_one(
                     let d = &devices[j];
                     if !d.uptodate && !left.contains(&canon(&d.path)) {
                         err(format!(
-                            "{} was left out: its events {} are behind the array's {} (non-fresh); --force would bring it back only if the array could not start without it",
+                            "{} was left out: events {} < {}, non-fresh",
                             d.path.display(),
                             d.info.events,
                             devices[mr].info.events
