@@ -22,6 +22,7 @@ enum Command {
     Detail(cli::detail::DetailArgs),
     Examine(cli::examine::ExamineArgs),
     Manage(cli::manage::ManageArgs),
+    Monitor(cli::monitor::MonitorArgs),
     Mount(cli::mount::MountArgs),
     Stop(cli::manage::StopArgs),
 }
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Command::Detail(args) => cli::detail::run(args),
         Command::Examine(args) => cli::examine::run(args),
         Command::Manage(args) => cli::manage::run(args),
+        Command::Monitor(args) => cli::monitor::run(args),
         Command::Mount(args) => cli::mount::run(args),
         Command::Stop(args) => cli::manage::run_stop(args),
     }

@@ -68,4 +68,5 @@ shell_tests!(
     cli_detail,
     cli_manage,
     cli_assemble,
+    cli_monitor,
 );

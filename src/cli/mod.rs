@@ -10,6 +10,7 @@ pub mod examine;
 pub mod fmt;
 pub mod json;
 pub mod manage;
+pub mod monitor;
 pub mod mount;
 pub mod probe;
 pub mod sha1;

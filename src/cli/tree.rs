@@ -195,6 +195,10 @@ pub struct MdstatEnt {
     pub resync: usize,
     /// Member names with their descriptor numbers (`vda[0]`).
     pub members: Vec<(String, i32)>,
+    /// The `[UU_]` pattern, brackets dropped.
+    pub pattern: Option<String>,
+    /// The level word after "active".
+    pub level: Option<String>,
 }
 
 pub const RESYNC_NONE: i32 = -1;
@@ -327,6 +331,8 @@ pub fn parse_mdstat(text: &str) -> Vec<MdstatEnt> {
             percent: RESYNC_NONE,
             resync: 0,
             members: Vec::new(),
+            pattern: None,
+            level: None,
         };
         let mut level_seen = false;
         let mut in_devs = false;
@@ -344,6 +350,7 @@ pub fn parse_mdstat(text: &str) -> Vec<MdstatEnt> {
                 break;
             } else if e.active > 0 && !level_seen && !w.starts_with('(') {
                 level_seen = true;
+                e.level = Some(w.to_string());
                 in_devs = true;
             } else if in_devs && w == "blocks" {
                 in_devs = false;
@@ -354,6 +361,11 @@ pub fn parse_mdstat(text: &str) -> Vec<MdstatEnt> {
                         e.members.push((w[..open].to_string(), n));
                     }
                 }
+            } else if e.pattern.is_none()
+                && w.starts_with('[')
+                && (w[1..].starts_with('U') || w[1..].starts_with('_'))
+            {
+                e.pattern = Some(w[1..].trim_end_matches(']').to_string());
             } else if e.percent == RESYNC_NONE
                 && w.starts_with("re")
                 && w.ends_with('%')
@@ -460,6 +472,9 @@ mod tests {
         assert_eq!(e[1].percent, 12);
         assert_eq!(e[1].resync, 0);
         assert_eq!(e[1].members[0], ("b".into(), 3));
+        assert_eq!(e[0].pattern.as_deref(), Some("UU"));
+        assert_eq!(e[1].pattern.as_deref(), Some("U_"));
+        assert_eq!(e[1].level.as_deref(), Some("raid1"));
     }
 
     #[test]
