@@ -24,7 +24,9 @@ enum Command {
     Manage(cli::manage::ManageArgs),
     Monitor(cli::monitor::MonitorArgs),
     Mount(cli::mount::MountArgs),
+    Status(cli::status::StatusArgs),
     Stop(cli::manage::StopArgs),
+    Watch(cli::status::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,8 @@ fn main() -> ExitCode {
         Command::Manage(args) => cli::manage::run(args),
         Command::Monitor(args) => cli::monitor::run(args),
         Command::Mount(args) => cli::mount::run(args),
+        Command::Status(args) => cli::status::run_status(args),
         Command::Stop(args) => cli::manage::run_stop(args),
+        Command::Watch(args) => cli::status::run_watch(args),
     }
 }

@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod mount;
 pub mod probe;
 pub mod sha1;
+pub mod status;
 pub mod tree;
 
 use std::process::ExitCode;

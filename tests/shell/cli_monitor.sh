@@ -23,7 +23,7 @@ mdf() { "$MDFUSE" "$@" --tree "$MNT"; }
 show() { sed "s#$DEV/#/dev/#g; s#^mdfuse: #mdadm: #"; }
 MP=
 # The monitor this script starts goes with it, whatever happens.
-trap 'rc=$?; [ -z "$MP" ] || kill "$MP" 2>/dev/null; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; [ -z "$MP" ] || kill "$MP" 2>/dev/null; (exit $rc); cleanup' EXIT
 {
 	mdf assemble md0 "$DEV/vda" "$DEV/vdb" 2>&1
 	put md0/md/sync_speed_max 2000
@@ -59,3 +59,22 @@ MP=$!
 show <"$T/raw.txt" >"$T/ours.txt"
 diff -u "$(dirname "$0")/expected/cli_monitor.txt" "$T/ours.txt" || fail "monitor's events differ from mdadm's"
 log "monitor reports mdadm's events"
+
+log "status and watch"
+mdf assemble --run md0 "$DEV/vdc" 2>/dev/null || fail "assemble vdc alone"
+expect_eq "$(mdf status)" "$(cat "$MNT/mdstat")" "status is mdstat"
+mdf status --json | python3 -c '
+import json, sys
+a = json.load(sys.stdin)
+assert len(a) == 1 and a[0]["array"] == "md0" and "_" in a[0]["pattern"], a
+assert [m["name"] for m in a[0]["members"]] == ["vdc"], a
+' || fail "status --json"
+truncate -s 16M "$T/blank2"
+put md0/md/sync_speed_max 4000
+mdf manage md0 --add "$T/blank2" 2>/dev/null
+mdf watch md0 >"$T/watch.txt" || fail "watch exited $?"
+grep -Eq '^md0 recover +[0-9.]+% \([0-9]+/30720\) ' "$T/watch.txt" || { cat "$T/watch.txt"; fail "watch showed no progress"; }
+grep -Eq '^md0 recover +finished' "$T/watch.txt" || { cat "$T/watch.txt"; fail "watch did not see the end"; }
+expect_eq "$(attr md0/md/degraded)" 0 "degraded after watch returned"
+expect_eq "$(mdf watch md0)" "no sync running" "watch with nothing running"
+mdf stop md0 2>/dev/null
