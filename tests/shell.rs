@@ -69,4 +69,5 @@ shell_tests!(
     cli_manage,
     cli_assemble,
     cli_monitor,
+    cli_explain,
 );

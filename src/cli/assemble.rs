@@ -74,29 +74,29 @@ const WM_FF: u32 = (1 << 9) | (1 << 10);
 
 /// What mdadm's `getinfo_super` gives for one device.
 #[derive(Debug, Clone)]
-struct Info {
+pub(super) struct Info {
     /// The UUID as mdadm prints it.
-    uuid: String,
+    pub(super) uuid: String,
     /// The UUID as the tree's `md/uuid` shows it.
-    tree_uuid: String,
+    pub(super) tree_uuid: String,
     /// The stored name (1.x), "" for 0.90.
-    name: String,
-    version: String,
-    level: i32,
-    raid_disks: i32,
-    layout: i64,
+    pub(super) name: String,
+    pub(super) version: String,
+    pub(super) level: i32,
+    pub(super) raid_disks: i32,
+    pub(super) layout: i64,
     /// Superblock says clean (1.x: resync_offset at MaxSector).
-    clean: bool,
-    working_disks: i32,
+    pub(super) clean: bool,
+    pub(super) working_disks: i32,
     /// Which roles this superblock believes are working.
-    map: Vec<bool>,
-    events: u64,
+    pub(super) map: Vec<bool>,
+    pub(super) events: u64,
     /// dev_number (1.x) or this_disk.number (0.90).
-    number: u32,
-    raid_disk: i32,
-    state: u32,
-    recovery_start: u64,
-    md_minor: i32,
+    pub(super) number: u32,
+    pub(super) raid_disk: i32,
+    pub(super) state: u32,
+    pub(super) recovery_start: u64,
+    pub(super) md_minor: i32,
 }
 
 struct Device {
@@ -386,7 +386,7 @@ fn name_matches(found: &str, required: &str, host: Option<&str>) -> bool {
 }
 
 /// `getinfo_super` for one device.
-fn info_of(found: &Found) -> Info {
+pub(super) fn info_of(found: &Found) -> Info {
     match found {
         Found::V1 { sb, .. } => info_v1(sb, &found.version().to_string()),
         Found::V090 { sb, .. } => info_v090(sb),
@@ -518,7 +518,7 @@ fn proc_partitions() -> Vec<PathBuf> {
 }
 
 /// Image files and block devices below a directory.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+pub(super) fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     if depth > 8 {
         return;
     }

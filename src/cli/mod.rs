@@ -7,6 +7,7 @@ pub mod assemble;
 pub mod create;
 pub mod detail;
 pub mod examine;
+pub mod explain;
 pub mod fmt;
 pub mod json;
 pub mod manage;
