@@ -535,3 +535,104 @@ fn stop_one(t: &TreeArgs, arg: &str) -> Result<(), Failure> {
     }
     Err(Failure::refused(msg))
 }
+
+/// Change an array's shape, as `mdadm --grow`: the number of active
+/// devices (`raid_disks`) or the space used on each (`component_size`).
+#[derive(clap::Args, Debug)]
+pub struct GrowArgs {
+    #[command(flatten)]
+    pub tree: TreeArgs,
+    /// The array: md0, /dev/md0, /dev/md/NAME, md_NAME.
+    #[arg(value_name = "ARRAY")]
+    pub array: String,
+    /// The new number of active devices.
+    #[arg(short = 'n', long = "raid-devices", value_name = "N")]
+    pub raid_devices: Option<u32>,
+    /// The space used on each device (K, M, G, T, s suffixes; KiB without
+    /// one), or `max` for all the members allow.
+    #[arg(short = 'z', long, value_name = "SIZE")]
+    pub size: Option<String>,
+}
+
+pub fn run_grow(args: GrowArgs) -> ExitCode {
+    match grow(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(),
+    }
+}
+
+fn grow(args: &GrowArgs) -> Result<(), Failure> {
+    if args.raid_devices.is_none() && args.size.is_none() {
+        return Err(Failure::usage("no changes to --grow"));
+    }
+    let kib = match args.size.as_deref() {
+        None => None,
+        Some("max") => Some(None),
+        Some(s) => Some(Some(
+            super::parse_size(s).ok_or_else(|| Failure::usage(format!("invalid size: {s}")))? / 2,
+        )),
+    };
+    let (tree, nm, name) = open_array(&args.tree, &args.array)?;
+    let md = format!("{nm}/md");
+    if let Some(want) = kib {
+        let orig: u64 = tree
+            .read(&format!("{md}/component_size"))
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        // `max`: what every member can hold (dev-NAME/size, KiB).
+        let target = match want {
+            Some(k) => k,
+            None => tree
+                .members(&nm)
+                .iter()
+                .filter(|m| !m.has("faulty"))
+                .filter_map(|m| {
+                    tree.read(&format!("{md}/dev-{}/size", m.name))
+                        .ok()?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .min()
+                .unwrap_or(orig),
+        };
+        let r = if target == orig {
+            Ok(())
+        } else {
+            tree.write(&format!("{md}/component_size"), &target.to_string())
+        };
+        if let Err(e) = r {
+            let mut msg = format!("Cannot set device size for {name}: {}", strerror(&e));
+            let bitmap = tree
+                .read(&format!("{md}/bitmap/location"))
+                .is_ok_and(|l| l.starts_with('+') || l.starts_with('-'));
+            if e.raw_os_error() == Some(libc::EBUSY) && bitmap {
+                msg += "\n       Bitmap must be removed before size can be changed";
+            }
+            return Err(Failure::refused(msg));
+        }
+        let now: u64 = tree
+            .read(&format!("{md}/component_size"))
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(target);
+        if now == orig {
+            eprintln!("mdfuse: component size of {name} unchanged at {now}K");
+        } else {
+            eprintln!("mdfuse: component size of {name} has been set to {now}K");
+        }
+    }
+    if let Some(n) = args.raid_devices {
+        let cur: u32 = tree
+            .read(&format!("{md}/raid_disks"))
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if cur != n {
+            tree.write(&format!("{md}/raid_disks"), &n.to_string())
+                .map_err(|_| Failure::refused("failed to set raid disks"))?;
+            println!("raid_disks for {name} set to {n}");
+        }
+    }
+    Ok(())
+}

@@ -75,4 +75,24 @@ expect_eq "$rc/$(cat "$T/o")" "1/mdfuse: No matching --replace device for --with
 mdf stop --scan 2>"$T/o"
 expect_eq "$(cat "$T/o")" "mdfuse: stopped /dev/md0" "stop --scan"
 [ ! -e "$MNT/md0" ] || fail "md0 still there after stop --scan"
+log "grow: component size and raid-devices through the tree"
+mdf assemble md1 "$DEV/vdd" "$DEV/vde" 2>/dev/null || fail "assemble md1"
+wait_idle md1
+rc=0; mdf grow md1 --size 8M >"$T/out" 2>"$T/o" || rc=$?
+expect_eq "$rc/$(cat "$T/o")" "0/mdfuse: component size of /dev/md1 has been set to 8192K" "grow --size 8M"
+expect_eq "$(attr md1/md/component_size)" 8192 "component_size after grow"
+wait_idle md1
+mdf grow md1 --size max 2>"$T/o" || fail "grow --size max"
+expect_eq "$(cat "$T/o")" "mdfuse: component size of /dev/md1 has been set to 15360K" "grow --size max"
+wait_idle md1
+mdf grow md1 --size max 2>"$T/o" || fail "grow --size max again"
+expect_eq "$(cat "$T/o")" "mdfuse: component size of /dev/md1 unchanged at 15360K" "grow --size max again"
+expect_eq "$(mdf grow md1 --raid-devices 3)" "raid_disks for /dev/md1 set to 3" "grow --raid-devices 3"
+expect_eq "$(attr md1/md/raid_disks)/$(attr md1/md/degraded)" "3/1" "raid_disks and degraded after growing"
+expect_eq "$(mdf grow md1 --raid-devices 2)" "raid_disks for /dev/md1 set to 2" "grow --raid-devices 2"
+rc=0; mdf grow md1 2>/dev/null || rc=$?
+expect_eq $rc 2 "grow without a change"
+rc=0; mdf grow md1 --size 12X 2>/dev/null || rc=$?
+expect_eq $rc 2 "grow with a bad size"
+mdf stop md1 2>/dev/null
 log "the verbs agree with mdadm on real md"
