@@ -678,59 +678,67 @@ fn assemble_one(
         okcnt += force_array(&mut devices, &best, &mut avail, mr, &content, args);
     }
     // The superblock the kernel will go by must count the members chosen
-    // as working: with --force, rewrite its roles (mdadm's "assemble" update).
-    if args.force {
-        let mut change = false;
-        let mut chosen = devices[mr].found.clone();
-        for (&i, &j) in &best {
-            if !devices[j].uptodate {
-                continue;
-            }
-            if !devices[j].info.clean {
-                clean = false;
-            }
-            let desired = if i >= rd * 2 {
-                0
-            } else if i & 1 == 1 {
-                ACTIVE | REPLACEMENT
-            } else {
-                ACTIVE | SYNC
-            };
-            if set_role(&mut chosen, &devices[j].info, desired, i / 2) {
+    // as working (mdadm's "assemble" update): with --force its roles are
+    // rewritten, without it the difference is only reported.  The array
+    // is clean only if every member chosen says so.
+    let mut change = false;
+    let mut chosen = devices[mr].found.clone();
+    for (&i, &j) in &best {
+        if !devices[j].uptodate {
+            continue;
+        }
+        if !devices[j].info.clean {
+            clean = false;
+        }
+        let desired = if i >= rd * 2 {
+            0
+        } else if i & 1 == 1 {
+            ACTIVE | REPLACEMENT
+        } else {
+            ACTIVE | SYNC
+        };
+        if set_role(&mut chosen, &devices[j].info, desired, i / 2) {
+            if args.force {
                 err(format!(
                     "clearing FAULTY flag for device {j} in {mddev} for {}",
                     devices[j].path.display()
                 ));
                 change = true;
-            }
-        }
-        if !clean
-            && !enough(
-                content.level,
-                content.raid_disks,
-                content.layout,
-                clean,
-                &avail,
-            )
-        {
-            if let Found::V1 { sb, .. } = &mut chosen {
-                if matches!(sb.level, 4..=6) {
-                    sb.resync_offset = MAX_SECTOR;
-                    change = true;
-                }
-            }
-            clean = true;
-        }
-        if change {
-            if let Err(e) = store_super(&devices[mr].path, &mut chosen) {
+            } else {
                 err(format!(
-                    "Could not re-write superblock on {}: {e}",
-                    devices[mr].path.display()
+                    "device {i} in {mddev} has wrong state in superblock, but {} seems ok",
+                    devices[j].path.display()
                 ));
-                return Err(1);
             }
-            err(format!("Marking array {mddev} as 'clean'"));
         }
+    }
+    if args.force
+        && !clean
+        && !enough(
+            content.level,
+            content.raid_disks,
+            content.layout,
+            clean,
+            &avail,
+        )
+    {
+        if let Found::V1 { sb, .. } = &mut chosen {
+            if matches!(sb.level, 4..=6) {
+                sb.resync_offset = MAX_SECTOR;
+                change = true;
+            }
+        }
+        clean = true;
+    }
+    if change {
+        if let Err(e) = store_super(&devices[mr].path, &mut chosen) {
+            err(format!(
+                "Could not re-write superblock on {}: {e}",
+                devices[mr].path.display()
+            ));
+            return Err(1);
+        }
+        err(format!("Marking array {mddev} as 'clean'"));
     }
 
     // Bind: create the array, say the metadata, add each device in slot
