@@ -17,9 +17,18 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
+    Assemble(cli::assemble::AssembleArgs),
     Create(cli::create::CreateArgs),
+    Detail(cli::detail::DetailArgs),
     Examine(cli::examine::ExamineArgs),
+    Explain(cli::explain::ExplainArgs),
+    Grow(cli::manage::GrowArgs),
+    Manage(cli::manage::ManageArgs),
+    Monitor(cli::monitor::MonitorArgs),
     Mount(cli::mount::MountArgs),
+    Status(cli::status::StatusArgs),
+    Stop(cli::manage::StopArgs),
+    Watch(cli::status::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,8 +48,17 @@ fn main() -> ExitCode {
         .map(|(_, m)| m)
         .expect("clap requires a subcommand");
     match parsed.command {
+        Command::Assemble(args) => cli::assemble::run(args),
         Command::Create(args) => cli::create::run(args, sub),
+        Command::Detail(args) => cli::detail::run(args),
         Command::Examine(args) => cli::examine::run(args),
+        Command::Explain(args) => cli::explain::run(args),
+        Command::Grow(args) => cli::manage::run_grow(args),
+        Command::Manage(args) => cli::manage::run(args),
+        Command::Monitor(args) => cli::monitor::run(args),
         Command::Mount(args) => cli::mount::run(args),
+        Command::Status(args) => cli::status::run_status(args),
+        Command::Stop(args) => cli::manage::run_stop(args),
+        Command::Watch(args) => cli::status::run_watch(args),
     }
 }

@@ -65,4 +65,9 @@ shell_tests!(
     damaged_superblock,
     run_path,
     mount,
+    cli_detail,
+    cli_manage,
+    cli_assemble,
+    cli_monitor,
+    cli_explain,
 );

@@ -3,14 +3,21 @@
 //! only dispatches.  Messages go to stderr prefixed `mdfuse: ` where mdadm
 //! prints `mdadm: `, with mdadm's wording where mdadm has one.
 
+pub mod assemble;
 pub mod create;
+pub mod detail;
 pub mod examine;
+pub mod explain;
 pub mod fmt;
 pub mod json;
+pub mod manage;
+pub mod monitor;
 pub mod mount;
 pub mod probe;
 pub mod sha1;
 pub mod shape;
+pub mod status;
+pub mod tree;
 
 use std::process::ExitCode;
 

@@ -35,7 +35,7 @@ pub use bitmap::{
 use bitmap::{bitmap_state, bitmap_uuid};
 use json::json_bitmap;
 pub use json::{json_super0, json_super1};
-use super0::is_local_v090;
+pub use super0::is_local_v090;
 pub use super0::write_super0;
 use super1::{array_state, own_role};
 pub use super1::{unused_space, write_super1};
@@ -297,7 +297,7 @@ pub fn level_name(level: i32) -> Option<&'static str> {
     })
 }
 
-pub(super) fn r5layout(l: u32) -> Option<&'static str> {
+pub fn r5layout(l: u32) -> Option<&'static str> {
     Some(match l {
         0 => "left-asymmetric",
         1 => "right-asymmetric",
@@ -309,7 +309,7 @@ pub(super) fn r5layout(l: u32) -> Option<&'static str> {
     })
 }
 
-pub(super) fn r6layout(l: u32) -> Option<&'static str> {
+pub fn r6layout(l: u32) -> Option<&'static str> {
     Some(match l {
         8 => "ddf-zero-restart",
         9 => "ddf-N-restart",
@@ -323,7 +323,7 @@ pub(super) fn r6layout(l: u32) -> Option<&'static str> {
     })
 }
 
-pub(super) fn r0layout(l: u32) -> Option<&'static str> {
+pub fn r0layout(l: u32) -> Option<&'static str> {
     Some(match l {
         1 => "original",
         2 => "alternate",
@@ -333,7 +333,7 @@ pub(super) fn r0layout(l: u32) -> Option<&'static str> {
 }
 
 /// `print_r10_layout`.
-pub(super) fn r10layout(layout: u32) -> String {
+pub fn r10layout(layout: u32) -> String {
     let near = layout & 255;
     let far = (layout >> 8) & 255;
     let offset = layout & 0x10000 != 0;

@@ -179,7 +179,7 @@ pub fn write_super0(
 
 /// A 0.90 array made by mdadm on `host` has SHA-1(host)[..8] as the last
 /// two UUID words.
-pub(super) fn is_local_v090(sb: &Superblock0, host: &str) -> bool {
+pub fn is_local_v090(sb: &Superblock0, host: &str) -> bool {
     let hash = crate::cli::sha1::sha1(host.as_bytes());
     let mut tail = [0u8; 8];
     tail[..4].copy_from_slice(&sb.set_uuid2.to_le_bytes());

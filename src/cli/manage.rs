@@ -1,0 +1,638 @@
+//! `mdfuse manage ARRAY --fail DEV --remove DEV --add DEV ...` and
+//! `mdfuse stop`: mdadm's Manage.c on the tree.  Each operation is the
+//! write a user would make by hand: `faulty` or `remove` into
+//! `dev-NAME/state`, the device into `new_dev` (which adds, or re-adds a
+//! returning member, as mdadm's --add does), `want_replacement`, a spare's
+//! `slot`, `readonly`/`active` or `clear` into `array_state`.  The
+//! operations run in the order given and stop at the first failure, with
+//! mdadm's messages and exit status.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::probe::{Found, RoDevice, probe, strerror};
+use super::tree::{Member, Tree, TreeArgs, devnm};
+use super::{EXIT_USAGE, Failure};
+use crate::format::super1::role;
+
+/// Change an array's members or mode, as `mdadm ARRAY --fail/--remove/...`.
+///
+/// Operations apply in the order given; a DEV after an operation's first
+/// takes the same operation (`--fail a b`).  DEV is a device path or image
+/// file, or for --fail and --remove the member's NAME in the tree.
+#[derive(clap::Args, Debug)]
+#[command(
+    override_usage = "mdfuse manage [--tree DIR] ARRAY [--fail DEV] [--remove DEV] [--add DEV] [--re-add DEV] [--replace DEV [--with DEV]] [--readonly] [--readwrite] ..."
+)]
+pub struct ManageArgs {
+    #[command(flatten)]
+    pub tree: TreeArgs,
+    /// The array: md0, /dev/md0, /dev/md/NAME, md_NAME.
+    #[arg(value_name = "ARRAY")]
+    pub array: String,
+    /// -f/--fail DEV, -r/--remove DEV, -a/--add DEV, --re-add DEV,
+    /// --replace DEV, --with DEV, -o/--readonly, -w/--readwrite.
+    #[arg(
+        value_name = "OPERATION",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub ops: Vec<String>,
+}
+
+/// Stop arrays, as `mdadm --stop`: running arrays are stopped cleanly
+/// (superblocks written clean) and leave the tree.
+#[derive(clap::Args, Debug)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub tree: TreeArgs,
+    /// Stop every array of the tree.
+    #[arg(short = 's', long)]
+    pub scan: bool,
+    /// The arrays: md0, /dev/md0, /dev/md/NAME, md_NAME.
+    #[arg(value_name = "ARRAY", required_unless_present = "scan")]
+    pub arrays: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Fail,
+    Remove,
+    Add,
+    ReAdd,
+    Replace,
+    With,
+    ReadOnly,
+    ReadWrite,
+}
+
+impl Op {
+    fn letter(self) -> char {
+        match self {
+            Op::Fail => 'f',
+            Op::Remove => 'r',
+            Op::Add => 'a',
+            Op::ReAdd => 'A',
+            Op::Replace => 'R',
+            Op::With => 'W',
+            Op::ReadOnly => 'o',
+            Op::ReadWrite => 'w',
+        }
+    }
+}
+
+fn parse_op(word: &str) -> Option<Op> {
+    Some(match word {
+        "-f" | "--fail" | "--set-faulty" => Op::Fail,
+        "-r" | "--remove" => Op::Remove,
+        "-a" | "--add" => Op::Add,
+        "--re-add" => Op::ReAdd,
+        "--replace" => Op::Replace,
+        "--with" => Op::With,
+        "-o" | "--readonly" => Op::ReadOnly,
+        "-w" | "--readwrite" => Op::ReadWrite,
+        _ => return None,
+    })
+}
+
+/// The command line's operations, in order, each with its device.
+/// `--tree DIR` among them is taken as the tree.
+fn parse_ops(words: &[String], tree: &mut TreeArgs) -> Result<Vec<(Op, Option<String>)>, Failure> {
+    let mut out = Vec::new();
+    let mut current: Option<Op> = None;
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        if w == "--tree" {
+            let dir = it
+                .next()
+                .ok_or_else(|| Failure::usage("--tree needs a directory"))?;
+            tree.tree = Some(PathBuf::from(dir));
+            continue;
+        }
+        if let Some(dir) = w.strip_prefix("--tree=") {
+            tree.tree = Some(PathBuf::from(dir));
+            continue;
+        }
+        let (word, attached) = match w.split_once('=') {
+            Some((a, b)) if a.starts_with("--") => (a, Some(b.to_string())),
+            _ => (w.as_str(), None),
+        };
+        if let Some(op) = parse_op(word) {
+            match op {
+                Op::ReadOnly | Op::ReadWrite => {
+                    out.push((op, None));
+                    current = None;
+                }
+                _ => {
+                    current = Some(op);
+                    if let Some(dev) = attached {
+                        out.push((op, Some(dev)));
+                    }
+                }
+            }
+            continue;
+        }
+        if w.starts_with('-') && w.len() > 1 {
+            return Err(Failure::usage(format!("unrecognised option {w}")));
+        }
+        match current {
+            Some(op) => out.push((op, Some(w.clone()))),
+            None => {
+                return Err(Failure::usage(format!(
+                    "No action given for {w}: an operation (--fail, --remove, --add, ...) must come before each device"
+                )));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure::usage(
+            "No operation given: --fail, --remove, --add, --re-add, --replace, --readonly or --readwrite",
+        ));
+    }
+    Ok(out)
+}
+
+pub fn run(args: ManageArgs) -> ExitCode {
+    match manage(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(),
+    }
+}
+
+fn shown(arg: &str) -> String {
+    if arg.starts_with("/dev/") {
+        arg.to_string()
+    } else if let Some(n) = arg.strip_prefix("md_") {
+        format!("/dev/md/{n}")
+    } else {
+        format!("/dev/{arg}")
+    }
+}
+
+/// The array named, in a mounted tree; mdadm's words when it is not there.
+fn open_array(t: &TreeArgs, arg: &str) -> Result<(Tree, String, String), Failure> {
+    let dir = t.dir();
+    let name = shown(arg);
+    let missing = || Failure::refused(format!("error opening {name}: No such file or directory"));
+    let nm = devnm(arg, &dir).ok_or_else(missing)?;
+    let tree = t.existing().ok_or_else(missing)?;
+    if !tree.has_array(&nm) {
+        return Err(missing());
+    }
+    Ok((tree, nm, name))
+}
+
+/// The member a DEV argument names: by path (the same file, or the same
+/// block device), or by its NAME in the tree.
+fn find_member(members: &[Member], dev: &str) -> Option<Member> {
+    if let Ok(meta) = std::fs::metadata(dev) {
+        let canon = std::fs::canonicalize(dev).ok();
+        let rdev = meta
+            .file_type()
+            .is_block_device()
+            .then(|| (libc::major(meta.rdev()), libc::minor(meta.rdev())));
+        return members
+            .iter()
+            .find(|m| {
+                (canon.is_some()
+                    && m.path.as_ref().and_then(|p| std::fs::canonicalize(p).ok()) == canon)
+                    || (rdev.is_some() && m.dev == rdev)
+            })
+            .cloned();
+    }
+    members.iter().find(|m| m.name == dev).cloned()
+}
+
+/// Whether DEV names something: an existing path, or a member NAME.
+fn is_name(dev: &str) -> bool {
+    !dev.contains('/') && !dev.contains(':') && dev.len() < 50 && !Path::new(dev).exists()
+}
+
+fn manage(args: &ManageArgs) -> Result<(), Failure> {
+    let mut tree_args = args.tree.clone();
+    let ops = parse_ops(&args.ops, &mut tree_args)?;
+    let (tree, nm, name) = open_array(&tree_args, &args.array)?;
+    let md = format!("{nm}/md");
+    let mut frozen = Frozen::No;
+    let r = apply(&tree, &md, &name, ops, &mut frozen);
+    // As mdadm: a recovery held back while devices came and went may go.
+    if frozen == Frozen::ByUs {
+        let _ = tree.write(&format!("{md}/sync_action"), "idle");
+    }
+    r
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frozen {
+    No,
+    ByUs,
+    Not,
+}
+
+/// mdadm's `sysfs_freeze_array`: hold recovery back while spares are
+/// added and replacements named, so md does not pick one first.
+fn freeze(tree: &Tree, md: &str) -> Frozen {
+    let Ok(action) = tree.read(&format!("{md}/sync_action")) else {
+        return Frozen::Not;
+    };
+    if action != "idle" && action != "recover" {
+        return Frozen::Not;
+    }
+    match tree.write(&format!("{md}/sync_action"), "frozen") {
+        Ok(()) => Frozen::ByUs,
+        Err(_) => Frozen::Not,
+    }
+}
+
+fn apply(
+    tree: &Tree,
+    md: &str,
+    name: &str,
+    ops: Vec<(Op, Option<String>)>,
+    frozen: &mut Frozen,
+) -> Result<(), Failure> {
+    let tree = tree.clone();
+    let name = name.to_string();
+    let md = md.to_string();
+    let mut with_slot: Option<u32> = None;
+    for (op, dev) in ops {
+        if matches!(op, Op::Add | Op::ReAdd | Op::Replace) && *frozen == Frozen::No {
+            *frozen = freeze(&tree, &md);
+        }
+        match op {
+            Op::ReadOnly | Op::ReadWrite => {
+                let state = tree.read(&format!("{md}/array_state")).unwrap_or_default();
+                if state == "inactive" || state == "clear" {
+                    return Err(Failure::refused(format!(
+                        "{name} does not appear to be active."
+                    )));
+                }
+                let (word, what) = if op == Op::ReadOnly {
+                    ("readonly", "readonly")
+                } else {
+                    ("active", "writable")
+                };
+                // Already in the mode asked: nothing to do, as md's ioctls.
+                if (op == Op::ReadOnly && state == "readonly")
+                    || (op == Op::ReadWrite && !matches!(state.as_str(), "readonly" | "read-auto"))
+                {
+                    continue;
+                }
+                tree.write(&format!("{md}/array_state"), word)
+                    .map_err(|e| {
+                        Failure::refused(format!(
+                            "failed to set {what} for {name}: {}",
+                            strerror(&e)
+                        ))
+                    })?;
+            }
+            _ => {
+                let dev = dev.unwrap_or_default();
+                device_op(&tree, &md, &name, op, &dev, &mut with_slot)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn device_op(
+    tree: &Tree,
+    md: &str,
+    name: &str,
+    op: Op,
+    dev: &str,
+    with_slot: &mut Option<u32>,
+) -> Result<(), Failure> {
+    let nm = md.trim_end_matches("/md");
+    let members = tree.members(nm);
+    if is_name(dev) {
+        if op != Op::Fail && op != Op::Remove {
+            return Err(Failure::refused(format!(
+                "{dev} only meaningful with -r or -f, not -{}",
+                op.letter()
+            )));
+        }
+        if !members.iter().any(|m| m.name == dev) {
+            return Err(Failure::refused(format!(
+                "{dev} does not appear to be a component of {name}"
+            )));
+        }
+    } else if std::fs::metadata(dev).is_err() {
+        let e = std::fs::metadata(dev)
+            .err()
+            .map(|e| strerror(&e))
+            .unwrap_or_default();
+        return Err(Failure::refused(match op {
+            Op::Fail | Op::Remove => format!("stat failed for {dev}: {e}"),
+            _ => format!("Cannot open {dev}: {e}"),
+        }));
+    }
+    let member = find_member(&members, dev);
+    match op {
+        Op::Fail => {
+            let Some(m) = member else {
+                return Err(Failure::refused(format!(
+                    "set device faulty failed for {dev}:  No such device"
+                )));
+            };
+            tree.write(&format!("{md}/dev-{}/state", m.name), "faulty")
+                .map_err(|e| {
+                    Failure::refused(format!(
+                        "set device faulty failed for {dev}:  {}",
+                        strerror(&e)
+                    ))
+                })?;
+            eprintln!("mdfuse: set {dev} faulty in {name}");
+        }
+        Op::Remove => {
+            let Some(m) = member else {
+                return Err(Failure::refused(format!(
+                    "hot remove failed for {dev}: No such device or address"
+                )));
+            };
+            tree.write(&format!("{md}/dev-{}/state", m.name), "remove")
+                .map_err(|e| {
+                    Failure::refused(format!("hot remove failed for {dev}: {}", strerror(&e)))
+                })?;
+            eprintln!("mdfuse: hot removed {dev} from {name}");
+        }
+        Op::Add | Op::ReAdd => {
+            if member.is_some() || busy_elsewhere(tree, dev) {
+                return Err(Failure::refused(format!(
+                    "Cannot open {dev}: Device or resource busy"
+                )));
+            }
+            let array_uuid = tree.read(&format!("{md}/uuid")).unwrap_or_default();
+            let returning = returning_member(Path::new(dev), &array_uuid);
+            if op == Op::ReAdd && !returning {
+                return Err(Failure::refused(format!(
+                    "--re-add for {dev} to {name} is not possible"
+                )));
+            }
+            let path = std::fs::canonicalize(dev).unwrap_or_else(|_| PathBuf::from(dev));
+            match tree.write(&format!("{md}/new_dev"), &path.to_string_lossy()) {
+                Ok(()) if returning => eprintln!("mdfuse: re-added {dev}"),
+                Ok(()) => eprintln!("mdfuse: added {dev}"),
+                Err(_) if op == Op::ReAdd => {
+                    return Err(Failure::refused(format!(
+                        "--re-add for {dev} to {name} is not possible"
+                    )));
+                }
+                Err(e) => {
+                    return Err(Failure::refused(format!(
+                        "add new device failed for {dev}: {}",
+                        strerror(&e)
+                    )));
+                }
+            }
+        }
+        Op::Replace => {
+            let Some(m) = member else {
+                return Err(Failure::refused(format!(
+                    "{dev} not found in {name} so cannot --replace it"
+                )));
+            };
+            let Some(slot) = m.slot else {
+                return Err(Failure::refused(format!(
+                    "{dev} is not active and so cannot be replaced."
+                )));
+            };
+            tree.write(&format!("{md}/dev-{}/state", m.name), "want_replacement")
+                .map_err(|_| {
+                    Failure::refused(format!("Failed to request replacement for {dev}"))
+                })?;
+            eprintln!("mdfuse: Marked {dev} (device {slot} in {name}) for replacement");
+            *with_slot = Some(slot);
+        }
+        Op::With => {
+            let Some(slot) = with_slot.take() else {
+                return Err(Failure::refused(format!(
+                    "No matching --replace device for --with {dev}"
+                )));
+            };
+            let Some(m) = member else {
+                return Err(Failure::refused(format!(
+                    "{dev} not found in {name} so cannot make it preferred replacement"
+                )));
+            };
+            if m.has("faulty") {
+                return Err(Failure::refused(format!(
+                    "{dev} is faulty and cannot be a replacement"
+                )));
+            }
+            if m.slot.is_some() {
+                return Err(Failure::refused(format!(
+                    "{dev} is active and cannot be a replacement"
+                )));
+            }
+            tree.write(&format!("{md}/dev-{}/slot", m.name), &slot.to_string())
+                .map_err(|_| {
+                    Failure::refused(format!("Failed to set {dev} as preferred replacement."))
+                })?;
+            eprintln!("mdfuse: Marked {dev} in {name} as replacement for device {slot}");
+        }
+        Op::ReadOnly | Op::ReadWrite => {}
+    }
+    Ok(())
+}
+
+/// A device some array of the tree already holds.
+fn busy_elsewhere(tree: &Tree, dev: &str) -> bool {
+    let Ok(canon) = std::fs::canonicalize(dev) else {
+        return false;
+    };
+    tree.arrays().iter().any(|a| {
+        tree.members(a)
+            .iter()
+            .filter_map(|m| m.path.as_ref())
+            .any(|p| std::fs::canonicalize(p).ok().as_ref() == Some(&canon))
+    })
+}
+
+/// mdadm's test for a re-add: the device's own superblock gives it an
+/// active role (not a spare, not faulty) in this very array.
+fn returning_member(dev: &Path, array_uuid: &str) -> bool {
+    let Ok(d) = RoDevice::open(dev) else {
+        return false;
+    };
+    let uuid = match &probe(&d).found {
+        Some(Found::V1 { sb, .. }) => {
+            let r = if sb.dev_number >= sb.max_dev {
+                role::FAULTY
+            } else {
+                sb.own_role()
+            };
+            if r >= role::MAX {
+                return false;
+            }
+            sb.set_uuid
+        }
+        Some(Found::V090 { sb, .. }) => {
+            let s = sb.this_disk.state;
+            let active = crate::format::super0::disk_state::ACTIVE;
+            let faulty = crate::format::super0::disk_state::FAULTY;
+            if s & active == 0 || s & faulty != 0 {
+                return false;
+            }
+            sb.uuid()
+        }
+        _ => return false,
+    };
+    crate::format::uuid_dashed(&uuid) == array_uuid
+}
+
+pub fn run_stop(args: StopArgs) -> ExitCode {
+    let mut rc = 0u8;
+    let names: Vec<String> = if args.scan {
+        match args.tree.existing() {
+            Some(t) => t.arrays(),
+            None => Vec::new(),
+        }
+    } else {
+        args.arrays.clone()
+    };
+    if args.scan && !args.arrays.is_empty() {
+        return Failure::usage("--scan takes no array names").report();
+    }
+    for a in &names {
+        if let Err(f) = stop_one(&args.tree, a) {
+            f.report();
+            rc = rc.max(f.status);
+        }
+    }
+    if rc == EXIT_USAGE {
+        return ExitCode::from(EXIT_USAGE);
+    }
+    ExitCode::from(rc)
+}
+
+fn stop_one(t: &TreeArgs, arg: &str) -> Result<(), Failure> {
+    let (tree, nm, name) = open_array(t, arg)?;
+    // A busy array (its data open, a loop device over it) refuses; as
+    // mdadm, retry for a while before giving up.
+    let mut last = None;
+    for _ in 0..25 {
+        match tree.write(&format!("{nm}/md/array_state"), "clear") {
+            Ok(()) => {
+                eprintln!("mdfuse: stopped {name}");
+                return Ok(());
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                last = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => {
+                last = Some(e);
+                break;
+            }
+        }
+    }
+    let e = last.map(|e| strerror(&e)).unwrap_or_default();
+    let mut msg = format!("failed to stop array {name}: {e}");
+    if e == "Device or resource busy" {
+        msg += "\n       Perhaps a running process, mounted filesystem or active volume group?";
+    }
+    Err(Failure::refused(msg))
+}
+
+/// Change an array's shape, as `mdadm --grow`: the number of active
+/// devices (`raid_disks`) or the space used on each (`component_size`).
+#[derive(clap::Args, Debug)]
+pub struct GrowArgs {
+    #[command(flatten)]
+    pub tree: TreeArgs,
+    /// The array: md0, /dev/md0, /dev/md/NAME, md_NAME.
+    #[arg(value_name = "ARRAY")]
+    pub array: String,
+    /// The new number of active devices.
+    #[arg(short = 'n', long = "raid-devices", value_name = "N")]
+    pub raid_devices: Option<u32>,
+    /// The space used on each device (K, M, G, T, s suffixes; KiB without
+    /// one), or `max` for all the members allow.
+    #[arg(short = 'z', long, value_name = "SIZE")]
+    pub size: Option<String>,
+}
+
+pub fn run_grow(args: GrowArgs) -> ExitCode {
+    match grow(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(),
+    }
+}
+
+fn grow(args: &GrowArgs) -> Result<(), Failure> {
+    if args.raid_devices.is_none() && args.size.is_none() {
+        return Err(Failure::usage("no changes to --grow"));
+    }
+    let kib = match args.size.as_deref() {
+        None => None,
+        Some("max") => Some(None),
+        Some(s) => Some(Some(
+            super::parse_size(s).ok_or_else(|| Failure::usage(format!("invalid size: {s}")))? / 2,
+        )),
+    };
+    let (tree, nm, name) = open_array(&args.tree, &args.array)?;
+    let md = format!("{nm}/md");
+    if let Some(want) = kib {
+        let orig: u64 = tree
+            .read(&format!("{md}/component_size"))
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        // `max`: what every member can hold (dev-NAME/size, KiB).
+        let target = match want {
+            Some(k) => k,
+            None => tree
+                .members(&nm)
+                .iter()
+                .filter(|m| !m.has("faulty"))
+                .filter_map(|m| {
+                    tree.read(&format!("{md}/dev-{}/size", m.name))
+                        .ok()?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .min()
+                .unwrap_or(orig),
+        };
+        let r = if target == orig {
+            Ok(())
+        } else {
+            tree.write(&format!("{md}/component_size"), &target.to_string())
+        };
+        if let Err(e) = r {
+            let mut msg = format!("Cannot set device size for {name}: {}", strerror(&e));
+            let bitmap = tree
+                .read(&format!("{md}/bitmap/location"))
+                .is_ok_and(|l| l.starts_with('+') || l.starts_with('-'));
+            if e.raw_os_error() == Some(libc::EBUSY) && bitmap {
+                msg += "\n       Bitmap must be removed before size can be changed";
+            }
+            return Err(Failure::refused(msg));
+        }
+        let now: u64 = tree
+            .read(&format!("{md}/component_size"))
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(target);
+        if now == orig {
+            eprintln!("mdfuse: component size of {name} unchanged at {now}K");
+        } else {
+            eprintln!("mdfuse: component size of {name} has been set to {now}K");
+        }
+    }
+    if let Some(n) = args.raid_devices {
+        let cur: u32 = tree
+            .read(&format!("{md}/raid_disks"))
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if cur != n {
+            tree.write(&format!("{md}/raid_disks"), &n.to_string())
+                .map_err(|_| Failure::refused("failed to set raid disks"))?;
+            println!("raid_disks for {name} set to {n}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+# The sequence of cli_manage.sh, shared by both sides: the host runs it
+# with mdfuse's verbs on the tree, the guest (oracle/cli_manage.sh) with
+# mdadm on real md, and both print the same transcript.  Each side
+# defines: c_assemble ARGS..., c_manage OPS..., c_stop, c_detail,
+# c_readonly, settle; devices are named vda..vde (raid1-spare's three
+# images, then raid1-v1.2-nobitmap's two) and print as /dev/vdX.
+# c_detail prints only what does not depend on timing: the state, the
+# counts and the device table (Major/Minor masked).
+cli_sequence() {
+	c_assemble vdd
+	c_assemble --run vdd
+	c_detail
+	c_stop
+	c_assemble vda vdb vdc
+	c_manage --fail vdb
+	settle
+	c_detail
+	c_manage --remove vdb
+	c_manage --remove vdb
+	c_detail
+	c_manage --re-add vdb
+	c_manage --add vdb
+	c_detail
+	c_manage --fail vde
+	c_manage --remove vde
+	c_manage --fail nonexist
+	c_manage --fail vdc --remove vdc --add vdc
+	settle
+	c_detail
+	c_manage --remove vda
+	c_manage --re-add vde
+	c_readonly
+	c_stop
+	c_stop
+	c_detail
+	c_manage --fail vda
+	c_assemble vda vdd
+	c_assemble vda vdb
+	c_detail
+	c_stop
+}
+
+# detail_filter: the timing-free lines of a detail report.
+detail_filter() {
+	sed -n -E 's/^( +([0-9]+|-)) +[0-9]+ +[0-9]+ /\1   MAJ   MIN /p; / (State|Devices) :/p; /cannot open/p'
+}
