@@ -34,6 +34,7 @@ macro_rules! shell_tests {
 shell_tests!(
     fixtures_assemble,
     striped,
+    raid10,
     data_placement,
     data_modes,
     data_loop,

@@ -1,0 +1,136 @@
+#!/bin/bash
+# raid10: the data of every fixture (near, far, offset copies) reads back
+# as the kernel read it (md0_sha256), whole and with members left out;
+# md refuses to run without a copy of every block; writes through
+# md0/data (fio verify) land where real md reads them, with no mismatch;
+# a failed member degrades the array and the last copy of a block is
+# never failed; a resync, a check of damaged copies and a recovery onto
+# a spare give what real md gives.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/data_lib.sh"
+
+LAYOUTS="raid10-n2-bitmap raid10-f2 raid10-o2"
+
+start_daemon
+
+log "the fixtures' data"
+for fx in $LAYOUTS; do
+	unpack "$fx" "$T/$fx"
+	new_array md0 "$T/$fx"/vd?
+	log_mark
+	put md0/md/array_state read-auto
+	n=$(ls "$T/$fx" | wc -l)
+	log_has "md/raid10:md0: active with $n out of $n devices"
+	expect_eq "$(sha "$MNT/md0/data")" "$(summary "$fx" md0_sha256)" "$fx: md0 sha256"
+	expect_eq "$(($(attr md0/size) * 512))" "$(summary "$fx" md_size_bytes)" "$fx: size"
+	put md0/md/array_state clear
+done
+
+# degraded FIXTURE MISSING STATUS: assembled without the members MISSING
+# (e.g. "vdb"), the array runs with the mdstat status STATUS and reads
+# the same data.
+degraded() {
+	local fx=$1 missing=$2 status=$3 devs=() d
+	for d in "$T/$fx"/vd?; do
+		[[ " $missing " == *" $(basename "$d") "* ]] || devs+=("$d")
+	done
+	new_array md0 "${devs[@]}"
+	log_mark
+	put md0/md/array_state read-auto
+	log_has "md/raid10:md0: active with ${#devs[@]} out of $(ls "$T/$fx" | wc -l) devices"
+	mdstat_line md0 | grep -qF "$status" || fail "$fx without $missing: $(mdstat_line md0)"
+	expect_eq "$(attr md0/md/degraded)" "$(($(ls "$T/$fx" | wc -l) - ${#devs[@]}))" "$fx without $missing: degraded"
+	expect_eq "$(sha "$MNT/md0/data")" "$(summary "$fx" md0_sha256)" "$fx without $missing: md0 sha256"
+	put md0/md/array_state clear
+}
+
+# refused FIXTURE MISSING: without the members MISSING some block has no
+# copy left: md refuses to run it, as raid10_run does.
+refused() {
+	local fx=$1 missing=$2 devs=() d
+	for d in "$T/$fx"/vd?; do
+		[[ " $missing " == *" $(basename "$d") "* ]] || devs+=("$d")
+	done
+	new_array md0 "${devs[@]}"
+	log_mark
+	expect_err "Input/output error" md0/md/array_state read-auto
+	log_has "md/raid10:md0: not enough operational mirrors."
+	log_has "md: pers->run() failed ..."
+	expect_eq "$(attr md0/md/array_state)" inactive "$fx without $missing: array_state"
+	put md0/md/array_state clear
+}
+
+log "degraded assembly"
+degraded raid10-n2-bitmap vdb "64K chunks 2 near-copies [4/3] [U_UU]"
+degraded raid10-n2-bitmap "vda vdc" "64K chunks 2 near-copies [4/2] [_U_U]"
+degraded raid10-n2-bitmap "vdb vdd" "64K chunks 2 near-copies [4/2] [U_U_]"
+refused raid10-n2-bitmap "vda vdb"
+refused raid10-n2-bitmap "vdc vdd"
+degraded raid10-f2 vda "64K chunks 2 far-copies [3/2] [_UU]"
+degraded raid10-f2 vdc "64K chunks 2 far-copies [3/2] [UU_]"
+refused raid10-f2 "vda vdb"
+degraded raid10-o2 vdb "64K chunks 2 offset-copies [3/2] [U_U]"
+refused raid10-o2 "vdb vdc"
+
+# write_verify: fio writes the whole of md0/data (1 MiB sequential over
+# the first half, 4 KiB random at odd offsets over the rest) and
+# verifies it.
+write_verify() {
+	local bytes half
+	bytes=$(($(attr md0/size) * 512))
+	half=$((bytes / 2 / 1048576 * 1048576))
+	cat >"$T/job.fio" <<EOF
+[global]
+filename=$MNT/md0/data
+direct=1
+ioengine=psync
+verify=crc32c
+verify_fatal=1
+verify_state_save=0
+[seq]
+rw=write
+bs=1M
+offset=0
+size=$half
+[rand]
+rw=randwrite
+bs=4k
+offset=$half
+size=$((bytes - half))
+EOF
+	fio --aux-path="$T" "$T/job.fio" --output="$T/fio.out" || { cat "$T/fio.out" >&2; fail "fio failed"; }
+	[ "$(grep -c 'err= 0' "$T/fio.out")" == 2 ] || { cat "$T/fio.out" >&2; fail "a fio job had an error"; }
+	! grep -qiE 'verify.*fail|bad magic|bad header' "$T/fio.out" || { cat "$T/fio.out" >&2; fail "fio verify error"; }
+}
+
+# oracle_same NAME IMG...: stop md0, let real md assemble the images,
+# read the array and check it: the same sha256 as ours, no mismatch.
+oracle_same() {
+	local name=$1 ours
+	shift
+	ours=$(sha "$MNT/md0/data")
+	put md0/md/array_state clear
+	oracle_inspect "$T/orc-$name" "$@"
+	expect_eq "$(sed -n 's/^assembled: //p' "$T/orc-$name/summary.txt")" yes "$name: real md assembles it"
+	expect_eq "$(sed -n 's/^md0_sha256: //p' "$T/orc-$name/summary.txt")" "$ours" "$name: real md's sha256"
+	expect_eq "$(sed -n 's/^mismatch_cnt: //p' "$T/orc-$name/summary.txt")" 0 "$name: real md's mismatch_cnt"
+}
+
+for fx in $LAYOUTS; do
+	log "$fx: writes read back by real md"
+	rm -rf "${T:?}/w"
+	unpack "$fx" "$T/w"
+	new_array md0 "$T/w"/vd?
+	put md0/md/array_state active
+	write_verify
+	# A write that is not chunk-aligned and crosses chunks.
+	head -c $((391 * 512)) /dev/urandom >"$T/odd"
+	dd if="$T/odd" of="$MNT/md0/data" bs=512 seek=77 conv=notrunc oflag=direct status=none
+	cmp <(dd if="$MNT/md0/data" bs=512 skip=77 count=391 status=none) "$T/odd" ||
+		fail "$fx: odd write reads back wrong"
+	oracle_same "$fx" "$T/w"/vd?
+done
+
+stop_daemon
+final_checks
+log "raid10: fixtures' data, degraded assembly, refusals, writes checked by real md"
