@@ -8,6 +8,8 @@
 # a spare give what real md gives.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/data_lib.sh"
+. "$(dirname "$0")/probe_member.sh"
+. "$(dirname "$0")/probe_raid10.sh"
 
 LAYOUTS="raid10-n2-bitmap raid10-f2 raid10-o2"
 
@@ -131,6 +133,36 @@ for fx in $LAYOUTS; do
 	oracle_same "$fx" "$T/w"/vd?
 done
 
+log "failures: the kernel's steps (expected/raid10.txt, from probe_raid10.sh)"
+M_TMP=$T/examine
+letter=0
+# Each scenario's images get the names real md gives them in the oracle,
+# where every image of the run is one more virtio disk: vda, vdb, ...
+m_bind() {
+	local name=$1 fx=$2 img d
+	M_NAME=$name
+	rm -rf "${T:?}/unpack"
+	unpack "$fx" "$T/unpack"
+	put new_array "$name"
+	S=$MNT/$name/md
+	DATA=$MNT/$name/data
+	put "$name/md/metadata_version" 1.2
+	DEVS=
+	for img in "$T"/unpack/vd?; do
+		d=vd$(printf "\\x$(printf %x $((97 + letter)))")
+		letter=$((letter + 1))
+		mv "$img" "$T/$d"
+		put "$name/md/new_dev" "$T/$d"
+		DEVS="$DEVS $d"
+	done
+	set -- $DEVS
+	D1=$1 D2=$2 D3=${3:-}
+}
+m_examine() { mdadm --examine "$T/$1"; }
+m_mdstat() { mdstat_line "$M_NAME"; }
+(set +e +o pipefail; probe_raid10) >"$T/ours.txt" 2>&1 || true
+diff -u "$(dirname "$0")/expected/raid10.txt" "$T/ours.txt" || fail "raid10 failures differ from the kernel's"
+
 stop_daemon
 final_checks
-log "raid10: fixtures' data, degraded assembly, refusals, writes checked by real md"
+log "raid10: fixtures' data, degraded assembly, refusals, writes checked by real md, failures"
