@@ -12,6 +12,7 @@
 . "$(dirname "$0")/probe_raid10.sh"
 
 LAYOUTS="raid10-n2-bitmap raid10-f2 raid10-o2"
+SBPATCH="python3 $(dirname "$0")/sbpatch.py"
 
 start_daemon
 
@@ -133,6 +134,86 @@ for fx in $LAYOUTS; do
 	oracle_same "$fx" "$T/w"/vd?
 done
 
+# damaged FIXTURE DIR: the fixture's images in DIR with 4 KiB of vdb's
+# data area overwritten at data sector 1000 (a copy of the array's
+# chunk 0 in every layout here... or of another chunk: it does not
+# matter, real md is asked).
+damaged() {
+	rm -rf "$2"
+	unpack "$1" "$2"
+	head -c 4096 /dev/urandom | dd of="$2/vdb" bs=512 seek=$((2048 + 1000)) conv=notrunc status=none
+}
+
+for fx in $LAYOUTS; do
+	log "$fx: check and repair of a damaged copy, as real md counts it"
+	damaged "$fx" "$T/dmg"
+	oracle_inspect "$T/orc-dmg-$fx" "$T/dmg"/vd?
+	want=$(sed -n 's/^mismatch_cnt: //p' "$T/orc-dmg-$fx/summary.txt")
+	[ "$want" -gt 0 ] || fail "$fx: real md finds no mismatch"
+	new_array md0 "$T/dmg"/vd?
+	put md0/md/array_state active
+	put md0/md/sync_action check
+	wait_idle md0
+	expect_eq "$(attr md0/md/mismatch_cnt)" "$want" "$fx: check's mismatch_cnt"
+	expect_eq "$(attr md0/md/last_sync_action)" check "$fx: last_sync_action"
+	put md0/md/sync_action repair
+	wait_idle md0
+	expect_eq "$(attr md0/md/mismatch_cnt)" "$want" "$fx: repair's mismatch_cnt"
+	put md0/md/sync_action check
+	wait_idle md0
+	expect_eq "$(attr md0/md/mismatch_cnt)" 0 "$fx: mismatch_cnt after repair"
+	oracle_same "repaired-$fx" "$T/dmg"/vd?
+done
+
+for fx in $LAYOUTS; do
+	log "$fx: a full resync (resync_offset 0 on disk) changes nothing"
+	rm -rf "${T:?}/rs"
+	unpack "$fx" "$T/rs"
+	for d in "$T/rs"/vd?; do $SBPATCH "$d" 8 resync_offset=0; done
+	new_array md0 "$T/rs"/vd?
+	log_mark
+	put md0/md/array_state active
+	log_has "md/raid10:md0: not clean -- starting background reconstruction"
+	wait_idle md0
+	log_has "md: resync of RAID array md0"
+	log_has "md: md0: resync done."
+	expect_eq "$(attr md0/md/resync_start)" none "$fx: resync_start after the resync"
+	expect_eq "$(attr md0/md/mismatch_cnt)" 0 "$fx: mismatch_cnt after the resync"
+	expect_eq "$(sha "$MNT/md0/data")" "$(summary "$fx" md0_sha256)" "$fx: md0 sha256 after the resync"
+	put md0/md/array_state clear
+done
+
+for fx in $LAYOUTS; do
+	log "$fx: recovery onto a spare, checked by real md"
+	rm -rf "${T:?}/rec"
+	unpack "$fx" "$T/rec"
+	new_array md0 "$T/rec"/vd?
+	put md0/md/array_state active
+	put md0/md/dev-vdb/state faulty
+	wait_for md0/md/dev-vdb/slot none
+	put md0/md/dev-vdb/state remove
+	# The data changes while degraded: the spare must get it.
+	head -c $((512 * 1024)) /dev/urandom >"$T/chunkdata"
+	dd if="$T/chunkdata" of="$MNT/md0/data" bs=64k seek=3 conv=notrunc oflag=direct status=none
+	rm -f "$T/rec/vdb"
+	truncate -s 16M "$T/rec/vdb"
+	log_mark
+	put md0/md/new_dev "$T/rec/vdb"
+	wait_idle md0
+	log_has "md: recovery of RAID array md0"
+	log_has "md: md0: recovery done."
+	n=$(ls "$T/rec" | wc -l)
+	expect_eq "$(attr md0/md/degraded)" 0 "$fx: degraded after recovery"
+	expect_eq "$(attr md0/md/dev-vdb/state)" in_sync "$fx: vdb after recovery"
+	put md0/md/sync_action check
+	wait_idle md0
+	expect_eq "$(attr md0/md/mismatch_cnt)" 0 "$fx: mismatch_cnt after recovery"
+	cmp <(dd if="$MNT/md0/data" bs=64k skip=3 count=8 status=none) "$T/chunkdata" ||
+		fail "$fx: data written while degraded"
+	oracle_same "recovered-$fx" "$T/rec"/vd?
+	expect_eq "$(sed -n 's/^assembled_mdstat: //p' "$T/orc-recovered-$fx/summary.txt" | grep -o '\[[0-9]*/[0-9]*\]')" "[$n/$n]" "$fx: real md's members"
+done
+
 log "failures: the kernel's steps (expected/raid10.txt, from probe_raid10.sh)"
 M_TMP=$T/examine
 letter=0
@@ -165,4 +246,4 @@ diff -u "$(dirname "$0")/expected/raid10.txt" "$T/ours.txt" || fail "raid10 fail
 
 stop_daemon
 final_checks
-log "raid10: fixtures' data, degraded assembly, refusals, writes checked by real md, failures"
+log "raid10: fixtures' data, degraded assembly, refusals, writes, check, repair, resync and recovery checked by real md, failures"
