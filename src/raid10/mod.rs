@@ -906,7 +906,7 @@ impl Raid for Conf {
         let g = &self.geo;
         let mut s = String::new();
         if g.near_copies < g.raid_disks {
-            s += &format!(" {}K chunks", (g.chunk_mask + 1) / 2);
+            s += &format!(" {}K chunks", (g.chunk_mask + 1) >> 1);
         }
         if g.near_copies > 1 {
             s += &format!(" {} near-copies", g.near_copies);

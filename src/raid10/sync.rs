@@ -17,6 +17,10 @@ use crate::md::personality::SyncStep;
 use crate::md::update::{md_error_io, rdev_dec_pending};
 use crate::md::{Errno, Mddev, Rdev};
 
+/// A copy read for a resync step: its index among the copies, the
+/// member, and the data (none when the read failed).
+type CopyRead = (usize, Arc<Rdev>, Option<Vec<u8>>);
+
 /// Sectors per sync step (`RESYNC_PAGES << (PAGE_SHIFT - 9)`: 64 KiB).
 const MAX_SYNC: u64 = 128;
 
@@ -225,7 +229,7 @@ impl Conf {
         }
         let nr = Self::step_len(sector_nr, max_sector, max_sync);
         let bytes = (nr * 512) as usize;
-        let mut data: Vec<(usize, Arc<Rdev>, Option<Vec<u8>>)> = Vec::new();
+        let mut data: Vec<CopyRead> = Vec::new();
         for (i, r) in reads {
             let mut buf = vec![0u8; bytes];
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
@@ -251,7 +255,7 @@ impl Conf {
         sector: u64,
         nr: u64,
         copies: &[super::Copy],
-        data: &[(usize, Arc<Rdev>, Option<Vec<u8>>)],
+        data: &[CopyRead],
         repls: &[(usize, Arc<Rdev>)],
     ) {
         let is_check = mddev.recovery.test(rec::CHECK);
