@@ -35,6 +35,7 @@ shell_tests!(
     fixtures_assemble,
     striped,
     raid10,
+    raid10_faults,
     data_placement,
     data_modes,
     data_loop,
