@@ -36,6 +36,7 @@ shell_tests!(
     striped,
     raid10,
     raid10_faults,
+    raid10_sync,
     data_placement,
     data_modes,
     data_loop,
