@@ -191,6 +191,34 @@ impl Geom {
     }
 }
 
+impl Geom {
+    /// `_enough`: with the member in slot `ignore` gone (-1: none), does
+    /// every block still have an in-sync copy?  Walks the groups of
+    /// `copies` consecutive members, each starting `near_copies` after
+    /// the last, as the kernel does for every layout.
+    pub fn enough(&self, copies: usize, in_sync: &[bool], ignore: i32) -> bool {
+        let disks = self.raid_disks;
+        let mut first = 0usize;
+        loop {
+            let mut cnt = 0;
+            let mut this = first;
+            for _ in 0..copies {
+                if this as i32 != ignore && in_sync.get(this).copied().unwrap_or(false) {
+                    cnt += 1;
+                }
+                this = (this + 1) % disks;
+            }
+            if cnt == 0 {
+                return false;
+            }
+            first = (first + self.near_copies) % disks;
+            if first == 0 {
+                return true;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +303,31 @@ mod tests {
             let c = copies(&g, s);
             assert_ne!(c[0].0, c[1].0, "sector {s}: {c:?}");
         }
+    }
+
+    #[test]
+    fn enough_copies_left() {
+        let (g, c) = Geom::setup(0x102, 128, 4).unwrap();
+        let all = [true; 4];
+        assert!(g.enough(c, &all, -1));
+        assert!(g.enough(c, &all, 1));
+        assert!(g.enough(c, &[true, false, true, true], 2));
+        assert!(!g.enough(c, &[true, false, true, true], 0));
+        assert!(g.enough(c, &[false, true, false, true], -1));
+        assert!(!g.enough(c, &[false, false, true, true], -1));
+        assert!(!g.enough(c, &[true, true, true, false], 2));
+        // far 2 over 3: each member shares blocks with both others.
+        let (g, c) = Geom::setup(0x201, 128, 3).unwrap();
+        assert!(g.enough(c, &[true, false, true], -1));
+        assert!(!g.enough(c, &[true, false, true], 0));
+        assert!(!g.enough(c, &[true, false, true], 2));
+        // near 2 over 3: the pairs wrap around.
+        let (g, c) = Geom::setup(0x102, 128, 3).unwrap();
+        assert!(g.enough(c, &[true, true, true], 1));
+        assert!(!g.enough(c, &[false, true, true], 1));
+        // near 3 over 3 is a three-way mirror: one member is enough.
+        let (g, c) = Geom::setup(0x103, 128, 3).unwrap();
+        assert!(g.enough(c, &[false, false, true], -1));
     }
 
     /// Every copy of every chunk maps back to its array sector, and no

@@ -214,29 +214,13 @@ enum Unit {
 }
 
 impl Conf {
-    /// `_enough`: with the member in slot `ignore` gone, does every block
-    /// still have an in-sync copy?  Walks the near-copy groups.
+    /// `_enough` over the members' in-sync state.
     fn enough(&self, mirrors: &[Mirror], ignore: i32) -> bool {
-        let disks = self.geo.raid_disks;
-        let mut first = 0usize;
-        loop {
-            let mut cnt = 0;
-            let mut this = first;
-            for _ in 0..self.copies {
-                if this as i32 != ignore && mirrors[this].rdev.as_ref().is_some_and(|r| r.in_sync())
-                {
-                    cnt += 1;
-                }
-                this = (this + 1) % disks;
-            }
-            if cnt == 0 {
-                return false;
-            }
-            first = (first + self.geo.near_copies) % disks;
-            if first == 0 {
-                return true;
-            }
-        }
+        let in_sync: Vec<bool> = mirrors
+            .iter()
+            .map(|m| m.rdev.as_ref().is_some_and(|r| r.in_sync()))
+            .collect();
+        self.geo.enough(self.copies, &in_sync, ignore)
     }
 
     /// `read_balance`: the copy to read `sectors` at array sector `sector`
