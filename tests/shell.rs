@@ -37,6 +37,7 @@ shell_tests!(
     raid10,
     raid10_faults,
     raid10_sync,
+    raid10_layouts,
     data_placement,
     data_modes,
     data_loop,

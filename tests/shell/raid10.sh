@@ -174,9 +174,9 @@ for fx in $LAYOUTS; do
 	log_mark
 	put md0/md/array_state active
 	log_has "md/raid10:md0: not clean -- starting background reconstruction"
+	wait_log "md: md0: resync done."
 	wait_idle md0
 	log_has "md: resync of RAID array md0"
-	log_has "md: md0: resync done."
 	expect_eq "$(attr md0/md/resync_start)" none "$fx: resync_start after the resync"
 	expect_eq "$(attr md0/md/mismatch_cnt)" 0 "$fx: mismatch_cnt after the resync"
 	expect_eq "$(sha "$MNT/md0/data")" "$(summary "$fx" md0_sha256)" "$fx: md0 sha256 after the resync"
@@ -199,9 +199,9 @@ for fx in $LAYOUTS; do
 	truncate -s 16M "$T/rec/vdb"
 	log_mark
 	put md0/md/new_dev "$T/rec/vdb"
+	wait_log "md: md0: recovery done."
 	wait_idle md0
 	log_has "md: recovery of RAID array md0"
-	log_has "md: md0: recovery done."
 	n=$(ls "$T/rec" | wc -l)
 	expect_eq "$(attr md0/md/degraded)" 0 "$fx: degraded after recovery"
 	expect_eq "$(attr md0/md/dev-vdb/state)" in_sync "$fx: vdb after recovery"
@@ -213,6 +213,36 @@ for fx in $LAYOUTS; do
 	oracle_same "recovered-$fx" "$T/rec"/vd?
 	expect_eq "$(sed -n 's/^assembled_mdstat: //p' "$T/orc-recovered-$fx/summary.txt" | grep -o '\[[0-9]*/[0-9]*\]')" "[$n/$n]" "$fx: real md's members"
 done
+
+log "layouts md refuses: real md's errnos and words (expected/raid10_refusals.txt)"
+# The three arrays of oracle/raid10_refusals.sh: 5 near copies over 4
+# members, a chunk that is no power of two, an unknown far-set scheme.
+for c in a b c; do
+	rm -rf "${T:?}/ref$c"
+	unpack raid10-n2-bitmap "$T/ref$c"
+done
+for d in "$T"/refa/vd?; do $SBPATCH "$d" 8 layout=$((0x105)); done
+for d in "$T"/refb/vd?; do $SBPATCH "$d" 8 chunksize=96; done
+for d in "$T"/refc/vd?; do $SBPATCH "$d" 8 layout=$((3 << 17 | 0x102)); done
+sha256sum "$T"/ref?/vd? >"$T/refusals.sha"
+log_mark
+{
+	for c in a b c; do
+		case $c in a) name=md1 ;; b) name=md2 ;; c) name=md3 ;; esac
+		new_array $name "$T/ref$c"/vd?
+		if r=$( (printf 'active\n' >"$MNT/$name/md/array_state") 2>&1); then
+			echo "$name: ok"
+		else
+			echo "$name: ${r##*: }"
+		fi
+		echo "$name: $(attr $name/md/array_state)"
+		put $name/md/array_state clear
+	done
+	log_new | sed 's/^\[[^]]*\] //' | grep -E "md/raid10|pers->run|md: "
+} >"$T/refusals.txt"
+diff -u "$(dirname "$0")/expected/raid10_refusals.txt" "$T/refusals.txt" || fail "refusals differ from real md's"
+# Nothing was written.
+sha256sum "$T"/ref?/vd? | diff - "$T/refusals.sha" || fail "a refused array's members changed"
 
 log "failures: the kernel's steps (expected/raid10.txt, from probe_raid10.sh)"
 M_TMP=$T/examine

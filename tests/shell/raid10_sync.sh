@@ -80,9 +80,9 @@ expect_eq "$(attr md0/md/resync_start)" "$cp" "resync_start from real md's check
 read -r start _ < <(wait_resumed md0)
 [ "$start" -ge "$cp" ] || fail "the resync restarted at $start, below the checkpoint $cp"
 put speed_limit_max 200000
+wait_log "md: md0: resync done." 120
 wait_idle md0
 log_has "md: resync of RAID array md0"
-log_has "md: md0: resync done."
 expect_eq "$(attr md0/md/mismatch_cnt)" 0 "mismatch_cnt after the resync"
 expect_eq "$(sha "$MNT/md0/data")" "$theirs" "sha256 as real md's after its own resync"
 put md0/md/array_state clear
@@ -100,6 +100,7 @@ gone_and_back() {
 	"$@"
 	log_mark
 	put md0/md/new_dev "$T/c/vdc"
+	wait_log "md: md0: recovery done."
 	wait_idle md0
 	log_has "md: recovery of RAID array md0"
 	expect_eq "$(attr md0/md/dev-vdc/state)" in_sync "vdc after its return"
@@ -145,6 +146,7 @@ put md0/md/dev-vdb/state want_replacement
 truncate -s 16M "$T/d/vdd"
 log_mark
 put md0/md/new_dev "$T/d/vdd"
+wait_log "md: md0: recovery done."
 wait_idle md0
 wait_for md0/md/dev-vdb/slot none
 expect_eq "$(attr md0/md/dev-vdd/slot)" 1 "the replacement's slot"
