@@ -4,8 +4,9 @@
 # and near×offset mixes and to far sets (use_far_sets), mdfuse writes the
 # whole array (fio verify), and real md, assembling the same images,
 # reads the same bytes and finds every copy equal.  Also: a discard
-# (punched hole) reaches every copy, and ext4 on a loop device over
-# md0/data passes e2fsck.
+# (punched hole) reaches every copy, ext4 on a loop device over md0/data
+# passes e2fsck, and garbage into every file of a running raid10 does not
+# bring the daemon down.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/data_lib.sh"
 
@@ -112,6 +113,22 @@ umount "$T/fs"
 MOUNTS=()
 e2fsck -fn "$dev" >"$T/fsck.out" 2>&1 || { cat "$T/fsck.out" >&2; fail "e2fsck"; }
 loop_detach "$dev"
+put md0/md/array_state clear
+
+log "garbage into every writable file of a running raid10: no crash"
+images $((0x10201))
+new_array md0 "$T/img"/vd?
+put md0/md/array_state active
+files=$(cd "$MNT/md0/md" && find . -type f -perm -u+w | sed 's#^\./##' | grep -vE '^(array_state|new_dev)$|/fault$' | sort)
+for f in $files; do
+	for v in "" 0 1 -1 3 4 7 4096 65536 18446744073709551616 none garbage faulty remove want_replacement idle repair; do
+		(printf '%s\n' "$v" >"$MNT/md0/md/$f") 2>/dev/null || true
+	done
+done
+kill -0 "$DPID" || fail "the daemon died"
+! grep -q panicked "$T/daemon.log" || { grep -A5 panicked "$T/daemon.log" >&2; fail "a panic"; }
+attr md0/md/array_state >/dev/null
+head -c 65536 "$MNT/md0/data" >/dev/null 2>&1 || true
 put md0/md/array_state clear
 
 stop_daemon
