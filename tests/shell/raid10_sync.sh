@@ -4,7 +4,7 @@
 # and one real md interrupted is resumed by mdfuse from it; a member that
 # returns after writes to the degraded array catches up by the bitmap
 # alone; a replacement (want_replacement, then a spare) takes its
-# member's place.  Every time real md, or a check, finds the copies
+# member's place; two spares recover in one pass.  Every time real md, or a check, finds the copies
 # equal.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/data_lib.sh"
@@ -159,6 +159,32 @@ expect_eq "$(attr md0/md/mismatch_cnt)" 0 "mismatch_cnt after the replacement"
 expect_eq "$(sha "$MNT/md0/data")" "$(summary raid10-f2 md0_sha256)" "sha256 after the replacement"
 oracle_same replaced "$(summary raid10-f2 md0_sha256)" "$T/d/vda" "$T/d/vdd" "$T/d/vdc"
 
+log "two spares recovered in one pass"
+rm -rf "${T:?}/e"
+unpack raid10-n2-bitmap "$T/e"
+new_array md0 "$T/e"/vd?
+put md0/md/array_state active
+for d in vdb vdc; do
+	put md0/md/dev-$d/state faulty
+	wait_for md0/md/dev-$d/slot none
+	put md0/md/dev-$d/state remove
+	rm -f "$T/e/$d"
+	truncate -s 16M "$T/e/$d"
+done
+expect_eq "$(attr md0/md/degraded)" 2 "degraded before"
+# Both spares are in their slots before the recovery starts.
+put md0/md/sync_action frozen
+log_mark
+put md0/md/new_dev "$T/e/vdb"
+put md0/md/new_dev "$T/e/vdc"
+put md0/md/sync_action idle
+wait_log "md: md0: recovery done."
+wait_idle md0
+expect_eq "$(log_count "md: recovery of RAID array md0")" 1 "recovery passes"
+expect_eq "$(attr md0/md/degraded)" 0 "degraded after"
+mdstat_line md0 | grep -qF "[4/4] [UUUU]" || fail "mdstat: $(mdstat_line md0)"
+oracle_same two-spares "$(summary raid10-n2-bitmap md0_sha256)" "$T/e"/vd?
+
 stop_daemon
 final_checks
-log "raid10: checkpoints both ways with real md, a member back by the bitmap, a replacement"
+log "raid10: checkpoints both ways with real md, a member back by the bitmap, a replacement, two spares at once"
