@@ -4,7 +4,7 @@
 //! string parsers) and `disk` (one component device) → `format` (on-disk
 //! structures) → `md` (the array: run, stop, superblocks, state machine,
 //! with its write-intent bitmap and sync worker, as md-mod has them) →
-//! personalities (`linear`, `raid0`, `raid1`), handed to md by registration → `sysfs` (the
+//! personalities (`linear`, `raid0`, `raid1`, `raid10`), handed to md by registration → `sysfs` (the
 //! attribute tables served by the `sysfs-like` crate) → `daemon` (the
 //! mount) and `cli` (the commands).  ARCHITECTURE.md says more.
 
@@ -18,11 +18,17 @@ pub mod linear;
 pub mod md;
 pub mod raid0;
 pub mod raid1;
+pub mod raid10;
 pub mod sysfs;
 
 /// Every personality this program has, in the order the kernel's modules
 /// register theirs (mdstat's `Personalities :` line lists them so).
-pub const PERSONALITIES: &[&dyn md::Personality] = &[&linear::LINEAR, &raid0::RAID0, &raid1::RAID1];
+pub const PERSONALITIES: &[&dyn md::Personality] = &[
+    &linear::LINEAR,
+    &raid0::RAID0,
+    &raid1::RAID1,
+    &raid10::RAID10,
+];
 
 /// Hand every personality to `md` (`register_md_personality` from each
 /// module's init).  Called once by whatever runs arrays: the daemon, and

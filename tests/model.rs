@@ -88,6 +88,15 @@ static LEVELS: &[LevelSpec] = &[
         create_args: &[],
         redundancy: |n| n - 1,
     },
+    // Two near copies: any one member may go (two may only where they
+    // hold no block in common, which the model does not follow).
+    LevelSpec {
+        name: "raid10",
+        created: true,
+        disks: (2, 4),
+        create_args: &["--layout=n2", "--chunk=64"],
+        redundancy: |_| 1,
+    },
 ];
 
 const IMAGE_BYTES: u64 = 8 << 20;

@@ -34,6 +34,10 @@ macro_rules! shell_tests {
 shell_tests!(
     fixtures_assemble,
     striped,
+    raid10,
+    raid10_faults,
+    raid10_sync,
+    raid10_layouts,
     data_placement,
     data_modes,
     data_loop,

@@ -1,6 +1,6 @@
 //! `/proc/mdstat` (md.c `md_seq_show`, `status_resync`), byte for byte.
 
-use super::flags::{mddev as mf, rdev as rf, recovery as rec};
+use super::flags::{rdev as rf, recovery as rec};
 use super::{Md, Mddev, ro};
 use crate::format::{MAX_SECTOR, MetadataVersion};
 use crate::md::sync::{RESYNC_ACTIVE, RESYNC_NONE};
@@ -26,11 +26,9 @@ pub fn stanza(m: &Mddev) -> String {
     let mut s = format!("{} : ", m.name);
     match &pers {
         Some(p) => {
-            s.push_str(if m.flags.test(mf::BROKEN) {
-                "broken"
-            } else {
-                "active"
-            });
+            // "active" even when MD_BROKEN is set: 6.1's md_seq_show
+            // does not look at it (array_state does).
+            s.push_str("active");
             match m.ro() {
                 ro::RDONLY => s.push_str(" (read-only)"),
                 ro::AUTO_READ => s.push_str(" (auto-read-only)"),
