@@ -18,6 +18,7 @@ pub mod linear;
 pub mod md;
 pub mod raid0;
 pub mod raid1;
+pub mod raid5;
 pub mod sysfs;
 
 /// Every personality this program has, in the order the kernel's modules
