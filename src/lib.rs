@@ -23,7 +23,14 @@ pub mod sysfs;
 
 /// Every personality this program has, in the order the kernel's modules
 /// register theirs (mdstat's `Personalities :` line lists them so).
-pub const PERSONALITIES: &[&dyn md::Personality] = &[&linear::LINEAR, &raid0::RAID0, &raid1::RAID1];
+pub const PERSONALITIES: &[&dyn md::Personality] = &[
+    &linear::LINEAR,
+    &raid0::RAID0,
+    &raid1::RAID1,
+    &raid5::RAID6,
+    &raid5::RAID5,
+    &raid5::RAID4,
+];
 
 /// Hand every personality to `md` (`register_md_personality` from each
 /// module's init).  Called once by whatever runs arrays: the daemon, and

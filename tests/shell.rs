@@ -34,6 +34,7 @@ macro_rules! shell_tests {
 shell_tests!(
     fixtures_assemble,
     striped,
+    parity,
     data_placement,
     data_modes,
     data_loop,

@@ -1,4 +1,808 @@
-//! The raid456 personality (drivers/md/raid5.c): raid4, raid5 and raid6.
+//! The raid456 personality (drivers/md/raid5.c), registered three times
+//! as the kernel's module registers `raid6`, `raid5` and `raid4`.
+//!
+//! Reads go straight to the member holding the data; a block whose member
+//! is missing, failed, not yet recovered there, or whose read fails, is
+//! rebuilt from the rest of its stripe (raid4/5: XOR with P; raid6: up to
+//! two blocks from P and Q).  The sync step recomputes and compares
+//! parity (resync, check, repair) and rebuilds recovering members.
+//!
+//! Writes are not implemented yet: they are refused with EROFS and a log
+//! line, the array left as it was (never marked dirty, never half
+//! written).
+//!
+//! I/O runs synchronously on the calling thread.
 
 pub mod geometry;
 pub mod parity;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use self::geometry::{Geometry, Stripe, algorithm_valid_raid5, algorithm_valid_raid6};
+use crate::format::MAX_SECTOR;
+use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
+use crate::md::personality::{Personality, Raid, SyncStep};
+use crate::md::pieces::flush_members;
+use crate::md::update::{md_error_io, rdev_dec_pending};
+use crate::md::{Config, Errno, Mddev, Rdev};
+
+/// `STRIPE_SECTORS`: the unit of parity work, one 4 KiB page per member.
+const STRIPE_SECTORS: u64 = 8;
+/// Sectors per sync step (within one chunk).
+const SYNC_SECTORS: u64 = 128;
+
+/// One of the three personalities raid5.c registers.
+pub struct Raid456Personality {
+    name: &'static str,
+    level: i32,
+}
+
+pub static RAID6: Raid456Personality = Raid456Personality {
+    name: "raid6",
+    level: 6,
+};
+pub static RAID5: Raid456Personality = Raid456Personality {
+    name: "raid5",
+    level: 5,
+};
+pub static RAID4: Raid456Personality = Raid456Personality {
+    name: "raid4",
+    level: 4,
+};
+
+impl Personality for Raid456Personality {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn level(&self) -> i32 {
+        self.level
+    }
+    fn redundant(&self) -> bool {
+        true
+    }
+    /// Changing the geometry (reshape) is not implemented.
+    fn has_check_reshape(&self) -> bool {
+        false
+    }
+    /// Resizing is not implemented.
+    fn has_resize(&self) -> bool {
+        false
+    }
+
+    /// `raid5_run` with `setup_conf`.
+    fn run(&self, mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<Arc<dyn Raid>, Errno> {
+        let log = mddev.log();
+        let name = &mddev.name;
+        if cfg.rdevs.iter().any(|r| r.flags.test(rf::JOURNAL)) {
+            log.warn(format!("md/raid:{name}: a journal device is not supported"));
+            return Err(Errno::EINVAL);
+        }
+        if mddev.recovery_cp() != MAX_SECTOR {
+            log.info(format!(
+                "md/raid:{name}: not clean -- starting background reconstruction"
+            ));
+        }
+        let pers: &'static Raid456Personality = match cfg.level {
+            4 => &RAID4,
+            5 => &RAID5,
+            6 => &RAID6,
+            l => {
+                log.warn(format!("md/raid:{name}: raid level not set to 4/5/6 ({l})"));
+                return Err(Errno::EIO);
+            }
+        };
+        // setup_conf
+        let layout = cfg.new_layout;
+        if (cfg.level == 5 && !algorithm_valid_raid5(layout))
+            || (cfg.level == 6 && !algorithm_valid_raid6(layout))
+        {
+            log.warn(format!("md/raid:{name}: layout {layout} not supported"));
+            return Err(Errno::EIO);
+        }
+        let raid_disks = cfg.raid_disks as i32;
+        if cfg.level == 6 && raid_disks < 4 {
+            log.warn(format!(
+                "md/raid:{name}: not enough configured devices ({raid_disks}, minimum 4)"
+            ));
+            return Err(Errno::EINVAL);
+        }
+        // The kernel would divide by zero data disks (and mdadm never
+        // makes such an array): refused the same way.
+        if cfg.level != 6 && raid_disks < 2 {
+            log.warn(format!(
+                "md/raid:{name}: not enough configured devices ({raid_disks}, minimum 2)"
+            ));
+            return Err(Errno::EINVAL);
+        }
+        let chunk = cfg.new_chunk_sectors as u64;
+        if chunk == 0 || (chunk << 9) % 4096 != 0 || !chunk.is_power_of_two() {
+            log.err(format!("md/raid:{name}: invalid chunk size {}", chunk << 9));
+            return Err(Errno::EINVAL);
+        }
+        let n = raid_disks as usize;
+        let mut disks: Vec<Option<Arc<Rdev>>> = vec![None; n];
+        let mut replacements: Vec<Option<Arc<Rdev>>> = vec![None; n];
+        let mut fullsync = false;
+        for rdev in &cfg.rdevs {
+            let rd = rdev.raid_disk();
+            if rd < 0 || rd as usize >= n {
+                continue;
+            }
+            let slot = if rdev.flags.test(rf::REPLACEMENT) {
+                &mut replacements[rd as usize]
+            } else {
+                &mut disks[rd as usize]
+            };
+            if slot.is_some() {
+                // setup_conf's abort, which says nothing.
+                log.err(format!("md/raid:{name}: two devices claim raid disk {rd}"));
+                return Err(Errno::EIO);
+            }
+            *slot = Some(rdev.clone());
+            if rdev.in_sync() {
+                log.info(format!(
+                    "md/raid:{name}: device {} operational as raid disk {rd}",
+                    rdev.name
+                ));
+            } else if rdev.saved_raid_disk() != rd {
+                fullsync = true;
+            }
+        }
+        // A replacement is not driven yet: it is left out of the stripe.
+        for (i, r) in replacements.iter().enumerate() {
+            if r.is_some() {
+                log.warn(format!(
+                    "md/raid:{name}: replacement of raid disk {i} is not supported; it stays idle"
+                ));
+            }
+        }
+        let geo = Geometry {
+            level: cfg.level,
+            algorithm: layout,
+            raid_disks: n,
+            chunk_sectors: chunk,
+        };
+        let conf = Conf {
+            pers,
+            geo,
+            disks: RwLock::new(disks),
+            fullsync: AtomicBool::new(fullsync),
+            recovery_disabled: AtomicU32::new(cfg.recovery_disabled.wrapping_sub(1)),
+            stripe_lock: Mutex::new(()),
+            warned_write: AtomicBool::new(false),
+        };
+        // raid5_calc_degraded
+        let degraded = conf.calc_degraded();
+        mddev.set_degraded(degraded as u32);
+        if degraded > geo.max_degraded() {
+            log.err(format!(
+                "md/raid:{name}: not enough operational devices ({degraded}/{n} failed)"
+            ));
+            log.warn(format!("md/raid:{name}: failed to run raid set."));
+            return Err(Errno::EIO);
+        }
+        // Members must be a whole number of chunks.
+        cfg.dev_sectors &= !(chunk - 1);
+        mddev.sync.set_resync_max_sectors(cfg.dev_sectors);
+        // Members that are recovering hold only parity in what they
+        // have not reached (`only_parity`) only for raid4/parity-N; any
+        // such member counts here as the kernel counts dirty_parity_disks.
+        let dirty_parity_disks = conf.dirty_parity_disks();
+        if degraded > dirty_parity_disks && mddev.recovery_cp() != MAX_SECTOR {
+            log.err(format!(
+                "md/raid:{name}: cannot start dirty degraded array."
+            ));
+            log.warn(format!("md/raid:{name}: failed to run raid set."));
+            return Err(Errno::EIO);
+        }
+        log.info(format!(
+            "md/raid:{name}: raid level {} active with {} out of {n} devices, algorithm {layout}",
+            cfg.level,
+            n - degraded
+        ));
+        Ok(Arc::new(conf))
+    }
+}
+
+/// `struct r5conf`, what of it this implementation needs.
+pub struct Conf {
+    pers: &'static Raid456Personality,
+    geo: Geometry,
+    /// The member of each slot (`conf->disks[i].rdev`).
+    disks: RwLock<Vec<Option<Arc<Rdev>>>>,
+    fullsync: AtomicBool,
+    recovery_disabled: AtomicU32,
+    /// Serialises the sync steps' read-compute-write of a stripe with
+    /// each other (one sync worker today; writes will take it too).
+    stripe_lock: Mutex<()>,
+    warned_write: AtomicBool,
+}
+
+/// A member's block in a stripe: what could be read, or why not.
+enum Block {
+    Read(Vec<u8>),
+    /// Missing, failed, not recovered this far, or the read failed.
+    Lost,
+}
+
+impl Conf {
+    fn calc_degraded(&self) -> usize {
+        self.disks
+            .read()
+            .iter()
+            .filter(|d| match d {
+                None => true,
+                Some(r) => r.faulty() || !r.in_sync(),
+            })
+            .count()
+    }
+
+    /// `only_parity` counted over the members not in sync: a member
+    /// that only ever holds parity (raid4's last, or parity-first/last
+    /// layouts) being rebuilt does not make a dirty array unsafe.
+    fn dirty_parity_disks(&self) -> usize {
+        let g = &self.geo;
+        let only_parity = |i: usize| match (g.level, g.algorithm) {
+            (4, _) => i == g.raid_disks - 1,
+            (5, geometry::PARITY_0) => i == 0,
+            (5, geometry::PARITY_N) => i == g.raid_disks - 1,
+            (6, geometry::PARITY_0) => i <= 1,
+            (6, geometry::PARITY_N) => i >= g.raid_disks - 2,
+            (6, geometry::LEFT_ASYMMETRIC_6)
+            | (6, geometry::RIGHT_ASYMMETRIC_6)
+            | (6, geometry::LEFT_SYMMETRIC_6)
+            | (6, geometry::RIGHT_SYMMETRIC_6) => i == g.raid_disks - 1,
+            (6, geometry::PARITY_0_6) => i == 0 || i == g.raid_disks - 1,
+            _ => false,
+        };
+        self.disks
+            .read()
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| {
+                d.as_ref()
+                    .is_some_and(|r| !r.faulty() && !r.in_sync() && only_parity(*i))
+            })
+            .count()
+    }
+
+    /// Member `i` if it can serve `[dev_sector, +len)`: present, not
+    /// failed, in sync or recovered past it.
+    fn readable(&self, i: usize, dev_sector: u64, len: u64) -> Option<Arc<Rdev>> {
+        self.disks.read()[i]
+            .clone()
+            .filter(|r| !r.faulty() && (r.in_sync() || r.recovery_offset() >= dev_sector + len))
+    }
+
+    /// Read `len` sectors at `dev_sector` of member `i`; a failed read
+    /// fails the member (`md_error`) and is Lost.
+    fn read_member(&self, mddev: &Mddev, i: usize, dev_sector: u64, len: u64) -> Block {
+        let Some(r) = self.readable(i, dev_sector, len) else {
+            return Block::Lost;
+        };
+        let mut buf = vec![0u8; (len * 512) as usize];
+        r.nr_pending.fetch_add(1, Ordering::AcqRel);
+        let ok = r.read_data(&mut buf, dev_sector).is_ok();
+        rdev_dec_pending(mddev, &r);
+        if ok {
+            Block::Read(buf)
+        } else {
+            md_error_io(mddev, &r, mddev.fail_last_dev());
+            Block::Lost
+        }
+    }
+
+    /// Rebuild the blocks of `blocks` that are Lost from the others, in
+    /// stripe `st`; false if more are lost than the level can rebuild.
+    fn reconstruct(&self, st: &Stripe, blocks: &mut [Block], len: usize) -> bool {
+        let lost: Vec<usize> = (0..blocks.len())
+            .filter(|&i| matches!(blocks[i], Block::Lost))
+            .collect();
+        if lost.is_empty() {
+            return true;
+        }
+        if lost.len() > self.geo.max_degraded() {
+            return false;
+        }
+        if self.geo.level != 6 {
+            // P is the XOR of the data: any one block is the XOR of the rest.
+            let srcs: Vec<&[u8]> = blocks
+                .iter()
+                .filter_map(|b| match b {
+                    Block::Read(v) => Some(&v[..]),
+                    Block::Lost => None,
+                })
+                .collect();
+            let mut out = vec![0u8; len];
+            parity::xor_blocks(&mut out, &srcs);
+            blocks[lost[0]] = Block::Read(out);
+            return true;
+        }
+        let (nslots, slots) = self.geo.syndrome_slots(st);
+        let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); nslots + 2];
+        let mut zero = vec![true; nslots];
+        for (i, b) in blocks.iter_mut().enumerate() {
+            let s = slots[i];
+            if s < nslots {
+                zero[s] = false;
+            }
+            bufs[s] = match std::mem::replace(b, Block::Lost) {
+                Block::Read(v) => v,
+                Block::Lost => vec![0u8; len],
+            };
+        }
+        for b in bufs.iter_mut() {
+            if b.is_empty() {
+                b.resize(len, 0);
+            }
+        }
+        let failed: Vec<usize> = lost.iter().map(|&i| slots[i]).collect();
+        {
+            let mut views: Vec<&mut [u8]> = bufs.iter_mut().map(|v| &mut v[..]).collect();
+            parity::raid6_recover(&mut views, &zero, &failed);
+        }
+        for (i, b) in blocks.iter_mut().enumerate() {
+            *b = Block::Read(std::mem::take(&mut bufs[slots[i]]));
+        }
+        true
+    }
+
+    /// Read array sectors `[sector, +len)`, which lie in one chunk.
+    fn read_chunk(&self, mddev: &Mddev, buf: &mut [u8], sector: u64) -> Result<(), Errno> {
+        let len = (buf.len() / 512) as u64;
+        let (dev_sector, dd_idx, st) = self.geo.compute_sector(sector);
+        if let Some(r) = self.readable(dd_idx, dev_sector, len) {
+            r.nr_pending.fetch_add(1, Ordering::AcqRel);
+            let ok = r.read_data(buf, dev_sector).is_ok();
+            rdev_dec_pending(mddev, &r);
+            if ok {
+                return Ok(());
+            }
+            md_error_io(mddev, &r, mddev.fail_last_dev());
+        }
+        // Degraded: rebuild the block from the rest of its stripe.
+        let mut blocks: Vec<Block> = (0..self.geo.raid_disks)
+            .map(|i| {
+                if i == dd_idx {
+                    Block::Lost
+                } else {
+                    self.read_member(mddev, i, dev_sector, len)
+                }
+            })
+            .collect();
+        if !self.reconstruct(&st, &mut blocks, buf.len()) {
+            mddev.log().err(format!(
+                "md/raid:{}: read error not correctable (sector {dev_sector} on raid disk {dd_idx}).",
+                mddev.name
+            ));
+            return Err(Errno::EIO);
+        }
+        match &blocks[dd_idx] {
+            Block::Read(v) => buf.copy_from_slice(v),
+            Block::Lost => return Err(Errno::EIO),
+        }
+        Ok(())
+    }
+
+    /// One sync step over member sectors `[sector, +nr)` (within one
+    /// chunk): read every member, rebuild what recovering members lack,
+    /// compare (and for resync and repair rewrite) the parity, 4 KiB at
+    /// a time as md's stripe heads do.
+    fn sync_stripes(&self, mddev: &Mddev, sector: u64, nr: u64) -> Result<bool, Errno> {
+        let recovery = &mddev.recovery;
+        let check = recovery.test(rec::CHECK);
+        let recover = recovery.test(rec::RECOVER) && !recovery.test(rec::SYNC);
+        let st = self.geo.stripe(sector / self.geo.chunk_sectors);
+        let n = self.geo.raid_disks;
+        let len = (nr * 512) as usize;
+        let _guard = self.stripe_lock.lock();
+        let members: Vec<Option<Arc<Rdev>>> = self.disks.read().clone();
+        // Members to write: recovering ones not yet rebuilt here.
+        let targets: Vec<usize> = (0..n)
+            .filter(|&i| {
+                members[i].as_ref().is_some_and(|r| {
+                    !r.faulty() && !r.in_sync() && r.recovery_offset() < sector + nr
+                })
+            })
+            .collect();
+        let mut blocks: Vec<Block> = (0..n)
+            .map(|i| {
+                if targets.contains(&i) {
+                    Block::Lost
+                } else {
+                    self.read_member(mddev, i, sector, nr)
+                }
+            })
+            .collect();
+        let lost = blocks.iter().filter(|b| matches!(b, Block::Lost)).count();
+        if lost > self.geo.max_degraded() {
+            // handle_failed_sync: nothing can be rebuilt; stop here.
+            self.recovery_disabled
+                .store(mddev.recovery_disabled(), Ordering::Release);
+            recovery.set(rec::INTR);
+            return Ok(false);
+        }
+        let lost_parity: Vec<usize> = (0..n)
+            .filter(|&i| matches!(blocks[i], Block::Lost))
+            .collect();
+        if !self.reconstruct(&st, &mut blocks, len) {
+            recovery.set(rec::INTR);
+            return Ok(false);
+        }
+        // With every block at hand, check the parity (only when nothing
+        // had to be rebuilt from it: a rebuilt block agrees by
+        // construction).
+        let mut rewrite: Vec<usize> = Vec::new();
+        if lost_parity.is_empty() && !recover {
+            let bufs: Vec<&[u8]> = blocks
+                .iter()
+                .map(|b| match b {
+                    Block::Read(v) => &v[..],
+                    Block::Lost => unreachable!("rebuilt"),
+                })
+                .collect();
+            let (p, q) = self.compute_parity(&st, &bufs, len);
+            for off in (0..len).step_by((STRIPE_SECTORS * 512) as usize) {
+                let end = (off + (STRIPE_SECTORS * 512) as usize).min(len);
+                let p_bad = bufs[st.pd_idx][off..end] != p[off..end];
+                let q_bad = match (st.qd_idx, &q) {
+                    (Some(qi), Some(q)) => bufs[qi][off..end] != q[off..end],
+                    _ => false,
+                };
+                if p_bad || q_bad {
+                    mddev.sync.add_mismatches(STRIPE_SECTORS);
+                    if let Some(a) = self
+                        .geo
+                        .compute_blocknr(&st, sector + (off / 512) as u64, 0)
+                        .or_else(|| {
+                            self.geo
+                                .compute_blocknr(&st, sector + (off / 512) as u64, 1)
+                        })
+                        .or_else(|| {
+                            self.geo
+                                .compute_blocknr(&st, sector + (off / 512) as u64, 2)
+                        })
+                    {
+                        // The stripe's first array sector of this page.
+                        let row = a - a % (self.geo.chunk_sectors * self.geo.data_disks() as u64);
+                        let first = row + (a % self.geo.chunk_sectors);
+                        mddev
+                            .sync
+                            .note_mismatch(first, STRIPE_SECTORS * self.geo.data_disks() as u64);
+                    }
+                    if !check {
+                        if p_bad {
+                            rewrite.push(st.pd_idx);
+                        }
+                        if q_bad {
+                            rewrite.push(st.qd_idx.expect("Q"));
+                        }
+                    }
+                }
+            }
+            rewrite.sort_unstable();
+            rewrite.dedup();
+            let mut newp = Some(p);
+            let mut newq = q;
+            for &i in &rewrite {
+                let data = if i == st.pd_idx {
+                    newp.take()
+                } else {
+                    newq.take()
+                };
+                if let Some(d) = data {
+                    blocks[i] = Block::Read(d);
+                }
+            }
+        }
+        for &i in targets.iter().chain(rewrite.iter()) {
+            let (Some(r), Block::Read(data)) = (&members[i], &blocks[i]) else {
+                continue;
+            };
+            if r.faulty() {
+                continue;
+            }
+            r.nr_pending.fetch_add(1, Ordering::AcqRel);
+            let ok = r.write_data(data, sector).is_ok();
+            rdev_dec_pending(mddev, r);
+            if !ok {
+                md_error_io(mddev, r, mddev.fail_last_dev());
+            }
+        }
+        Ok(true)
+    }
+
+    /// P (and Q) of a stripe's blocks, in md's order.
+    fn compute_parity(
+        &self,
+        st: &Stripe,
+        bufs: &[&[u8]],
+        len: usize,
+    ) -> (Vec<u8>, Option<Vec<u8>>) {
+        let mut p = vec![0u8; len];
+        if self.geo.level != 6 {
+            let data: Vec<&[u8]> = (0..bufs.len())
+                .filter(|&i| i != st.pd_idx)
+                .map(|i| bufs[i])
+                .collect();
+            parity::xor_blocks(&mut p, &data);
+            return (p, None);
+        }
+        let (nslots, slots) = self.geo.syndrome_slots(st);
+        let mut data: Vec<Option<&[u8]>> = vec![None; nslots];
+        for (i, b) in bufs.iter().enumerate() {
+            if slots[i] < nslots {
+                data[slots[i]] = Some(b);
+            }
+        }
+        let mut q = vec![0u8; len];
+        parity::gen_syndrome(&data, Some(&mut p), Some(&mut q));
+        (p, Some(q))
+    }
+}
+
+impl Raid for Conf {
+    fn personality(&self) -> &'static dyn Personality {
+        self.pers
+    }
+
+    fn read(&self, mddev: &Mddev, buf: &mut [u8], sector: u64) -> Result<(), Errno> {
+        let chunk = self.geo.chunk_sectors;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let s = sector + (done / 512) as u64;
+            let n = (chunk - s % chunk).min(((buf.len() - done) / 512) as u64);
+            let piece = &mut buf[done..done + (n * 512) as usize];
+            self.read_chunk(mddev, piece, s)?;
+            done += piece.len();
+        }
+        Ok(())
+    }
+
+    /// Not implemented yet: refused before anything is marked or written.
+    fn write(&self, mddev: &Mddev, _data: &[u8], _sector: u64) -> Result<(), Errno> {
+        if !self.warned_write.swap(true, Ordering::AcqRel) {
+            mddev.log().warn(format!(
+                "md/raid:{}: writes to raid4/5/6 are not supported yet, refused (EROFS)",
+                mddev.name
+            ));
+        }
+        Err(Errno::EROFS)
+    }
+
+    fn flush(&self, _mddev: &Mddev) -> Result<(), Errno> {
+        let members: Vec<Arc<Rdev>> = self
+            .disks
+            .read()
+            .iter()
+            .flatten()
+            .filter(|r| !r.faulty())
+            .cloned()
+            .collect();
+        flush_members(members.iter())
+    }
+
+    /// `raid5_status`.
+    fn status(&self, mddev: &Mddev) -> String {
+        let n = self.geo.raid_disks;
+        let mut s = format!(
+            " level {}, {}k chunk, algorithm {} [{n}/{}] [",
+            self.geo.level,
+            self.geo.chunk_sectors / 2,
+            self.geo.algorithm,
+            n as u32 - mddev.degraded().min(n as u32)
+        );
+        for d in self.disks.read().iter() {
+            s.push(if d.as_ref().is_some_and(|r| r.in_sync()) {
+                'U'
+            } else {
+                '_'
+            });
+        }
+        s.push(']');
+        s
+    }
+
+    /// `raid5_error`.
+    fn error_handler(&self, mddev: &Mddev, rdev: &Arc<Rdev>, _fail_last_dev: bool) {
+        let n = self.geo.raid_disks;
+        {
+            let _d = self.disks.write();
+            rdev.flags.set(rf::FAULTY);
+            rdev.flags.clear(rf::IN_SYNC);
+        }
+        let degraded = self.calc_degraded();
+        mddev.set_degraded(degraded as u32);
+        if degraded > self.geo.max_degraded() {
+            mddev.flags.set(mf::BROKEN);
+            self.recovery_disabled
+                .store(mddev.recovery_disabled(), Ordering::Release);
+            mddev.log().err(format!(
+                "md/raid:{}: Cannot continue operation ({degraded}/{n} failed).",
+                mddev.name
+            ));
+        } else {
+            mddev.log().err(format!(
+                "md/raid:{}: Disk failure on {}, disabling device.\nmd/raid:{}: Operation continuing on {} devices.",
+                mddev.name,
+                rdev.name,
+                mddev.name,
+                n - degraded
+            ));
+        }
+        mddev.recovery.set(rec::INTR);
+        rdev.flags.set(rf::BLOCKED);
+        mddev.sb_flags.set(sbf::CHANGE_DEVS | sbf::CHANGE_PENDING);
+        mddev.notify("degraded");
+    }
+
+    /// `raid5_add_disk`: the spare takes its saved slot, else the first
+    /// empty one.  (Replacements are not taken yet.)
+    fn hot_add_disk(&self, mddev: &Mddev, rdev: &Arc<Rdev>) -> Result<(), Errno> {
+        if mddev.recovery_disabled() == self.recovery_disabled.load(Ordering::Acquire) {
+            return Err(Errno::EBUSY);
+        }
+        if self.calc_degraded() > self.geo.max_degraded() {
+            // has_failed: no point adding another drive.
+            return Err(Errno::EINVAL);
+        }
+        let n = self.geo.raid_disks;
+        let mut d = self.disks.write();
+        let (mut first, mut last) = (0usize, n - 1);
+        if rdev.raid_disk() >= 0 {
+            first = rdev.raid_disk() as usize;
+            last = first;
+        }
+        let saved = rdev.saved_raid_disk();
+        if saved >= 0
+            && saved as usize >= first
+            && (saved as usize) <= last
+            && d[saved as usize].is_none()
+        {
+            first = saved as usize;
+        }
+        for i in first..=last.min(n - 1) {
+            if d[i].is_none() {
+                rdev.set_raid_disk(i as i32);
+                if saved != i as i32 {
+                    self.fullsync.store(true, Ordering::Release);
+                }
+                d[i] = Some(rdev.clone());
+                return Ok(());
+            }
+        }
+        Err(Errno::EEXIST)
+    }
+
+    /// `raid5_remove_disk`.
+    fn hot_remove_disk(&self, mddev: &Mddev, rdev: &Arc<Rdev>) -> Result<(), Errno> {
+        let n = self.geo.raid_disks;
+        let idx = rdev.raid_disk();
+        if idx < 0 || idx as usize >= n {
+            return Ok(());
+        }
+        let degraded = self.calc_degraded();
+        let mut d = self.disks.write();
+        if !d[idx as usize]
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(r, rdev))
+        {
+            return Ok(());
+        }
+        if rdev.in_sync() || rdev.nr_pending.load(Ordering::Acquire) > 0 {
+            return Err(Errno::EBUSY);
+        }
+        // Only a failed member, or a spare while recovery cannot go on,
+        // leaves its slot.
+        if !rdev.faulty()
+            && mddev.recovery_disabled() != self.recovery_disabled.load(Ordering::Acquire)
+            && degraded <= self.geo.max_degraded()
+        {
+            return Err(Errno::EBUSY);
+        }
+        d[idx as usize] = None;
+        Ok(())
+    }
+
+    /// `raid5_spare_active`.
+    fn spare_active(&self, mddev: &Mddev) -> u32 {
+        let mut count = 0;
+        for r in self.disks.read().iter().flatten() {
+            if r.recovery_offset() == MAX_SECTOR
+                && !r.faulty()
+                && !r.flags.test_and_set(rf::IN_SYNC)
+            {
+                count += 1;
+                mddev.observer().notify_rdev(mddev, r, "state");
+            }
+        }
+        mddev.set_degraded(self.calc_degraded() as u32);
+        count
+    }
+
+    /// `raid5_size`: whole chunks of every data member.
+    fn size(&self, dev_sectors: u64) -> u64 {
+        (dev_sectors & !(self.geo.chunk_sectors - 1)) * self.geo.data_disks() as u64
+    }
+
+    fn quiesce(&self, on: bool) {
+        let _ = on;
+    }
+
+    /// `raid5_sync_request`, done synchronously, a chunk's part at a time.
+    fn sync_request(&self, mddev: &Mddev, sector: u64, max_sector: u64) -> Result<SyncStep, Errno> {
+        let bitmap = mddev.bitmap();
+        let requested = mddev.recovery.test(rec::REQUESTED);
+        if sector >= max_sector {
+            if let Some(b) = &bitmap {
+                let cur = mddev.sync.curr_resync();
+                if cur < max_sector {
+                    b.end_sync(cur, true);
+                } else {
+                    self.fullsync.store(false, Ordering::Release);
+                }
+                b.close_sync(mddev.sync.resync_max_sectors());
+            } else if mddev.sync.curr_resync() >= max_sector {
+                self.fullsync.store(false, Ordering::Release);
+            }
+            return Ok(SyncStep {
+                sectors: 0,
+                skipped: false,
+            });
+        }
+        let still_degraded = self.calc_degraded() > 0;
+        let fullsync = self.fullsync.load(Ordering::Acquire);
+        // A recovery of a member with nothing to rebuild, or a resync of
+        // a clean array without a bitmap: nothing to do.
+        if mddev.recovery.test(rec::SYNC)
+            && !requested
+            && bitmap.is_none()
+            && mddev.recovery_cp() == MAX_SECTOR
+        {
+            return Ok(SyncStep {
+                sectors: max_sector - sector,
+                skipped: true,
+            });
+        }
+        let chunk = self.geo.chunk_sectors;
+        let mut nr = SYNC_SECTORS
+            .min(chunk - sector % chunk)
+            .min(max_sector - sector)
+            .min(
+                mddev
+                    .sync
+                    .resync_max()
+                    .saturating_sub(sector)
+                    .max(STRIPE_SECTORS),
+            );
+        if let Some(b) = &bitmap {
+            let (needed, blocks) = b.start_sync(sector, still_degraded);
+            if !needed && !fullsync && !requested {
+                return Ok(SyncStep {
+                    sectors: blocks.max(1).min(max_sector - sector),
+                    skipped: true,
+                });
+            }
+            nr = nr.min(blocks.max(STRIPE_SECTORS));
+            b.cond_end_sync(mddev, sector, false);
+        }
+        if !self.sync_stripes(mddev, sector, nr)? {
+            return Ok(SyncStep {
+                sectors: 0,
+                skipped: false,
+            });
+        }
+        mddev.sync.add_io(nr);
+        Ok(SyncStep {
+            sectors: nr,
+            skipped: false,
+        })
+    }
+
+    fn reshape_mirrors(&self, _mddev: &Mddev, _cfg: &mut Config, _n: u32) -> Result<(), Errno> {
+        Err(Errno::EINVAL)
+    }
+}
