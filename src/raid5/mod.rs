@@ -23,8 +23,9 @@ use parking_lot::{Mutex, RwLock};
 
 use self::geometry::{Geometry, Stripe, algorithm_valid_raid5, algorithm_valid_raid6};
 use crate::format::MAX_SECTOR;
+use crate::kstr::{kstrtouint, kstrtoull};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
-use crate::md::personality::{Personality, Raid, SyncStep};
+use crate::md::personality::{PersAttr, Personality, Raid, SyncStep};
 use crate::md::pieces::flush_members;
 use crate::md::update::{md_error_io, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
@@ -33,6 +34,48 @@ use crate::md::{Config, Errno, Mddev, Rdev};
 const STRIPE_SECTORS: u64 = 8;
 /// Sectors per sync step (within one chunk).
 const SYNC_SECTORS: u64 = 128;
+/// `NR_STRIPES`: the default `stripe_cache_size`.
+const NR_STRIPES: u32 = 256;
+
+/// `raid5_attrs_group`.
+static ATTRS: [PersAttr; 9] = [
+    PersAttr {
+        name: "stripe_cache_size",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "stripe_cache_active",
+        mode: 0o444,
+    },
+    PersAttr {
+        name: "preread_bypass_threshold",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "group_thread_cnt",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "stripe_size",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "skip_copy",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "rmw_level",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "journal_mode",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "ppl_write_hint",
+        mode: 0o644,
+    },
+];
 
 /// One of the three personalities raid5.c registers.
 pub struct Raid456Personality {
@@ -70,6 +113,9 @@ impl Personality for Raid456Personality {
     /// Resizing is not implemented.
     fn has_resize(&self) -> bool {
         false
+    }
+    fn attrs(&self) -> &'static [PersAttr] {
+        &ATTRS
     }
 
     /// `raid5_run` with `setup_conf`.
@@ -173,6 +219,14 @@ impl Personality for Raid456Personality {
             recovery_disabled: AtomicU32::new(cfg.recovery_disabled.wrapping_sub(1)),
             stripe_lock: Mutex::new(()),
             warned_write: AtomicBool::new(false),
+            tunables: Mutex::new(Tunables {
+                stripe_cache_size: NR_STRIPES,
+                bypass_threshold: 1,
+                group_thread_cnt: 0,
+                skip_copy: false,
+                rmw_level: 1,
+            }),
+            active_stripes: AtomicU32::new(0),
         };
         // raid5_calc_degraded
         let degraded = conf.calc_degraded();
@@ -219,6 +273,36 @@ pub struct Conf {
     /// each other (one sync worker today; writes will take it too).
     stripe_lock: Mutex<()>,
     warned_write: AtomicBool,
+    tunables: Mutex<Tunables>,
+    /// Stripes being worked on (`active_stripes`).
+    active_stripes: AtomicU32,
+}
+
+/// The settings of `raid5_attrs_group`.  Requests are handled one stripe
+/// at a time without a cache, so these are kept and shown, bounded as the
+/// kernel bounds them, but change nothing of how I/O is done.
+struct Tunables {
+    stripe_cache_size: u32,
+    bypass_threshold: u32,
+    group_thread_cnt: u32,
+    skip_copy: bool,
+    rmw_level: u32,
+}
+
+/// Counts a stripe as active while it lives.
+struct ActiveStripe<'a>(&'a AtomicU32);
+
+impl<'a> ActiveStripe<'a> {
+    fn new(c: &'a AtomicU32) -> Self {
+        c.fetch_add(1, Ordering::AcqRel);
+        ActiveStripe(c)
+    }
+}
+
+impl Drop for ActiveStripe<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A member's block in a stripe: what could be read, or why not.
@@ -364,6 +448,7 @@ impl Conf {
             md_error_io(mddev, &r, mddev.fail_last_dev());
         }
         // Degraded: rebuild the block from the rest of its stripe.
+        let _active = ActiveStripe::new(&self.active_stripes);
         let mut blocks: Vec<Block> = (0..self.geo.raid_disks)
             .map(|i| {
                 if i == dd_idx {
@@ -399,6 +484,7 @@ impl Conf {
         let n = self.geo.raid_disks;
         let len = (nr * 512) as usize;
         let _guard = self.stripe_lock.lock();
+        let _active = ActiveStripe::new(&self.active_stripes);
         let members: Vec<Option<Arc<Rdev>>> = self.disks.read().clone();
         // Members to write: recovering ones not yet rebuilt here.
         let targets: Vec<usize> = (0..n)
@@ -804,5 +890,83 @@ impl Raid for Conf {
 
     fn reshape_mirrors(&self, _mddev: &Mddev, _cfg: &mut Config, _n: u32) -> Result<(), Errno> {
         Err(Errno::EINVAL)
+    }
+
+    fn attr_show(&self, _mddev: &Mddev, name: &str) -> Result<String, Errno> {
+        let t = self.tunables.lock();
+        Ok(match name {
+            "stripe_cache_size" => format!("{}\n", t.stripe_cache_size),
+            "stripe_cache_active" => format!("{}\n", self.active_stripes.load(Ordering::Acquire)),
+            "preread_bypass_threshold" => format!("{}\n", t.bypass_threshold),
+            "group_thread_cnt" => format!("{}\n", t.group_thread_cnt),
+            // STRIPE_SIZE: one page.
+            "stripe_size" => format!("{}\n", STRIPE_SECTORS * 512),
+            "skip_copy" => format!("{}\n", t.skip_copy as u8),
+            "rmw_level" => format!("{}\n", t.rmw_level),
+            // No journal: r5c_journal_mode_show prints nothing.
+            "journal_mode" => String::new(),
+            // No PPL: the hint reads 0.
+            "ppl_write_hint" => "0\n".to_owned(),
+            _ => return Err(Errno::ENODEV),
+        })
+    }
+
+    /// The stores of `raid5_attrs_group`, with their bounds and errnos.
+    fn attr_store(&self, _mddev: &Mddev, name: &str, value: &str) -> Result<(), Errno> {
+        let ul = || kstrtoull(value).map_err(|_| Errno::EINVAL);
+        let mut t = self.tunables.lock();
+        match name {
+            // raid5_set_cache_size
+            "stripe_cache_size" => {
+                let v = ul()?;
+                if v <= 16 || v > 32768 {
+                    return Err(Errno::EINVAL);
+                }
+                t.stripe_cache_size = v as u32;
+                t.bypass_threshold = t.bypass_threshold.min(t.stripe_cache_size);
+            }
+            "preread_bypass_threshold" => {
+                let v = ul()?;
+                if v > t.stripe_cache_size as u64 {
+                    return Err(Errno::EINVAL);
+                }
+                t.bypass_threshold = v as u32;
+            }
+            "group_thread_cnt" => {
+                let v = kstrtouint(value).map_err(|_| Errno::EINVAL)?;
+                if v > 8192 {
+                    return Err(Errno::EINVAL);
+                }
+                t.group_thread_cnt = v;
+            }
+            // A multiple of 4096, a power of two, at most a page: 4096.
+            "stripe_size" => {
+                let v = ul()?;
+                if v != STRIPE_SECTORS * 512 {
+                    return Err(Errno::EINVAL);
+                }
+            }
+            "skip_copy" => t.skip_copy = ul()? != 0,
+            // PARITY_DISABLE_RMW, PARITY_ENABLE_RMW, PARITY_PREFER_RMW
+            "rmw_level" => {
+                let v = ul()?;
+                if v > 2 {
+                    return Err(Errno::EINVAL);
+                }
+                t.rmw_level = v as u32;
+            }
+            // r5c_journal_mode_store: a mode's name, then no log: ENODEV.
+            "journal_mode" => {
+                return Err(if matches!(value, "write-through" | "write-back") {
+                    Errno::ENODEV
+                } else {
+                    Errno::EINVAL
+                });
+            }
+            // ppl_write_hint_store: a u16, then no PPL: EINVAL.
+            "ppl_write_hint" => return Err(Errno::EINVAL),
+            _ => return Err(Errno::ENODEV),
+        }
+        Ok(())
     }
 }

@@ -68,6 +68,29 @@ impl Attribute for ArrayAttr {
     }
 }
 
+/// A file of the running personality's own (`Personality::attrs`),
+/// answered by the running instance; ENODEV once it stopped.
+struct PersAttrNode {
+    mddev: Weak<Mddev>,
+    name: &'static str,
+}
+
+impl Attribute for PersAttrNode {
+    fn show(&self) -> Result<String, Errno> {
+        let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
+        m.pers().ok_or(Errno::ENODEV)?.attr_show(&m, self.name)
+    }
+    fn store(&self, value: &str) -> Result<(), Errno> {
+        let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
+        m.pers()
+            .ok_or(Errno::ENODEV)?
+            .attr_store(&m, self.name, value)
+    }
+    fn store_non_utf8(&self, value: &[u8]) -> Result<(), Errno> {
+        self.store(&non_utf8(value))
+    }
+}
+
 /// A value that is not UTF-8, as a store sees it.  md hands the bytes to
 /// its store, which may look at the array's state first (EBUSY, ENOENT)
 /// or not at the value at all, and whose parsers refuse a byte of 0x80
@@ -213,6 +236,8 @@ pub struct MdTree {
     pub md: Arc<Md>,
     /// Serialises structural changes (directories, groups, links).
     structure: Mutex<()>,
+    /// The personality files added to each array's `md/`, by array.
+    pers_files: Mutex<std::collections::HashMap<String, Vec<&'static str>>>,
 }
 
 impl MdTree {
@@ -223,6 +248,7 @@ impl MdTree {
             tree,
             md: md.clone(),
             structure: Mutex::new(()),
+            pers_files: Mutex::new(std::collections::HashMap::new()),
         });
         t.add_root_files();
         md.set_observer(t.clone());
@@ -379,6 +405,39 @@ impl MdTree {
         self.tree.lookup_path(&format!("{}/md", m.name))
     }
 
+    /// The running personality's own files (`raid5_attrs_group`): added
+    /// when it runs, removed when it stops or another runs.
+    fn sync_pers_group(&self, m: &Arc<Mddev>) {
+        let _s = self.structure.lock();
+        let Some(mdd) = self.md_dir(m) else { return };
+        let want: &'static [crate::md::personality::PersAttr] =
+            m.pers().map_or(&[], |p| p.personality().attrs());
+        let mut files = self.pers_files.lock();
+        let have = files.entry(m.name.clone()).or_default();
+        for name in have.iter() {
+            if !want.iter().any(|a| a.name == *name) {
+                if let Some(n) = self.tree.lookup(mdd, name) {
+                    let _ = self.tree.remove(n);
+                }
+            }
+        }
+        have.retain(|name| want.iter().any(|a| a.name == *name));
+        for a in want {
+            if self.tree.lookup(mdd, a.name).is_none() {
+                let _ = self.tree.add_attr(
+                    mdd,
+                    a.name,
+                    a.mode,
+                    Arc::new(PersAttrNode {
+                        mddev: Arc::downgrade(m),
+                        name: a.name,
+                    }),
+                );
+                have.push(a.name);
+            }
+        }
+    }
+
     fn sync_redundancy_group(&self, m: &Arc<Mddev>) {
         let _s = self.structure.lock();
         let Some(mdd) = self.md_dir(m) else { return };
@@ -502,11 +561,13 @@ impl Observer for MdTree {
 
     fn running_changed(&self, m: &Arc<Mddev>) {
         self.sync_redundancy_group(m);
+        self.sync_pers_group(m);
         self.notify(m, "array_state");
     }
 
     fn array_removed(&self, name: &str) {
         let _s = self.structure.lock();
+        self.pers_files.lock().remove(name);
         if let Some(n) = self.tree.lookup_path(name) {
             let _ = self.tree.remove(n);
         }
