@@ -35,6 +35,7 @@ shell_tests!(
     fixtures_assemble,
     striped,
     parity,
+    parity_sync,
     data_placement,
     data_modes,
     data_loop,
