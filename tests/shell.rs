@@ -36,6 +36,7 @@ shell_tests!(
     striped,
     parity,
     parity_sync,
+    parity_write,
     data_placement,
     data_modes,
     data_loop,

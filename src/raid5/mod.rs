@@ -7,9 +7,8 @@
 //! two blocks from P and Q).  The sync step recomputes and compares
 //! parity (resync, check, repair) and rebuilds recovering members.
 //!
-//! Writes are not implemented yet: they are refused with EROFS and a log
-//! line, the array left as it was (never marked dirty, never half
-//! written).
+//! Writes are reconstruct-writes of the part of a chunk row they touch,
+//! under the row's stripe lock (see `write_row`).
 //!
 //! I/O runs synchronously on the calling thread.
 
@@ -27,13 +26,15 @@ use crate::kstr::{kstrtouint, kstrtoull};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::personality::{PersAttr, Personality, Raid, SyncStep};
 use crate::md::pieces::flush_members;
-use crate::md::update::{md_error_io, rdev_dec_pending};
+use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
 
 /// `STRIPE_SECTORS`: the unit of parity work, one 4 KiB page per member.
 const STRIPE_SECTORS: u64 = 8;
 /// Sectors per sync step (within one chunk).
 const SYNC_SECTORS: u64 = 128;
+/// Stripe locks (rows hash onto them).
+const STRIPE_LOCKS: usize = 256;
 /// `NR_STRIPES`: the default `stripe_cache_size`.
 const NR_STRIPES: u32 = 256;
 
@@ -217,8 +218,7 @@ impl Personality for Raid456Personality {
             disks: RwLock::new(disks),
             fullsync: AtomicBool::new(fullsync),
             recovery_disabled: AtomicU32::new(cfg.recovery_disabled.wrapping_sub(1)),
-            stripe_lock: Mutex::new(()),
-            warned_write: AtomicBool::new(false),
+            stripe_locks: (0..STRIPE_LOCKS).map(|_| Mutex::new(())).collect(),
             tunables: Mutex::new(Tunables {
                 stripe_cache_size: NR_STRIPES,
                 bypass_threshold: 1,
@@ -269,10 +269,10 @@ pub struct Conf {
     disks: RwLock<Vec<Option<Arc<Rdev>>>>,
     fullsync: AtomicBool,
     recovery_disabled: AtomicU32,
-    /// Serialises the sync steps' read-compute-write of a stripe with
-    /// each other (one sync worker today; writes will take it too).
-    stripe_lock: Mutex<()>,
-    warned_write: AtomicBool,
+    /// Stripe locks, by chunk row (hashed): a write's read-compute-write
+    /// of a row, a sync step in it and a read rebuilt from its parity
+    /// never interleave.
+    stripe_locks: Vec<Mutex<()>>,
     tunables: Mutex<Tunables>,
     /// Stripes being worked on (`active_stripes`).
     active_stripes: AtomicU32,
@@ -313,6 +313,12 @@ enum Block {
 }
 
 impl Conf {
+    /// The lock of the chunk row holding member sector `dev_sector`.
+    fn row_lock(&self, dev_sector: u64) -> parking_lot::MutexGuard<'_, ()> {
+        let row = dev_sector / self.geo.chunk_sectors;
+        self.stripe_locks[(row % STRIPE_LOCKS as u64) as usize].lock()
+    }
+
     fn calc_degraded(&self) -> usize {
         self.disks
             .read()
@@ -447,7 +453,9 @@ impl Conf {
             }
             md_error_io(mddev, &r, mddev.fail_last_dev());
         }
-        // Degraded: rebuild the block from the rest of its stripe.
+        // Degraded: rebuild the block from the rest of its stripe, with
+        // no write halfway through it.
+        let _guard = self.row_lock(dev_sector);
         let _active = ActiveStripe::new(&self.active_stripes);
         let mut blocks: Vec<Block> = (0..self.geo.raid_disks)
             .map(|i| {
@@ -483,7 +491,7 @@ impl Conf {
         let st = self.geo.stripe(sector / self.geo.chunk_sectors);
         let n = self.geo.raid_disks;
         let len = (nr * 512) as usize;
-        let _guard = self.stripe_lock.lock();
+        let _guard = self.row_lock(sector);
         let _active = ActiveStripe::new(&self.active_stripes);
         let members: Vec<Option<Arc<Rdev>>> = self.disks.read().clone();
         // Members to write: recovering ones not yet rebuilt here.
@@ -601,6 +609,155 @@ impl Conf {
         Ok(true)
     }
 
+    /// Write array sectors `[sector, +len)`, which lie in one chunk row,
+    /// by reconstruct-write: under the row's lock, read the row's other
+    /// data blocks over the member range the write touches (rebuilding
+    /// from parity what cannot be read), lay the new data over them,
+    /// compute P (and Q) afresh and write the new data and the parity to
+    /// every member not failed, recovering ones included.  A write that
+    /// covers that range of every data block reads nothing.  Parity made
+    /// this way is right even where the array was never synced (md too
+    /// forces reconstruct-write past `recovery_cp`).
+    fn write_row(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno> {
+        let g = &self.geo;
+        let chunk = g.chunk_sectors;
+        // The pieces: member, member sector, offset in `data`, sectors.
+        let mut pieces: Vec<(usize, u64, usize, u64)> = Vec::new();
+        let mut done = 0usize;
+        let mut st = None;
+        while done < data.len() {
+            let s = sector + (done / 512) as u64;
+            let len = (chunk - s % chunk).min(((data.len() - done) / 512) as u64);
+            let (dev_sector, dd_idx, stripe) = g.compute_sector(s);
+            st = Some(stripe);
+            pieces.push((dd_idx, dev_sector, done, len));
+            done += (len * 512) as usize;
+        }
+        let Some(st) = st else { return Ok(()) };
+        let lo = pieces.iter().map(|p| p.1).min().unwrap_or(0);
+        let hi = pieces.iter().map(|p| p.1 + p.3).max().unwrap_or(0);
+        let bitmap = mddev.bitmap();
+        if let Some(b) = &bitmap {
+            let seq = b.startwrite(lo, hi - lo);
+            b.unplug(mddev, seq);
+        }
+        let result = {
+            let _guard = self.row_lock(lo);
+            let _active = ActiveStripe::new(&self.active_stripes);
+            self.write_row_locked(mddev, data, &st, &pieces, lo, hi - lo)
+        };
+        if let Some(b) = &bitmap {
+            let ok = result.is_ok() && mddev.degraded() == 0;
+            b.endwrite(mddev, lo, hi - lo, ok, mddev.events());
+        }
+        result
+    }
+
+    fn write_row_locked(
+        &self,
+        mddev: &Mddev,
+        data: &[u8],
+        st: &Stripe,
+        pieces: &[(usize, u64, usize, u64)],
+        lo: u64,
+        nr: u64,
+    ) -> Result<(), Errno> {
+        let n = self.geo.raid_disks;
+        let len = (nr * 512) as usize;
+        let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
+        let covered = |i: usize| pieces.iter().any(|p| p.0 == i && p.1 == lo && p.3 == nr);
+        // Read what the new data does not wholly replace.
+        let mut blocks: Vec<Block> = (0..n)
+            .map(|i| {
+                if is_parity(i) || covered(i) {
+                    Block::Lost
+                } else {
+                    self.read_member(mddev, i, lo, nr)
+                }
+            })
+            .collect();
+        let need_rebuild =
+            (0..n).any(|i| !is_parity(i) && !covered(i) && matches!(blocks[i], Block::Lost));
+        if need_rebuild {
+            // An old data block must come from parity: read the parity
+            // too, and the data the write replaces.
+            for (i, b) in blocks.iter_mut().enumerate() {
+                if matches!(b, Block::Lost) {
+                    *b = self.read_member(mddev, i, lo, nr);
+                }
+            }
+            if !self.reconstruct(st, &mut blocks, len) {
+                mddev.log().err(format!(
+                    "md/raid:{}: cannot write: too many members missing in the stripe at sector {lo}",
+                    mddev.name
+                ));
+                return Err(Errno::EIO);
+            }
+        }
+        // Lay the new data over the old.
+        for (i, b) in blocks.iter_mut().enumerate() {
+            if !is_parity(i) && matches!(b, Block::Lost) {
+                *b = Block::Read(vec![0u8; len]);
+            }
+        }
+        for &(i, dev_sector, off, sectors) in pieces {
+            if let Block::Read(buf) = &mut blocks[i] {
+                let at = ((dev_sector - lo) * 512) as usize;
+                let l = (sectors * 512) as usize;
+                buf[at..at + l].copy_from_slice(&data[off..off + l]);
+            }
+        }
+        let (p, q) = {
+            let bufs: Vec<&[u8]> = blocks
+                .iter()
+                .map(|b| match b {
+                    Block::Read(v) => &v[..],
+                    Block::Lost => &[][..],
+                })
+                .collect();
+            self.compute_parity(st, &bufs, len)
+        };
+        blocks[st.pd_idx] = Block::Read(p);
+        if let (Some(qi), Some(q)) = (st.qd_idx, q) {
+            blocks[qi] = Block::Read(q);
+        }
+        // Write what changed: the new data and the parity.
+        let members: Vec<Option<Arc<Rdev>>> = self.disks.read().clone();
+        for i in 0..n {
+            let (Some(r), Block::Read(buf)) = (&members[i], &blocks[i]) else {
+                continue;
+            };
+            if r.faulty() {
+                continue;
+            }
+            let ranges: Vec<(u64, usize, usize)> = if is_parity(i) {
+                vec![(lo, 0, len)]
+            } else {
+                pieces
+                    .iter()
+                    .filter(|p| p.0 == i)
+                    .map(|p| (p.1, ((p.1 - lo) * 512) as usize, (p.3 * 512) as usize))
+                    .collect()
+            };
+            if ranges.is_empty() {
+                continue;
+            }
+            r.nr_pending.fetch_add(1, Ordering::AcqRel);
+            let mut ok = true;
+            for (at, off, l) in ranges {
+                ok &= r.write_data(&buf[off..off + l], at).is_ok();
+            }
+            rdev_dec_pending(mddev, r);
+            if !ok {
+                md_error_io(mddev, r, mddev.fail_last_dev());
+            }
+        }
+        if mddev.degraded() as usize > self.geo.max_degraded() {
+            return Err(Errno::EIO);
+        }
+        Ok(())
+    }
+
     /// P (and Q) of a stripe's blocks, in md's order.
     fn compute_parity(
         &self,
@@ -611,7 +768,7 @@ impl Conf {
         let mut p = vec![0u8; len];
         if self.geo.level != 6 {
             let data: Vec<&[u8]> = (0..bufs.len())
-                .filter(|&i| i != st.pd_idx)
+                .filter(|&i| i != st.pd_idx && Some(i) != st.qd_idx)
                 .map(|i| bufs[i])
                 .collect();
             parity::xor_blocks(&mut p, &data);
@@ -648,15 +805,25 @@ impl Raid for Conf {
         Ok(())
     }
 
-    /// Not implemented yet: refused before anything is marked or written.
-    fn write(&self, mddev: &Mddev, _data: &[u8], _sector: u64) -> Result<(), Errno> {
-        if !self.warned_write.swap(true, Ordering::AcqRel) {
-            mddev.log().warn(format!(
-                "md/raid:{}: writes to raid4/5/6 are not supported yet, refused (EROFS)",
-                mddev.name
-            ));
+    /// `raid5_make_request` for a write: row by row, each under its
+    /// stripe lock, as `write_row` says.
+    fn write(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno> {
+        md_write_start(mddev)?;
+        let row_sectors = self.geo.chunk_sectors * self.geo.data_disks() as u64;
+        let mut done = 0usize;
+        let mut result = Ok(());
+        while done < data.len() {
+            let s = sector + (done / 512) as u64;
+            let n = (row_sectors - s % row_sectors).min(((data.len() - done) / 512) as u64);
+            let piece = &data[done..done + (n * 512) as usize];
+            if let Err(e) = self.write_row(mddev, piece, s) {
+                result = Err(e);
+                break;
+            }
+            done += piece.len();
         }
-        Err(Errno::EROFS)
+        md_write_end(mddev, mddev.safemode_delay());
+        result
     }
 
     fn flush(&self, _mddev: &Mddev) -> Result<(), Errno> {
