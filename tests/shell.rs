@@ -37,6 +37,7 @@ shell_tests!(
     parity,
     parity_sync,
     parity_write,
+    parity_layouts,
     data_placement,
     data_modes,
     data_loop,

@@ -221,11 +221,7 @@ impl Geometry {
         match self.level {
             4 => {}
             5 => match self.algorithm {
-                LEFT_ASYMMETRIC | RIGHT_ASYMMETRIC => {
-                    if i > pd {
-                        i -= 1;
-                    }
-                }
+                LEFT_ASYMMETRIC | RIGHT_ASYMMETRIC if i > pd => i -= 1,
                 LEFT_SYMMETRIC | RIGHT_SYMMETRIC => {
                     if i < pd {
                         i += rd;
@@ -264,11 +260,7 @@ impl Geometry {
                         i -= pd + 1;
                     }
                 }
-                LEFT_ASYMMETRIC_6 | RIGHT_ASYMMETRIC_6 => {
-                    if i > pd {
-                        i -= 1;
-                    }
-                }
+                LEFT_ASYMMETRIC_6 | RIGHT_ASYMMETRIC_6 if i > pd => i -= 1,
                 LEFT_SYMMETRIC_6 | RIGHT_SYMMETRIC_6 => {
                     if i < pd {
                         i += data_disks + 1;
@@ -476,9 +468,9 @@ mod tests {
                     .collect();
                 if st.ddf {
                     assert_eq!(n, g.raid_disks);
-                    for i in 0..g.raid_disks {
+                    for (i, &slot) in slots.iter().enumerate() {
                         if i != st.pd_idx && Some(i) != st.qd_idx {
-                            assert_eq!(slots[i], i, "{g:?}");
+                            assert_eq!(slot, i, "{g:?}");
                         }
                     }
                 } else {
