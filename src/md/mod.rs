@@ -372,6 +372,11 @@ pub struct Config {
     pub queue_logical_block_size: u32,
     /// `bitmap_type` (Linux 6.18's `mddev->bitmap_id`): false for `none`.
     pub bitmap_type_bitmap: bool,
+    /// `MD_HAS_PPL` or `MD_HAS_MULTIPLE_PPLS`: the superblock records a
+    /// partial parity log.
+    pub has_ppl: bool,
+    /// `MD_HAS_JOURNAL`: the superblock records a journal device.
+    pub has_journal: bool,
 }
 
 impl Config {
@@ -421,6 +426,8 @@ impl Config {
             logical_block_size: 0,
             queue_logical_block_size: 512,
             bitmap_type_bitmap: true,
+            has_ppl: false,
+            has_journal: false,
         }
     }
 

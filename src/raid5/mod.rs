@@ -123,8 +123,18 @@ impl Personality for Raid456Personality {
     fn run(&self, mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<Arc<dyn Raid>, Errno> {
         let log = mddev.log();
         let name = &mddev.name;
-        if cfg.rdevs.iter().any(|r| r.flags.test(rf::JOURNAL)) {
-            log.warn(format!("md/raid:{name}: a journal device is not supported"));
+        // Not implemented: refused before anything is written, the
+        // images untouched.
+        if cfg.has_journal || cfg.rdevs.iter().any(|r| r.flags.test(rf::JOURNAL)) {
+            log.warn(format!(
+                "md/raid:{name}: a journal device (write journal) is not supported"
+            ));
+            return Err(Errno::EINVAL);
+        }
+        if cfg.has_ppl {
+            log.warn(format!(
+                "md/raid:{name}: a partial parity log (PPL) is not supported"
+            ));
             return Err(Errno::EINVAL);
         }
         if mddev.recovery_cp() != MAX_SECTOR {

@@ -107,5 +107,25 @@ for dir in "$FIXTURES"/raid[456]*/; do
 	rm -rf "${imgs:?}"
 done
 [ $checked == 10 ] || fail "only $checked parity fixtures"
+
+# A partial parity log or a write journal recorded in the superblocks is
+# not implemented: the run is refused, the images untouched.
+for what in "ppl:1024:a partial parity log (PPL) is not supported" \
+	"journal:512:a journal device (write journal) is not supported"; do
+	IFS=: read -r name bit msg <<<"$what"
+	imgs=$T/$name
+	unpack raid5-ra "$imgs"
+	for img in "$imgs"/vd?; do python3 "$(dirname "$0")/sbpatch.py" "$img" 8 feature_map=$bit || fail sbpatch; done
+	before=$(cat "$imgs"/vd? | sha256sum)
+	put new_array md0
+	for img in "$imgs"/vd?; do printf '%s\n' "$img" >"$MNT/md0/md/new_dev" 2>/dev/null || true; done
+	log_mark
+	expect_err "Invalid argument" md0/md/array_state active
+	log_has "md/raid:md0: $msg"
+	put md0/md/array_state clear
+	expect_eq "$(cat "$imgs"/vd? | sha256sum)" "$before" "$name: images after the refusal"
+	log "$name: refused, images untouched"
+	rm -rf "${imgs:?}"
+done
 [ $damaged_reads == 2 ] || fail "$damaged_reads reads through damaged parity, wanted 2"
 log "$checked fixtures read as the kernel read them; $degraded_reads degraded assemblies rebuilt the same data; $refusals refused as the kernel refuses"
