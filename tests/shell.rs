@@ -38,6 +38,7 @@ shell_tests!(
     parity_sync,
     parity_write,
     parity_layouts,
+    parity_faults,
     data_placement,
     data_modes,
     data_loop,
