@@ -39,6 +39,7 @@ shell_tests!(
     parity_write,
     parity_layouts,
     parity_faults,
+    parity_crash,
     data_placement,
     data_modes,
     data_loop,
