@@ -53,4 +53,27 @@ log "raid5, 4 members, right-asymmetric, 128 KiB chunk"
 write_and_check raid5-ra 5 0
 log "raid6 with two slots empty"
 write_and_check raid6-degraded2 6 0
+
+# Writes while a repair rewrites every stripe's parity, slowly: the two
+# take each row's stripe lock, so no parity is left stale.
+for fx in raid5-ls-bitmap raid6-bitmap; do
+	log "$fx: writes during a repair"
+	imgs=$T/$fx
+	unpack "$fx" "$imgs"
+	new_array md0 "$imgs"/vd?
+	put md0/md/array_state active
+	wait_idle md0
+	put md0/md/sync_speed_max 2000
+	put md0/md/sync_action repair
+	want=$(python3 "$(dirname "$0")/parity_io.py" "$MNT/md0/data" 11 150) || fail "$fx: writes failed"
+	[ "$(attr md0/md/sync_action)" == repair ] || fail "$fx: the repair ended before the writes did"
+	put md0/md/sync_speed_max system
+	wait_idle md0
+	expect_eq "$(sha "$MNT/md0/data")" "$want" "$fx: md0/data after writes during a repair"
+	put md0/md/sync_action check
+	wait_idle md0
+	expect_eq "$(attr md0/md/mismatch_cnt)" 0 "$fx: mismatch_cnt after writes during a repair"
+	put md0/md/array_state clear
+	rm -rf "${imgs:?}"
+done
 log "written and read back; real md agrees"
