@@ -256,11 +256,17 @@ impl Personality for Raid456Personality {
         // such member counts here as the kernel counts dirty_parity_disks.
         let dirty_parity_disks = conf.dirty_parity_disks();
         if degraded > dirty_parity_disks && mddev.recovery_cp() != MAX_SECTOR {
-            log.err(format!(
-                "md/raid:{name}: cannot start dirty degraded array."
-            ));
-            log.warn(format!("md/raid:{name}: failed to run raid set."));
-            return Err(Errno::EIO);
+            if mddev.ok_start_degraded() {
+                log.err(format!(
+                    "md/raid:{name}: starting dirty degraded array - data corruption possible."
+                ));
+            } else {
+                log.err(format!(
+                    "md/raid:{name}: cannot start dirty degraded array."
+                ));
+                log.warn(format!("md/raid:{name}: failed to run raid set."));
+                return Err(Errno::EIO);
+            }
         }
         log.info(format!(
             "md/raid:{name}: raid level {} active with {} out of {n} devices, algorithm {layout}",
@@ -1014,6 +1020,15 @@ impl Raid for Conf {
             return Ok(SyncStep {
                 sectors: 0,
                 skipped: false,
+            });
+        }
+        // A resync of an array missing as many members as it can lose
+        // has nothing to make consistent (a dirty degraded array started
+        // by start_dirty_degraded): skipped whole, as raid5_sync_request.
+        if mddev.recovery.test(rec::SYNC) && mddev.degraded() as usize >= self.geo.max_degraded() {
+            return Ok(SyncStep {
+                sectors: max_sector - sector,
+                skipped: true,
             });
         }
         let still_degraded = self.calc_degraded() > 0;

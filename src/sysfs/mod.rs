@@ -7,7 +7,8 @@
 //! `speed_limit_min`, `speed_limit_max`, `log`.
 //!
 //! ```text
-//! MOUNT/mdstat  new_array  speed_limit_min  speed_limit_max  log
+//! MOUNT/mdstat  new_array  speed_limit_min  speed_limit_max
+//! start_dirty_degraded  log
 //! MOUNT/md0/data  size  md/{array attrs}  md/bitmap/*  md/dev-NAME/*  md/rdN -> dev-NAME
 //! MOUNT/md0/slaves/NAME/{dev,size,path}  md/dev-NAME/block -> ../../slaves/NAME
 //! ```
@@ -310,6 +311,28 @@ impl MdTree {
                 )),
             );
         }
+        // md_mod's start_dirty_degraded, an int (param_set_int).
+        let mdw = md2.clone();
+        let mdw2 = md2.clone();
+        add(
+            "start_dirty_degraded",
+            0o644,
+            Arc::new(FnAttr::new(
+                move || {
+                    let md = mdw.upgrade().ok_or(Errno::ENODEV)?;
+                    Ok(format!(
+                        "{}\n",
+                        md.start_dirty_degraded.load(Ordering::Acquire)
+                    ))
+                },
+                move |s: &str| {
+                    let md = mdw2.upgrade().ok_or(Errno::ENODEV)?;
+                    let v = crate::kstr::kstrtoint(s)?;
+                    md.start_dirty_degraded.store(v, Ordering::Release);
+                    Ok(())
+                },
+            )),
+        );
         // Module parameters (/sys/module/PERS/parameters/NAME).
         for p in self.md.personalities() {
             for param in p.params() {

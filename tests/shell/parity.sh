@@ -108,6 +108,29 @@ for dir in "$FIXTURES"/raid[456]*/; do
 done
 [ $checked == 10 ] || fail "only $checked parity fixtures"
 
+# md_mod's start_dirty_degraded, taken by arrays created after it is set:
+# the dirty raid5-crash-bitmap without vda starts, as the kernel warns.
+expect_eq "$(attr start_dirty_degraded)" 0 "start_dirty_degraded"
+expect_err "Invalid argument" start_dirty_degraded yes
+imgs=$T/sdd
+unpack raid5-crash-bitmap "$imgs"
+put start_dirty_degraded 1
+bind_listed "$imgs" raid5-crash-bitmap vda
+put start_dirty_degraded 0
+log_mark
+put md0/md/array_state read-auto
+log_has "md/raid:md0: starting dirty degraded array - data corruption possible."
+log_has "md/raid:md0: raid level 5 active with 2 out of 3 devices, algorithm 2"
+expect_eq "$(sha "$MNT/md0/data")" "$(summary raid5-crash-bitmap md0_sha256)" "dirty degraded start: md0/data"
+put md0/md/array_state clear
+# Set after the array was created, it does not count for it.
+bind_listed "$imgs" raid5-crash-bitmap vda
+put start_dirty_degraded 1
+expect_err "Input/output error" md0/md/array_state read-auto
+put start_dirty_degraded 0
+put md0/md/array_state clear
+rm -rf "${imgs:?}"
+
 # A partial parity log or a write journal recorded in the superblocks is
 # not implemented: the run is refused, the images untouched.
 for what in "ppl:1024:a partial parity log (PPL) is not supported" \
