@@ -564,24 +564,15 @@ impl Conf {
                 };
                 if p_bad || q_bad {
                     mddev.sync.add_mismatches(STRIPE_SECTORS);
-                    if let Some(a) = self
-                        .geo
-                        .compute_blocknr(&st, sector + (off / 512) as u64, 0)
-                        .or_else(|| {
-                            self.geo
-                                .compute_blocknr(&st, sector + (off / 512) as u64, 1)
-                        })
-                        .or_else(|| {
-                            self.geo
-                                .compute_blocknr(&st, sector + (off / 512) as u64, 2)
-                        })
-                    {
-                        // The stripe's first array sector of this page.
-                        let row = a - a % (self.geo.chunk_sectors * self.geo.data_disks() as u64);
-                        let first = row + (a % self.geo.chunk_sectors);
-                        mddev
-                            .sync
-                            .note_mismatch(first, STRIPE_SECTORS * self.geo.data_disks() as u64);
+                    // mismatches: the stripe's data pages, in array sectors.
+                    let page = sector + (off / 512) as u64;
+                    let end_s = ((end - off) / 512) as u64;
+                    let mut pages: Vec<u64> = (0..n)
+                        .filter_map(|i| self.geo.compute_blocknr(&st, page, i))
+                        .collect();
+                    pages.sort_unstable();
+                    for a in pages {
+                        mddev.sync.note_mismatch(a, end_s);
                     }
                     if !check {
                         if p_bad {
