@@ -384,8 +384,16 @@ impl Conf {
     }
 
     /// Read `len` sectors at `dev_sector` of member `i`; a failed read
-    /// fails the member (`md_error`) and is Lost.
-    fn read_member(&self, mddev: &Mddev, i: usize, dev_sector: u64, len: u64) -> Block {
+    /// is Lost and noted in `errors`, for `fix_read_errors` once the
+    /// block is rebuilt.
+    fn read_member(
+        &self,
+        mddev: &Mddev,
+        i: usize,
+        dev_sector: u64,
+        len: u64,
+        errors: &mut Vec<usize>,
+    ) -> Block {
         let Some(r) = self.readable(i, dev_sector, len) else {
             return Block::Lost;
         };
@@ -396,8 +404,80 @@ impl Conf {
         if ok {
             Block::Read(buf)
         } else {
-            md_error_io(mddev, &r, mddev.fail_last_dev());
+            errors.push(i);
             Block::Lost
+        }
+    }
+
+    /// `raid5_end_read_request`'s error path and the rewrite that follows
+    /// (`R5_ReadError`, `R5_ReWrite`): for each member whose read of
+    /// `[dev_sector, +nr)` failed, now that `blocks` holds the block
+    /// rebuilt from parity (None: it could not be), write it back and
+    /// read it again; a member that cannot be cured, or has failed more
+    /// reads than the stripe cache holds, is failed.  A read-only array
+    /// writes nothing.  Called with the row's stripe lock held.
+    fn fix_read_errors(
+        &self,
+        mddev: &Mddev,
+        errors: &[usize],
+        blocks: Option<&[Block]>,
+        dev_sector: u64,
+        nr: u64,
+    ) {
+        let log = mddev.log();
+        let name = &mddev.name;
+        for &i in errors {
+            let Some(r) = self.disks.read()[i].clone() else {
+                continue;
+            };
+            if r.faulty() {
+                continue;
+            }
+            let cur = r.note_read_error();
+            let abs = r.dev_sector(dev_sector).unwrap_or(dev_sector);
+            let rebuilt = match blocks.map(|b| &b[i]) {
+                Some(Block::Read(v)) => Some(v),
+                _ => None,
+            };
+            if mddev.degraded() as usize >= self.geo.max_degraded() || rebuilt.is_none() {
+                log.warn(format!(
+                    "md/raid:{name}: read error not correctable (sector {abs} on {}).",
+                    r.name
+                ));
+                md_error_io(mddev, &r, mddev.fail_last_dev());
+                continue;
+            }
+            if cur > self.tunables.lock().stripe_cache_size {
+                log.warn(format!(
+                    "md/raid:{name}: Too many read errors, failing device {}.",
+                    r.name
+                ));
+                md_error_io(mddev, &r, mddev.fail_last_dev());
+                continue;
+            }
+            let Some(data) = rebuilt else { continue };
+            if mddev.ro() != crate::md::ro::RDWR {
+                continue;
+            }
+            r.nr_pending.fetch_add(1, Ordering::AcqRel);
+            let mut again = vec![0u8; data.len()];
+            let cured = r.write_data(data, dev_sector).is_ok()
+                && r.read_data(&mut again, dev_sector).is_ok()
+                && again == *data;
+            rdev_dec_pending(mddev, &r);
+            if cured {
+                r.add_corrected_errors(nr as u32);
+                log.info(format!(
+                    "md/raid:{name}: read error corrected ({nr} sectors at {abs} on {})",
+                    r.name
+                ));
+            } else {
+                log.warn(format!(
+                    "md/raid:{name}: read error NOT corrected!! (sector {abs} on {}).",
+                    r.name
+                ));
+                md_error_io(mddev, &r, mddev.fail_last_dev());
+            }
         }
     }
 
@@ -460,6 +540,7 @@ impl Conf {
     fn read_chunk(&self, mddev: &Mddev, buf: &mut [u8], sector: u64) -> Result<(), Errno> {
         let len = (buf.len() / 512) as u64;
         let (dev_sector, dd_idx, st) = self.geo.compute_sector(sector);
+        let mut errors = Vec::new();
         if let Some(r) = self.readable(dd_idx, dev_sector, len) {
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
             let ok = r.read_data(buf, dev_sector).is_ok();
@@ -467,7 +548,7 @@ impl Conf {
             if ok {
                 return Ok(());
             }
-            md_error_io(mddev, &r, mddev.fail_last_dev());
+            errors.push(dd_idx);
         }
         // Degraded: rebuild the block from the rest of its stripe, with
         // no write halfway through it.
@@ -478,11 +559,19 @@ impl Conf {
                 if i == dd_idx {
                     Block::Lost
                 } else {
-                    self.read_member(mddev, i, dev_sector, len)
+                    self.read_member(mddev, i, dev_sector, len, &mut errors)
                 }
             })
             .collect();
-        if !self.reconstruct(&st, &mut blocks, buf.len()) {
+        let rebuilt = self.reconstruct(&st, &mut blocks, buf.len());
+        self.fix_read_errors(
+            mddev,
+            &errors,
+            rebuilt.then_some(&blocks[..]),
+            dev_sector,
+            len,
+        );
+        if !rebuilt {
             mddev.log().err(format!(
                 "md/raid:{}: read error not correctable (sector {dev_sector} on raid disk {dd_idx}).",
                 mddev.name
@@ -518,18 +607,20 @@ impl Conf {
                 })
             })
             .collect();
+        let mut errors = Vec::new();
         let mut blocks: Vec<Block> = (0..n)
             .map(|i| {
                 if targets.contains(&i) {
                     Block::Lost
                 } else {
-                    self.read_member(mddev, i, sector, nr)
+                    self.read_member(mddev, i, sector, nr, &mut errors)
                 }
             })
             .collect();
         let lost = blocks.iter().filter(|b| matches!(b, Block::Lost)).count();
         if lost > self.geo.max_degraded() {
             // handle_failed_sync: nothing can be rebuilt; stop here.
+            self.fix_read_errors(mddev, &errors, None, sector, nr);
             self.recovery_disabled
                 .store(mddev.recovery_disabled(), Ordering::Release);
             recovery.set(rec::INTR);
@@ -542,6 +633,7 @@ impl Conf {
             recovery.set(rec::INTR);
             return Ok(false);
         }
+        self.fix_read_errors(mddev, &errors, Some(&blocks), sector, nr);
         // With every block at hand, check the parity (only when nothing
         // had to be rebuilt from it: a rebuilt block agrees by
         // construction).
@@ -674,12 +766,13 @@ impl Conf {
         let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
         let covered = |i: usize| pieces.iter().any(|p| p.0 == i && p.1 == lo && p.3 == nr);
         // Read what the new data does not wholly replace.
+        let mut errors = Vec::new();
         let mut blocks: Vec<Block> = (0..n)
             .map(|i| {
                 if is_parity(i) || covered(i) {
                     Block::Lost
                 } else {
-                    self.read_member(mddev, i, lo, nr)
+                    self.read_member(mddev, i, lo, nr, &mut errors)
                 }
             })
             .collect();
@@ -689,11 +782,15 @@ impl Conf {
             // An old data block must come from parity: read the parity
             // too, and the data the write replaces.
             for (i, b) in blocks.iter_mut().enumerate() {
-                if matches!(b, Block::Lost) {
-                    *b = self.read_member(mddev, i, lo, nr);
+                if matches!(b, Block::Lost) && !errors.contains(&i) {
+                    *b = self.read_member(mddev, i, lo, nr, &mut errors);
                 }
             }
-            if !self.reconstruct(st, &mut blocks, len) {
+            let rebuilt = self.reconstruct(st, &mut blocks, len);
+            // The old blocks that failed to read are rewritten as they
+            // were before the new data goes over them.
+            self.fix_read_errors(mddev, &errors, rebuilt.then_some(&blocks[..]), lo, nr);
+            if !rebuilt {
                 mddev.log().err(format!(
                     "md/raid:{}: cannot write: too many members missing in the stripe at sector {lo}",
                     mddev.name

@@ -2,6 +2,7 @@
 # fio with crc32c verification through md0/data of a raid5 and a raid6
 # while members fail mid-run, each way dev-NAME/fault and state offer:
 # marked faulty, write errors, read errors, vanished; raid6 losing two.
+# Read errors that a rewrite from parity cures leave the member in place.
 # No block may fail verification; the array carries on degraded with the
 # kernel's messages (raid5_error), and what it holds reads the same when
 # assembled again without the failed members.
@@ -105,4 +106,26 @@ after raid6-bitmap 2 vdb vdd
 log "raid6: vda faulty, then read errors on vdc"
 run raid6-bitmap md0/md/dev-vda/state=faulty "md0/md/dev-vdc/fault=read-error"
 after raid6-bitmap 2 vda vdc
+log "raid5: a few read errors are corrected, the member stays"
+rm -rf "$T/img"
+unpack raid5-ls-bitmap "$T/img"
+new_array md0 "$T/img"/vd?
+put md0/md/array_state active
+wait_idle md0
+log_mark
+# The first read of vda's first sectors fails once: rebuilt from parity,
+# written back, read again -- cured.  (mdfuse handles the whole piece of
+# the request on that member, not the kernel's 4 KiB stripe pages.)
+put md0/md/dev-vda/fault "read-error 2048-2055 count=1"
+expect_eq "$(sha "$MNT/md0/data")" "$(summary raid5-ls-bitmap md0_sha256)" "md0/data through read errors"
+log_new | grep -qE "md/raid:md0: read error corrected \(([0-9]+) sectors at 2048 on vda\)" || fail "no correction logged"
+sectors=$(log_new | sed -nE 's/.*read error corrected \(([0-9]+) sectors at 2048 on vda\).*/\1/p')
+expect_eq "$(log_count "read error corrected")" 1 "corrections"
+expect_eq "$(attr md0/md/dev-vda/state)" in_sync "vda state after corrected read errors"
+expect_eq "$(attr md0/md/dev-vda/errors)" "$sectors" "vda corrected errors"
+expect_eq "$(attr md0/md/degraded)" 0 "degraded after corrected read errors"
+put md0/md/sync_action check
+wait_idle md0
+expect_eq "$(attr md0/md/mismatch_cnt)" 0 "mismatch_cnt after corrected read errors"
+put md0/md/array_state clear
 log "fio verified through every failure"
