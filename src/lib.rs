@@ -19,6 +19,7 @@ pub mod md;
 pub mod raid0;
 pub mod raid1;
 pub mod raid10;
+pub mod raid5;
 pub mod sysfs;
 
 /// Every personality this program has, in the order the kernel's modules
@@ -28,6 +29,9 @@ pub const PERSONALITIES: &[&dyn md::Personality] = &[
     &raid0::RAID0,
     &raid1::RAID1,
     &raid10::RAID10,
+    &raid5::RAID6,
+    &raid5::RAID5,
+    &raid5::RAID4,
 ];
 
 /// Hand every personality to `md` (`register_md_personality` from each

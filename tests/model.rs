@@ -97,6 +97,28 @@ static LEVELS: &[LevelSpec] = &[
         create_args: &["--layout=n2", "--chunk=64"],
         redundancy: |_| 1,
     },
+    // `mdfuse create` makes no RAID4/5/6 arrays yet.
+    LevelSpec {
+        name: "raid6",
+        created: false,
+        disks: (4, 5),
+        create_args: &[],
+        redundancy: |_| 2,
+    },
+    LevelSpec {
+        name: "raid5",
+        created: false,
+        disks: (3, 4),
+        create_args: &[],
+        redundancy: |_| 1,
+    },
+    LevelSpec {
+        name: "raid4",
+        created: false,
+        disks: (3, 4),
+        create_args: &[],
+        redundancy: |_| 1,
+    },
 ];
 
 const IMAGE_BYTES: u64 = 8 << 20;

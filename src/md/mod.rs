@@ -105,10 +105,6 @@ impl Observer for NoObserver {
 }
 
 /// Settings of the md "module", fixed at mount time.
-///
-/// There is no `start_dirty_degraded`: Linux consults it only in
-/// raid4/5/6 (a dirty degraded RAID1 starts, the surviving mirrors being
-/// authoritative), and mdfuse runs RAID1 only.
 #[derive(Debug, Clone)]
 pub struct MdOptions {
     /// Default `speed_limit_min` (KiB/s).
@@ -137,6 +133,10 @@ pub struct Md {
     /// since md compares them with the sync's speed unsigned.
     pub speed_limit_min: AtomicU32,
     pub speed_limit_max: AtomicU32,
+    /// The `start_dirty_degraded` module parameter (an int): copied into
+    /// each array when it is created (`ok_start_degraded`), and read by
+    /// raid4/5/6 alone (a dirty degraded RAID1 starts anyway).
+    pub start_dirty_degraded: std::sync::atomic::AtomicI32,
     pub observer: RwLock<Arc<dyn Observer>>,
     arrays: Mutex<BTreeMap<String, Arc<Mddev>>>,
     personalities: personality::PersList,
@@ -153,6 +153,7 @@ impl Md {
             start: std::time::Instant::now(),
             speed_limit_min: AtomicU32::new(options.speed_limit_min),
             speed_limit_max: AtomicU32::new(options.speed_limit_max),
+            start_dirty_degraded: std::sync::atomic::AtomicI32::new(0),
             options,
             observer: RwLock::new(Arc::new(NoObserver)),
             arrays: Mutex::new(BTreeMap::new()),
@@ -196,6 +197,11 @@ impl Md {
     pub fn set_param(&self, spec: &str) -> Result<(), Errno> {
         let (key, value) = spec.split_once('=').ok_or(Errno::EINVAL)?;
         let (pers, name) = key.split_once('.').ok_or(Errno::EINVAL)?;
+        if (pers, name) == ("md_mod", "start_dirty_degraded") {
+            let v = crate::kstr::kstrtoint(value)?;
+            self.start_dirty_degraded.store(v, Ordering::Release);
+            return Ok(());
+        }
         let param = self
             .personalities()
             .into_iter()
@@ -372,6 +378,11 @@ pub struct Config {
     pub queue_logical_block_size: u32,
     /// `bitmap_type` (Linux 6.18's `mddev->bitmap_id`): false for `none`.
     pub bitmap_type_bitmap: bool,
+    /// `MD_HAS_PPL` or `MD_HAS_MULTIPLE_PPLS`: the superblock records a
+    /// partial parity log.
+    pub has_ppl: bool,
+    /// `MD_HAS_JOURNAL`: the superblock records a journal device.
+    pub has_journal: bool,
 }
 
 impl Config {
@@ -421,6 +432,8 @@ impl Config {
             logical_block_size: 0,
             queue_logical_block_size: 512,
             bitmap_type_bitmap: true,
+            has_ppl: false,
+            has_journal: false,
         }
     }
 
@@ -498,6 +511,9 @@ struct Mirror {
     safemode_delay: AtomicU64,
     max_corr_read_errors: AtomicU32,
     fail_last_dev: AtomicBool,
+    /// `ok_start_degraded`: `start_dirty_degraded` when the array was
+    /// created.
+    ok_start_degraded: AtomicBool,
     sync_speed_min: AtomicU32,
     sync_speed_max: AtomicU32,
     sync_force_parallel: AtomicBool,
@@ -518,6 +534,7 @@ impl Default for Mirror {
             // 0 until md_run sets the default, as a new mddev reads.
             max_corr_read_errors: AtomicU32::new(0),
             fail_last_dev: AtomicBool::new(false),
+            ok_start_degraded: AtomicBool::new(false),
             sync_speed_min: AtomicU32::new(0),
             sync_speed_max: AtomicU32::new(0),
             sync_force_parallel: AtomicBool::new(false),
@@ -536,6 +553,12 @@ impl std::fmt::Debug for Mddev {
 
 impl Mddev {
     fn new(md: Arc<Md>, name: String, unit: u32) -> Arc<Mddev> {
+        let mirror = Mirror::default();
+        // md_alloc: mddev->ok_start_degraded = start_dirty_degraded.
+        mirror.ok_start_degraded.store(
+            md.start_dirty_degraded.load(Ordering::Acquire) != 0,
+            Ordering::Release,
+        );
         Arc::new_cyclic(|w| Mddev {
             name,
             unit,
@@ -556,7 +579,7 @@ impl Mddev {
             bitmap: RwLock::new(None),
             thread: thread::MdThread::default(),
             sync: crate::md::sync::SyncState::default(),
-            mirror: Mirror::default(),
+            mirror,
             weak_self: w.clone(),
         })
     }
@@ -682,6 +705,10 @@ impl Mddev {
     }
     pub fn set_max_corr_read_errors(&self, v: u32) {
         self.mirror.max_corr_read_errors.store(v, Ordering::Release)
+    }
+    /// `ok_start_degraded`: a dirty degraded raid4/5/6 may start.
+    pub fn ok_start_degraded(&self) -> bool {
+        self.mirror.ok_start_degraded.load(Ordering::Acquire)
     }
     pub fn fail_last_dev(&self) -> bool {
         self.mirror.fail_last_dev.load(Ordering::Acquire)

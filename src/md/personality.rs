@@ -27,6 +27,11 @@ pub trait Personality: Send + Sync {
         &[]
     }
 
+    /// The files it adds to `md/` while it runs.
+    fn attrs(&self) -> &'static [PersAttr] {
+        &[]
+    }
+
     /// Has `hot_add_disk`: members can be added to the running array.
     /// Without it md refuses them ("personality does not support
     /// diskops!").
@@ -67,6 +72,15 @@ pub trait Personality: Send + Sync {
         let _ = (mddev, cfg);
         Errno::EINVAL
     }
+}
+
+/// A file a running personality adds to the array's `md/` directory
+/// (raid5's `raid5_attrs_group`): present while it runs, its value and
+/// store handled by the running instance (`Raid::attr_show`,
+/// `Raid::attr_store`).
+pub struct PersAttr {
+    pub name: &'static str,
+    pub mode: u32,
 }
 
 /// A parameter of a personality's module (`module_param`), e.g.
@@ -172,6 +186,19 @@ pub trait Raid: Send + Sync {
             return Err(Errno::EINVAL);
         }
         Ok(())
+    }
+
+    /// The value of its file `name` (one of `Personality::attrs`), with
+    /// its newline.
+    fn attr_show(&self, mddev: &Mddev, name: &str) -> Result<String, Errno> {
+        let _ = (mddev, name);
+        Err(Errno::ENODEV)
+    }
+
+    /// A value written to its file `name`.
+    fn attr_store(&self, mddev: &Mddev, name: &str, value: &str) -> Result<(), Errno> {
+        let _ = (mddev, name, value);
+        Err(Errno::EINVAL)
     }
 
     /// Called when the array stops, after I/O has drained.

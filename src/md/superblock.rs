@@ -395,6 +395,8 @@ fn validate_1(
         } else {
             cfg.set_no_reshape(MAX_SECTOR);
         }
+        cfg.has_ppl = sb.has(feature::PPL | feature::MULTIPLE_PPLS);
+        cfg.has_journal = sb.has(feature::JOURNAL);
         if cfg.level == 0 && !sb.has(feature::RAID0_LAYOUT) {
             cfg.layout = -1;
         }

@@ -7,7 +7,8 @@
 //! `speed_limit_min`, `speed_limit_max`, `log`.
 //!
 //! ```text
-//! MOUNT/mdstat  new_array  speed_limit_min  speed_limit_max  log
+//! MOUNT/mdstat  new_array  speed_limit_min  speed_limit_max
+//! start_dirty_degraded  log
 //! MOUNT/md0/data  size  md/{array attrs}  md/bitmap/*  md/dev-NAME/*  md/rdN -> dev-NAME
 //! MOUNT/md0/slaves/NAME/{dev,size,path}  md/dev-NAME/block -> ../../slaves/NAME
 //! ```
@@ -62,6 +63,29 @@ impl Attribute for ArrayAttr {
     fn store(&self, value: &str) -> Result<(), Errno> {
         let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
         (self.row.store.ok_or(Errno::EIO)?)(&m, value)
+    }
+    fn store_non_utf8(&self, value: &[u8]) -> Result<(), Errno> {
+        self.store(&non_utf8(value))
+    }
+}
+
+/// A file of the running personality's own (`Personality::attrs`),
+/// answered by the running instance; ENODEV once it stopped.
+struct PersAttrNode {
+    mddev: Weak<Mddev>,
+    name: &'static str,
+}
+
+impl Attribute for PersAttrNode {
+    fn show(&self) -> Result<String, Errno> {
+        let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
+        m.pers().ok_or(Errno::ENODEV)?.attr_show(&m, self.name)
+    }
+    fn store(&self, value: &str) -> Result<(), Errno> {
+        let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
+        m.pers()
+            .ok_or(Errno::ENODEV)?
+            .attr_store(&m, self.name, value)
     }
     fn store_non_utf8(&self, value: &[u8]) -> Result<(), Errno> {
         self.store(&non_utf8(value))
@@ -213,6 +237,8 @@ pub struct MdTree {
     pub md: Arc<Md>,
     /// Serialises structural changes (directories, groups, links).
     structure: Mutex<()>,
+    /// The personality files added to each array's `md/`, by array.
+    pers_files: Mutex<std::collections::HashMap<String, Vec<&'static str>>>,
 }
 
 impl MdTree {
@@ -223,6 +249,7 @@ impl MdTree {
             tree,
             md: md.clone(),
             structure: Mutex::new(()),
+            pers_files: Mutex::new(std::collections::HashMap::new()),
         });
         t.add_root_files();
         md.set_observer(t.clone());
@@ -284,6 +311,28 @@ impl MdTree {
                 )),
             );
         }
+        // md_mod's start_dirty_degraded, an int (param_set_int).
+        let mdw = md2.clone();
+        let mdw2 = md2.clone();
+        add(
+            "start_dirty_degraded",
+            0o644,
+            Arc::new(FnAttr::new(
+                move || {
+                    let md = mdw.upgrade().ok_or(Errno::ENODEV)?;
+                    Ok(format!(
+                        "{}\n",
+                        md.start_dirty_degraded.load(Ordering::Acquire)
+                    ))
+                },
+                move |s: &str| {
+                    let md = mdw2.upgrade().ok_or(Errno::ENODEV)?;
+                    let v = crate::kstr::kstrtoint(s)?;
+                    md.start_dirty_degraded.store(v, Ordering::Release);
+                    Ok(())
+                },
+            )),
+        );
         // Module parameters (/sys/module/PERS/parameters/NAME).
         for p in self.md.personalities() {
             for param in p.params() {
@@ -377,6 +426,39 @@ impl MdTree {
 
     fn md_dir(&self, m: &Mddev) -> Option<NodeId> {
         self.tree.lookup_path(&format!("{}/md", m.name))
+    }
+
+    /// The running personality's own files (`raid5_attrs_group`): added
+    /// when it runs, removed when it stops or another runs.
+    fn sync_pers_group(&self, m: &Arc<Mddev>) {
+        let _s = self.structure.lock();
+        let Some(mdd) = self.md_dir(m) else { return };
+        let want: &'static [crate::md::personality::PersAttr] =
+            m.pers().map_or(&[], |p| p.personality().attrs());
+        let mut files = self.pers_files.lock();
+        let have = files.entry(m.name.clone()).or_default();
+        for name in have.iter() {
+            if !want.iter().any(|a| a.name == *name) {
+                if let Some(n) = self.tree.lookup(mdd, name) {
+                    let _ = self.tree.remove(n);
+                }
+            }
+        }
+        have.retain(|name| want.iter().any(|a| a.name == *name));
+        for a in want {
+            if self.tree.lookup(mdd, a.name).is_none() {
+                let _ = self.tree.add_attr(
+                    mdd,
+                    a.name,
+                    a.mode,
+                    Arc::new(PersAttrNode {
+                        mddev: Arc::downgrade(m),
+                        name: a.name,
+                    }),
+                );
+                have.push(a.name);
+            }
+        }
     }
 
     fn sync_redundancy_group(&self, m: &Arc<Mddev>) {
@@ -502,11 +584,13 @@ impl Observer for MdTree {
 
     fn running_changed(&self, m: &Arc<Mddev>) {
         self.sync_redundancy_group(m);
+        self.sync_pers_group(m);
         self.notify(m, "array_state");
     }
 
     fn array_removed(&self, name: &str) {
         let _s = self.structure.lock();
+        self.pers_files.lock().remove(name);
         if let Some(n) = self.tree.lookup_path(name) {
             let _ = self.tree.remove(n);
         }

@@ -8,8 +8,9 @@
 #     in X -- removing from array" cannot be reached through sysfs: every
 #     bind compares with the member bound before it, and nothing is read
 #     again); the next superblock write puts the right one back
-#   - level 5: "md: personality for level 5 is not loaded!" (Linux would
-#     load raid456; mdfuse has no such personality)
+#   - level 9: "md: personality for level 9 is not loaded!" (no
+#     personality has it, in Linux either); level 5 on members without a
+#     chunk size: raid456 refuses it ("md/raid:md0: invalid chunk size 0")
 #   - a 1.0 member whose size runs into its superblock: "md: md0: data
 #     overlaps metadata"
 #   - a dirty array: "md/raid1:md0: not clean -- starting background
@@ -74,11 +75,20 @@ done
 done_md0
 
 log "a level no personality runs"
+unpack raid1-v1.2-nobitmap "$T/r9"
+for d in vda vdb; do python3 "$SBPATCH" "$T/r9/$d" 8 level=9; done
+new_array md0 "$T/r9/vda" "$T/r9/vdb"
+run_md0 "Invalid argument"
+logged "md: personality for level 9 is not loaded!"
+expect_eq "$(attr md0/md/array_state)" inactive "array_state"
+done_md0
+
+log "raid5 members without a chunk size"
 unpack raid1-v1.2-nobitmap "$T/r5"
 for d in vda vdb; do python3 "$SBPATCH" "$T/r5/$d" 8 level=5; done
 new_array md0 "$T/r5/vda" "$T/r5/vdb"
 run_md0 "Invalid argument"
-logged "md: personality for level 5 is not loaded!"
+logged "md/raid:md0: invalid chunk size 0"
 expect_eq "$(attr md0/md/array_state)" inactive "array_state"
 done_md0
 

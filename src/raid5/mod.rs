@@ -1,0 +1,1256 @@
+//! The raid456 personality (drivers/md/raid5.c), registered three times
+//! as the kernel's module registers `raid6`, `raid5` and `raid4`.
+//!
+//! Reads go straight to the member holding the data; a block whose member
+//! is missing, failed, not yet recovered there, or whose read fails, is
+//! rebuilt from the rest of its stripe (raid4/5: XOR with P; raid6: up to
+//! two blocks from P and Q).  The sync step recomputes and compares
+//! parity (resync, check, repair) and rebuilds recovering members.
+//!
+//! Writes are reconstruct-writes of the part of a chunk row they touch,
+//! under the row's stripe lock (see `write_row`).
+//!
+//! I/O runs synchronously on the calling thread.
+
+pub mod geometry;
+pub mod parity;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use self::geometry::{Geometry, Stripe, algorithm_valid_raid5, algorithm_valid_raid6};
+use crate::format::MAX_SECTOR;
+use crate::kstr::{kstrtouint, kstrtoull};
+use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
+use crate::md::personality::{PersAttr, Personality, Raid, SyncStep};
+use crate::md::pieces::flush_members;
+use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
+use crate::md::{Config, Errno, Mddev, Rdev};
+
+/// `STRIPE_SECTORS`: the unit of parity work, one 4 KiB page per member.
+const STRIPE_SECTORS: u64 = 8;
+/// Sectors per sync step (within one chunk).
+const SYNC_SECTORS: u64 = 128;
+/// Stripe locks (rows hash onto them).
+const STRIPE_LOCKS: usize = 256;
+/// `NR_STRIPES`: the default `stripe_cache_size`.
+const NR_STRIPES: u32 = 256;
+
+/// `raid5_attrs_group`.
+static ATTRS: [PersAttr; 9] = [
+    PersAttr {
+        name: "stripe_cache_size",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "stripe_cache_active",
+        mode: 0o444,
+    },
+    PersAttr {
+        name: "preread_bypass_threshold",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "group_thread_cnt",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "stripe_size",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "skip_copy",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "rmw_level",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "journal_mode",
+        mode: 0o644,
+    },
+    PersAttr {
+        name: "ppl_write_hint",
+        mode: 0o644,
+    },
+];
+
+/// One of the three personalities raid5.c registers.
+pub struct Raid456Personality {
+    name: &'static str,
+    level: i32,
+}
+
+pub static RAID6: Raid456Personality = Raid456Personality {
+    name: "raid6",
+    level: 6,
+};
+pub static RAID5: Raid456Personality = Raid456Personality {
+    name: "raid5",
+    level: 5,
+};
+pub static RAID4: Raid456Personality = Raid456Personality {
+    name: "raid4",
+    level: 4,
+};
+
+impl Personality for Raid456Personality {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn level(&self) -> i32 {
+        self.level
+    }
+    fn redundant(&self) -> bool {
+        true
+    }
+    /// Changing the geometry (reshape) is not implemented.
+    fn has_check_reshape(&self) -> bool {
+        false
+    }
+    /// Resizing is not implemented.
+    fn has_resize(&self) -> bool {
+        false
+    }
+    fn attrs(&self) -> &'static [PersAttr] {
+        &ATTRS
+    }
+
+    /// `raid5_run` with `setup_conf`.
+    fn run(&self, mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<Arc<dyn Raid>, Errno> {
+        let log = mddev.log();
+        let name = &mddev.name;
+        // Not implemented: refused before anything is written, the
+        // images untouched.
+        if cfg.has_journal || cfg.rdevs.iter().any(|r| r.flags.test(rf::JOURNAL)) {
+            log.warn(format!(
+                "md/raid:{name}: a journal device (write journal) is not supported"
+            ));
+            return Err(Errno::EINVAL);
+        }
+        if cfg.has_ppl {
+            log.warn(format!(
+                "md/raid:{name}: a partial parity log (PPL) is not supported"
+            ));
+            return Err(Errno::EINVAL);
+        }
+        if mddev.recovery_cp() != MAX_SECTOR {
+            log.info(format!(
+                "md/raid:{name}: not clean -- starting background reconstruction"
+            ));
+        }
+        let pers: &'static Raid456Personality = match cfg.level {
+            4 => &RAID4,
+            5 => &RAID5,
+            6 => &RAID6,
+            l => {
+                log.warn(format!("md/raid:{name}: raid level not set to 4/5/6 ({l})"));
+                return Err(Errno::EIO);
+            }
+        };
+        // setup_conf
+        let layout = cfg.new_layout;
+        if (cfg.level == 5 && !algorithm_valid_raid5(layout))
+            || (cfg.level == 6 && !algorithm_valid_raid6(layout))
+        {
+            log.warn(format!("md/raid:{name}: layout {layout} not supported"));
+            return Err(Errno::EIO);
+        }
+        let raid_disks = cfg.raid_disks as i32;
+        if cfg.level == 6 && raid_disks < 4 {
+            log.warn(format!(
+                "md/raid:{name}: not enough configured devices ({raid_disks}, minimum 4)"
+            ));
+            return Err(Errno::EINVAL);
+        }
+        // The kernel would divide by zero data disks (and mdadm never
+        // makes such an array): refused the same way.
+        if cfg.level != 6 && raid_disks < 2 {
+            log.warn(format!(
+                "md/raid:{name}: not enough configured devices ({raid_disks}, minimum 2)"
+            ));
+            return Err(Errno::EINVAL);
+        }
+        let chunk = cfg.new_chunk_sectors as u64;
+        if chunk == 0 || (chunk << 9) % 4096 != 0 || !chunk.is_power_of_two() {
+            log.err(format!("md/raid:{name}: invalid chunk size {}", chunk << 9));
+            return Err(Errno::EINVAL);
+        }
+        let n = raid_disks as usize;
+        let mut disks: Vec<Option<Arc<Rdev>>> = vec![None; n];
+        let mut replacements: Vec<Option<Arc<Rdev>>> = vec![None; n];
+        let mut fullsync = false;
+        for rdev in &cfg.rdevs {
+            let rd = rdev.raid_disk();
+            if rd < 0 || rd as usize >= n {
+                continue;
+            }
+            let slot = if rdev.flags.test(rf::REPLACEMENT) {
+                &mut replacements[rd as usize]
+            } else {
+                &mut disks[rd as usize]
+            };
+            if slot.is_some() {
+                // setup_conf's abort, which says nothing.
+                log.err(format!("md/raid:{name}: two devices claim raid disk {rd}"));
+                return Err(Errno::EIO);
+            }
+            *slot = Some(rdev.clone());
+            if rdev.in_sync() {
+                log.info(format!(
+                    "md/raid:{name}: device {} operational as raid disk {rd}",
+                    rdev.name
+                ));
+            } else if rdev.saved_raid_disk() != rd {
+                fullsync = true;
+            }
+        }
+        // A replacement is not driven yet: it is left out of the stripe.
+        for (i, r) in replacements.iter().enumerate() {
+            if r.is_some() {
+                log.warn(format!(
+                    "md/raid:{name}: replacement of raid disk {i} is not supported; it stays idle"
+                ));
+            }
+        }
+        let geo = Geometry {
+            level: cfg.level,
+            algorithm: layout,
+            raid_disks: n,
+            chunk_sectors: chunk,
+        };
+        let conf = Conf {
+            pers,
+            geo,
+            disks: RwLock::new(disks),
+            fullsync: AtomicBool::new(fullsync),
+            recovery_disabled: AtomicU32::new(cfg.recovery_disabled.wrapping_sub(1)),
+            stripe_locks: (0..STRIPE_LOCKS).map(|_| Mutex::new(())).collect(),
+            tunables: Mutex::new(Tunables {
+                stripe_cache_size: NR_STRIPES,
+                bypass_threshold: 1,
+                group_thread_cnt: 0,
+                skip_copy: false,
+                rmw_level: 1,
+            }),
+            active_stripes: AtomicU32::new(0),
+        };
+        // raid5_calc_degraded
+        let degraded = conf.calc_degraded();
+        mddev.set_degraded(degraded as u32);
+        if degraded > geo.max_degraded() {
+            log.err(format!(
+                "md/raid:{name}: not enough operational devices ({degraded}/{n} failed)"
+            ));
+            log.warn(format!("md/raid:{name}: failed to run raid set."));
+            return Err(Errno::EIO);
+        }
+        // Members must be a whole number of chunks.
+        cfg.dev_sectors &= !(chunk - 1);
+        mddev.sync.set_resync_max_sectors(cfg.dev_sectors);
+        // Members that are recovering hold only parity in what they
+        // have not reached (`only_parity`) only for raid4/parity-N; any
+        // such member counts here as the kernel counts dirty_parity_disks.
+        let dirty_parity_disks = conf.dirty_parity_disks();
+        if degraded > dirty_parity_disks && mddev.recovery_cp() != MAX_SECTOR {
+            if mddev.ok_start_degraded() {
+                log.err(format!(
+                    "md/raid:{name}: starting dirty degraded array - data corruption possible."
+                ));
+            } else {
+                log.err(format!(
+                    "md/raid:{name}: cannot start dirty degraded array."
+                ));
+                log.warn(format!("md/raid:{name}: failed to run raid set."));
+                return Err(Errno::EIO);
+            }
+        }
+        log.info(format!(
+            "md/raid:{name}: raid level {} active with {} out of {n} devices, algorithm {layout}",
+            cfg.level,
+            n - degraded
+        ));
+        Ok(Arc::new(conf))
+    }
+}
+
+/// `struct r5conf`, what of it this implementation needs.
+pub struct Conf {
+    pers: &'static Raid456Personality,
+    geo: Geometry,
+    /// The member of each slot (`conf->disks[i].rdev`).
+    disks: RwLock<Vec<Option<Arc<Rdev>>>>,
+    fullsync: AtomicBool,
+    recovery_disabled: AtomicU32,
+    /// Stripe locks, by chunk row (hashed): a write's read-compute-write
+    /// of a row, a sync step in it and a read rebuilt from its parity
+    /// never interleave.
+    stripe_locks: Vec<Mutex<()>>,
+    tunables: Mutex<Tunables>,
+    /// Stripes being worked on (`active_stripes`).
+    active_stripes: AtomicU32,
+}
+
+/// The settings of `raid5_attrs_group`.  Requests are handled one stripe
+/// at a time without a cache, so these are kept and shown, bounded as the
+/// kernel bounds them, but change nothing of how I/O is done.
+struct Tunables {
+    stripe_cache_size: u32,
+    bypass_threshold: u32,
+    group_thread_cnt: u32,
+    skip_copy: bool,
+    rmw_level: u32,
+}
+
+/// Counts a stripe as active while it lives.
+struct ActiveStripe<'a>(&'a AtomicU32);
+
+impl<'a> ActiveStripe<'a> {
+    fn new(c: &'a AtomicU32) -> Self {
+        c.fetch_add(1, Ordering::AcqRel);
+        ActiveStripe(c)
+    }
+}
+
+impl Drop for ActiveStripe<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A member's block in a stripe: what could be read, or why not.
+enum Block {
+    Read(Vec<u8>),
+    /// Missing, failed, not recovered this far, or the read failed.
+    Lost,
+}
+
+impl Conf {
+    /// The lock of the chunk row holding member sector `dev_sector`.
+    fn row_lock(&self, dev_sector: u64) -> parking_lot::MutexGuard<'_, ()> {
+        let row = dev_sector / self.geo.chunk_sectors;
+        self.stripe_locks[(row % STRIPE_LOCKS as u64) as usize].lock()
+    }
+
+    fn calc_degraded(&self) -> usize {
+        self.disks
+            .read()
+            .iter()
+            .filter(|d| match d {
+                None => true,
+                Some(r) => r.faulty() || !r.in_sync(),
+            })
+            .count()
+    }
+
+    /// `only_parity` counted over the members not in sync: a member
+    /// that only ever holds parity (raid4's last, or parity-first/last
+    /// layouts) being rebuilt does not make a dirty array unsafe.
+    fn dirty_parity_disks(&self) -> usize {
+        let g = &self.geo;
+        let only_parity = |i: usize| match (g.level, g.algorithm) {
+            (4, _) => i == g.raid_disks - 1,
+            (5, geometry::PARITY_0) => i == 0,
+            (5, geometry::PARITY_N) => i == g.raid_disks - 1,
+            (6, geometry::PARITY_0) => i <= 1,
+            (6, geometry::PARITY_N) => i >= g.raid_disks - 2,
+            (6, geometry::LEFT_ASYMMETRIC_6)
+            | (6, geometry::RIGHT_ASYMMETRIC_6)
+            | (6, geometry::LEFT_SYMMETRIC_6)
+            | (6, geometry::RIGHT_SYMMETRIC_6) => i == g.raid_disks - 1,
+            (6, geometry::PARITY_0_6) => i == 0 || i == g.raid_disks - 1,
+            _ => false,
+        };
+        self.disks
+            .read()
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| {
+                d.as_ref()
+                    .is_some_and(|r| !r.faulty() && !r.in_sync() && only_parity(*i))
+            })
+            .count()
+    }
+
+    /// Member `i` if it can serve `[dev_sector, +len)`: present, not
+    /// failed, in sync or recovered past it.
+    fn readable(&self, i: usize, dev_sector: u64, len: u64) -> Option<Arc<Rdev>> {
+        self.disks.read()[i]
+            .clone()
+            .filter(|r| !r.faulty() && (r.in_sync() || r.recovery_offset() >= dev_sector + len))
+    }
+
+    /// Read `len` sectors at `dev_sector` of member `i`; a failed read
+    /// is Lost and noted in `errors`, for `fix_read_errors` once the
+    /// block is rebuilt.
+    fn read_member(
+        &self,
+        mddev: &Mddev,
+        i: usize,
+        dev_sector: u64,
+        len: u64,
+        errors: &mut Vec<usize>,
+    ) -> Block {
+        let Some(r) = self.readable(i, dev_sector, len) else {
+            return Block::Lost;
+        };
+        let mut buf = vec![0u8; (len * 512) as usize];
+        r.nr_pending.fetch_add(1, Ordering::AcqRel);
+        let ok = r.read_data(&mut buf, dev_sector).is_ok();
+        rdev_dec_pending(mddev, &r);
+        if ok {
+            Block::Read(buf)
+        } else {
+            errors.push(i);
+            Block::Lost
+        }
+    }
+
+    /// `raid5_end_read_request`'s error path and the rewrite that follows
+    /// (`R5_ReadError`, `R5_ReWrite`): for each member whose read of
+    /// `[dev_sector, +nr)` failed, now that `blocks` holds the block
+    /// rebuilt from parity (None: it could not be), write it back and
+    /// read it again; a member that cannot be cured, or has failed more
+    /// reads than the stripe cache holds, is failed.  A read-only array
+    /// writes nothing.  Called with the row's stripe lock held.
+    fn fix_read_errors(
+        &self,
+        mddev: &Mddev,
+        errors: &[usize],
+        blocks: Option<&[Block]>,
+        dev_sector: u64,
+        nr: u64,
+    ) {
+        let log = mddev.log();
+        let name = &mddev.name;
+        for &i in errors {
+            let Some(r) = self.disks.read()[i].clone() else {
+                continue;
+            };
+            if r.faulty() {
+                continue;
+            }
+            let cur = r.note_read_error();
+            let abs = r.dev_sector(dev_sector).unwrap_or(dev_sector);
+            let rebuilt = match blocks.map(|b| &b[i]) {
+                Some(Block::Read(v)) => Some(v),
+                _ => None,
+            };
+            if mddev.degraded() as usize >= self.geo.max_degraded() || rebuilt.is_none() {
+                log.warn(format!(
+                    "md/raid:{name}: read error not correctable (sector {abs} on {}).",
+                    r.name
+                ));
+                md_error_io(mddev, &r, mddev.fail_last_dev());
+                continue;
+            }
+            if cur > self.tunables.lock().stripe_cache_size {
+                log.warn(format!(
+                    "md/raid:{name}: Too many read errors, failing device {}.",
+                    r.name
+                ));
+                md_error_io(mddev, &r, mddev.fail_last_dev());
+                continue;
+            }
+            let Some(data) = rebuilt else { continue };
+            if mddev.ro() != crate::md::ro::RDWR {
+                continue;
+            }
+            r.nr_pending.fetch_add(1, Ordering::AcqRel);
+            let mut again = vec![0u8; data.len()];
+            let cured = r.write_data(data, dev_sector).is_ok()
+                && r.read_data(&mut again, dev_sector).is_ok()
+                && again == *data;
+            rdev_dec_pending(mddev, &r);
+            if cured {
+                r.add_corrected_errors(nr as u32);
+                log.info(format!(
+                    "md/raid:{name}: read error corrected ({nr} sectors at {abs} on {})",
+                    r.name
+                ));
+            } else {
+                log.warn(format!(
+                    "md/raid:{name}: read error NOT corrected!! (sector {abs} on {}).",
+                    r.name
+                ));
+                md_error_io(mddev, &r, mddev.fail_last_dev());
+            }
+        }
+    }
+
+    /// Rebuild the blocks of `blocks` that are Lost from the others, in
+    /// stripe `st`; false if more are lost than the level can rebuild.
+    fn reconstruct(&self, st: &Stripe, blocks: &mut [Block], len: usize) -> bool {
+        let lost: Vec<usize> = (0..blocks.len())
+            .filter(|&i| matches!(blocks[i], Block::Lost))
+            .collect();
+        if lost.is_empty() {
+            return true;
+        }
+        if lost.len() > self.geo.max_degraded() {
+            return false;
+        }
+        if self.geo.level != 6 {
+            // P is the XOR of the data: any one block is the XOR of the rest.
+            let srcs: Vec<&[u8]> = blocks
+                .iter()
+                .filter_map(|b| match b {
+                    Block::Read(v) => Some(&v[..]),
+                    Block::Lost => None,
+                })
+                .collect();
+            let mut out = vec![0u8; len];
+            parity::xor_blocks(&mut out, &srcs);
+            blocks[lost[0]] = Block::Read(out);
+            return true;
+        }
+        let (nslots, slots) = self.geo.syndrome_slots(st);
+        let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); nslots + 2];
+        let mut zero = vec![true; nslots];
+        for (i, b) in blocks.iter_mut().enumerate() {
+            let s = slots[i];
+            if s < nslots {
+                zero[s] = false;
+            }
+            bufs[s] = match std::mem::replace(b, Block::Lost) {
+                Block::Read(v) => v,
+                Block::Lost => vec![0u8; len],
+            };
+        }
+        for b in bufs.iter_mut() {
+            if b.is_empty() {
+                b.resize(len, 0);
+            }
+        }
+        let failed: Vec<usize> = lost.iter().map(|&i| slots[i]).collect();
+        {
+            let mut views: Vec<&mut [u8]> = bufs.iter_mut().map(|v| &mut v[..]).collect();
+            parity::raid6_recover(&mut views, &zero, &failed);
+        }
+        for (i, b) in blocks.iter_mut().enumerate() {
+            *b = Block::Read(std::mem::take(&mut bufs[slots[i]]));
+        }
+        true
+    }
+
+    /// Read array sectors `[sector, +len)`, which lie in one chunk.
+    fn read_chunk(&self, mddev: &Mddev, buf: &mut [u8], sector: u64) -> Result<(), Errno> {
+        let len = (buf.len() / 512) as u64;
+        let (dev_sector, dd_idx, st) = self.geo.compute_sector(sector);
+        let mut errors = Vec::new();
+        if let Some(r) = self.readable(dd_idx, dev_sector, len) {
+            r.nr_pending.fetch_add(1, Ordering::AcqRel);
+            let ok = r.read_data(buf, dev_sector).is_ok();
+            rdev_dec_pending(mddev, &r);
+            if ok {
+                return Ok(());
+            }
+            errors.push(dd_idx);
+        }
+        // Degraded: rebuild the block from the rest of its stripe, with
+        // no write halfway through it.
+        let _guard = self.row_lock(dev_sector);
+        let _active = ActiveStripe::new(&self.active_stripes);
+        let mut blocks: Vec<Block> = (0..self.geo.raid_disks)
+            .map(|i| {
+                if i == dd_idx {
+                    Block::Lost
+                } else {
+                    self.read_member(mddev, i, dev_sector, len, &mut errors)
+                }
+            })
+            .collect();
+        let rebuilt = self.reconstruct(&st, &mut blocks, buf.len());
+        self.fix_read_errors(
+            mddev,
+            &errors,
+            rebuilt.then_some(&blocks[..]),
+            dev_sector,
+            len,
+        );
+        if !rebuilt {
+            mddev.log().err(format!(
+                "md/raid:{}: read error not correctable (sector {dev_sector} on raid disk {dd_idx}).",
+                mddev.name
+            ));
+            return Err(Errno::EIO);
+        }
+        match &blocks[dd_idx] {
+            Block::Read(v) => buf.copy_from_slice(v),
+            Block::Lost => return Err(Errno::EIO),
+        }
+        Ok(())
+    }
+
+    /// One sync step over member sectors `[sector, +nr)` (within one
+    /// chunk): read every member, rebuild what recovering members lack,
+    /// compare (and for resync and repair rewrite) the parity, 4 KiB at
+    /// a time as md's stripe heads do.
+    fn sync_stripes(&self, mddev: &Mddev, sector: u64, nr: u64) -> Result<bool, Errno> {
+        let recovery = &mddev.recovery;
+        let check = recovery.test(rec::CHECK);
+        let recover = recovery.test(rec::RECOVER) && !recovery.test(rec::SYNC);
+        let st = self.geo.stripe(sector / self.geo.chunk_sectors);
+        let n = self.geo.raid_disks;
+        let len = (nr * 512) as usize;
+        let _guard = self.row_lock(sector);
+        let _active = ActiveStripe::new(&self.active_stripes);
+        let members: Vec<Option<Arc<Rdev>>> = self.disks.read().clone();
+        // Members to write: recovering ones not yet rebuilt here.
+        let targets: Vec<usize> = (0..n)
+            .filter(|&i| {
+                members[i].as_ref().is_some_and(|r| {
+                    !r.faulty() && !r.in_sync() && r.recovery_offset() < sector + nr
+                })
+            })
+            .collect();
+        let mut errors = Vec::new();
+        let mut blocks: Vec<Block> = (0..n)
+            .map(|i| {
+                if targets.contains(&i) {
+                    Block::Lost
+                } else {
+                    self.read_member(mddev, i, sector, nr, &mut errors)
+                }
+            })
+            .collect();
+        let lost = blocks.iter().filter(|b| matches!(b, Block::Lost)).count();
+        if lost > self.geo.max_degraded() {
+            // handle_failed_sync: nothing can be rebuilt; stop here.
+            self.fix_read_errors(mddev, &errors, None, sector, nr);
+            self.recovery_disabled
+                .store(mddev.recovery_disabled(), Ordering::Release);
+            recovery.set(rec::INTR);
+            return Ok(false);
+        }
+        let lost_parity: Vec<usize> = (0..n)
+            .filter(|&i| matches!(blocks[i], Block::Lost))
+            .collect();
+        if !self.reconstruct(&st, &mut blocks, len) {
+            recovery.set(rec::INTR);
+            return Ok(false);
+        }
+        self.fix_read_errors(mddev, &errors, Some(&blocks), sector, nr);
+        // With every block at hand, check the parity (only when nothing
+        // had to be rebuilt from it: a rebuilt block agrees by
+        // construction).
+        let mut rewrite: Vec<usize> = Vec::new();
+        if lost_parity.is_empty() && !recover {
+            let bufs: Vec<&[u8]> = blocks
+                .iter()
+                .map(|b| match b {
+                    Block::Read(v) => &v[..],
+                    Block::Lost => unreachable!("rebuilt"),
+                })
+                .collect();
+            let (p, q) = self.compute_parity(&st, &bufs, len);
+            for off in (0..len).step_by((STRIPE_SECTORS * 512) as usize) {
+                let end = (off + (STRIPE_SECTORS * 512) as usize).min(len);
+                let p_bad = bufs[st.pd_idx][off..end] != p[off..end];
+                let q_bad = match (st.qd_idx, &q) {
+                    (Some(qi), Some(q)) => bufs[qi][off..end] != q[off..end],
+                    _ => false,
+                };
+                if p_bad || q_bad {
+                    mddev.sync.add_mismatches(STRIPE_SECTORS);
+                    // mismatches: the stripe's data pages, in array sectors.
+                    let page = sector + (off / 512) as u64;
+                    let end_s = ((end - off) / 512) as u64;
+                    let mut pages: Vec<u64> = (0..n)
+                        .filter_map(|i| self.geo.compute_blocknr(&st, page, i))
+                        .collect();
+                    pages.sort_unstable();
+                    for a in pages {
+                        mddev.sync.note_mismatch(a, end_s);
+                    }
+                    if !check {
+                        if p_bad {
+                            rewrite.push(st.pd_idx);
+                        }
+                        if q_bad {
+                            rewrite.push(st.qd_idx.expect("Q"));
+                        }
+                    }
+                }
+            }
+            rewrite.sort_unstable();
+            rewrite.dedup();
+            let mut newp = Some(p);
+            let mut newq = q;
+            for &i in &rewrite {
+                let data = if i == st.pd_idx {
+                    newp.take()
+                } else {
+                    newq.take()
+                };
+                if let Some(d) = data {
+                    blocks[i] = Block::Read(d);
+                }
+            }
+        }
+        for &i in targets.iter().chain(rewrite.iter()) {
+            let (Some(r), Block::Read(data)) = (&members[i], &blocks[i]) else {
+                continue;
+            };
+            if r.faulty() {
+                continue;
+            }
+            r.nr_pending.fetch_add(1, Ordering::AcqRel);
+            let ok = r.write_data(data, sector).is_ok();
+            rdev_dec_pending(mddev, r);
+            if !ok {
+                md_error_io(mddev, r, mddev.fail_last_dev());
+            }
+        }
+        Ok(true)
+    }
+
+    /// Write array sectors `[sector, +len)`, which lie in one chunk row,
+    /// by reconstruct-write: under the row's lock, read the row's other
+    /// data blocks over the member range the write touches (rebuilding
+    /// from parity what cannot be read), lay the new data over them,
+    /// compute P (and Q) afresh and write the new data and the parity to
+    /// every member not failed, recovering ones included.  A write that
+    /// covers that range of every data block reads nothing.  Parity made
+    /// this way is right even where the array was never synced (md too
+    /// forces reconstruct-write past `recovery_cp`).
+    fn write_row(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno> {
+        let g = &self.geo;
+        let chunk = g.chunk_sectors;
+        // The pieces: member, member sector, offset in `data`, sectors.
+        let mut pieces: Vec<(usize, u64, usize, u64)> = Vec::new();
+        let mut done = 0usize;
+        let mut st = None;
+        while done < data.len() {
+            let s = sector + (done / 512) as u64;
+            let len = (chunk - s % chunk).min(((data.len() - done) / 512) as u64);
+            let (dev_sector, dd_idx, stripe) = g.compute_sector(s);
+            st = Some(stripe);
+            pieces.push((dd_idx, dev_sector, done, len));
+            done += (len * 512) as usize;
+        }
+        let Some(st) = st else { return Ok(()) };
+        let lo = pieces.iter().map(|p| p.1).min().unwrap_or(0);
+        let hi = pieces.iter().map(|p| p.1 + p.3).max().unwrap_or(0);
+        let bitmap = mddev.bitmap();
+        if let Some(b) = &bitmap {
+            let seq = b.startwrite(lo, hi - lo);
+            b.unplug(mddev, seq);
+        }
+        let result = {
+            let _guard = self.row_lock(lo);
+            let _active = ActiveStripe::new(&self.active_stripes);
+            self.write_row_locked(mddev, data, &st, &pieces, lo, hi - lo)
+        };
+        if let Some(b) = &bitmap {
+            let ok = result.is_ok() && mddev.degraded() == 0;
+            b.endwrite(mddev, lo, hi - lo, ok, mddev.events());
+        }
+        result
+    }
+
+    fn write_row_locked(
+        &self,
+        mddev: &Mddev,
+        data: &[u8],
+        st: &Stripe,
+        pieces: &[(usize, u64, usize, u64)],
+        lo: u64,
+        nr: u64,
+    ) -> Result<(), Errno> {
+        let n = self.geo.raid_disks;
+        let len = (nr * 512) as usize;
+        let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
+        let covered = |i: usize| pieces.iter().any(|p| p.0 == i && p.1 == lo && p.3 == nr);
+        // Read what the new data does not wholly replace.
+        let mut errors = Vec::new();
+        let mut blocks: Vec<Block> = (0..n)
+            .map(|i| {
+                if is_parity(i) || covered(i) {
+                    Block::Lost
+                } else {
+                    self.read_member(mddev, i, lo, nr, &mut errors)
+                }
+            })
+            .collect();
+        let need_rebuild =
+            (0..n).any(|i| !is_parity(i) && !covered(i) && matches!(blocks[i], Block::Lost));
+        if need_rebuild {
+            // An old data block must come from parity: read the parity
+            // too, and the data the write replaces.
+            for (i, b) in blocks.iter_mut().enumerate() {
+                if matches!(b, Block::Lost) && !errors.contains(&i) {
+                    *b = self.read_member(mddev, i, lo, nr, &mut errors);
+                }
+            }
+            let rebuilt = self.reconstruct(st, &mut blocks, len);
+            // The old blocks that failed to read are rewritten as they
+            // were before the new data goes over them.
+            self.fix_read_errors(mddev, &errors, rebuilt.then_some(&blocks[..]), lo, nr);
+            if !rebuilt {
+                mddev.log().err(format!(
+                    "md/raid:{}: cannot write: too many members missing in the stripe at sector {lo}",
+                    mddev.name
+                ));
+                return Err(Errno::EIO);
+            }
+        }
+        // Lay the new data over the old.
+        for (i, b) in blocks.iter_mut().enumerate() {
+            if !is_parity(i) && matches!(b, Block::Lost) {
+                *b = Block::Read(vec![0u8; len]);
+            }
+        }
+        for &(i, dev_sector, off, sectors) in pieces {
+            if let Block::Read(buf) = &mut blocks[i] {
+                let at = ((dev_sector - lo) * 512) as usize;
+                let l = (sectors * 512) as usize;
+                buf[at..at + l].copy_from_slice(&data[off..off + l]);
+            }
+        }
+        let (p, q) = {
+            let bufs: Vec<&[u8]> = blocks
+                .iter()
+                .map(|b| match b {
+                    Block::Read(v) => &v[..],
+                    Block::Lost => &[][..],
+                })
+                .collect();
+            self.compute_parity(st, &bufs, len)
+        };
+        blocks[st.pd_idx] = Block::Read(p);
+        if let (Some(qi), Some(q)) = (st.qd_idx, q) {
+            blocks[qi] = Block::Read(q);
+        }
+        // Write what changed: the new data and the parity.
+        let members: Vec<Option<Arc<Rdev>>> = self.disks.read().clone();
+        for i in 0..n {
+            let (Some(r), Block::Read(buf)) = (&members[i], &blocks[i]) else {
+                continue;
+            };
+            if r.faulty() {
+                continue;
+            }
+            let ranges: Vec<(u64, usize, usize)> = if is_parity(i) {
+                vec![(lo, 0, len)]
+            } else {
+                pieces
+                    .iter()
+                    .filter(|p| p.0 == i)
+                    .map(|p| (p.1, ((p.1 - lo) * 512) as usize, (p.3 * 512) as usize))
+                    .collect()
+            };
+            if ranges.is_empty() {
+                continue;
+            }
+            r.nr_pending.fetch_add(1, Ordering::AcqRel);
+            let mut ok = true;
+            for (at, off, l) in ranges {
+                ok &= r.write_data(&buf[off..off + l], at).is_ok();
+            }
+            rdev_dec_pending(mddev, r);
+            if !ok {
+                md_error_io(mddev, r, mddev.fail_last_dev());
+            }
+        }
+        if mddev.degraded() as usize > self.geo.max_degraded() {
+            return Err(Errno::EIO);
+        }
+        Ok(())
+    }
+
+    /// P (and Q) of a stripe's blocks, in md's order.
+    fn compute_parity(
+        &self,
+        st: &Stripe,
+        bufs: &[&[u8]],
+        len: usize,
+    ) -> (Vec<u8>, Option<Vec<u8>>) {
+        let mut p = vec![0u8; len];
+        if self.geo.level != 6 {
+            let data: Vec<&[u8]> = (0..bufs.len())
+                .filter(|&i| i != st.pd_idx && Some(i) != st.qd_idx)
+                .map(|i| bufs[i])
+                .collect();
+            parity::xor_blocks(&mut p, &data);
+            return (p, None);
+        }
+        let (nslots, slots) = self.geo.syndrome_slots(st);
+        let mut data: Vec<Option<&[u8]>> = vec![None; nslots];
+        for (i, b) in bufs.iter().enumerate() {
+            if slots[i] < nslots {
+                data[slots[i]] = Some(b);
+            }
+        }
+        let mut q = vec![0u8; len];
+        parity::gen_syndrome(&data, Some(&mut p), Some(&mut q));
+        (p, Some(q))
+    }
+}
+
+impl Raid for Conf {
+    fn personality(&self) -> &'static dyn Personality {
+        self.pers
+    }
+
+    fn read(&self, mddev: &Mddev, buf: &mut [u8], sector: u64) -> Result<(), Errno> {
+        let chunk = self.geo.chunk_sectors;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let s = sector + (done / 512) as u64;
+            let n = (chunk - s % chunk).min(((buf.len() - done) / 512) as u64);
+            let piece = &mut buf[done..done + (n * 512) as usize];
+            self.read_chunk(mddev, piece, s)?;
+            done += piece.len();
+        }
+        Ok(())
+    }
+
+    /// `raid5_make_request` for a write: row by row, each under its
+    /// stripe lock, as `write_row` says.
+    fn write(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno> {
+        md_write_start(mddev)?;
+        let row_sectors = self.geo.chunk_sectors * self.geo.data_disks() as u64;
+        let mut done = 0usize;
+        let mut result = Ok(());
+        while done < data.len() {
+            let s = sector + (done / 512) as u64;
+            let n = (row_sectors - s % row_sectors).min(((data.len() - done) / 512) as u64);
+            let piece = &data[done..done + (n * 512) as usize];
+            if let Err(e) = self.write_row(mddev, piece, s) {
+                result = Err(e);
+                break;
+            }
+            done += piece.len();
+        }
+        md_write_end(mddev, mddev.safemode_delay());
+        result
+    }
+
+    fn flush(&self, _mddev: &Mddev) -> Result<(), Errno> {
+        let members: Vec<Arc<Rdev>> = self
+            .disks
+            .read()
+            .iter()
+            .flatten()
+            .filter(|r| !r.faulty())
+            .cloned()
+            .collect();
+        flush_members(members.iter())
+    }
+
+    /// `raid5_status`.
+    fn status(&self, mddev: &Mddev) -> String {
+        let n = self.geo.raid_disks;
+        let mut s = format!(
+            " level {}, {}k chunk, algorithm {} [{n}/{}] [",
+            self.geo.level,
+            self.geo.chunk_sectors / 2,
+            self.geo.algorithm,
+            n as u32 - mddev.degraded().min(n as u32)
+        );
+        for d in self.disks.read().iter() {
+            s.push(if d.as_ref().is_some_and(|r| r.in_sync()) {
+                'U'
+            } else {
+                '_'
+            });
+        }
+        s.push(']');
+        s
+    }
+
+    /// `raid5_error`.
+    fn error_handler(&self, mddev: &Mddev, rdev: &Arc<Rdev>, _fail_last_dev: bool) {
+        let n = self.geo.raid_disks;
+        {
+            let _d = self.disks.write();
+            rdev.flags.set(rf::FAULTY);
+            rdev.flags.clear(rf::IN_SYNC);
+        }
+        let degraded = self.calc_degraded();
+        mddev.set_degraded(degraded as u32);
+        if degraded > self.geo.max_degraded() {
+            mddev.flags.set(mf::BROKEN);
+            self.recovery_disabled
+                .store(mddev.recovery_disabled(), Ordering::Release);
+            mddev.log().err(format!(
+                "md/raid:{}: Cannot continue operation ({degraded}/{n} failed).",
+                mddev.name
+            ));
+        } else {
+            mddev.log().err(format!(
+                "md/raid:{}: Disk failure on {}, disabling device.\nmd/raid:{}: Operation continuing on {} devices.",
+                mddev.name,
+                rdev.name,
+                mddev.name,
+                n - degraded
+            ));
+        }
+        mddev.recovery.set(rec::INTR);
+        rdev.flags.set(rf::BLOCKED);
+        mddev.sb_flags.set(sbf::CHANGE_DEVS | sbf::CHANGE_PENDING);
+        mddev.notify("degraded");
+    }
+
+    /// `raid5_add_disk`: the spare takes its saved slot, else the first
+    /// empty one.  (Replacements are not taken yet.)
+    fn hot_add_disk(&self, mddev: &Mddev, rdev: &Arc<Rdev>) -> Result<(), Errno> {
+        if mddev.recovery_disabled() == self.recovery_disabled.load(Ordering::Acquire) {
+            return Err(Errno::EBUSY);
+        }
+        if self.calc_degraded() > self.geo.max_degraded() {
+            // has_failed: no point adding another drive.
+            return Err(Errno::EINVAL);
+        }
+        let n = self.geo.raid_disks;
+        let mut d = self.disks.write();
+        let (mut first, mut last) = (0usize, n - 1);
+        if rdev.raid_disk() >= 0 {
+            first = rdev.raid_disk() as usize;
+            last = first;
+        }
+        let saved = rdev.saved_raid_disk();
+        if saved >= 0
+            && saved as usize >= first
+            && (saved as usize) <= last
+            && d[saved as usize].is_none()
+        {
+            first = saved as usize;
+        }
+        for i in first..=last.min(n - 1) {
+            if d[i].is_none() {
+                rdev.set_raid_disk(i as i32);
+                if saved != i as i32 {
+                    self.fullsync.store(true, Ordering::Release);
+                }
+                d[i] = Some(rdev.clone());
+                return Ok(());
+            }
+        }
+        Err(Errno::EEXIST)
+    }
+
+    /// `raid5_remove_disk`.
+    fn hot_remove_disk(&self, mddev: &Mddev, rdev: &Arc<Rdev>) -> Result<(), Errno> {
+        let n = self.geo.raid_disks;
+        let idx = rdev.raid_disk();
+        if idx < 0 || idx as usize >= n {
+            return Ok(());
+        }
+        let degraded = self.calc_degraded();
+        let mut d = self.disks.write();
+        if !d[idx as usize]
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(r, rdev))
+        {
+            return Ok(());
+        }
+        if rdev.in_sync() || rdev.nr_pending.load(Ordering::Acquire) > 0 {
+            return Err(Errno::EBUSY);
+        }
+        // Only a failed member, or a spare while recovery cannot go on,
+        // leaves its slot.
+        if !rdev.faulty()
+            && mddev.recovery_disabled() != self.recovery_disabled.load(Ordering::Acquire)
+            && degraded <= self.geo.max_degraded()
+        {
+            return Err(Errno::EBUSY);
+        }
+        d[idx as usize] = None;
+        Ok(())
+    }
+
+    /// `raid5_spare_active`.
+    fn spare_active(&self, mddev: &Mddev) -> u32 {
+        let mut count = 0;
+        for r in self.disks.read().iter().flatten() {
+            if r.recovery_offset() == MAX_SECTOR
+                && !r.faulty()
+                && !r.flags.test_and_set(rf::IN_SYNC)
+            {
+                count += 1;
+                mddev.observer().notify_rdev(mddev, r, "state");
+            }
+        }
+        mddev.set_degraded(self.calc_degraded() as u32);
+        count
+    }
+
+    /// `raid5_size`: whole chunks of every data member.
+    fn size(&self, dev_sectors: u64) -> u64 {
+        (dev_sectors & !(self.geo.chunk_sectors - 1)) * self.geo.data_disks() as u64
+    }
+
+    fn quiesce(&self, on: bool) {
+        let _ = on;
+    }
+
+    /// `raid5_sync_request`, done synchronously, a chunk's part at a time.
+    fn sync_request(&self, mddev: &Mddev, sector: u64, max_sector: u64) -> Result<SyncStep, Errno> {
+        let bitmap = mddev.bitmap();
+        let requested = mddev.recovery.test(rec::REQUESTED);
+        if sector >= max_sector {
+            if let Some(b) = &bitmap {
+                let cur = mddev.sync.curr_resync();
+                if cur < max_sector {
+                    b.end_sync(cur, true);
+                } else {
+                    self.fullsync.store(false, Ordering::Release);
+                }
+                b.close_sync(mddev.sync.resync_max_sectors());
+            } else if mddev.sync.curr_resync() >= max_sector {
+                self.fullsync.store(false, Ordering::Release);
+            }
+            return Ok(SyncStep {
+                sectors: 0,
+                skipped: false,
+            });
+        }
+        // A resync of an array missing as many members as it can lose
+        // has nothing to make consistent (a dirty degraded array started
+        // by start_dirty_degraded): skipped whole, as raid5_sync_request.
+        if mddev.recovery.test(rec::SYNC) && mddev.degraded() as usize >= self.geo.max_degraded() {
+            return Ok(SyncStep {
+                sectors: max_sector - sector,
+                skipped: true,
+            });
+        }
+        let still_degraded = self.calc_degraded() > 0;
+        let fullsync = self.fullsync.load(Ordering::Acquire);
+        // A recovery of a member with nothing to rebuild, or a resync of
+        // a clean array without a bitmap: nothing to do.
+        if mddev.recovery.test(rec::SYNC)
+            && !requested
+            && bitmap.is_none()
+            && mddev.recovery_cp() == MAX_SECTOR
+        {
+            return Ok(SyncStep {
+                sectors: max_sector - sector,
+                skipped: true,
+            });
+        }
+        let chunk = self.geo.chunk_sectors;
+        let mut nr = SYNC_SECTORS
+            .min(chunk - sector % chunk)
+            .min(max_sector - sector)
+            .min(
+                mddev
+                    .sync
+                    .resync_max()
+                    .saturating_sub(sector)
+                    .max(STRIPE_SECTORS),
+            );
+        // A recovery while a resync is still owed (an unclean array
+        // rebuilding a member) leaves the bitmap's record of the resync,
+        // as RAID1's does (Linux clears it).
+        let resync_owed = !mddev.recovery.test(rec::SYNC) && mddev.recovery_cp() != MAX_SECTOR;
+        if let Some(b) = &bitmap {
+            let (needed, blocks) = b.start_sync(mddev, sector, still_degraded || resync_owed);
+            if !needed && !fullsync && !requested {
+                return Ok(SyncStep {
+                    sectors: blocks.max(1).min(max_sector - sector),
+                    skipped: true,
+                });
+            }
+            nr = nr.min(blocks.max(STRIPE_SECTORS));
+            b.cond_end_sync(mddev, sector, false);
+        }
+        if !self.sync_stripes(mddev, sector, nr)? {
+            return Ok(SyncStep {
+                sectors: 0,
+                skipped: false,
+            });
+        }
+        mddev.sync.add_io(nr);
+        Ok(SyncStep {
+            sectors: nr,
+            skipped: false,
+        })
+    }
+
+    fn reshape_mirrors(&self, _mddev: &Mddev, _cfg: &mut Config, _n: u32) -> Result<(), Errno> {
+        Err(Errno::EINVAL)
+    }
+
+    fn attr_show(&self, _mddev: &Mddev, name: &str) -> Result<String, Errno> {
+        let t = self.tunables.lock();
+        Ok(match name {
+            "stripe_cache_size" => format!("{}\n", t.stripe_cache_size),
+            "stripe_cache_active" => format!("{}\n", self.active_stripes.load(Ordering::Acquire)),
+            "preread_bypass_threshold" => format!("{}\n", t.bypass_threshold),
+            "group_thread_cnt" => format!("{}\n", t.group_thread_cnt),
+            // STRIPE_SIZE: one page.
+            "stripe_size" => format!("{}\n", STRIPE_SECTORS * 512),
+            "skip_copy" => format!("{}\n", t.skip_copy as u8),
+            "rmw_level" => format!("{}\n", t.rmw_level),
+            // No journal: r5c_journal_mode_show prints nothing.
+            "journal_mode" => String::new(),
+            // No PPL: the hint reads 0.
+            "ppl_write_hint" => "0\n".to_owned(),
+            _ => return Err(Errno::ENODEV),
+        })
+    }
+
+    /// The stores of `raid5_attrs_group`, with their bounds and errnos.
+    fn attr_store(&self, _mddev: &Mddev, name: &str, value: &str) -> Result<(), Errno> {
+        let ul = || kstrtoull(value).map_err(|_| Errno::EINVAL);
+        let mut t = self.tunables.lock();
+        match name {
+            // raid5_set_cache_size
+            "stripe_cache_size" => {
+                let v = ul()?;
+                if v <= 16 || v > 32768 {
+                    return Err(Errno::EINVAL);
+                }
+                t.stripe_cache_size = v as u32;
+                t.bypass_threshold = t.bypass_threshold.min(t.stripe_cache_size);
+            }
+            "preread_bypass_threshold" => {
+                let v = ul()?;
+                if v > t.stripe_cache_size as u64 {
+                    return Err(Errno::EINVAL);
+                }
+                t.bypass_threshold = v as u32;
+            }
+            "group_thread_cnt" => {
+                let v = kstrtouint(value).map_err(|_| Errno::EINVAL)?;
+                if v > 8192 {
+                    return Err(Errno::EINVAL);
+                }
+                t.group_thread_cnt = v;
+            }
+            // A multiple of 4096, a power of two, at most a page: 4096.
+            "stripe_size" => {
+                let v = ul()?;
+                if v != STRIPE_SECTORS * 512 {
+                    return Err(Errno::EINVAL);
+                }
+            }
+            "skip_copy" => t.skip_copy = ul()? != 0,
+            // PARITY_DISABLE_RMW, PARITY_ENABLE_RMW, PARITY_PREFER_RMW
+            "rmw_level" => {
+                let v = ul()?;
+                if v > 2 {
+                    return Err(Errno::EINVAL);
+                }
+                t.rmw_level = v as u32;
+            }
+            // r5c_journal_mode_store: a mode's name, then no log: ENODEV.
+            "journal_mode" => {
+                return Err(if matches!(value, "write-through" | "write-back") {
+                    Errno::ENODEV
+                } else {
+                    Errno::EINVAL
+                });
+            }
+            // ppl_write_hint_store: a u16, then no PPL: EINVAL.
+            "ppl_write_hint" => return Err(Errno::EINVAL),
+            _ => return Err(Errno::ENODEV),
+        }
+        Ok(())
+    }
+}
