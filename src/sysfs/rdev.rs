@@ -521,7 +521,7 @@ pub fn block_attrs(r: &Rdev) -> impl Iterator<Item = &'static Row<RdevCtx>> {
 fn block_dev_show(c: &C) -> Result<String, Errno> {
     match c.rdev.disk.kind() {
         DiskKind::BlockDevice { major, minor } => line(format!("{major}:{minor}")),
-        DiskKind::ImageFile => Err(Errno::ENODEV),
+        DiskKind::ImageFile | DiskKind::Nbd => Err(Errno::ENODEV),
     }
 }
 
