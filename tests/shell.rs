@@ -43,6 +43,7 @@ shell_tests!(
     data_fio_enospc,
     data_discard,
     tree_bad_ops,
+    nbd_member,
     nested,
     current_superblocks,
     data_bad_offset,

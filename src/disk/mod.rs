@@ -25,7 +25,10 @@ pub use nbd::NbdClient;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskKind {
     ImageFile,
-    BlockDevice { major: u32, minor: u32 },
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
     /// An NBD export (`nbd://...`, `nbd+unix://...`).
     Nbd,
 }

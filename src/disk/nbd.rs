@@ -106,7 +106,7 @@ impl NbdUri {
     /// `nbd://HOST[:PORT][/EXPORT]` (port 10809 by default, `[v6]` hosts
     /// too) or `nbd+unix:///[EXPORT]?socket=PATH`.
     pub fn parse(text: &str) -> Result<NbdUri, String> {
-        let bad = |why: &str| format!("{text}: not an NBD URI ({why})");
+        let bad = |why: &str| format!("not an NBD URI ({why})");
         let (unix, rest) = if let Some(r) = text.strip_prefix("nbd+unix://") {
             (true, r)
         } else if let Some(r) = text.strip_prefix("nbd://") {
@@ -295,11 +295,15 @@ fn handshake(s: &mut Stream, export: &str) -> io::Result<ExportInfo> {
         return Err(proto("not an NBD server (no NBDMAGIC)"));
     }
     if read_u64(s)? != IHAVEOPT {
-        return Err(proto("oldstyle NBD server: newstyle negotiation is required"));
+        return Err(proto(
+            "oldstyle NBD server: newstyle negotiation is required",
+        ));
     }
     let hflags = read_u16(s)?;
     if hflags & FLAG_FIXED_NEWSTYLE == 0 {
-        return Err(proto("the server does not offer fixed newstyle negotiation"));
+        return Err(proto(
+            "the server does not offer fixed newstyle negotiation",
+        ));
     }
     let cflags = u32::from(hflags & (FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES));
     let name = export.as_bytes();
@@ -719,13 +723,7 @@ impl NbdClient {
         let flags = if fua && has_fua { CMD_FLAG_FUA } else { 0 };
         let mut done = 0usize;
         for (at, n) in self.pieces(offset, buf.len() as u64) {
-            self.request(
-                CMD_WRITE,
-                flags,
-                at,
-                n,
-                Some(&buf[done..done + n as usize]),
-            )?;
+            self.request(CMD_WRITE, flags, at, n, Some(&buf[done..done + n as usize]))?;
             done += n as usize;
         }
         if fua && !has_fua {

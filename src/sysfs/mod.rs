@@ -431,7 +431,7 @@ impl Observer for MdTree {
         let Ok(dir) = self.tree.add_dir(mdd, &format!("dev-{}", r.name), 0o755) else {
             return;
         };
-        for row in rdev::RDEV_ATTRS {
+        for row in rdev::rdev_attrs(r) {
             let a = MemberAttr {
                 mddev: Arc::downgrade(m),
                 rdev: Arc::downgrade(r),
