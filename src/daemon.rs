@@ -146,6 +146,9 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
         let mut f = std::fs::File::from(fd.try_clone()?);
         let _ = f.write_all(b"ok\n");
     }
+    // Members on NBD exports that come back are re-added.
+    let readd = Arc::new(crate::nbd_readd::Watcher::start(md.clone())?);
+    let readd_sig = readd.clone();
     let unmounter = mounted.unmounter();
     let md_sig = md.clone();
     std::thread::Builder::new()
@@ -159,11 +162,13 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
             md_sig
                 .log
                 .info(format!("mdfuse: signal {sig}: stopping arrays"));
+            readd_sig.stop();
             md_sig.stop_all();
             let _ = unmounter.unmount();
         })?;
     let r = mounted.wait();
     // Unmounted from outside: the arrays still need a clean stop.
+    readd.stop();
     md.stop_all();
     drop(tree);
     let _: &Arc<Md> = &md;

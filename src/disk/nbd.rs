@@ -501,6 +501,10 @@ pub struct NbdClient {
     stats: NbdStats,
     last_error: Mutex<String>,
     closed: AtomicBool,
+    /// Whether the member is re-added when its export comes back.
+    auto_readd: AtomicBool,
+    /// Set while someone tries to reach the export again.
+    reconnecting: AtomicBool,
 }
 
 impl std::fmt::Debug for NbdClient {
@@ -557,6 +561,8 @@ impl NbdClient {
             stats: NbdStats::default(),
             last_error: Mutex::new(String::new()),
             closed: AtomicBool::new(false),
+            auto_readd: AtomicBool::new(true),
+            reconnecting: AtomicBool::new(false),
         })
     }
 
@@ -584,13 +590,33 @@ impl NbdClient {
         self.timeout_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// `connected`, or `failed` once the connection ended.
+    /// `connected`; once the connection ended `failed`, or
+    /// `reconnecting` while the export is being reached again.
     pub fn state(&self) -> &'static str {
-        if self.conn.dead().is_some() {
-            "failed"
-        } else {
+        if self.conn.dead().is_none() {
             "connected"
+        } else if self.reconnecting.load(Ordering::Relaxed) {
+            "reconnecting"
+        } else {
+            "failed"
         }
+    }
+
+    /// True once the connection ended (every request now fails).
+    pub fn is_dead(&self) -> bool {
+        self.conn.dead().is_some()
+    }
+
+    pub fn auto_readd(&self) -> bool {
+        self.auto_readd.load(Ordering::Relaxed)
+    }
+
+    pub fn set_auto_readd(&self, on: bool) {
+        self.auto_readd.store(on, Ordering::Relaxed);
+    }
+
+    pub fn set_reconnecting(&self, on: bool) {
+        self.reconnecting.store(on, Ordering::Relaxed);
     }
 
     pub fn last_error(&self) -> String {
@@ -600,7 +626,8 @@ impl NbdClient {
             .clone()
     }
 
-    fn note_error(&self, what: String) {
+    /// Record why the latest request or reconnection failed.
+    pub fn note_error(&self, what: String) {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = what;
     }
 

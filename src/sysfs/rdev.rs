@@ -37,6 +37,7 @@ pub static RDEV_ATTRS: &[Row<RdevCtx>] = &[
     Row { name: "nbd_server", mode: 0o444, group: Group::Default, show: Some(nbd_server_show), store: None },
     Row { name: "nbd_last_error", mode: 0o444, group: Group::Default, show: Some(nbd_last_error_show), store: None },
     Row { name: "nbd_rtt_us", mode: 0o444, group: Group::Default, show: Some(nbd_rtt_show), store: None },
+    Row { name: "nbd_auto_readd", mode: 0o644, group: Group::Default, show: Some(nbd_auto_readd_show), store: Some(nbd_auto_readd_store) },
     Row { name: "nbd_timeout_ms", mode: 0o644, group: Group::Default, show: Some(nbd_timeout_show), store: Some(nbd_timeout_store) },
 ];
 
@@ -75,6 +76,18 @@ fn nbd_rtt_show(c: &C) -> Result<String, Errno> {
     line(nbd(c)?.stats().rtt_us.load(Relaxed))
 }
 
+/// `nbd_auto_readd`: 1 (the default) to re-add the member when its
+/// export comes back after a failure, 0 to leave that to the user.
+fn nbd_auto_readd_show(c: &C) -> Result<String, Errno> {
+    line(u8::from(nbd(c)?.auto_readd()))
+}
+
+fn nbd_auto_readd_store(c: &C, s: &str) -> Result<(), Errno> {
+    let on = crate::kstr::kstrtobool(s)?;
+    nbd(c)?.set_auto_readd(on);
+    Ok(())
+}
+
 /// `nbd_timeout_ms`: every request's deadline, 1 ms to 10 minutes.
 fn nbd_timeout_show(c: &C) -> Result<String, Errno> {
     line(nbd(c)?.timeout_ms())
@@ -97,7 +110,8 @@ fn state_show(c: &C) -> Result<String, Errno> {
     Ok(c.rdev.state_words(false))
 }
 
-fn state_store(c: &C, s: &str) -> Result<(), Errno> {
+/// `state`'s store, also what the NBD re-add does (as mdadm writes it).
+pub fn state_store(c: &C, s: &str) -> Result<(), Errno> {
     let (m, r) = (&c.mddev, &c.rdev);
     let mut cfg = m.cfg.lock();
     if !cfg.rdevs.iter().any(|x| Arc::ptr_eq(x, r)) {
