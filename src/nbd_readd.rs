@@ -103,11 +103,7 @@ fn run(md: &Arc<Md>, stop: &AtomicBool) {
                     }
                     Err(why) => {
                         if b.attempts == 1 {
-                            log::info!(
-                                "{}: {}: cannot re-add yet: {why}",
-                                m.name,
-                                c.uri().text
-                            );
+                            log::info!("{}: {}: cannot re-add yet: {why}", m.name, c.uri().text);
                         }
                         c.note_error(why);
                         b.delay = (b.delay * 2).min(MAX_DELAY);
@@ -177,10 +173,8 @@ fn try_readd(m: &Arc<Mddev>, r: &Arc<Rdev>, c: &NbdClient) -> Result<(), String>
         }
         Err(e) => {
             // The member is gone from the array now; the user adds it.
-            m.log().warn(format!(
-                "md: {}: adding {uri} again failed: {e:?}",
-                m.name
-            ));
+            m.log()
+                .warn(format!("md: {}: adding {uri} again failed: {e:?}", m.name));
             Ok(())
         }
     }

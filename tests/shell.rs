@@ -44,6 +44,7 @@ shell_tests!(
     data_discard,
     tree_bad_ops,
     nbd_member,
+    nbd_readd,
     nested,
     current_superblocks,
     data_bad_offset,
