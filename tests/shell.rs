@@ -45,6 +45,7 @@ shell_tests!(
     tree_bad_ops,
     nbd_member,
     nbd_readd,
+    nbd_export,
     nested,
     current_superblocks,
     data_bad_offset,

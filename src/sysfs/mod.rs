@@ -213,7 +213,13 @@ pub struct MdTree {
     pub md: Arc<Md>,
     /// Serialises structural changes (directories, groups, links).
     structure: Mutex<()>,
+    /// Where the arrays' NBD exports listen, once the daemon serves them.
+    nbd_dir: Arc<std::sync::OnceLock<std::path::PathBuf>>,
+    /// Called when an array starts or stops running (the NBD exports).
+    running_hook: std::sync::OnceLock<RunningHook>,
 }
+
+type RunningHook = Box<dyn Fn(&Arc<Mddev>) + Send + Sync>;
 
 impl MdTree {
     /// Build the root files and attach to `md` as its observer.
@@ -223,10 +229,22 @@ impl MdTree {
             tree,
             md: md.clone(),
             structure: Mutex::new(()),
+            nbd_dir: Arc::default(),
+            running_hook: std::sync::OnceLock::new(),
         });
         t.add_root_files();
         md.set_observer(t.clone());
         t
+    }
+
+    /// The arrays' NBD exports listen in `dir`: `mdN/nbd` reads the URI.
+    pub fn set_nbd_dir(&self, dir: std::path::PathBuf) {
+        let _ = self.nbd_dir.set(dir);
+    }
+
+    /// Have `hook` called whenever an array starts or stops running.
+    pub fn set_running_hook(&self, hook: RunningHook) {
+        let _ = self.running_hook.set(hook);
     }
 
     fn add_root_files(self: &Arc<Self>) {
@@ -339,6 +357,23 @@ impl MdTree {
                     "{}\n",
                     w2.upgrade().ok_or(Errno::ENODEV)?.array_sectors()
                 ))
+            })),
+        );
+        // `nbd`: the URI of the array's NBD export while it runs (mdfuse's
+        // own).
+        let (w3, nbd_dir) = (weak.clone(), self.nbd_dir.clone());
+        let _ = self.tree.add_attr(
+            dir,
+            "nbd",
+            0o444,
+            Arc::new(FnAttr::read_only(move || {
+                let m = w3.upgrade().ok_or(Errno::ENODEV)?;
+                match nbd_dir.get() {
+                    Some(d) if m.is_running() => {
+                        Ok(format!("{}\n", crate::nbd_export::uri(d, &m.name)))
+                    }
+                    _ => Err(Errno::ENODEV),
+                }
             })),
         );
         let _ = self.tree.add_dir(dir, "slaves", 0o755);
@@ -503,6 +538,9 @@ impl Observer for MdTree {
     fn running_changed(&self, m: &Arc<Mddev>) {
         self.sync_redundancy_group(m);
         self.notify(m, "array_state");
+        if let Some(hook) = self.running_hook.get() {
+            hook(m);
+        }
     }
 
     fn array_removed(&self, name: &str) {
