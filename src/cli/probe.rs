@@ -28,7 +28,7 @@ pub struct RoDevice {
 enum RoFile {
     File(File),
     /// An NBD export, connected read-only.
-    Disk(crate::disk::Disk),
+    Disk(Box<crate::disk::Disk>),
 }
 
 /// Why a device could not be opened; Display gives mdadm's strerror text.
@@ -44,7 +44,7 @@ impl RoDevice {
             })?;
             let size = d.size_bytes();
             return Ok(RoDevice {
-                file: RoFile::Disk(d),
+                file: RoFile::Disk(Box::new(d)),
                 size,
             });
         }
