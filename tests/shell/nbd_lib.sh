@@ -6,14 +6,14 @@ SERVERS=()
 
 # The daemon stops (its arrays still reaching their servers), then the
 # servers go, then lib.sh's cleanup.
-trap 'rc=$?; stop_daemon; kill_servers; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; stop_daemon; kill_servers; (exit $rc); cleanup' EXIT
 
 kill_servers() {
 	local p
 	for p in "${SERVERS[@]}"; do
-		kill -CONT "$p" 2>/dev/null
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
+		kill -CONT "$p" 2>/dev/null || true
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
 	done
 	SERVERS=()
 }

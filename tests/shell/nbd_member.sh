@@ -69,9 +69,14 @@ log_has "md/raid1:md0: Disk failure on vdb, disabling device."
 # A data write or the superblock write meets the dead link first.
 state=$(attr md0/md/dev-vdb/state)
 [[ $state == faulty || $state == faulty,write_error ]] || fail "vdb state: $state"
-expect_eq "$(attr md0/md/dev-vdb/nbd_state)" failed nbd_state
+# The daemon tries the export again (nbd_readd.sh follows that up).
+expect_eq "$(attr md0/md/dev-vdb/nbd_state)" reconnecting nbd_state
 err=$(attr md0/md/dev-vdb/nbd_last_error)
-[[ $err == *"closed the connection"* || $err == *"send:"* || $err == *"read:"* ]] || fail "nbd_last_error: $err"
+# The connection's end, or since then the daemon's next try.
+[[ $err == *"closed the connection"* || $err == *"send:"* || $err == *"read:"* ||
+	$err == *"Connection refused"* ]] || fail "nbd_last_error: $err"
+grep -qF "connection lost: the server closed the connection" "$T/daemon.log" ||
+	grep -qF "connection lost: send:" "$T/daemon.log" || fail "the daemon did not log the lost connection"
 sha256sum <"$MNT/md0/data" | cut -d' ' -f1 >"$T/want"
 cmp <(leg_data "$T/img/vda" "$(attr md0/md/dev-vda/offset)" $((192 * 2048))) \
 	<(head -c $((192 * 1048576)) "$MNT/md0/data") || fail "vda differs from md0/data"
@@ -95,6 +100,8 @@ TURI="nbd://127.0.0.1:$PORT/vdb"
 new_array md0 "$T/img/vda" "$TURI"
 expect_eq "$(attr md0/md/dev-vdb/nbd_server)" "127.0.0.1:$PORT vdb" nbd_server
 put md0/md/dev-vdb/nbd_timeout_ms 1500
+# Nobody tries the export again: nbd_last_error stays the timeout's.
+put md0/md/dev-vdb/nbd_auto_readd 0
 put md0/md/array_state active
 dd if=/dev/urandom of="$T/blk" bs=64k count=16 status=none
 log_mark
@@ -110,6 +117,7 @@ state=$(attr md0/md/dev-vdb/state)
 [[ $state == faulty || $state == faulty,write_error ]] || fail "vdb state: $state"
 [[ $(attr md0/md/dev-vdb/nbd_last_error) == *"timed out"* ]] ||
 	fail "nbd_last_error: $(attr md0/md/dev-vdb/nbd_last_error)"
+expect_eq "$(attr md0/md/dev-vdb/nbd_state)" failed "nbd_state, auto re-add off"
 cmp <(dd if="$MNT/md0/data" bs=64k skip=100 count=16 status=none) "$T/blk" || fail "read back"
 kill -CONT "$KPID"
 put md0/md/array_state inactive
