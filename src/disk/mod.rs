@@ -47,6 +47,9 @@ pub enum DiskError {
     Io { path: PathBuf, source: io::Error },
     #[error("{uri}: {msg}")]
     BadUri { uri: String, msg: String },
+    /// An NBD server that answered but cannot serve as a member.
+    #[error("{uri}: {source}")]
+    Nbd { uri: String, source: io::Error },
 }
 
 impl DiskError {
@@ -60,6 +63,10 @@ impl DiskError {
             DiskError::NotABlockDevice { .. } => Errno::ENOTBLK,
             DiskError::Io { source, .. } => Errno::from_io(source),
             DiskError::BadUri { .. } => Errno::EINVAL,
+            DiskError::Nbd { source, .. } => match source.raw_os_error() {
+                Some(_) => Errno::from_io(source),
+                None => Errno::from_raw(nbd::errno_of(source)).unwrap_or(Errno::EIO),
+            },
         }
     }
 }
@@ -176,9 +183,15 @@ impl Disk {
             uri: uri.to_owned(),
             msg,
         })?;
-        let client = NbdClient::connect(&parsed, writable).map_err(|e| DiskError::Io {
-            path: PathBuf::from(uri),
-            source: e,
+        let client = NbdClient::connect(&parsed, writable).map_err(|e| match e.raw_os_error() {
+            Some(_) => DiskError::Io {
+                path: PathBuf::from(uri),
+                source: e,
+            },
+            None => DiskError::Nbd {
+                uri: uri.to_owned(),
+                source: e,
+            },
         })?;
         let size = client.size();
         Ok(Disk {

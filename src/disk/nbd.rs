@@ -259,6 +259,24 @@ impl Write for Stream {
     }
 }
 
+/// The errno an error of the handshake stands for, by its kind.
+pub fn errno_of(e: &io::Error) -> i32 {
+    if let Some(n) = e.raw_os_error() {
+        return n;
+    }
+    match e.kind() {
+        io::ErrorKind::NotFound => libc::ENOENT,
+        io::ErrorKind::PermissionDenied => libc::EPERM,
+        io::ErrorKind::Unsupported => libc::EOPNOTSUPP,
+        io::ErrorKind::ReadOnlyFilesystem => libc::EROFS,
+        io::ErrorKind::InvalidData => libc::EPROTO,
+        io::ErrorKind::InvalidInput => libc::EINVAL,
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => libc::ETIMEDOUT,
+        io::ErrorKind::UnexpectedEof => libc::ECONNRESET,
+        _ => libc::EIO,
+    }
+}
+
 fn proto(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
