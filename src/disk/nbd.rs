@@ -606,6 +606,12 @@ impl NbdClient {
 
     pub fn set_timeout_ms(&self, ms: u64) {
         self.timeout_ms.store(ms, Ordering::Relaxed);
+        // A send that cannot go out (the server reads nothing) is as late
+        // as a reply that does not come.
+        let _ = self
+            .conn
+            .ctl
+            .set_timeouts(None, Some(Duration::from_millis(ms.max(1))));
     }
 
     /// `connected`; once the connection ended `failed`, or
