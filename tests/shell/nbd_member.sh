@@ -4,7 +4,10 @@
 # server is killed with -9 (fio passes, the leg fails at once, degraded
 # reads 1), a server that hangs (requests past the member's deadline fail
 # it, within the deadline), the connection's state in dev-NAME/, and real
-# md assembling the member images afterwards with the same data.
+# md assembling the member images afterwards with the same data.  Then
+# nbdkit's filters: a server without flush is refused, writes delayed past
+# the deadline fail the leg at run, write errors from a live server fail
+# it as a disk's do (and, the link being fine, it is not taken back).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/data_lib.sh"
 . "$(dirname "$0")/nbd_lib.sh"
@@ -156,6 +159,38 @@ dd if=/dev/urandom of="$T/blk2" bs=64k count=4 status=none
 timeout 5 dd if="$T/blk2" of="$MNT/md0/data" bs=64k oflag=direct conv=notrunc status=none ||
 	fail "write after the slow leg failed"
 cmp <(head -c 262144 "$MNT/md0/data") "$T/blk2" || fail "read back"
+put md0/md/array_state inactive
+
+log "nbdkit's error filter: write errors from a live server fail the leg as a disk's do"
+put md0/md/array_state clear
+rm -rf "$T/img"
+images_from "$IMG" "$T/img"
+PORT=$(free_port)
+nbdkit -f -i 127.0.0.1 -p "$PORT" --filter=error file file="$T/img/vdb" \
+	error-pwrite=EIO error-pwrite-rate=100% error-file="$T/inject" 2>>"$T/nbdkit.log" &
+SERVERS+=("$!")
+EURI="nbd://127.0.0.1:$PORT/vdb"
+wait_uri "$EURI"
+new_array md0 "$T/img/vda" "$EURI"
+put md0/md/array_state active
+log_mark
+fio_start "$T/job.fio" "$T/fio3.out"
+sleep 1
+fio_running || fail "fio ended before the errors"
+touch "$T/inject"
+wait_attr_ms md0/md/degraded 1 5000 >/dev/null
+fio_wait "$T/fio3.out"
+state=$(attr md0/md/dev-vdb/state)
+[[ $state == faulty || $state == faulty,write_error ]] || fail "vdb state: $state"
+# The link is fine: the member is not taken back (the export did not go
+# away, its disk failed).
+expect_eq "$(attr md0/md/dev-vdb/nbd_state)" connected "nbd_state after write errors"
+[[ $(attr md0/md/dev-vdb/nbd_last_error) == *"write at byte"*"Input/output error"* ]] ||
+	fail "nbd_last_error: $(attr md0/md/dev-vdb/nbd_last_error)"
+rm -f "$T/inject"
+sleep 1
+expect_eq "$(attr md0/md/degraded)" 1 "degraded after the errors stopped"
+log_lacks "is back: adding vdb again"
 put md0/md/array_state inactive
 
 term_daemon
