@@ -126,7 +126,9 @@ fn try_readd(m: &Arc<Mddev>, r: &Arc<Rdev>, c: &NbdClient) -> Result<(), String>
         .metadata
         .ok_or_else(|| "the array has no metadata version".to_owned())?;
     {
-        let disk = Disk::open(std::path::Path::new(&uri), false).map_err(|e| match e {
+        // A server that accepts and then says nothing holds this thread
+        // no longer than the member's own deadline.
+        let disk = Disk::open_nbd_timeout(&uri, false, c.timeout_ms()).map_err(|e| match e {
             crate::disk::DiskError::Io { source, .. } => source.to_string(),
             other => other.to_string(),
         })?;

@@ -179,20 +179,29 @@ impl Disk {
 
     /// Connect to an NBD export.
     fn open_nbd(uri: &str, writable: bool) -> Result<Disk, DiskError> {
+        Self::open_nbd_timeout(uri, writable, nbd::DEFAULT_TIMEOUT_MS)
+    }
+
+    /// Connect to an NBD export, each request (the handshake included)
+    /// with a deadline of `timeout_ms`.
+    pub fn open_nbd_timeout(uri: &str, writable: bool, timeout_ms: u64) -> Result<Disk, DiskError> {
         let parsed = nbd::NbdUri::parse(uri).map_err(|msg| DiskError::BadUri {
             uri: uri.to_owned(),
             msg,
         })?;
-        let client = NbdClient::connect(&parsed, writable).map_err(|e| match e.raw_os_error() {
-            Some(_) => DiskError::Io {
-                path: PathBuf::from(uri),
-                source: e,
-            },
-            None => DiskError::Nbd {
-                uri: uri.to_owned(),
-                source: e,
-            },
-        })?;
+        let client =
+            NbdClient::connect_timeout(&parsed, writable, timeout_ms).map_err(|e| {
+                match e.raw_os_error() {
+                    Some(_) => DiskError::Io {
+                        path: PathBuf::from(uri),
+                        source: e,
+                    },
+                    None => DiskError::Nbd {
+                        uri: uri.to_owned(),
+                        source: e,
+                    },
+                }
+            })?;
         let size = client.size();
         Ok(Disk {
             path: PathBuf::from(uri),

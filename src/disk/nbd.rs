@@ -539,7 +539,13 @@ impl NbdClient {
     /// (md's writes could never be made durable), as is a read-only
     /// export opened for writing.
     pub fn connect(uri: &NbdUri, writable: bool) -> io::Result<NbdClient> {
-        let timeout = Duration::from_millis(DEFAULT_TIMEOUT_MS);
+        Self::connect_timeout(uri, writable, DEFAULT_TIMEOUT_MS)
+    }
+
+    /// `connect`, with `timeout_ms` as the deadline of the connection and
+    /// handshake and of every later request.
+    pub fn connect_timeout(uri: &NbdUri, writable: bool, timeout_ms: u64) -> io::Result<NbdClient> {
+        let timeout = Duration::from_millis(timeout_ms.max(1));
         let mut s = Stream::connect(&uri.addr, timeout)?;
         s.set_timeouts(Some(timeout), Some(timeout))?;
         let info = handshake(&mut s, &uri.export)?;
@@ -575,7 +581,7 @@ impl NbdClient {
             uri: uri.clone(),
             info,
             conn,
-            timeout_ms: AtomicU64::new(DEFAULT_TIMEOUT_MS),
+            timeout_ms: AtomicU64::new(timeout_ms.max(1)),
             stats: NbdStats::default(),
             last_error: Mutex::new(String::new()),
             closed: AtomicBool::new(false),
