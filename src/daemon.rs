@@ -23,6 +23,9 @@ pub struct DaemonOptions {
     pub allow_other: bool,
     /// Module parameters, `PERSONALITY.NAME=VALUE`.
     pub params: Vec<String>,
+    /// Where the arrays' NBD exports listen (`None`: a directory of the
+    /// daemon's own, removed at the end).
+    pub nbd_dir: Option<PathBuf>,
     pub md: MdOptions,
 }
 
@@ -146,6 +149,27 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
         let mut f = std::fs::File::from(fd.try_clone()?);
         let _ = f.write_all(b"ok\n");
     }
+    // Members on NBD exports that come back are re-added.
+    let readd = Arc::new(crate::nbd_readd::Watcher::start(md.clone())?);
+    let readd_sig = readd.clone();
+    // Each running array is served over NBD.
+    let (nbd_dir, own_nbd_dir) = match &opts.nbd_dir {
+        Some(d) => (std::path::absolute(d)?, false),
+        None => (crate::nbd_export::default_dir(), true),
+    };
+    let exports = Arc::new(crate::nbd_export::Exports::start(
+        md.clone(),
+        nbd_dir.clone(),
+        own_nbd_dir,
+    )?);
+    tree.set_nbd_dir(nbd_dir);
+    let weak = Arc::downgrade(&exports);
+    tree.set_running_hook(Box::new(move |m| {
+        if let Some(e) = weak.upgrade() {
+            e.running_changed(m);
+        }
+    }));
+    let exports_sig = exports.clone();
     let unmounter = mounted.unmounter();
     let md_sig = md.clone();
     std::thread::Builder::new()
@@ -159,11 +183,15 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
             md_sig
                 .log
                 .info(format!("mdfuse: signal {sig}: stopping arrays"));
+            readd_sig.stop();
+            exports_sig.stop();
             md_sig.stop_all();
             let _ = unmounter.unmount();
         })?;
     let r = mounted.wait();
     // Unmounted from outside: the arrays still need a clean stop.
+    readd.stop();
+    exports.stop();
     md.stop_all();
     drop(tree);
     let _: &Arc<Md> = &md;

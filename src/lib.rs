@@ -16,6 +16,8 @@ pub mod format;
 pub mod kstr;
 pub mod linear;
 pub mod md;
+pub mod nbd_export;
+pub mod nbd_readd;
 pub mod raid0;
 pub mod raid1;
 pub mod raid10;

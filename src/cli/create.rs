@@ -348,6 +348,8 @@ enum Identity {
     },
     /// A file still to be created, by its absolute path.
     NewFile(PathBuf),
+    /// An NBD export, by server and export name.
+    Nbd((u64, u64)),
 }
 
 /// A present member, checked and measured.
@@ -675,7 +677,21 @@ fn open_members(opts: &Options, slots: &[Slot]) -> Result<Vec<Member>, Failure> 
         let Slot::Device { path, write_mostly } = slot else {
             continue;
         };
+        let nbd = path.to_str().is_some_and(crate::disk::nbd::is_uri);
         let (disk, sectors) = match std::fs::metadata(path) {
+            // An NBD URI: opened below, like a present device.
+            _ if nbd => {
+                let d = Disk::open(path, true).map_err(|e| {
+                    Failure::refused(match e {
+                        crate::disk::DiskError::Io { source, .. } => {
+                            format!("cannot open {}: {}", path.display(), strerror(&source))
+                        }
+                        other => other.to_string(),
+                    })
+                })?;
+                let s = d.sectors();
+                (Some(d), s)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => match opts.image_size {
                 Some(s) => {
                     check_creatable(path)?;
@@ -760,6 +776,11 @@ fn identities(m: &Member) -> Vec<Identity> {
     };
     let mut ids = Vec::new();
     match disk.kind() {
+        DiskKind::Nbd => {
+            if let Ok(id) = disk.identity() {
+                ids.push(Identity::Nbd(id));
+            }
+        }
         DiskKind::ImageFile => {
             if let Ok(meta) = std::fs::metadata(&m.path) {
                 ids.push(Identity::Inode {

@@ -40,6 +40,11 @@ pub struct MountArgs {
     /// root as PERSONALITY_NAME (raid0_default_layout).
     #[arg(long = "param", value_name = "PERS.NAME=VALUE")]
     pub params: Vec<String>,
+    /// Directory for the arrays' NBD export sockets (MDN.sock; MDN/nbd
+    /// reads the URI).  Default: one of the daemon's own under
+    /// $XDG_RUNTIME_DIR, /run (root) or the temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub nbd_dir: Option<PathBuf>,
 }
 
 pub fn run(args: MountArgs) -> ExitCode {
@@ -49,6 +54,7 @@ pub fn run(args: MountArgs) -> ExitCode {
         threads: args.threads as usize,
         allow_other: args.allow_other,
         params: args.params,
+        nbd_dir: args.nbd_dir,
         md: MdOptions {
             speed_limit_min: args.speed_limit_min.max(1),
             speed_limit_max: args.speed_limit_max.max(1),

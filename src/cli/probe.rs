@@ -20,8 +20,15 @@ use crate::format::{
 /// `dev_open(..., O_RDONLY)`), so members of a running array can be read.
 #[derive(Debug)]
 pub struct RoDevice {
-    file: File,
+    file: RoFile,
     size: u64,
+}
+
+#[derive(Debug)]
+enum RoFile {
+    File(File),
+    /// An NBD export, connected read-only.
+    Disk(Box<crate::disk::Disk>),
 }
 
 /// Why a device could not be opened; Display gives mdadm's strerror text.
@@ -30,6 +37,17 @@ pub struct OpenError(pub String);
 
 impl RoDevice {
     pub fn open(path: &Path) -> Result<RoDevice, OpenError> {
+        if path.to_str().is_some_and(crate::disk::nbd::is_uri) {
+            let d = crate::disk::Disk::open(path, false).map_err(|e| match e {
+                crate::disk::DiskError::Io { source, .. } => OpenError(strerror(&source)),
+                other => OpenError(other.to_string()),
+            })?;
+            let size = d.size_bytes();
+            return Ok(RoDevice {
+                file: RoFile::Disk(Box::new(d)),
+                size,
+            });
+        }
         let meta = std::fs::metadata(path).map_err(|e| OpenError(strerror(&e)))?;
         let ft = meta.file_type();
         if ft.is_dir() {
@@ -44,7 +62,10 @@ impl RoDevice {
         } else {
             return Err(OpenError("Not a regular file or block device".into()));
         };
-        Ok(RoDevice { file, size })
+        Ok(RoDevice {
+            file: RoFile::File(file),
+            size,
+        })
     }
 }
 
@@ -54,7 +75,10 @@ impl SectorReader for RoDevice {
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.file.read_exact_at(buf, offset)
+        match &self.file {
+            RoFile::File(f) => f.read_exact_at(buf, offset),
+            RoFile::Disk(d) => d.read_at(buf, offset),
+        }
     }
 }
 

@@ -1,9 +1,11 @@
-//! One component device: an image file or a block device (loop devices
-//! included), with positional I/O, flush and size, plus deterministic fault
-//! injection for tests (`faults`).  Knows nothing of superblocks.
+//! One component device: an image file, a block device (loop devices
+//! included) or an NBD export on another host (`nbd`), with positional
+//! I/O, flush and size, plus deterministic fault injection for tests
+//! (`faults`).  Knows nothing of superblocks.
 
 mod drop_behind;
 pub mod faults;
+pub mod nbd;
 pub mod signatures;
 
 use std::fs::{File, OpenOptions};
@@ -17,12 +19,18 @@ use crate::errno::Errno;
 use drop_behind::{DROP_BEHIND_BYTES, DropBehind};
 
 pub use faults::{FaultOp, FaultPlan, IoEvent, IoObserver};
+pub use nbd::NbdClient;
 
 /// What kind of thing a component is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskKind {
     ImageFile,
-    BlockDevice { major: u32, minor: u32 },
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
+    /// An NBD export (`nbd://...`, `nbd+unix://...`).
+    Nbd,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +45,11 @@ pub enum DiskError {
     NoSuchDevNum { major: u32, minor: u32 },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("{uri}: {msg}")]
+    BadUri { uri: String, msg: String },
+    /// An NBD server that answered but cannot serve as a member.
+    #[error("{uri}: {source}")]
+    Nbd { uri: String, source: io::Error },
 }
 
 impl DiskError {
@@ -49,15 +62,28 @@ impl DiskError {
             DiskError::IsDirectory { .. } => Errno::EISDIR,
             DiskError::NotABlockDevice { .. } => Errno::ENOTBLK,
             DiskError::Io { source, .. } => Errno::from_io(source),
+            DiskError::BadUri { .. } => Errno::EINVAL,
+            DiskError::Nbd { source, .. } => match source.raw_os_error() {
+                Some(_) => Errno::from_io(source),
+                None => Errno::from_raw(nbd::errno_of(source)).unwrap_or(Errno::EIO),
+            },
         }
     }
+}
+
+/// What the bytes of a component are reached through.
+#[derive(Debug)]
+enum Backend {
+    File(File),
+    Nbd(NbdClient),
 }
 
 /// An open component.
 #[derive(Debug)]
 pub struct Disk {
+    /// The image file or device node, or the NBD URI.
     path: PathBuf,
-    file: File,
+    backend: Backend,
     kind: DiskKind,
     size: u64,
     writable: bool,
@@ -84,8 +110,12 @@ pub struct IoStats {
 }
 
 impl Disk {
-    /// Open an image file or block device read-write (or read-only).
+    /// Open an image file, block device or NBD URI read-write (or
+    /// read-only).
     pub fn open(path: &Path, writable: bool) -> Result<Disk, DiskError> {
+        if let Some(uri) = path.to_str().filter(|s| nbd::is_uri(s)) {
+            return Self::open_nbd(uri, writable);
+        }
         let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => DiskError::NotFound {
                 path: path.to_owned(),
@@ -127,7 +157,7 @@ impl Disk {
         })?;
         let size = match kind {
             DiskKind::ImageFile => meta.len(),
-            DiskKind::BlockDevice { .. } => {
+            DiskKind::BlockDevice { .. } | DiskKind::Nbd => {
                 block_device_size(&file).map_err(|e| DiskError::Io {
                     path: path.to_owned(),
                     source: e,
@@ -136,7 +166,7 @@ impl Disk {
         };
         Ok(Disk {
             path: path.to_owned(),
-            file,
+            backend: Backend::File(file),
             kind,
             size,
             writable,
@@ -145,6 +175,61 @@ impl Disk {
             drop_behind: OnceLock::new(),
             shrunk: AtomicBool::new(false),
         })
+    }
+
+    /// Connect to an NBD export.
+    fn open_nbd(uri: &str, writable: bool) -> Result<Disk, DiskError> {
+        Self::open_nbd_timeout(uri, writable, nbd::DEFAULT_TIMEOUT_MS)
+    }
+
+    /// Connect to an NBD export, each request (the handshake included)
+    /// with a deadline of `timeout_ms`.
+    pub fn open_nbd_timeout(uri: &str, writable: bool, timeout_ms: u64) -> Result<Disk, DiskError> {
+        let parsed = nbd::NbdUri::parse(uri).map_err(|msg| DiskError::BadUri {
+            uri: uri.to_owned(),
+            msg,
+        })?;
+        let client =
+            NbdClient::connect_timeout(&parsed, writable, timeout_ms).map_err(|e| {
+                match e.raw_os_error() {
+                    Some(_) => DiskError::Io {
+                        path: PathBuf::from(uri),
+                        source: e,
+                    },
+                    None => DiskError::Nbd {
+                        uri: uri.to_owned(),
+                        source: e,
+                    },
+                }
+            })?;
+        let size = client.size();
+        Ok(Disk {
+            path: PathBuf::from(uri),
+            backend: Backend::Nbd(client),
+            kind: DiskKind::Nbd,
+            size,
+            writable,
+            faults: FaultPlan::default(),
+            stats: IoStats::default(),
+            drop_behind: OnceLock::new(),
+            shrunk: AtomicBool::new(false),
+        })
+    }
+
+    /// The NBD client of a member on an NBD export.
+    pub fn nbd(&self) -> Option<&NbdClient> {
+        match &self.backend {
+            Backend::Nbd(c) => Some(c),
+            Backend::File(_) => None,
+        }
+    }
+
+    /// The open file of an image file or block device.
+    fn file(&self) -> Option<&File> {
+        match &self.backend {
+            Backend::File(f) => Some(f),
+            Backend::Nbd(_) => None,
+        }
     }
 
     /// Resolve the kernel's `major:minor` of a block device to its /dev node.
@@ -171,8 +256,14 @@ impl Disk {
     }
 
     /// The name the kernel would give this device: `loop0` for a block
-    /// device, the file name for an image file.
+    /// device, the file name for an image file; for an NBD export its
+    /// name (`/` as `!`, as the kernel writes block device names holding
+    /// one), or `nbd` for the default export.
     pub fn kernel_name(&self) -> String {
+        if let Some(c) = self.nbd() {
+            let e = c.uri().export.replace('/', "!");
+            return if e.is_empty() { "nbd".to_owned() } else { e };
+        }
         if let DiskKind::BlockDevice { major, minor } = self.kind {
             if let Ok(p) = Self::path_for_devnum(major, minor) {
                 if let Some(n) = p.file_name() {
@@ -189,18 +280,28 @@ impl Disk {
     /// Identity of the underlying storage, to tell "the same device twice"
     /// and "two members on one physical disk" apart.
     pub fn identity(&self) -> io::Result<(u64, u64)> {
-        let m = self.file.metadata()?;
+        let file = match &self.backend {
+            Backend::File(f) => f,
+            Backend::Nbd(c) => {
+                use std::hash::{Hash, Hasher};
+                // The same export of the same server, however written.
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (c.uri().server(), &c.uri().export).hash(&mut h);
+                return Ok((u64::MAX - 1, h.finish()));
+            }
+        };
+        let m = file.metadata()?;
         Ok(match self.kind {
             DiskKind::ImageFile => (m.dev(), m.ino()),
-            DiskKind::BlockDevice { .. } => (u64::MAX, m.rdev()),
+            DiskKind::BlockDevice { .. } | DiskKind::Nbd => (u64::MAX, m.rdev()),
         })
     }
 
     /// The device the storage lives on (for the same-physical-disk warning).
     pub fn backing_dev(&self) -> Option<u64> {
         match self.kind {
-            DiskKind::ImageFile => self.file.metadata().ok().map(|m| m.dev()),
-            DiskKind::BlockDevice { .. } => None,
+            DiskKind::ImageFile => self.file()?.metadata().ok().map(|m| m.dev()),
+            DiskKind::BlockDevice { .. } | DiskKind::Nbd => None,
         }
     }
 
@@ -228,9 +329,11 @@ impl Disk {
 
     /// The component's size now, for files and block devices alike.
     fn current_size(&self) -> io::Result<u64> {
-        match self.kind {
-            DiskKind::ImageFile => Ok(self.file.metadata()?.len()),
-            DiskKind::BlockDevice { .. } => block_device_size(&self.file),
+        match &self.backend {
+            Backend::File(f) if self.kind == DiskKind::ImageFile => Ok(f.metadata()?.len()),
+            Backend::File(f) => block_device_size(f),
+            // An export's size is fixed for the connection.
+            Backend::Nbd(_) => Ok(self.size),
         }
     }
 
@@ -273,7 +376,10 @@ impl Disk {
         let r = if self.shrunk() || offset.saturating_add(len) > self.size {
             Err(self.shrunk_error())
         } else {
-            self.file.read_exact_at(buf, offset)
+            match &self.backend {
+                Backend::File(f) => f.read_exact_at(buf, offset),
+                Backend::Nbd(c) => c.read_at(buf, offset),
+            }
         };
         self.faults.completed(FaultOp::Read, offset, len, false);
         match r {
@@ -303,7 +409,10 @@ impl Disk {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         }
         self.check_before_write(offset, len)?;
-        let r = self.file.write_all_at(buf, offset);
+        let r = match &self.backend {
+            Backend::File(f) => f.write_all_at(buf, offset),
+            Backend::Nbd(c) => c.write_at(buf, offset, false),
+        };
         self.faults.completed(FaultOp::Write, offset, len, false);
         let r = self.check_after_write(r);
         if r.is_ok() {
@@ -322,8 +431,9 @@ impl Disk {
         }
         let intact = match self.kind {
             DiskKind::ImageFile => self.size_intact(),
-            // A block device refuses writes past its end by itself.
-            DiskKind::BlockDevice { .. } => !self.shrunk(),
+            // A block device refuses writes past its end by itself, as
+            // does an export.
+            DiskKind::BlockDevice { .. } | DiskKind::Nbd => !self.shrunk(),
         };
         if intact {
             Ok(())
@@ -345,9 +455,12 @@ impl Disk {
     /// After a large write: hand it to the drop-behind thread
     /// (`drop_behind.rs` says why).
     fn drop_behind(&self, offset: u64, len: u64) {
+        // An export's pages are cached on its server, not here.
+        let Some(file) = self.file() else {
+            return;
+        };
         let behind = self.drop_behind.get_or_init(|| {
-            let started = self
-                .file
+            let started = file
                 .try_clone()
                 .and_then(|f| DropBehind::start(f, &self.kernel_name()));
             match started {
@@ -374,6 +487,17 @@ impl Disk {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         }
         self.check_before_write(offset, len)?;
+        let file = match &self.backend {
+            Backend::File(f) => f,
+            Backend::Nbd(c) => {
+                let r = c.write_at(buf, offset, true);
+                self.faults.completed(FaultOp::Write, offset, len, true);
+                if r.is_ok() {
+                    self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
+                }
+                return r;
+            }
+        };
         let mut done = 0usize;
         let r = loop {
             if done == buf.len() {
@@ -388,7 +512,7 @@ impl Disk {
             // the kernel only reads.
             let n = unsafe {
                 libc::pwritev2(
-                    self.file.as_raw_fd(),
+                    file.as_raw_fd(),
                     &iov,
                     1,
                     (offset + done as u64) as libc::off_t,
@@ -408,10 +532,9 @@ impl Disk {
                 Some(libc::EINTR) => continue,
                 // No per-write sync here: write, then flush everything.
                 Some(libc::EOPNOTSUPP | libc::ENOSYS) => {
-                    break self
-                        .file
+                    break file
                         .write_all_at(rest, offset + done as u64)
-                        .and_then(|()| self.file.sync_data());
+                        .and_then(|()| file.sync_data());
                 }
                 _ => break Err(e),
             }
@@ -436,7 +559,18 @@ impl Disk {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         }
         self.check_before_write(offset, len)?;
-        let fd = self.file.as_raw_fd();
+        let file = match &self.backend {
+            Backend::File(f) => f,
+            Backend::Nbd(c) => {
+                let r = c.discard(offset, len);
+                self.faults.completed(FaultOp::Write, offset, len, false);
+                if r.is_ok() {
+                    self.stats.discard_bytes.fetch_add(len, Ordering::Relaxed);
+                }
+                return r;
+            }
+        };
+        let fd = file.as_raw_fd();
         let (Ok(off), Ok(length)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len))
         else {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
@@ -452,7 +586,7 @@ impl Disk {
                     length,
                 )
             },
-            DiskKind::BlockDevice { .. } => {
+            DiskKind::BlockDevice { .. } | DiskKind::Nbd => {
                 // BLKDISCARD = _IO(0x12, 119), taking {start, length}.
                 const BLKDISCARD: libc::c_ulong = 0x1277;
                 let range: [u64; 2] = [offset, len];
@@ -484,7 +618,10 @@ impl Disk {
         // A flush is rare and dear: the place to notice a shrink that
         // no transfer has met yet.
         let r = if self.size_intact() {
-            self.file.sync_data()
+            match &self.backend {
+                Backend::File(f) => f.sync_data(),
+                Backend::Nbd(c) => c.flush(),
+            }
         } else {
             Err(self.shrunk_error())
         };

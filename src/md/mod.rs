@@ -1003,7 +1003,7 @@ fn sector_span(offset: u64, len: usize) -> (u64, u64) {
 /// device parsed as `new_dev_store` does (EINVAL for anything else,
 /// EOVERFLOW for numbers `MKDEV` cannot hold, ENXIO for no such device).
 fn resolve_dev_spec(spec: &str, log: &KernelLog) -> Result<std::path::PathBuf, Errno> {
-    if spec.starts_with('/') {
+    if spec.starts_with('/') || crate::disk::nbd::is_uri(spec) {
         return Ok(Path::new(spec).to_path_buf());
     }
     let (major, rest) = crate::kstr::simple_strtoul(spec);

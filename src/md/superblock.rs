@@ -850,7 +850,7 @@ impl Rdev {
     pub fn disk_devnum(&self) -> (u32, u32) {
         match self.disk.kind() {
             crate::disk::DiskKind::BlockDevice { major, minor } => (major, minor),
-            crate::disk::DiskKind::ImageFile => {
+            crate::disk::DiskKind::ImageFile | crate::disk::DiskKind::Nbd => {
                 let v = self
                     .recorded_devnum
                     .load(std::sync::atomic::Ordering::Acquire);

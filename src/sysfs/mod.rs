@@ -239,7 +239,13 @@ pub struct MdTree {
     structure: Mutex<()>,
     /// The personality files added to each array's `md/`, by array.
     pers_files: Mutex<std::collections::HashMap<String, Vec<&'static str>>>,
+    /// Where the arrays' NBD exports listen, once the daemon serves them.
+    nbd_dir: Arc<std::sync::OnceLock<std::path::PathBuf>>,
+    /// Called when an array starts or stops running (the NBD exports).
+    running_hook: std::sync::OnceLock<RunningHook>,
 }
+
+type RunningHook = Box<dyn Fn(&Arc<Mddev>) + Send + Sync>;
 
 impl MdTree {
     /// Build the root files and attach to `md` as its observer.
@@ -250,10 +256,22 @@ impl MdTree {
             md: md.clone(),
             structure: Mutex::new(()),
             pers_files: Mutex::new(std::collections::HashMap::new()),
+            nbd_dir: Arc::default(),
+            running_hook: std::sync::OnceLock::new(),
         });
         t.add_root_files();
         md.set_observer(t.clone());
         t
+    }
+
+    /// The arrays' NBD exports listen in `dir`: `mdN/nbd` reads the URI.
+    pub fn set_nbd_dir(&self, dir: std::path::PathBuf) {
+        let _ = self.nbd_dir.set(dir);
+    }
+
+    /// Have `hook` called whenever an array starts or stops running.
+    pub fn set_running_hook(&self, hook: RunningHook) {
+        let _ = self.running_hook.set(hook);
     }
 
     fn add_root_files(self: &Arc<Self>) {
@@ -390,6 +408,23 @@ impl MdTree {
                 ))
             })),
         );
+        // `nbd`: the URI of the array's NBD export while it runs (mdfuse's
+        // own).
+        let (w3, nbd_dir) = (weak.clone(), self.nbd_dir.clone());
+        let _ = self.tree.add_attr(
+            dir,
+            "nbd",
+            0o444,
+            Arc::new(FnAttr::read_only(move || {
+                let m = w3.upgrade().ok_or(Errno::ENODEV)?;
+                match nbd_dir.get() {
+                    Some(d) if m.is_running() => {
+                        Ok(format!("{}\n", crate::nbd_export::uri(d, &m.name)))
+                    }
+                    _ => Err(Errno::ENODEV),
+                }
+            })),
+        );
         let _ = self.tree.add_dir(dir, "slaves", 0o755);
         let Ok(mdd) = self.tree.add_dir(dir, "md", 0o755) else {
             return;
@@ -513,7 +548,7 @@ impl Observer for MdTree {
         let Ok(dir) = self.tree.add_dir(mdd, &format!("dev-{}", r.name), 0o755) else {
             return;
         };
-        for row in rdev::RDEV_ATTRS {
+        for row in rdev::rdev_attrs(r) {
             let a = MemberAttr {
                 mddev: Arc::downgrade(m),
                 rdev: Arc::downgrade(r),
@@ -586,6 +621,9 @@ impl Observer for MdTree {
         self.sync_redundancy_group(m);
         self.sync_pers_group(m);
         self.notify(m, "array_state");
+        if let Some(hook) = self.running_hook.get() {
+            hook(m);
+        }
     }
 
     fn array_removed(&self, name: &str) {

@@ -33,7 +33,74 @@ pub static RDEV_ATTRS: &[Row<RdevCtx>] = &[
     Row { name: "ppl_size", mode: 0o644, group: Group::Default, show: Some(ppl_size_show), store: Some(ppl_size_store) },
     Row { name: "fault", mode: 0o644, group: Group::Default, show: Some(fault_show), store: Some(fault_store) },
     Row { name: "io", mode: 0o444, group: Group::Default, show: Some(io_show), store: None },
+    Row { name: "nbd_state", mode: 0o444, group: Group::Default, show: Some(nbd_state_show), store: None },
+    Row { name: "nbd_server", mode: 0o444, group: Group::Default, show: Some(nbd_server_show), store: None },
+    Row { name: "nbd_last_error", mode: 0o444, group: Group::Default, show: Some(nbd_last_error_show), store: None },
+    Row { name: "nbd_rtt_us", mode: 0o444, group: Group::Default, show: Some(nbd_rtt_show), store: None },
+    Row { name: "nbd_auto_readd", mode: 0o644, group: Group::Default, show: Some(nbd_auto_readd_show), store: Some(nbd_auto_readd_store) },
+    Row { name: "nbd_timeout_ms", mode: 0o644, group: Group::Default, show: Some(nbd_timeout_show), store: Some(nbd_timeout_store) },
 ];
+
+/// The rows of [`RDEV_ATTRS`] that `r` has: the `nbd_*` ones only for a
+/// member on an NBD export.
+pub fn rdev_attrs(r: &Rdev) -> impl Iterator<Item = &'static Row<RdevCtx>> {
+    let nbd = r.disk.nbd().is_some();
+    RDEV_ATTRS
+        .iter()
+        .filter(move |row| nbd || !row.name.starts_with("nbd_"))
+}
+
+fn nbd(c: &C) -> Result<&crate::disk::NbdClient, Errno> {
+    c.rdev.disk.nbd().ok_or(Errno::ENODEV)
+}
+
+/// `nbd_state`: `connected`, or `failed` once the connection ended.
+fn nbd_state_show(c: &C) -> Result<String, Errno> {
+    line(nbd(c)?.state())
+}
+
+/// `nbd_server`: `HOST:PORT` or `unix:PATH`, then the export's name.
+fn nbd_server_show(c: &C) -> Result<String, Errno> {
+    let u = nbd(c)?.uri();
+    line(format!("{} {}", u.server(), u.export))
+}
+
+/// `nbd_last_error`: why the latest request failed (empty if none has).
+fn nbd_last_error_show(c: &C) -> Result<String, Errno> {
+    line(nbd(c)?.last_error())
+}
+
+/// `nbd_rtt_us`: round-trip time of the latest reply, in microseconds.
+fn nbd_rtt_show(c: &C) -> Result<String, Errno> {
+    use std::sync::atomic::Ordering::Relaxed;
+    line(nbd(c)?.stats().rtt_us.load(Relaxed))
+}
+
+/// `nbd_auto_readd`: 1 (the default) to re-add the member when its
+/// export comes back after a failure, 0 to leave that to the user.
+fn nbd_auto_readd_show(c: &C) -> Result<String, Errno> {
+    line(u8::from(nbd(c)?.auto_readd()))
+}
+
+fn nbd_auto_readd_store(c: &C, s: &str) -> Result<(), Errno> {
+    let on = crate::kstr::kstrtobool(s)?;
+    nbd(c)?.set_auto_readd(on);
+    Ok(())
+}
+
+/// `nbd_timeout_ms`: every request's deadline, 1 ms to 10 minutes.
+fn nbd_timeout_show(c: &C) -> Result<String, Errno> {
+    line(nbd(c)?.timeout_ms())
+}
+
+fn nbd_timeout_store(c: &C, s: &str) -> Result<(), Errno> {
+    let ms = kstrtouint(s)?;
+    if !(1..=600_000).contains(&ms) {
+        return Err(Errno::EINVAL);
+    }
+    nbd(c)?.set_timeout_ms(u64::from(ms));
+    Ok(())
+}
 
 fn line(s: impl std::fmt::Display) -> Result<String, Errno> {
     Ok(format!("{s}\n"))
@@ -43,7 +110,8 @@ fn state_show(c: &C) -> Result<String, Errno> {
     Ok(c.rdev.state_words(false))
 }
 
-fn state_store(c: &C, s: &str) -> Result<(), Errno> {
+/// `state`'s store, also what the NBD re-add does (as mdadm writes it).
+pub fn state_store(c: &C, s: &str) -> Result<(), Errno> {
     let (m, r) = (&c.mddev, &c.rdev);
     let mut cfg = m.cfg.lock();
     if !cfg.rdevs.iter().any(|x| Arc::ptr_eq(x, r)) {
@@ -521,7 +589,7 @@ pub fn block_attrs(r: &Rdev) -> impl Iterator<Item = &'static Row<RdevCtx>> {
 fn block_dev_show(c: &C) -> Result<String, Errno> {
     match c.rdev.disk.kind() {
         DiskKind::BlockDevice { major, minor } => line(format!("{major}:{minor}")),
-        DiskKind::ImageFile => Err(Errno::ENODEV),
+        DiskKind::ImageFile | DiskKind::Nbd => Err(Errno::ENODEV),
     }
 }
 
