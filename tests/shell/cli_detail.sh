@@ -80,6 +80,10 @@ PY
 		put md0/md/array_state active
 		# md starts a pending resync from its thread: wait for its end.
 		[ ! -e "$MNT/md0/md/resync_start" ] || wait_for md0/md/resync_start none 120
+		# A spare md recovers (mdadm makes raid5 so) starts from md's
+		# thread too: wait until as many members work as in the kernel's.
+		want_degraded=$(summary "$fx" synced_degraded)
+		[ -z "$want_degraded" ] || wait_for md0/md/degraded "$want_degraded" 120
 		wait_idle md0
 		detail_vs "$fx" synced "^ +(Update Time|Events) :"
 	fi
