@@ -11,7 +11,7 @@
 . "$(dirname "$0")/data_lib.sh"
 
 start_daemon
-expect_eq "$(head -1 "$MNT/mdstat")" "Personalities : [linear] [raid0] [raid1] [raid6] [raid5] [raid4] " "Personalities line"
+expect_eq "$(head -1 "$MNT/mdstat")" "Personalities : [linear] [raid0] [raid1] [raid10] [raid6] [raid5] [raid4] " "Personalities line"
 
 # bind_listed DIR SKIP...: bind DIR's images in the kernel's bind order
 # (members the kernel kicked first), leaving out those named in SKIP.
