@@ -51,6 +51,7 @@ shell_tests!(
     data_fio_read_faults,
     data_fio_shrink,
     data_fio_enospc,
+    data_fio_queue,
     data_discard,
     tree_bad_ops,
     nbd_member,

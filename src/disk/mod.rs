@@ -98,7 +98,17 @@ pub struct Disk {
     /// pulled disk, rather than reading holes as zeros or extending the
     /// file with new ones.
     shrunk: AtomicBool,
+    /// Where the last read ended, and how far readahead was started for
+    /// the stream it continues (`read_ahead`).
+    next_read: AtomicU64,
+    ra_end: AtomicU64,
 }
+
+/// How far ahead of a sequential stream of reads the member is read
+/// (`read_ahead`).
+const READ_AHEAD_BYTES: u64 = 4 << 20;
+/// The kernel's default readahead size (`VM_READAHEAD_PAGES`, 128 KiB).
+const READ_AHEAD_PIECE: u64 = 128 << 10;
 
 /// Bytes moved through one component since it was opened.
 #[derive(Debug, Default)]
@@ -155,6 +165,20 @@ impl Disk {
             path: path.to_owned(),
             source: e,
         })?;
+        // md's members never read ahead: readahead happens above, in the
+        // array's own page cache (md0/data's), and a member read is
+        // exactly what the array asked for.  Without this, each 4 KiB
+        // random read through the array would pull up to the member's
+        // readahead window (128 KiB) from the disk.
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: advice on a descriptor we own; it touches no memory.
+            let rc =
+                unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+            if rc != 0 {
+                log::debug!("{}: posix_fadvise(RANDOM): errno {rc}", path.display());
+            }
+        }
         let size = match kind {
             DiskKind::ImageFile => meta.len(),
             DiskKind::BlockDevice { .. } | DiskKind::Nbd => {
@@ -174,6 +198,8 @@ impl Disk {
             stats: IoStats::default(),
             drop_behind: OnceLock::new(),
             shrunk: AtomicBool::new(false),
+            next_read: AtomicU64::new(u64::MAX),
+            ra_end: AtomicU64::new(0),
         })
     }
 
@@ -213,6 +239,8 @@ impl Disk {
             stats: IoStats::default(),
             drop_behind: OnceLock::new(),
             shrunk: AtomicBool::new(false),
+            next_read: AtomicU64::new(u64::MAX),
+            ra_end: AtomicU64::new(0),
         })
     }
 
@@ -385,6 +413,7 @@ impl Disk {
         match r {
             Ok(()) => {
                 self.stats.read_bytes.fetch_add(len, Ordering::Relaxed);
+                self.read_ahead(offset, len);
                 Ok(())
             }
             Err(e) => {
@@ -395,6 +424,56 @@ impl Disk {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Member reads have no readahead of their own (`open`), which is
+    /// what random reads want.  A read that continues the one before it
+    /// is a stream, as a sequential read of the array or a sync makes:
+    /// keep the next `READ_AHEAD_BYTES` of it coming from the disk in the
+    /// background (`POSIX_FADV_WILLNEED` starts the reads and returns),
+    /// a window at a time, so a stream still reads at the disk's
+    /// sequential rate.  This stands in for the readahead of md's own
+    /// page cache, which md0/data (opened direct-I/O) does not have.
+    fn read_ahead(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        let end = offset + len;
+        if self.next_read.swap(end, Ordering::Relaxed) != offset {
+            return;
+        }
+        let ra = self.ra_end.load(Ordering::Relaxed);
+        if ra >= end + READ_AHEAD_BYTES / 2 && ra <= end + READ_AHEAD_BYTES {
+            return;
+        }
+        let from = if ra > end && ra <= end + READ_AHEAD_BYTES {
+            ra
+        } else {
+            end
+        };
+        let to = (end + READ_AHEAD_BYTES).min(self.size);
+        if to <= from {
+            return;
+        }
+        // An NBD member has no page cache here to read ahead into.
+        let Some(file) = self.file() else {
+            return;
+        };
+        self.ra_end.store(to, Ordering::Relaxed);
+        // The kernel cuts each WILLNEED to the device's readahead size
+        // (force_page_cache_ra): ask in pieces no larger.
+        let mut at = from;
+        while at < to {
+            let piece = (to - at).min(READ_AHEAD_PIECE);
+            // SAFETY: advice on a descriptor we own; it touches no memory.
+            unsafe {
+                libc::posix_fadvise(
+                    file.as_raw_fd(),
+                    at as libc::off_t,
+                    piece as libc::off_t,
+                    libc::POSIX_FADV_WILLNEED,
+                );
+            }
+            at += piece;
         }
     }
 

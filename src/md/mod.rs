@@ -18,6 +18,7 @@
 pub mod badblocks;
 pub mod bind;
 pub mod bitmap;
+pub mod fanout;
 pub mod flags;
 pub mod log;
 pub mod mdstat;

@@ -16,6 +16,7 @@ use parking_lot::RwLock;
 
 use self::barrier::{Barrier, align_to_unit_end};
 use crate::format::MAX_SECTOR;
+use crate::md::fanout::fan_out;
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::personality::{Personality, Raid, SyncStep};
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
@@ -23,6 +24,11 @@ use crate::md::{Config, Errno, Mddev, Rdev};
 
 /// Sectors per sync step (`RESYNC_SECTORS`: 64 KiB).
 const RESYNC_SECTORS: u64 = 128;
+/// Writes from this size up go to the legs at once (`fanout.rs`); a
+/// smaller one costs the legs less than handing it to another thread
+/// (a page-cache write of 4 KiB takes a few microseconds, a thread's
+/// wake-up on a busy 2-CPU machine as much or more).
+const FAN_OUT_BYTES: usize = 64 << 10;
 /// Bytes per repair/compare piece (one page).
 const PAGE_SECTORS: u64 = 8;
 /// `sizeof(struct raid1_info)`, and the most one kzalloc gives on Linux
@@ -514,7 +520,18 @@ impl Conf {
         let mut write_error = false;
         for (_, r) in &targets {
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
-            let res = r.write_data(data, sector);
+        }
+        // Every leg's write is under way before any is waited for, as
+        // md submits the bios of all legs and then waits (fanout.rs).
+        let results = if data.len() >= FAN_OUT_BYTES {
+            fan_out(targets.len(), |i| targets[i].1.write_data(data, sector))
+        } else {
+            targets
+                .iter()
+                .map(|(_, r)| r.write_data(data, sector))
+                .collect()
+        };
+        for ((_, r), res) in targets.iter().zip(results) {
             match res {
                 Ok(()) => {
                     if r.in_sync() && !r.faulty() {
@@ -863,32 +880,7 @@ impl Raid for Conf {
             .collect();
         // md sends its preflush to every member at once: each leg's fsync
         // waits for that leg's write-back, and the legs' overlap.
-        let flushed: Vec<std::io::Result<()>> = std::thread::scope(|s| {
-            // Every leg but the first on a thread of its own (or here,
-            // if none can be had); the first here.
-            let others: Vec<_> = legs
-                .iter()
-                .skip(1)
-                .map(|r| {
-                    std::thread::Builder::new()
-                        .name("md-flush".into())
-                        .spawn_scoped(s, move || r.disk.flush())
-                        .map_err(|_| r.disk.flush())
-                })
-                .collect();
-            let first = legs.first().map(|r| r.disk.flush());
-            first
-                .into_iter()
-                .chain(others.into_iter().map(|o| {
-                    match o {
-                        Ok(h) => h
-                            .join()
-                            .unwrap_or_else(|_| Err(std::io::Error::from_raw_os_error(libc::EIO))),
-                        Err(inline) => inline,
-                    }
-                }))
-                .collect()
-        });
+        let flushed: Vec<std::io::Result<()>> = fan_out(legs.len(), |i| legs[i].disk.flush());
         let mut any = false;
         for (r, flushed) in legs.iter().zip(flushed) {
             if flushed.is_err() {

@@ -302,17 +302,19 @@ pub(crate) struct SysFs {
     tree: Arc<Tree>,
     handles: Handles,
     max_request: u32,
+    max_background: u16,
     /// Whether the kernel passes `O_TRUNC` to open instead of sending a
     /// truncating setattr afterwards.
     atomic_o_trunc: bool,
 }
 
 impl SysFs {
-    pub(crate) fn new(tree: Arc<Tree>, max_request: u32) -> Self {
+    pub(crate) fn new(tree: Arc<Tree>, max_request: u32, max_background: u16) -> Self {
         SysFs {
             tree,
             handles: Handles::default(),
             max_request,
+            max_background: max_background.max(1),
             atomic_o_trunc: false,
         }
     }
@@ -488,6 +490,15 @@ impl Filesystem for SysFs {
         self.atomic_o_trunc = config
             .add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC)
             .is_ok();
+        // io_submit of direct I/O returns at once and its requests are
+        // served in parallel (without this, the kernel serves each one
+        // synchronously, so a queue depth of 16 is one at a time), up to
+        // max_background of them.
+        if config.add_capabilities(InitFlags::FUSE_ASYNC_DIO).is_err() {
+            debug!("kernel lacks FUSE_ASYNC_DIO");
+        }
+        let _ = config.set_max_background(self.max_background);
+        let _ = config.set_congestion_threshold(self.max_background / 4 * 3 + 1);
         // Lookups and readdirs in one directory need not be serialized.
         if config
             .add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS)

@@ -35,6 +35,11 @@ pub struct ServeOptions {
     /// Have `fusermount3` unmount the tree when the serving process dies,
     /// however it dies. Needs `allow_other`. Default false.
     pub auto_unmount: bool,
+    /// The most requests the kernel keeps in flight without a caller
+    /// waiting on each: asynchronous direct I/O (`io_submit`, a loop
+    /// device with `--direct-io=on`), readahead and write-back
+    /// (`max_background`; the kernel's own default is 12). Default 128.
+    pub max_background: u16,
 }
 
 impl Default for ServeOptions {
@@ -45,6 +50,7 @@ impl Default for ServeOptions {
             fsname: "sysfs-like".to_owned(),
             allow_other: false,
             auto_unmount: false,
+            max_background: 128,
         }
     }
 }
@@ -82,7 +88,11 @@ pub fn mount(tree: Arc<Tree>, mountpoint: &Path, opts: &ServeOptions) -> io::Res
     config.n_threads = Some(threads);
     config.clone_fd = threads > 1;
 
-    let mut session = Session::new(SysFs::new(tree, opts.max_request), &mountpoint, &config)?;
+    let mut session = Session::new(
+        SysFs::new(tree, opts.max_request, opts.max_background),
+        &mountpoint,
+        &config,
+    )?;
     let unmounter = Unmounter {
         inner: Arc::new(UnmounterInner {
             session: Mutex::new(Some(session.unmount_callable())),

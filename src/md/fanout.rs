@@ -1,0 +1,202 @@
+//! Member I/O of one request issued at once: md submits a mirrored
+//! write's bios to every leg before waiting for any, so the legs' writes
+//! overlap.  Here each leg's write is a blocking system call, so the legs
+//! after the first go to threads that stay (spawned on first need, up to
+//! a bound, and kept), and the first runs on the caller's thread.
+//!
+//! Not per-request threads: spawning one costs more than a page-cache
+//! write of 4 KiB.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
+
+/// At most this many pool threads; past it, jobs wait for a free one.
+const MAX_THREADS: usize = 64;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+struct Pool {
+    tx: Sender<Job>,
+    rx: Receiver<Job>,
+    /// Threads started so far.
+    threads: AtomicUsize,
+    /// Threads waiting for a job.
+    idle: AtomicUsize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Pool {
+            tx,
+            rx,
+            threads: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+        }
+    })
+}
+
+impl Pool {
+    /// Queues `job`, starting a thread for it when none is idle.  Gives
+    /// the job back when it can run nowhere but here.
+    fn submit(&'static self, job: Job) -> Result<(), Job> {
+        if self.idle.load(Ordering::Acquire) == 0 {
+            let n = self.threads.load(Ordering::Acquire);
+            if n < MAX_THREADS
+                && self
+                    .threads
+                    .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                let spawned = std::thread::Builder::new()
+                    .name("md-io".into())
+                    .spawn(move || self.serve());
+                if spawned.is_err() {
+                    self.threads.fetch_sub(1, Ordering::AcqRel);
+                    if n == 0 {
+                        return Err(job);
+                    }
+                }
+            }
+        }
+        self.tx.send(job).map_err(|e| e.0)
+    }
+
+    fn serve(&self) {
+        loop {
+            self.idle.fetch_add(1, Ordering::AcqRel);
+            let job = self.rx.recv();
+            self.idle.fetch_sub(1, Ordering::AcqRel);
+            match job {
+                Ok(job) => job(),
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Counts the jobs of one call still running.
+struct Latch {
+    left: Mutex<usize>,
+    done: Condvar,
+}
+
+impl Latch {
+    fn count_down(&self) {
+        let mut left = self.left.lock();
+        *left -= 1;
+        if *left == 0 {
+            self.done.notify_all();
+        }
+    }
+
+    fn wait(&self) {
+        let mut left = self.left.lock();
+        while *left > 0 {
+            self.done.wait(&mut left);
+        }
+    }
+}
+
+/// `f(0)`, ..., `f(n-1)` at once: `f(0)` here, the rest on pool threads;
+/// returns once all are done, their results in order.  A panic in a job
+/// is re-raised here, after every job has finished.
+pub fn fan_out<T, F>(n: usize, f: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize) -> T + Sync,
+{
+    if n <= 1 {
+        return (0..n).map(&f).collect();
+    }
+    let slots: Vec<Mutex<Option<std::thread::Result<T>>>> =
+        (0..n).map(|_| Mutex::new(None)).collect();
+    let latch = Latch {
+        left: Mutex::new(n - 1),
+        done: Condvar::new(),
+    };
+    {
+        let run = |i: usize| {
+            let r = catch_unwind(AssertUnwindSafe(|| f(i)));
+            *slots[i].lock() = Some(r);
+            latch.count_down();
+        };
+        let run_ref: &(dyn Fn(usize) + Sync) = &run;
+        // SAFETY: the jobs borrow `run` (and through it `f`, `slots` and
+        // `latch`) past this scope's lifetime only in the type: every
+        // job counts the latch down as its last act (a panic inside `f`
+        // is caught first), and `latch.wait()` below returns only when
+        // all have, so nothing they borrow is dropped while one runs.
+        // Nothing between the submits and the wait can unwind: the pool
+        // gives back a job it cannot queue, and that job runs here.
+        let run_static: &'static (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(run_ref) };
+        for i in 1..n {
+            let job: Job = Box::new(move || run_static(i));
+            if let Err(job) = pool().submit(job) {
+                job();
+            }
+        }
+        let first = catch_unwind(AssertUnwindSafe(|| f(0)));
+        *slots[0].lock() = Some(first);
+        latch.wait();
+    }
+    slots
+        .into_iter()
+        .map(|s| match s.into_inner() {
+            Some(Ok(v)) => v,
+            Some(Err(p)) => std::panic::resume_unwind(p),
+            None => unreachable!("every job fills its slot before the latch opens"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_in_order_and_every_job_runs() {
+        for n in 0..10 {
+            let v = fan_out(n, |i| i * 3);
+            assert_eq!(v, (0..n).map(|i| i * 3).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn jobs_overlap() {
+        // Two jobs that each wait for the other finish only when they run
+        // at once.
+        let seen = AtomicUsize::new(0);
+        let v = fan_out(2, |i| {
+            seen.fetch_add(1, Ordering::AcqRel);
+            let t = std::time::Instant::now();
+            while seen.load(Ordering::Acquire) < 2 {
+                assert!(t.elapsed().as_secs() < 10, "job {i} ran alone");
+                std::thread::yield_now();
+            }
+            i
+        });
+        assert_eq!(v, vec![0, 1]);
+    }
+
+    #[test]
+    fn a_panicking_job_is_reraised_after_all_finish() {
+        let done = AtomicUsize::new(0);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            fan_out(3, |i| {
+                if i == 1 {
+                    panic!("job 1");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                done.fetch_add(1, Ordering::AcqRel);
+            })
+        }));
+        assert!(r.is_err());
+        assert_eq!(done.load(Ordering::Acquire), 2);
+    }
+}
