@@ -22,6 +22,7 @@ pub mod fanout;
 pub mod flags;
 pub mod log;
 pub mod mdstat;
+pub mod member_io;
 pub mod personality;
 pub mod pieces;
 pub mod rdev;
@@ -955,17 +956,7 @@ impl Mddev {
     /// without waiting for that superblock write; here the flush waits
     /// for it (the md thread writes it at once).
     pub fn flush_data(&self) -> Result<(), Errno> {
-        {
-            let mut st = self.lock.lock();
-            while self.sb_flags.test(flags::sb::CHANGE_PENDING)
-                && self.is_running()
-                && self.is_rdwr()
-            {
-                self.wakeup();
-                self.sb_wait
-                    .wait_for(&mut st, std::time::Duration::from_millis(50));
-            }
-        }
+        member_io::wait_sb_written(self);
         match self.pers() {
             Some(p) => p.flush(self),
             None => Ok(()),

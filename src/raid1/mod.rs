@@ -18,6 +18,7 @@ use self::barrier::{Barrier, align_to_unit_end};
 use crate::format::MAX_SECTOR;
 use crate::md::fanout::fan_out;
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
+use crate::md::member_io::{narrow_write_error, set_badblocks, wait_sb_written, wait_unblocked};
 use crate::md::personality::{Personality, Raid, SyncStep};
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
@@ -720,18 +721,6 @@ fn good_prefix(r: &Rdev, sector: u64, len: u64) -> u64 {
     }
 }
 
-/// `rdev_set_badblocks` (unacknowledged, array sectors made absolute;
-/// the next superblock write records them).  A range that does not lie
-/// on the device (its data_offset is damaged) cannot be recorded, so the
-/// caller fails the leg instead.
-fn set_badblocks(mddev: &Mddev, r: &Rdev, sector: u64, sectors: u64) -> bool {
-    let on_device = r
-        .dev_sector(sector)
-        .and_then(|abs| abs.checked_add(sectors))
-        .is_some_and(|end| end <= r.disk.sectors());
-    on_device && mddev.rdev_set_badblocks(r, sector, sectors)
-}
-
 /// `r1_sync_page_io` for a write: on failure record a bad block or fail
 /// the leg.
 fn sync_page_io_write(mddev: &Mddev, r: &Arc<Rdev>, sector: u64, buf: &[u8]) -> bool {
@@ -746,58 +735,6 @@ fn sync_page_io_write(mddev: &Mddev, r: &Arc<Rdev>, sector: u64, buf: &[u8]) -> 
         md_error_io(mddev, r, mddev.fail_last_dev());
     }
     false
-}
-
-/// `narrow_write_error`: rewrite block by block; record the blocks that
-/// still fail as bad.  False when bad blocks cannot be recorded.
-fn narrow_write_error(mddev: &Mddev, r: &Rdev, data: &[u8], sector: u64) -> bool {
-    let shift = match r.badblocks.lock().shift {
-        Some(s) => s,
-        None => return false,
-    };
-    let block = (1u64 << shift).max(1);
-    let total = (data.len() / 512) as u64;
-    let mut ok = true;
-    let mut s = 0;
-    while s < total {
-        // Align pieces to the bad-block unit.
-        let abs = sector + s;
-        let piece = (block - (abs & (block - 1))).min(total - s);
-        let bytes = &data[(s * 512) as usize..((s + piece) * 512) as usize];
-        if r.write_data(bytes, abs).is_err() {
-            ok = set_badblocks(mddev, r, abs, piece) && ok;
-        }
-        s += piece;
-    }
-    ok
-}
-
-/// `md_wait_for_blocked_rdev`: wait until a leg is no longer blocked on
-/// a failure or on bad blocks not yet on disk, at most 5 s per round as
-/// the kernel.
-fn wait_unblocked(mddev: &Mddev, r: &Rdev) {
-    mddev.observer().notify_rdev(mddev, r, "state");
-    let mut st = mddev.lock.lock();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while r.flags.test(rf::BLOCKED | rf::BLOCKED_BAD_BLOCKS) && std::time::Instant::now() < deadline
-    {
-        mddev.wakeup();
-        mddev
-            .sb_wait
-            .wait_for(&mut st, std::time::Duration::from_millis(50));
-    }
-}
-
-/// Wait until no superblock change is pending (a failure or bad block
-/// recorded on disk).
-fn wait_sb_written(mddev: &Mddev) {
-    let mut st = mddev.lock.lock();
-    while mddev.sb_flags.test(sbf::CHANGE_PENDING) && mddev.is_running() && mddev.is_rdwr() {
-        mddev.wakeup();
-        mddev
-            .sb_wait
-            .wait_for(&mut st, std::time::Duration::from_millis(50));
-    }
 }
 
 impl Raid for Conf {

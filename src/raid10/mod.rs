@@ -23,6 +23,7 @@ use self::barrier::Barrier;
 use self::geom::{Copy, GeoError, Geom};
 use crate::format::MAX_SECTOR;
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
+use crate::md::member_io::{narrow_write_error, set_badblocks, wait_sb_written, wait_unblocked};
 use crate::md::personality::{Personality, Raid, SyncStep};
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
@@ -713,15 +714,6 @@ fn is_badblock(r: &Rdev, s: u64, len: u64) -> Option<(u64, u64, bool)> {
     Some((rel, bad_len, unacked))
 }
 
-/// `rdev_set_badblocks` for a range that must lie on the device.
-fn set_badblocks(mddev: &Mddev, r: &Rdev, sector: u64, sectors: u64) -> bool {
-    let on_device = r
-        .dev_sector(sector)
-        .and_then(|abs| abs.checked_add(sectors))
-        .is_some_and(|end| end <= r.disk.sectors());
-    on_device && mddev.rdev_set_badblocks(r, sector, sectors)
-}
-
 enum IoBuf<'a> {
     Read(&'a mut [u8]),
     Write(&'a [u8]),
@@ -755,55 +747,6 @@ fn sync_page_io(mddev: &Mddev, r: &Arc<Rdev>, sector: u64, buf: IoBuf) -> i32 {
         md_error_io(mddev, r, mddev.fail_last_dev());
     }
     0
-}
-
-/// `narrow_write_error`: rewrite block by block; record the blocks that
-/// still fail as bad.  False when bad blocks cannot be recorded.
-fn narrow_write_error(mddev: &Mddev, r: &Rdev, data: &[u8], sector: u64) -> bool {
-    let Some(shift) = r.badblocks.lock().shift else {
-        return false;
-    };
-    let block = (1u64 << shift).max(1);
-    let total = (data.len() / 512) as u64;
-    let mut ok = true;
-    let mut s = 0;
-    while s < total {
-        let at = sector + s;
-        let piece = (block - (at & (block - 1))).min(total - s);
-        let bytes = &data[(s * 512) as usize..((s + piece) * 512) as usize];
-        if r.write_data(bytes, at).is_err() {
-            ok = set_badblocks(mddev, r, at, piece) && ok;
-        }
-        s += piece;
-    }
-    ok
-}
-
-/// `md_wait_for_blocked_rdev`: wait until a member is no longer blocked
-/// on a failure or on bad blocks not yet on disk, at most 5 s per round.
-fn wait_unblocked(mddev: &Mddev, r: &Rdev) {
-    mddev.observer().notify_rdev(mddev, r, "state");
-    let mut st = mddev.lock.lock();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while r.flags.test(rf::BLOCKED | rf::BLOCKED_BAD_BLOCKS) && std::time::Instant::now() < deadline
-    {
-        mddev.wakeup();
-        mddev
-            .sb_wait
-            .wait_for(&mut st, std::time::Duration::from_millis(50));
-    }
-}
-
-/// Wait until no superblock change is pending (a failure or bad block
-/// recorded on disk).
-fn wait_sb_written(mddev: &Mddev) {
-    let mut st = mddev.lock.lock();
-    while mddev.sb_flags.test(sbf::CHANGE_PENDING) && mddev.is_running() && mddev.is_rdwr() {
-        mddev.wakeup();
-        mddev
-            .sb_wait
-            .wait_for(&mut st, std::time::Duration::from_millis(50));
-    }
 }
 
 impl Raid for Conf {
