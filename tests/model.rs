@@ -64,6 +64,9 @@ struct LevelSpec {
     /// Members that may be missing or failed with the data still whole,
     /// for an array of this many active members.
     redundancy: fn(u32) -> u32,
+    /// Not run for now, and why: an open defect the model found, named
+    /// with the line that replays it (README's known defects list it).
+    held: Option<&'static str>,
 }
 
 static LEVELS: &[LevelSpec] = &[
@@ -73,6 +76,7 @@ static LEVELS: &[LevelSpec] = &[
         disks: (2, 3),
         create_args: &[],
         redundancy: |_| 0,
+        held: None,
     },
     LevelSpec {
         name: "raid0",
@@ -80,6 +84,7 @@ static LEVELS: &[LevelSpec] = &[
         disks: (2, 3),
         create_args: &[],
         redundancy: |_| 0,
+        held: None,
     },
     LevelSpec {
         name: "raid1",
@@ -87,6 +92,7 @@ static LEVELS: &[LevelSpec] = &[
         disks: (2, 3),
         create_args: &[],
         redundancy: |n| n - 1,
+        held: None,
     },
     // Two near copies: any one member may go (two may only where they
     // hold no block in common, which the model does not follow).
@@ -96,6 +102,11 @@ static LEVELS: &[LevelSpec] = &[
         disks: (2, 4),
         create_args: &["--layout=n2", "--chunk=64"],
         redundancy: |_| 1,
+        held: Some(
+            "after a crash a member that was being re-added (recovered from the bitmap) \
+             reads zeros where it had not been rebuilt: MDFUSE_MODEL_SEED=0x6d6466757367 \
+             MDFUSE_MODEL_STEPS=653, step 652",
+        ),
     },
     // `mdfuse create` makes no RAID4/5/6 arrays yet.
     LevelSpec {
@@ -104,6 +115,7 @@ static LEVELS: &[LevelSpec] = &[
         disks: (4, 5),
         create_args: &[],
         redundancy: |_| 2,
+        held: None,
     },
     LevelSpec {
         name: "raid5",
@@ -111,6 +123,7 @@ static LEVELS: &[LevelSpec] = &[
         disks: (3, 4),
         create_args: &[],
         redundancy: |_| 1,
+        held: None,
     },
     LevelSpec {
         name: "raid4",
@@ -118,6 +131,7 @@ static LEVELS: &[LevelSpec] = &[
         disks: (3, 4),
         create_args: &[],
         redundancy: |_| 1,
+        held: None,
     },
 ];
 
@@ -184,6 +198,11 @@ fn model() {
                 "model {}: not run: `mdfuse create` makes no {} arrays",
                 spec.name, spec.name
             );
+            continue;
+        }
+        // A held level still runs when its seed is asked for (to replay).
+        if let (Some(why), None) = (spec.held, std::env::var_os("MDFUSE_MODEL_SEED")) {
+            eprintln!("model {}: not run: open defect: {why}", spec.name);
             continue;
         }
         run_level(spec, *p, &settings);
