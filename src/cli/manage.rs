@@ -629,8 +629,22 @@ fn grow(args: &GrowArgs) -> Result<(), Failure> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         if cur != n {
-            tree.write(&format!("{md}/raid_disks"), &n.to_string())
-                .map_err(|_| Failure::refused("failed to set raid disks"))?;
+            // md answers EBUSY while its thread still winds up a sync that
+            // has just ended (sync_action already reads idle): try again
+            // for a little while before giving up.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            loop {
+                match tree.write(&format!("{md}/raid_disks"), &n.to_string()) {
+                    Ok(()) => break,
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY)
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    Err(_) => return Err(Failure::refused("failed to set raid disks")),
+                }
+            }
             println!("raid_disks for {name} set to {n}");
         }
     }
