@@ -26,6 +26,7 @@
 //! bitmap daemon) still run on their own clock, so a failure that hangs
 //! on timing may need a few tries.  `MDFUSE_MODEL_VERBOSE=1` prints every
 //! step and md's log at every stop, `=2` also every member's superblock;
+//! `MDFUSE_MODEL_LEVELS=raid10,raid5` runs only the personalities named.
 //! `MDFUSE_MODEL_KEEP=1` keeps a failed run's images (and their state as
 //! the last crash left them); `MDFUSE_MODEL_DIR` says where images go.
 //!
@@ -182,7 +183,14 @@ impl Settings {
 #[test]
 fn model() {
     let settings = Settings::from_env();
+    // MDFUSE_MODEL_LEVELS=raid10,raid5 runs only those.
+    let only = std::env::var("MDFUSE_MODEL_LEVELS").ok();
     for p in mdfuse::PERSONALITIES {
+        if let Some(only) = &only {
+            if !only.split(',').any(|l| l.trim() == p.name()) {
+                continue;
+            }
+        }
         let spec = LEVELS
             .iter()
             .find(|s| s.name == p.name())
