@@ -320,6 +320,7 @@ pub fn md_error(mddev: &Mddev, cfg: &Config, rdev: &Arc<Rdev>) {
     }
     let Some(p) = mddev.pers() else { return };
     let _ = cfg;
+    note_rebuild_cut_short(rdev);
     p.error_handler(mddev, rdev, mddev.fail_last_dev());
     finish_error(mddev, rdev);
 }
@@ -342,8 +343,22 @@ pub fn md_error_io(mddev: &Mddev, rdev: &Arc<Rdev>, fail_last_dev: bool) {
         return;
     }
     let Some(p) = mddev.pers() else { return };
+    note_rebuild_cut_short(rdev);
     p.error_handler(mddev, rdev, fail_last_dev);
     finish_error(mddev, rdev);
+}
+
+/// A member failing in the middle of a whole rebuild (a new member: no
+/// saved slot to catch up by the bitmap) is marked so that a later
+/// re-add rebuilds it whole again.  Once it leaves its slot md records
+/// that slot as the one to come back to, as for any member, and the
+/// bitmap alone would then skip every clean chunk past the point the
+/// rebuild had reached: blocks the member never held would read as the
+/// array's.  (Linux 6.1 re-adds it bitmap-guided.)
+fn note_rebuild_cut_short(rdev: &Rdev) {
+    if rdev.raid_disk() >= 0 && !rdev.in_sync() && rdev.saved_raid_disk() < 0 {
+        rdev.flags.set(rf::REBUILD_CUT_SHORT);
+    }
 }
 
 fn finish_error(mddev: &Mddev, rdev: &Rdev) {

@@ -51,6 +51,9 @@ pub fn remove_and_add_spares(mddev: &Mddev, cfg: &mut Config, this: Option<&Arc<
                 continue;
             }
             r.set_recovery_offset(0);
+            if r.flags.test_and_clear(rf::REBUILD_CUT_SHORT) {
+                r.set_saved_raid_disk(-1);
+            }
             if pers.hot_add_disk(mddev, &r).is_ok() {
                 link_rdev(mddev, &r);
                 spares += 1;
