@@ -21,6 +21,9 @@ fail() {
 	echo "FAIL: $*" >&2
 	if [ -f "$MNT/log" ]; then echo "--- mdfuse log:" >&2; tail -n 40 "$MNT/log" >&2 || true; fi
 	if [ -s "$T/daemon.log" ]; then echo "--- daemon stderr:" >&2; tail -n 20 "$T/daemon.log" >&2 || true; fi
+	if [ -f "$MNT/mdstat" ]; then echo "--- mdstat:" >&2; timeout 5 cat "$MNT/mdstat" >&2 || true; fi
+	# Said again last: a report that keeps only the tail still has it.
+	echo "FAIL: $*" >&2
 	exit 1
 }
 
