@@ -34,6 +34,11 @@ pub struct DetailArgs {
     /// host's name; `<none>` for no host].
     #[arg(long, value_name = "HOST")]
     pub homehost: Option<String>,
+    /// mdadm's --test: the exit status says the array's health: 0 every
+    /// slot working, 1 degraded, 2 too few members to run, 4 no such
+    /// array.
+    #[arg(short = 't', long)]
+    pub test: bool,
     /// The array: md0, /dev/md0, /dev/md/NAME, md_NAME.
     #[arg(value_name = "ARRAY")]
     pub array: String,
@@ -117,19 +122,47 @@ struct View {
 pub fn run(args: DetailArgs) -> ExitCode {
     let host = homehost(args.homehost.as_deref());
     match detail(&args, host.as_deref()) {
-        Ok((text, json)) => {
+        Ok((text, json, health)) => {
             if args.json {
                 println!("{}", json.render());
             } else {
                 print!("{text}");
             }
-            ExitCode::SUCCESS
+            if args.test {
+                ExitCode::from(health)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
-        Err(f) => f.report(),
+        Err(mut f) => {
+            // Detail.c: with --test, an array that cannot be opened is 4.
+            if args.test && f.status == super::EXIT_REFUSED {
+                f.status = TEST_NO_ARRAY;
+            }
+            f.report()
+        }
     }
 }
 
-fn detail(args: &DetailArgs, host: Option<&str>) -> Result<(String, Json), Failure> {
+/// `mdadm --detail --test`'s statuses (Detail.c).
+const TEST_DEGRADED: u8 = 1;
+const TEST_UNUSABLE: u8 = 2;
+const TEST_NO_ARRAY: u8 = 4;
+
+/// The array's health as `--test` reports it: 1 when a slot has no
+/// working member, 2 when too few are left to run it (util.c's `enough`).
+fn health(v: &View) -> u8 {
+    let level = v.level.unwrap_or(i32::MIN);
+    if !enough(level, v.raid_disks, v.layout, true, &v.avail) {
+        TEST_UNUSABLE
+    } else if v.avail.iter().any(|a| !a) {
+        TEST_DEGRADED
+    } else {
+        0
+    }
+}
+
+fn detail(args: &DetailArgs, host: Option<&str>) -> Result<(String, Json, u8), Failure> {
     let dir = args.tree.dir();
     let shown = shown_name(&args.array);
     let Some(nm) = devnm(&args.array, &dir) else {
@@ -144,7 +177,7 @@ fn detail(args: &DetailArgs, host: Option<&str>) -> Result<(String, Json), Failu
         return Err(no_such());
     }
     let v = gather(&tree, &nm, shown.clone())?;
-    Ok((render(&v, host), json(&v, host)))
+    Ok((render(&v, host), json(&v, host), health(&v)))
 }
 
 /// How mdadm names the array in its first line: the name given when it

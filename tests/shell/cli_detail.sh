@@ -56,6 +56,14 @@ for dir in "$FIXTURES"/*/; do
 	new_array md0 "${order[@]}"
 	put md0/md/array_state read-auto
 	detail_vs "$fx" assembled
+	# --test's status says what the State line says (Detail.c).
+	case $(sed -n 's/^ *State : //p' "$FIXTURES/$fx/inspect/assembled.detail.txt") in
+	*FAILED*) want_rc=2 ;;
+	*degraded*) want_rc=1 ;;
+	*) want_rc=0 ;;
+	esac
+	rc=0; "$MDFUSE" detail --test --tree "$MNT" md0 >/dev/null || rc=$?
+	expect_eq $rc $want_rc "$fx: detail --test status"
 	# --json carries the same facts.
 	"$MDFUSE" detail --json --tree "$MNT" md0 >"$T/ours.json"
 	python3 - "$T/ours.json" "$FIXTURES/$fx/inspect/assembled.detail.txt" <<'PY' || fail "$fx: --json disagrees"
@@ -102,6 +110,7 @@ expect_cmd() { # WANT_STATUS WANT_STDERR CMD...
 	expect_eq "$(cat "$T/err")" "$want_err" "stderr of $*"
 }
 expect_cmd 1 "mdfuse: cannot open /dev/md9: No such file or directory" "$MDFUSE" detail --tree "$MNT" md9
+expect_cmd 4 "mdfuse: cannot open /dev/md9: No such file or directory" "$MDFUSE" detail --test --tree "$MNT" md9
 expect_cmd 1 "mdfuse: cannot open /dev/md/home: No such file or directory" "$MDFUSE" detail --tree "$MNT" /dev/md/home
 expect_cmd 1 "mdfuse: sda does not appear to be an md device" "$MDFUSE" detail --tree "$MNT" sda
 put new_array md3
