@@ -83,5 +83,6 @@ shell_tests!(
     cli_manage,
     cli_assemble,
     cli_monitor,
+    cli_monitor_alerts,
     cli_explain,
 );

@@ -42,6 +42,21 @@ pub struct MonitorArgs {
     /// Send a TestMessage event for every array first.
     #[arg(short = 't', long)]
     pub test: bool,
+    /// Mail Fail, FailSpare, Degraded, Spares and Test events to ADDRESS
+    /// through sendmail (`/usr/lib/sendmail -t`; MDFUSE_SENDMAIL names
+    /// another command).
+    #[arg(short = 'm', long = "mail", value_name = "ADDRESS")]
+    pub mail: Option<String>,
+    /// Log every event to syslog (facility daemon), as mdadm words it.
+    #[arg(short = 'y', long)]
+    pub syslog: bool,
+    /// Go to the background: the monitor's PID is printed (or written to
+    /// --pid-file) and the command returns.
+    #[arg(short = 'f', long, alias = "daemonize")]
+    pub daemonise: bool,
+    /// With --daemonise, write the monitor's PID here instead of printing it.
+    #[arg(short = 'i', long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
     /// The arrays: md0, /dev/md0, /dev/md/NAME, md_NAME.
     #[arg(value_name = "ARRAY")]
     pub arrays: Vec<String>,
@@ -93,12 +108,40 @@ fn shown(devnm: &str) -> String {
 
 struct Alerter {
     program: Option<PathBuf>,
+    mail: Option<String>,
+    syslog: bool,
+    /// The tree's mdstat, for the mail's postscript.
+    mdstat: Option<PathBuf>,
 }
 
 impl Alerter {
+    fn new(args: &MonitorArgs, mdstat: Option<PathBuf>) -> Alerter {
+        Alerter {
+            program: args.program.clone(),
+            mail: args.mail.clone(),
+            syslog: args.syslog,
+            mdstat,
+        }
+    }
+
     /// Monitor.c's `alert`: printed with the time when there is no
-    /// program, else the program run as PROGRAM EVENT ARRAY [DEVICE].
+    /// program, mail or syslog; else the program run as PROGRAM EVENT
+    /// ARRAY [DEVICE], the mail sent, the syslog line written.
     fn alert(&self, event: &str, dev: &str, disc: Option<&str>) {
+        if let Some(addr) = &self.mail {
+            if ["Fail", "Test", "Spares", "Degrade"]
+                .iter()
+                .any(|p| event.starts_with(p))
+            {
+                self.send_mail(addr, event, dev, disc);
+            }
+        }
+        if self.syslog {
+            send_syslog(event, dev, disc);
+        }
+        if self.program.is_none() && (self.mail.is_some() || self.syslog) {
+            return;
+        }
         match &self.program {
             None => {
                 let now = std::time::SystemTime::now()
@@ -133,7 +176,152 @@ impl Alerter {
     }
 }
 
+impl Alerter {
+    /// The mail mdadm sends, word for word, through sendmail.
+    fn send_mail(&self, addr: &str, event: &str, dev: &str, disc: Option<&str>) {
+        let host = hostname();
+        let mut m = String::new();
+        m += "From: mdadm monitoring <root>\n";
+        m += &format!("To: {addr}\n");
+        m += &format!("Subject: {event} event on {dev}:{host}\n\n");
+        m += "This is an automatically generated mail message from mdadm\n";
+        m += &format!("running on {host}\n\n");
+        m += &format!("A {event} event had been detected on md device {dev}.\n\n");
+        match disc {
+            Some(d) if !d.starts_with(' ') => {
+                m += &format!("It could be related to component device {d}.\n\n")
+            }
+            Some(d) => m += &format!("Extra information:{d}.\n\n"),
+            None => {}
+        }
+        m += "Faithfully yours, etc.\n";
+        if let Some(text) = self
+            .mdstat
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        {
+            m += "\nP.S. The /proc/mdstat file currently contains the following:\n\n";
+            m += &text;
+        }
+        let cmd = std::env::var("MDFUSE_SENDMAIL").unwrap_or_else(|_| SENDMAIL.to_string());
+        let spawned = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&cmd)
+            .stdin(std::process::Stdio::piped())
+            .spawn();
+        match spawned {
+            Ok(mut child) => {
+                if let Some(mut stdin) = child.stdin.take() {
+                    let _ = stdin.write_all(m.as_bytes());
+                }
+                let _ = child.wait();
+            }
+            Err(e) => eprintln!("mdfuse: cannot run {cmd}: {}", super::probe::strerror(&e)),
+        }
+    }
+}
+
+/// mdadm's `Sendmail`.
+const SENDMAIL: &str = "/usr/lib/sendmail -t";
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The syslog line mdadm writes for an event, at its priority, to the
+/// local syslog socket (`/dev/log`, or MDFUSE_SYSLOG), facility daemon.
+fn send_syslog(event: &str, dev: &str, disc: Option<&str>) {
+    const LOG_DAEMON: u32 = 3 << 3;
+    const LOG_CRIT: u32 = 2;
+    const LOG_WARNING: u32 = 4;
+    const LOG_INFO: u32 = 6;
+    // Monitor.c's test, kept as it is: every event but Spares* ends up
+    // a warning unless it is critical.
+    let priority = if event.starts_with("Fail")
+        || event.starts_with("Degrade")
+        || event.starts_with("DeviceDisappeared")
+    {
+        LOG_CRIT
+    } else if event.starts_with("Rebuild")
+        || event.starts_with("MoveSpare")
+        || !event.starts_with("Spares")
+    {
+        LOG_WARNING
+    } else {
+        LOG_INFO
+    };
+    let text = match disc {
+        Some(d) if !d.starts_with(' ') => {
+            format!("{event} event detected on md device {dev}, component device {d}")
+        }
+        Some(d) => format!("{event} event detected on md device {dev}: {d}"),
+        None => format!("{event} event detected on md device {dev}"),
+    };
+    let line = format!(
+        "<{}>mdfuse[{}]: {text}",
+        LOG_DAEMON | priority,
+        std::process::id()
+    );
+    let path = std::env::var("MDFUSE_SYSLOG").unwrap_or_else(|_| "/dev/log".to_string());
+    let sent = std::os::unix::net::UnixDatagram::unbound()
+        .and_then(|s| s.send_to(line.as_bytes(), &path).map(|_| ()));
+    if let Err(e) = sent {
+        eprintln!(
+            "mdfuse: cannot log to {path}: {}",
+            super::probe::strerror(&e)
+        );
+    }
+}
+
+/// Monitor.c's `make_daemon`: the parent prints the child's PID (or
+/// writes it to the pid file) and is done; the child goes on alone, in
+/// a session of its own.  Called before any thread starts.
+fn daemonise(pid_file: Option<&std::path::Path>) -> Option<ExitCode> {
+    // SAFETY: no other thread exists yet (the monitor starts none before
+    // this), so the child may run any code after fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        eprintln!("daemonise: {}", std::io::Error::last_os_error());
+        return Some(ExitCode::from(1));
+    }
+    if pid > 0 {
+        match pid_file {
+            None => println!("{pid}"),
+            Some(p) => {
+                if let Err(e) = std::fs::write(p, format!("{pid}\n")) {
+                    eprintln!("cannot create pid file: {e}");
+                }
+            }
+        }
+        return Some(ExitCode::SUCCESS);
+    }
+    // SAFETY: setsid has no memory effects; it fails only for a group
+    // leader, which a fresh child is not.
+    unsafe { libc::setsid() };
+    // The standard streams go to /dev/null, as mdadm's manage_fork_fds
+    // leaves them: events go to the program, mail or syslog.
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in [0, 1, 2] {
+            // SAFETY: dup2 onto the standard descriptors, which stay
+            // open for the life of the process.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    None
+}
+
 pub fn run(args: MonitorArgs) -> ExitCode {
+    if args.daemonise {
+        if let Some(code) = daemonise(args.pid_file.as_deref()) {
+            return code;
+        }
+    }
     match monitor(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.report(),
@@ -155,9 +343,7 @@ fn monitor(args: &MonitorArgs) -> Result<(), Failure> {
             return Ok(());
         }
         // Nothing mounted: every array named has disappeared.
-        let al = Alerter {
-            program: args.program.clone(),
-        };
+        let al = Alerter::new(args, None);
         for st in &states {
             if args.test {
                 al.alert("TestMessage", &st.devname, None);
@@ -166,9 +352,7 @@ fn monitor(args: &MonitorArgs) -> Result<(), Failure> {
         }
         return Ok(());
     };
-    let al = Alerter {
-        program: args.program.clone(),
-    };
+    let al = Alerter::new(args, Some(tree.path("mdstat")));
     let mut test = args.test;
     loop {
         // Arm the wait before looking, so a change made while we look
