@@ -85,4 +85,5 @@ shell_tests!(
     cli_monitor,
     cli_monitor_alerts,
     cli_explain,
+    grow_size,
 );

@@ -94,6 +94,14 @@ pub struct ModuleParam {
     pub store: fn(&str) -> Result<(), Errno>,
 }
 
+/// What a resize left: the component size md records and the sectors a
+/// resync covers (array sectors for RAID10, member sectors otherwise).
+#[derive(Debug, Clone, Copy)]
+pub struct Resized {
+    pub dev_sectors: u64,
+    pub resync_max_sectors: u64,
+}
+
 /// What a sync step did (`sync_request`'s return and out-parameters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncStep {
@@ -163,6 +171,19 @@ pub trait Raid: Send + Sync {
     /// Array size in sectors for the given component size (a personality
     /// that uses every member whole, as linear and raid0, ignores it).
     fn size(&self, dev_sectors: u64) -> u64;
+
+    /// `resize`: the component size becomes `dev_sectors` (the caller
+    /// checked that every member has room).  Returns what md records: the
+    /// component size as the personality rounds it, and the sectors a
+    /// resync covers.  By default every sector of a member is one of the
+    /// array's (RAID1).
+    fn resize(&self, mddev: &Mddev, dev_sectors: u64) -> Result<Resized, Errno> {
+        let _ = mddev;
+        Ok(Resized {
+            dev_sectors,
+            resync_max_sectors: dev_sectors,
+        })
+    }
 
     /// Stop (true) or resume (false) all I/O.
     fn quiesce(&self, on: bool);

@@ -165,19 +165,26 @@ pub fn update_size(m: &Arc<Mddev>, cfg: &mut Config, sectors: u64) -> Result<(),
         // The bitmap would need resizing on disk; mdadm removes it first.
         return Err(Errno::EBUSY);
     }
-    cfg.dev_sectors = sectors;
-    m.sync.set_resync_max_sectors(sectors);
+    let Some(raid) = m.pers() else {
+        return Err(Errno::EINVAL);
+    };
+    let old_resync = m.sync.resync_max_sectors();
+    let resized = raid.resize(m, sectors)?;
+    cfg.dev_sectors = resized.dev_sectors;
+    m.sync.set_resync_max_sectors(resized.resync_max_sectors);
     if !cfg.external_size {
         let old_size = m.array_sectors();
-        m.set_array_sectors(sectors);
+        let size = raid.size(resized.dev_sectors);
+        m.set_array_sectors(size);
         m.log().info(format!(
-            "{}: detected capacity change from {old_size} to {sectors}",
+            "{}: detected capacity change from {old_size} to {size}",
             m.name
         ));
         m.observer().running_changed(m);
     }
-    if sectors > old && m.recovery_cp() > old {
-        m.set_recovery_cp(old);
+    // Growth leaves the new part to resync (from the old end on).
+    if resized.dev_sectors > old && m.recovery_cp() > old_resync {
+        m.set_recovery_cp(old_resync);
         m.recovery.set(rec::NEEDED);
         m.wakeup();
     }

@@ -24,7 +24,7 @@ use self::geom::{Copy, GeoError, Geom};
 use crate::format::MAX_SECTOR;
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::member_io::{narrow_write_error, set_badblocks, wait_sb_written, wait_unblocked};
-use crate::md::personality::{Personality, Raid, SyncStep};
+use crate::md::personality::{Personality, Raid, Resized, SyncStep};
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
 
@@ -49,10 +49,9 @@ impl Personality for Raid10Personality {
     fn redundant(&self) -> bool {
         true
     }
-    /// `raid10_resize` exists in the kernel; md's resize here is
-    /// RAID1's (array size = component size), so it is refused.
+    /// `raid10_resize`: near and offset layouts (not far).
     fn has_resize(&self) -> bool {
-        false
+        true
     }
     /// No reshape is implemented.
     fn has_check_reshape(&self) -> bool {
@@ -123,7 +122,7 @@ impl Personality for Raid10Personality {
         let conf = Conf {
             geo,
             copies,
-            dev_sectors,
+            dev_sectors: AtomicU64::new(dev_sectors),
             mirrors: RwLock::new(mirrors),
             heads: (0..n).map(|_| AtomicU64::new(0)).collect(),
             fullsync: AtomicBool::new(false),
@@ -196,7 +195,7 @@ pub struct Conf {
     /// near × far.
     copies: usize,
     /// Sectors of each member in use (`conf->dev_sectors`).
-    dev_sectors: u64,
+    dev_sectors: AtomicU64,
     mirrors: RwLock<Vec<Mirror>>,
     /// Where each member's head is, for read balancing.
     heads: Vec<AtomicU64>,
@@ -215,6 +214,11 @@ enum Unit {
 }
 
 impl Conf {
+    /// Sectors of each member in use.
+    fn dev_sectors(&self) -> u64 {
+        self.dev_sectors.load(Ordering::Acquire)
+    }
+
     /// `_enough` over the members' in-sync state.
     fn enough(&self, mirrors: &[Mirror], ignore: i32) -> bool {
         let in_sync: Vec<bool> = mirrors
@@ -1028,11 +1032,33 @@ impl Raid for Conf {
     /// `raid10_size`.
     fn size(&self, dev_sectors: u64) -> u64 {
         let s = if dev_sectors == 0 {
-            self.dev_sectors
+            self.dev_sectors()
         } else {
             dev_sectors
         };
         self.geo.size(s)
+    }
+
+    /// `raid10_resize`: a far layout cannot change size (its copies sit
+    /// at fractions of the member); near and offset ones take the size
+    /// rounded as `calc_sectors` rounds it, and a resync covers the
+    /// array's sectors.
+    fn resize(&self, _mddev: &Mddev, sectors: u64) -> Result<Resized, Errno> {
+        if self.geo.far_copies > 1 && !self.geo.far_offset {
+            return Err(Errno::EINVAL);
+        }
+        // The stride is the same for every size here (it varies only for
+        // far copies), so the mapping in use stays as it is.
+        let mut geo = self.geo.clone();
+        let dev_sectors = geo.calc_sectors(sectors, self.copies);
+        if dev_sectors == 0 {
+            return Err(Errno::EINVAL);
+        }
+        self.dev_sectors.store(dev_sectors, Ordering::Release);
+        Ok(Resized {
+            dev_sectors,
+            resync_max_sectors: self.geo.size(dev_sectors),
+        })
     }
 
     /// `raid10_quiesce`.

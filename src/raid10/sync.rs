@@ -57,7 +57,7 @@ impl Conf {
             && !fullsync
         {
             return Ok(SyncStep {
-                sectors: self.dev_sectors.saturating_sub(sector_nr),
+                sectors: self.dev_sectors().saturating_sub(sector_nr),
                 skipped: true,
             });
         }
@@ -68,7 +68,7 @@ impl Conf {
             let mut max_sector = if is_sync {
                 mddev.sync.resync_max_sectors()
             } else {
-                self.dev_sectors
+                self.dev_sectors()
             };
             if sector_nr >= max_sector {
                 self.end_of_sync(mddev, max_sector, is_sync);

@@ -24,7 +24,7 @@ use self::geometry::{Geometry, Stripe, algorithm_valid_raid5, algorithm_valid_ra
 use crate::format::MAX_SECTOR;
 use crate::kstr::{kstrtouint, kstrtoull};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
-use crate::md::personality::{PersAttr, Personality, Raid, SyncStep};
+use crate::md::personality::{PersAttr, Personality, Raid, Resized, SyncStep};
 use crate::md::pieces::flush_members;
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
@@ -111,9 +111,9 @@ impl Personality for Raid456Personality {
     fn has_check_reshape(&self) -> bool {
         false
     }
-    /// Resizing is not implemented.
+    /// `raid5_resize`.
     fn has_resize(&self) -> bool {
-        false
+        true
     }
     fn attrs(&self) -> &'static [PersAttr] {
         &ATTRS
@@ -1083,6 +1083,19 @@ impl Raid for Conf {
     /// `raid5_size`: whole chunks of every data member.
     fn size(&self, dev_sectors: u64) -> u64 {
         (dev_sectors & !(self.geo.chunk_sectors - 1)) * self.geo.data_disks() as u64
+    }
+
+    /// `raid5_resize`: whole chunks of each member; a resync covers the
+    /// members' sectors.
+    fn resize(&self, _mddev: &Mddev, sectors: u64) -> Result<Resized, Errno> {
+        let dev_sectors = sectors & !(self.geo.chunk_sectors - 1);
+        if dev_sectors == 0 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(Resized {
+            dev_sectors,
+            resync_max_sectors: dev_sectors,
+        })
     }
 
     fn quiesce(&self, on: bool) {

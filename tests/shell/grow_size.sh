@@ -1,0 +1,71 @@
+#!/bin/bash
+# Growing the space used on each member of a running array (mdadm --grow
+# --size, `component_size`) for the levels that keep their data at fixed
+# places as the size changes: raid10 near and offset layouts (rounded as
+# raid10's calc_sectors rounds), raid5 and raid6 (whole chunks).  The
+# data already there stays, the new part is resynced from the old end,
+# a check finds nothing, and real md assembles the grown images with the
+# same size, data and a clean check.  A far layout cannot grow (EINVAL).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/data_lib.sh"
+
+start_daemon
+
+# grow NAME CREATE_OPTIONS...: a 4-member array on 16 MiB images using
+# 8 MiB of each, filled, grown to all they hold.
+grow() {
+	local name=$1 imgs=() i old new want
+	shift
+	log "$name"
+	for i in 0 1 2 3; do imgs+=("$T/$name-d$i"); done
+	"$MDFUSE" create "$@" -n 4 --chunk=64 --size=8M --bitmap=none --image-size=16M "${imgs[@]}" \
+		>"$T/create.log" 2>&1 || fail "$name: create: $(cat "$T/create.log")"
+	new_array md0 "${imgs[@]}"
+	put md0/md/array_state active
+	wait_idle md0
+	old=$(($(attr md0/size) * 512))
+	head -c "$old" /dev/urandom >"$T/old.bin"
+	dd if="$T/old.bin" of="$MNT/md0/data" bs=1M oflag=direct status=none conv=notrunc
+	"$MDFUSE" grow --tree "$MNT" md0 --size max >"$T/grow.log" 2>&1 || fail "$name: grow: $(cat "$T/grow.log")"
+	new=$(($(attr md0/size) * 512))
+	[ "$new" -gt "$old" ] || fail "$name: size $old -> $new"
+	expect_eq "$(stat -c %s "$MNT/md0/data")" "$new" "$name: md0/data's size"
+	wait_idle md0
+	expect_eq "$(attr md0/md/last_sync_action)" resync "$name: the new part resynced"
+	expect_eq "$(head -c "$old" "$MNT/md0/data" | sha256sum | cut -d' ' -f1)" "$(sha "$T/old.bin")" \
+		"$name: the data before the growth"
+	head -c $((new - old)) /dev/urandom | dd of="$MNT/md0/data" bs=1M seek="$old" oflag=direct,seek_bytes \
+		status=none conv=notrunc
+	put md0/md/sync_action check
+	wait_idle md0
+	expect_eq "$(attr md0/md/mismatch_cnt)" 0 "$name: mismatch_cnt"
+	want=$(sha "$MNT/md0/data")
+	put md0/md/array_state inactive
+	put md0/md/array_state clear
+	oracle_inspect "$T/orc-$name" "${imgs[@]}"
+	local s=$T/orc-$name/summary.txt
+	expect_eq "$(sed -n 's/^assembled: //p' "$s")" yes "$name: real md assembles it"
+	expect_eq "$(sed -n 's/^md_size_bytes: //p' "$s")" "$new" "$name: real md's size"
+	expect_eq "$(sed -n 's/^md0_sha256: //p' "$s")" "$want" "$name: real md's sha256"
+	expect_eq "$(sed -n 's/^mismatch_cnt: //p' "$s")" 0 "$name: real md's mismatch_cnt"
+	rm -f "${imgs[@]}"
+}
+
+grow raid10-n2 --level=10 --layout=n2
+grow raid10-o2 --level=10 --layout=o2
+if "$MDFUSE" create --help | grep -q "raid5"; then
+	grow raid5 --level=5 --assume-clean
+	grow raid6 --level=6
+fi
+
+log "a far layout keeps its size"
+imgs=()
+for i in 0 1 2 3; do imgs+=("$T/f2-d$i"); done
+"$MDFUSE" create --level=10 --layout=f2 -n 4 --chunk=64 --size=8M --bitmap=none --image-size=16M \
+	"${imgs[@]}" >/dev/null 2>&1 || fail "f2: create"
+new_array md0 "${imgs[@]}"
+put md0/md/array_state active
+wait_idle md0
+expect_err "Invalid argument" md0/md/component_size 12000
+put md0/md/array_state clear
+log "ok"
