@@ -1049,7 +1049,7 @@ impl Raid for Conf {
         }
         // The stride is the same for every size here (it varies only for
         // far copies), so the mapping in use stays as it is.
-        let mut geo = self.geo.clone();
+        let mut geo = self.geo;
         let dev_sectors = geo.calc_sectors(sectors, self.copies);
         if dev_sectors == 0 {
             return Err(Errno::EINVAL);
