@@ -305,10 +305,9 @@ fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
             return Err(Errno::ENOSPC);
         }
         r.set_raid_disk(slot as i32);
+        // "assume it is working": md sets In_sync for "none" too.
         r.flags.clear(rf::FAULTY | rf::WRITE_MOSTLY);
-        if slot >= 0 {
-            r.flags.set(rf::IN_SYNC);
-        }
+        r.flags.set(rf::IN_SYNC);
         drop(cfg);
         m.observer().notify_rdev(m, r, "state");
         return Ok(());
