@@ -10,9 +10,10 @@
 # writes it where real md does.  Then what the oracle cannot show the
 # same way: writes leave the metadata areas of the images untouched, a
 # refused build changes nothing and leaves no array behind, new_dev on a
-# running array makes a spare that recovers, and a member whose write
-# fails is failed (no bad-block log can record it).
+# running array makes a spare that recovers, a member whose write fails
+# is failed (no bad-block log can record it), and a member on NBD.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/nbd_lib.sh"
 . "$(dirname "$0")/probe_build.sh"
 
 start_daemon
@@ -180,3 +181,15 @@ sleep 0.5
 expect_eq "$(attr md0/md/sync_action)" idle "sync_action"
 mdf stop md0 2>/dev/null
 expect_eq "$(b_images)" "$before" "the images after a read-only build"
+
+log "a member on NBD"
+need_nbd_tools
+truncate -s 16M "$DEV/vdn"
+qemu_serve "$DEV/vdn" "$T/nbd.sock" vdn
+mdf build md0 --level=1 -n2 "$DEV/vdk" "nbd+unix:///vdn?socket=$T/nbd.sock" 2>"$T/o" ||
+	{ cat "$T/o"; fail "build with an NBD member"; }
+expect_eq "$(cat "$T/o")" "mdfuse: array /dev/md0 built and started." "the message"
+wait_idle md0
+expect_eq "$(b_stanza)" "md0 : active raid1 vdn[1] vdk[0] | 16384 blocks super non-persistent [2/2] [UU]" "md0"
+mdf stop md0 2>/dev/null
+expect_eq "$(b_img vdn)" "$(b_img vdk)" "the NBD member after the resync"
