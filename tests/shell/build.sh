@@ -179,8 +179,15 @@ expect_eq "$(attr md0/md/dev-vdk/state)" in_sync "vdk's state"
 expect_eq "$(attr md0/md/resync_start)" 0 "resync_start"
 sleep 0.5
 expect_eq "$(attr md0/md/sync_action)" idle "sync_action"
+expect_eq "$(b_images)" "$before" "the images while read-only"
+# The mirrors differ (vdl missed the write above): made writable, the
+# array resyncs.
+[ "$(b_img vdk)" != "$(b_img vdl)" ] || fail "the mirrors are alike already"
+mdf manage md0 --readwrite 2>/dev/null || fail "--readwrite"
+wait_idle md0
+expect_eq "$(attr md0/md/last_sync_action)" resync "last_sync_action"
 mdf stop md0 2>/dev/null
-expect_eq "$(b_images)" "$before" "the images after a read-only build"
+expect_eq "$(b_img vdk)" "$(b_img vdl)" "the mirrors after the resync"
 
 log "a member on NBD"
 need_nbd_tools
