@@ -18,6 +18,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Assemble(cli::assemble::AssembleArgs),
+    Build(cli::build::BuildArgs),
     Create(cli::create::CreateArgs),
     Detail(cli::detail::DetailArgs),
     Examine(cli::examine::ExamineArgs),
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         .expect("clap requires a subcommand");
     match parsed.command {
         Command::Assemble(args) => cli::assemble::run(args),
+        Command::Build(args) => cli::build::run(args, sub),
         Command::Create(args) => cli::create::run(args, sub),
         Command::Detail(args) => cli::detail::run(args),
         Command::Examine(args) => cli::examine::run(args),

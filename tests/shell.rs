@@ -82,6 +82,7 @@ shell_tests!(
     cli_detail,
     cli_manage,
     cli_assemble,
+    build,
     cli_monitor,
     cli_monitor_alerts,
     cli_explain,

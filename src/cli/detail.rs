@@ -230,9 +230,10 @@ fn gather(tree: &Tree, nm: &str, shown_name: String) -> Result<View, Failure> {
     };
 
     // The superblock mdadm's detail_super prints: the first active member
-    // whose superblock loads (any member of an inactive array).
+    // whose superblock loads (any member of an inactive array).  An array
+    // without metadata has none, whatever its members hold.
     let mut sb = None;
-    for m in &members {
+    for m in members.iter().filter(|_| !not_persistent) {
         if !inactive && raid_disks > 0 && !m.has("in_sync") {
             continue;
         }
@@ -633,7 +634,10 @@ fn disk_words(v: &View, d: &Disk) -> String {
 fn render(v: &View, host: Option<&str>) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{}:", v.shown_name);
-    let _ = writeln!(o, "           Version : {}", v.version);
+    // mdadm's sysfs_read gives an array without metadata the empty text
+    // version, and then no Persistence line.
+    let version = if v.not_persistent { "" } else { &v.version };
+    let _ = writeln!(o, "           Version : {version}");
     if v.ctime != 0 {
         let _ = writeln!(o, "     Creation Time : {}", ctime24(v.ctime as i64));
     }
@@ -669,12 +673,8 @@ fn render(v: &View, host: Option<&str>) -> String {
     if v.major_version == 0 {
         let _ = writeln!(o, "   Preferred Minor : {}", v.md_minor);
     }
-    if v.major_version >= 0 || v.not_persistent {
-        let _ = writeln!(
-            o,
-            "       Persistence : Superblock is {}persistent",
-            if v.not_persistent { "not " } else { "" }
-        );
+    if v.major_version >= 0 {
+        let _ = writeln!(o, "       Persistence : Superblock is persistent");
     }
     o.push('\n');
     if v.state & SB_BITMAP_PRESENT != 0 {

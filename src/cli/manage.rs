@@ -160,7 +160,8 @@ pub fn run(args: ManageArgs) -> ExitCode {
     }
 }
 
-fn shown(arg: &str) -> String {
+/// How mdadm names the array in its messages: `/dev/md0`, `/dev/md/NAME`.
+pub(crate) fn shown(arg: &str) -> String {
     if arg.starts_with("/dev/") {
         arg.to_string()
     } else if let Some(n) = arg.strip_prefix("md_") {

@@ -4,6 +4,7 @@
 //! prints `mdadm: `, with mdadm's wording where mdadm has one.
 
 pub mod assemble;
+pub mod build;
 pub mod create;
 pub mod detail;
 pub mod examine;

@@ -85,34 +85,17 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
         ));
         return Err(Errno::EINVAL);
     }
-    if !cfg.persistent && !cfg.external && cfg.rdevs.is_empty() && cfg.metadata.is_none() {
+    if !cfg.metadata_written && !cfg.persistent && !cfg.external && cfg.rdevs.is_empty() {
         // md needs metadata_version set first (mdadm writes it); take it
-        // from the device, as mdadm would, when nobody said.
-        match detect_metadata(&rdev.disk) {
-            Some(v) => {
-                cfg.metadata = Some(v);
-                cfg.persistent = true;
-            }
-            None => {
-                log.warn(format!(
-                    "md: {} does not have a valid md superblock, not importing!",
-                    rdev.name
-                ));
-                return Err(Errno::EINVAL);
-            }
+        // from the device, as mdadm would, when nobody said.  A device
+        // with no superblock binds as md binds it then: without one.
+        if let Some(v) = detect_metadata(&rdev.disk) {
+            cfg.metadata = Some(v);
+            cfg.persistent = true;
         }
     }
-    let version = match (cfg.persistent, cfg.metadata) {
-        (true, Some(v)) => v,
-        _ => {
-            // Non-persistent arrays (metadata_version "none") are not
-            // supported: every mdfuse array lives on md metadata.
-            log.warn(format!(
-                "md: {}: arrays without persistent metadata are not supported",
-                mddev.name
-            ));
-            return Err(Errno::EINVAL);
-        }
+    let Some(version) = cfg.metadata.filter(|_| cfg.persistent) else {
+        return bind_without_superblock(mddev, cfg, rdev);
     };
     if mddev.is_running() {
         if mddev
@@ -162,6 +145,35 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
         super::spare::renew_unless_readded(mddev, cfg, &rdev, version)?;
         rdev.flags.clear(rf::IN_SYNC);
         rdev.set_raid_disk(-1);
+    }
+    bind_rdev(mddev, cfg, &rdev)?;
+    if mddev.is_running() {
+        add_bound_rdev(mddev, cfg, &rdev)?;
+    }
+    Ok(rdev)
+}
+
+/// `md_import_device` with no superblock format (`metadata_version`
+/// `none`, what `mdadm --build` makes): nothing is read from the device
+/// and nothing will ever be written to it but data.  It joins with no
+/// role, no data offset and no size; `slot`, `offset` and `size` give
+/// them.  On a running array it is a spare, as `mdadm --add` gives the
+/// kernel one (`ADD_NEW_DISK` without the in-sync state).
+fn bind_without_superblock(
+    mddev: &Arc<Mddev>,
+    cfg: &mut Config,
+    rdev: Arc<Rdev>,
+) -> Result<Arc<Rdev>, Errno> {
+    if mddev.is_running()
+        && mddev
+            .pers()
+            .is_some_and(|p| !p.personality().has_hot_add_disk())
+    {
+        mddev.log().warn(format!(
+            "{}: personality does not support diskops!",
+            mddev.name
+        ));
+        return Err(Errno::EINVAL);
     }
     bind_rdev(mddev, cfg, &rdev)?;
     if mddev.is_running() {

@@ -342,6 +342,10 @@ pub struct Config {
     pub external: bool,
     /// Set by `metadata_version` or by the first member's superblock.
     pub metadata: Option<MetadataVersion>,
+    /// `metadata_version` was written since the array was made (or
+    /// cleared).  Until then the first member's superblock chooses the
+    /// metadata; after `none` no superblock is ever read.
+    pub metadata_written: bool,
     pub level: i32,
     /// A level name written before run (`clevel`).
     pub clevel: String,
@@ -405,6 +409,7 @@ impl Config {
             persistent: false,
             external: false,
             metadata: None,
+            metadata_written: false,
             level: LEVEL_NONE,
             clevel: String::new(),
             layout: 0,

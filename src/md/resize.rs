@@ -235,7 +235,8 @@ pub fn allow_new_offset(cfg: &Config, bitmap_pages: Option<usize>, r: &Rdev, new
 }
 
 /// `rdev_size_change`: the sectors `r` can give for a component size of
-/// `sectors` (0 = as much as possible); 0 when it cannot.
+/// `sectors` (0 = as much as possible); 0 when it cannot.  For a member
+/// without a superblock, as `update_size` reads it: its `size`.
 pub fn rdev_size_change(cfg: &Config, r: &Rdev, sectors: u64) -> u64 {
     let avail = match cfg.metadata {
         Some(MetadataVersion::V090) => {
@@ -244,8 +245,8 @@ pub fn rdev_size_change(cfg: &Config, r: &Rdev, sectors: u64) -> u64 {
             }
             crate::format::super0::sb_start(r.disk.sectors()).unwrap_or(0)
         }
-        Some(MetadataVersion::V1(_)) => r.sectors(),
-        None => return 0,
+        // Without a superblock what the member was given is all it has.
+        Some(MetadataVersion::V1(_)) | None => r.sectors(),
     };
     if sectors == 0 || sectors > avail {
         avail

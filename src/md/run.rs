@@ -277,10 +277,14 @@ fn do_md_run_inner(mddev: &Arc<Mddev>, cfg: &mut Config) -> Result<(), Errno> {
     }
     mddev.thread.start(mddev);
     let sectors = mddev.array_sectors();
-    mddev.log().info(format!(
-        "{}: detected capacity change from 0 to {sectors}",
-        mddev.name
-    ));
+    // set_capacity_and_notify says nothing when the size stays (an
+    // array of no size, such as a RAID1 built without component_size).
+    if sectors != 0 {
+        mddev.log().info(format!(
+            "{}: detected capacity change from 0 to {sectors}",
+            mddev.name
+        ));
+    }
     mddev.observer().running_changed(mddev);
     mddev.notify("array_state");
     mddev.notify("sync_action");
@@ -461,10 +465,12 @@ pub fn do_md_stop(mddev: &Arc<Mddev>, cfg: &mut Config, mode: StopMode) -> Resul
         if !cfg.external_size {
             mddev.set_array_sectors(0);
         }
-        mddev.log().info(format!(
-            "{}: detected capacity change from {old} to 0",
-            mddev.name
-        ));
+        if old != 0 {
+            mddev.log().info(format!(
+                "{}: detected capacity change from {old} to 0",
+                mddev.name
+            ));
+        }
         mddev.observer().running_changed(mddev);
         if !mddev.is_rdwr() {
             mddev.set_ro(ro::RDWR);

@@ -52,6 +52,17 @@ pub fn md_update_sb(mddev: &Arc<Mddev>, cfg: &mut Config, force_change: bool) {
             mddev
                 .sb_flags
                 .clear(sbf::CHANGE_CLEAN | sbf::CHANGE_DEVS | sbf::CHANGE_PENDING);
+            // No bad-block log records a bad block: the member that got
+            // one is failed instead, as md does.
+            for r in cfg.rdevs.clone() {
+                let changed = std::mem::take(&mut r.badblocks.lock().changed);
+                if changed {
+                    r.badblocks.lock().ack_all();
+                    md_error(mddev, cfg, &r);
+                }
+                r.flags.clear(rf::BLOCKED | rf::BLOCKED_BAD_BLOCKS);
+            }
+            let _st = mddev.lock.lock();
             mddev.sb_wait.notify_all();
             return;
         }

@@ -252,6 +252,7 @@ fn metadata_store(m: &M, s: &str) -> Result<(), Errno> {
         cfg.persistent = false;
         cfg.external = false;
         cfg.metadata = None;
+        cfg.metadata_written = true;
         return Ok(());
     }
     if s.starts_with("external:") {
@@ -283,6 +284,7 @@ fn metadata_store(m: &M, s: &str) -> Result<(), Errno> {
     cfg.metadata = Some(v);
     cfg.persistent = true;
     cfg.external = false;
+    cfg.metadata_written = true;
     Ok(())
 }
 

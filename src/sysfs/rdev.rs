@@ -305,10 +305,9 @@ fn slot_store(c: &C, s: &str) -> Result<(), Errno> {
             return Err(Errno::ENOSPC);
         }
         r.set_raid_disk(slot as i32);
+        // "assume it is working": md sets In_sync for "none" too.
         r.flags.clear(rf::FAULTY | rf::WRITE_MOSTLY);
-        if slot >= 0 {
-            r.flags.set(rf::IN_SYNC);
-        }
+        r.flags.set(rf::IN_SYNC);
         drop(cfg);
         m.observer().notify_rdev(m, r, "state");
         return Ok(());
@@ -425,14 +424,26 @@ fn size_store(c: &C, s: &str) -> Result<(), Errno> {
         return Err(Errno::EINVAL);
     }
     let cfg = m.cfg.lock();
-    if m.is_running() && r.raid_disk() >= 0 {
-        // rdev_size_change: a component must fit the device.
-        if sectors != 0 && sectors < cfg.dev_sectors {
-            return Err(Errno::EBUSY);
+    if let Some(p) = m.pers().filter(|_| r.raid_disk() >= 0) {
+        if cfg.persistent {
+            // rdev_size_change: a component must fit the device.
+            if sectors != 0 && sectors < cfg.dev_sectors {
+                return Err(Errno::EBUSY);
+            }
+            sectors = resize::rdev_size_change(&cfg, r, sectors);
+            if sectors == 0 {
+                return Err(Errno::EBUSY);
+            }
+        } else if sectors == 0 {
+            // No superblock says how much there is: all the device
+            // holds past the data offset.
+            sectors = r.disk.sectors().saturating_sub(r.data_offset());
         }
-        sectors = resize::rdev_size_change(&cfg, r, sectors);
-        if sectors == 0 {
-            return Err(Errno::EBUSY);
+        // md's linear and raid0 have no resize (they use every member
+        // whole); every redundant level has one, whether or not mdfuse
+        // can resize it yet.
+        if !p.personality().redundant() {
+            return Err(Errno::EINVAL);
         }
     }
     if sectors < cfg.dev_sectors {
