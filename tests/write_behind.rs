@@ -7,7 +7,8 @@
 //! records the peak; overlapping writes land there in order; a read
 //! served by the write-mostly leg waits for the writes behind; a failed
 //! copy is recorded bad there, or fails a pulled member and leaves the
-//! bit for it to be caught up; a stop drains them.
+//! bit for it to be caught up; a stop drains them, and so does clearing
+//! the leg's write-mostly flag.
 
 mod common;
 
@@ -312,4 +313,17 @@ fn stopping_drains_the_writes_behind() {
     assert!(out.contains(" 0 dirty"), "{out}");
     let (out, _, _) = common::mdfuse_run(["examine", a.legs[1].to_str().unwrap()]);
     assert!(out.contains("State : clean"), "{out}");
+}
+
+#[test]
+fn clearing_write_mostly_waits_for_its_writes_behind() {
+    let Some(a) = Array::start(16) else { return };
+    a.write(0x79, 0);
+    assert_eq!(a.behind(), 1);
+    // From now on reads may go to the leg without waiting: what was
+    // behind must be there first.
+    a.put("md0/md/dev-d1.img/state", "-writemostly");
+    assert_eq!(a.behind(), 0);
+    assert!(all(&a.leg_bytes(1, 0, 4096), 0x79));
+    assert_eq!(a.get("md0/md/dev-d1.img/state"), "in_sync");
 }
