@@ -203,6 +203,61 @@ fn write_mostly_applies_to_the_devices_after_it() {
 }
 
 #[test]
+fn write_behind_is_recorded_in_the_bitmap() {
+    // Without a value mdadm (4.3 on) takes 256.
+    for (opt, want) in [("--write-behind=64", "64"), ("--write-behind", "256")] {
+        let dir = tempdir();
+        let (imgs, _) = make(
+            dir.path(),
+            &["-n", "2", opt],
+            &["a.img", "--write-mostly", "b.img"],
+        );
+        for img in &imgs {
+            let (out, _, rc) = mdfuse_run(["examine", "-X", img.to_str().unwrap()]);
+            assert_eq!(rc, 0);
+            assert!(
+                out.contains(&format!("Write Mode : Allow write behind, max {want}\n")),
+                "{opt}: {out}"
+            );
+            if let Some((mdadm, _, _)) = mdadm_examine_bitmap(img) {
+                assert_eq!(out, mdadm);
+            }
+        }
+    }
+    let dir = tempdir();
+    two_blank(dir.path(), 16 << 20);
+    for v in ["16384", "-1", "x"] {
+        refused(
+            dir.path(),
+            &[
+                "-l1",
+                "-n2",
+                &format!("--write-behind={v}"),
+                "a.img",
+                "b.img",
+            ],
+            2,
+            &format!(
+                "Invalid value for maximum outstanding write-behind writes: {v}.\n\tMust be between 0 and 16383."
+            ),
+        );
+    }
+    refused(
+        dir.path(),
+        &[
+            "-l1",
+            "-n2",
+            "--bitmap=none",
+            "--write-behind=8",
+            "a.img",
+            "b.img",
+        ],
+        1,
+        "write-behind mode requires a bitmap.",
+    );
+}
+
+#[test]
 fn size_and_assume_clean() {
     let dir = tempdir();
     let (_, facts) = make(

@@ -57,6 +57,7 @@ shell_tests!(
     nbd_member,
     nbd_readd,
     nbd_export,
+    write_behind,
     nested,
     current_superblocks,
     data_bad_offset,

@@ -111,6 +111,16 @@ pub struct CreateArgs {
     /// Mark the devices that follow as write-mostly.
     #[arg(short = 'W', long = "write-mostly", action = clap::ArgAction::Count)]
     pub write_mostly: u8,
+    /// Let writes to write-mostly devices lag behind, at most N at once
+    /// (0 - 16383) [256 when given without =N]; needs the bitmap.
+    #[arg(
+        long = "write-behind",
+        value_name = "N",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "256"
+    )]
+    pub write_behind: Option<String>,
     /// Accepted for mdadm compatibility; mdfuse never prompts.
     #[arg(short = 'R', long, hide = true)]
     pub run: bool,
@@ -153,6 +163,8 @@ struct Options {
     minor: Minor,
     bitmap: bool,
     bitmap_chunk: Option<u64>,
+    /// The bitmap's `write_behind` (`--write-behind`).
+    write_behind: u32,
     size: Option<u64>,
     image_size: Option<u64>,
     uuid: Option<[u8; 16]>,
@@ -240,6 +252,23 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
             )));
         }
     };
+    // mdadm's range and message.  (mdadm 4.2 refuses the option without
+    // a value, which 4.3 fixed to mean 256, DEFAULT_MAX_WRITE_BEHIND.)
+    let write_behind = match &a.write_behind {
+        None => 0,
+        Some(s) => match parse_num(s) {
+            Some(n) if n <= crate::format::bitmap::COUNTER_MAX => n,
+            _ => {
+                return Err(Failure::usage(format!(
+                    "Invalid value for maximum outstanding write-behind writes: {s}.\n\tMust be between 0 and 16383."
+                )));
+            }
+        },
+    };
+    // mdadm asks for a bitmap (here internal unless told none).
+    if a.write_behind.is_some() && !bitmap {
+        return Err(Failure::refused("write-behind mode requires a bitmap."));
+    }
     let bitmap_chunk = match &a.bitmap_chunk {
         None => None,
         Some(s) => match parse_size(s) {
@@ -291,6 +320,7 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
         minor,
         bitmap,
         bitmap_chunk,
+        write_behind,
         size,
         image_size,
         uuid,
@@ -479,7 +509,10 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
     };
     let bitmap: Option<BitmapPlan> = if opts.bitmap {
         match plan_bitmap_covering(opts.minor, size, sync_size, opts.bitmap_chunk) {
-            Ok(b) => Some(b),
+            Ok(b) => Some(BitmapPlan {
+                write_behind: opts.write_behind,
+                ..b
+            }),
             Err(BitmapError::ChunkTooSmall { .. } | BitmapError::NoRoom) => {
                 return Err(Failure::refused("Given bitmap chunk size not supported."));
             }

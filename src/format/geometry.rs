@@ -159,6 +159,8 @@ pub struct BitmapPlan {
     pub chunk_bytes: u64,
     /// Sectors covered: the component size.
     pub sync_size: u64,
+    /// Writes to write-mostly members allowed behind (`--write-behind`).
+    pub write_behind: u32,
 }
 
 impl BitmapPlan {
@@ -169,12 +171,15 @@ impl BitmapPlan {
 
     /// The bitmap superblock mdadm writes: version 4, events 0.
     pub fn superblock(&self, uuid: [u8; 16]) -> BitmapSuper {
-        BitmapSuper::new(
-            uuid,
-            self.sync_size,
-            kint::u32_saturating(self.chunk_bytes),
-            DEFAULT_DAEMON_SLEEP,
-        )
+        BitmapSuper {
+            write_behind: self.write_behind,
+            ..BitmapSuper::new(
+                uuid,
+                self.sync_size,
+                kint::u32_saturating(self.chunk_bytes),
+                DEFAULT_DAEMON_SLEEP,
+            )
+        }
     }
 }
 
@@ -233,6 +238,7 @@ pub fn plan_bitmap_covering(
         offset,
         chunk_bytes: chunk,
         sync_size,
+        write_behind: 0,
     })
 }
 

@@ -102,7 +102,21 @@ pub struct Bitmap {
     /// `bitmap_info.daemon_sleep` in jiffies (`time_base`).
     daemon_sleep: AtomicU64,
     last_end_sync: Mutex<Instant>,
+    /// `bitmap_info.max_write_behind` (`backlog`), read by every write.
+    max_write_behind: AtomicU64,
+    /// Writes to write-mostly members still under way after the caller
+    /// was answered, and readers waiting for them to land.
+    behind: Mutex<Behind>,
+    /// `behind_wait`: woken when the last behind write lands.
+    behind_wait: Condvar,
     behind_writes_used: AtomicU64,
+}
+
+/// `bitmap->behind_writes` and the readers in `behind_wait`.
+#[derive(Default)]
+struct Behind {
+    writes: u64,
+    waiters: u32,
 }
 
 /// The bitmap's state word (`bitmap->flags`): the on-disk state bits.
@@ -236,6 +250,9 @@ impl Bitmap {
             daemon_lastrun: Mutex::new(now),
             daemon_sleep: AtomicU64::new(cfg.bitmap_info.daemon_sleep),
             last_end_sync: Mutex::new(now),
+            max_write_behind: AtomicU64::new(u64::from(sb.write_behind)),
+            behind: Mutex::new(Behind::default()),
+            behind_wait: Condvar::new(),
             behind_writes_used: AtomicU64::new(0),
         }))
     }
@@ -272,6 +289,56 @@ impl Bitmap {
 
     pub fn reset_max_backlog_used(&self) {
         self.behind_writes_used.store(0, Ordering::Relaxed)
+    }
+
+    /// `backlog` changed (`bitmap_info.max_write_behind`).
+    pub fn set_max_write_behind(&self, v: u64) {
+        self.max_write_behind.store(v, Ordering::Release)
+    }
+
+    /// Writes to write-mostly members still under way.
+    pub fn behind_writes(&self) -> u64 {
+        self.behind.lock().writes
+    }
+
+    /// May a write go behind, and if so count it (`bitmap_startwrite`'s
+    /// `behind` part, with raid1's test before it): not when `backlog`
+    /// writes are behind already, nor while a reader waits for them to
+    /// land (it would never get its turn).  The test and the count are
+    /// one step here, so `max_backlog_used` never passes `backlog`.
+    pub fn start_behind_write(&self) -> bool {
+        let mut b = self.behind.lock();
+        if b.waiters > 0 || b.writes >= self.max_write_behind.load(Ordering::Acquire) {
+            return false;
+        }
+        b.writes += 1;
+        self.behind_writes_used
+            .fetch_max(b.writes, Ordering::Relaxed);
+        true
+    }
+
+    /// A behind write landed on every write-mostly member it went to
+    /// (`bitmap_endwrite`'s `behind` part).
+    pub fn end_behind_write(&self) {
+        let mut b = self.behind.lock();
+        b.writes -= 1;
+        if b.writes == 0 {
+            self.behind_wait.notify_all();
+        }
+    }
+
+    /// `md_bitmap_wait_behind_writes`: until no write is behind.  New
+    /// writes do not go behind while this waits.
+    pub fn wait_behind_writes(&self) {
+        let mut b = self.behind.lock();
+        if b.writes == 0 {
+            return;
+        }
+        b.waiters += 1;
+        while b.writes > 0 {
+            self.behind_wait.wait(&mut b);
+        }
+        b.waiters -= 1;
     }
 
     /// `bitmap_load`: read the bits, turn each set bit into a counter

@@ -126,6 +126,9 @@ pub trait Raid: Send + Sync {
     fn write(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno>;
 
     /// Make every completed write durable on every working member.
+    /// RAID1's writes behind on write-mostly members are not waited for:
+    /// they are durable on the others, and their bitmap bits stay set
+    /// until they land.
     fn flush(&self, mddev: &Mddev) -> Result<(), Errno>;
 
     /// Discard `sectors` at array sector `sector` (REQ_OP_DISCARD): md has

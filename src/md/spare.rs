@@ -113,6 +113,7 @@ pub fn write_new_member(
         offset: off as i32,
         chunk_bytes: cfg.bitmap_info.chunksize,
         sync_size: size,
+        write_behind: u32::try_from(cfg.bitmap_info.max_write_behind).unwrap_or(0),
     });
     let layout = device_layout(minor, disk.sectors(), size, t.data_offset, plan.as_ref());
     if layout.data_size < size || layout.super_offset == 0 && minor == crate::format::Minor::V0 {

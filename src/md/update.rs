@@ -289,6 +289,14 @@ pub fn md_write_start(mddev: &Mddev) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `md_write_inc`: one more write in flight, counted by a writer that
+/// has passed `md_write_start` (the array is dirty on disk already).  A
+/// write to write-mostly members that goes on after the caller is
+/// answered holds one, so the array is not marked clean under it.
+pub fn md_write_inc(mddev: &Mddev) {
+    mddev.lock.lock().writes_pending += 1;
+}
+
 /// `md_write_end`: arm the safe-mode timer once no write is in flight.
 pub fn md_write_end(mddev: &Mddev, safemode_delay: u64) {
     let mut st = mddev.lock.lock();

@@ -86,6 +86,18 @@ impl Barrier {
         st.total_pending += 1;
     }
 
+    /// One more request in the bucket of `sector`, counted by a caller
+    /// that holds it already (passed `wait_barrier` and not yet allowed
+    /// it), so no sync can have the bucket meanwhile: the part of a write that goes
+    /// on behind its caller keeps syncs and freezes out until it lands,
+    /// as raid1 calls `allow_barrier` only when every leg is done.
+    pub fn hold(&self, sector: u64) {
+        let idx = bucket_of(sector);
+        let mut st = self.st.lock();
+        st.nr_pending[idx] += 1;
+        st.total_pending += 1;
+    }
+
     pub fn allow_barrier(&self, sector: u64) {
         let idx = bucket_of(sector);
         let mut st = self.st.lock();

@@ -8,6 +8,7 @@
 //! calling thread (one FUSE request, or the sync worker).
 
 mod barrier;
+mod behind;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -15,12 +16,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use parking_lot::RwLock;
 
 use self::barrier::{Barrier, align_to_unit_end};
+use self::behind::{BehindWrite, Pool, Serial};
 use crate::format::MAX_SECTOR;
 use crate::md::fanout::fan_out;
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::member_io::{narrow_write_error, set_badblocks, wait_sb_written, wait_unblocked};
 use crate::md::personality::{Personality, Raid, SyncStep};
-use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
+use crate::md::update::{
+    md_error_io, md_write_end, md_write_inc, md_write_start, rdev_dec_pending,
+};
 use crate::md::{Config, Errno, Mddev, Rdev};
 
 /// Sectors per sync step (`RESYNC_SECTORS`: 64 KiB).
@@ -30,6 +34,9 @@ const RESYNC_SECTORS: u64 = 128;
 /// (a page-cache write of 4 KiB takes a few microseconds, a thread's
 /// wake-up on a busy 2-CPU machine as much or more).
 const FAN_OUT_BYTES: usize = 64 << 10;
+/// The most one write covers when it may go behind: raid1 copies a
+/// behind write's data into one bio of at most `BIO_MAX_VECS` pages.
+const BEHIND_MAX_SECTORS: u64 = 256 * 8;
 /// Bytes per repair/compare piece (one page).
 const PAGE_SECTORS: u64 = 8;
 /// `sizeof(struct raid1_info)`, and the most one kzalloc gives on Linux
@@ -125,7 +132,11 @@ pub struct Conf {
     heads: RwLock<Vec<Head>>,
     fullsync: AtomicBool,
     recovery_disabled: AtomicU32,
-    barrier: Barrier,
+    barrier: Arc<Barrier>,
+    /// Behind writes under way per write-mostly member.
+    serial: Arc<Serial>,
+    /// The threads that write behind.
+    behind: Pool,
 }
 
 impl Conf {
@@ -185,7 +196,9 @@ impl Conf {
             heads: RwLock::new((0..2 * n).map(|_| Head::default()).collect()),
             fullsync: AtomicBool::new(fullsync),
             recovery_disabled: AtomicU32::new(cfg.recovery_disabled.wrapping_sub(1)),
-            barrier: Barrier::default(),
+            barrier: Arc::new(Barrier::default()),
+            serial: Arc::new(Serial::default()),
+            behind: Pool::default(),
         })
     }
 
@@ -331,6 +344,13 @@ impl Conf {
                     "md/raid1:{}: redirecting sector {s} to other mirror: {}",
                     mddev.name, r.name
                 ));
+            }
+            if r.flags.test(rf::WRITE_MOSTLY) {
+                // A write-mostly member may not have every completed
+                // write yet: wait until none is behind.
+                if let Some(b) = mddev.bitmap() {
+                    b.wait_behind_writes();
+                }
             }
             let piece = &mut buf[done..done + (max * 512) as usize];
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
@@ -502,96 +522,115 @@ impl Conf {
         mddev.wakeup();
     }
 
-    /// One write inside a barrier unit, possibly shortened by bad blocks;
-    /// returns the sectors written (`raid1_write_request` and its
-    /// completion: `raid1_end_write_request`, `handle_write_finished`,
+    /// One write inside a barrier unit, possibly shortened by bad blocks
+    /// (and to `BEHIND_MAX_SECTORS` where it may go behind); returns the
+    /// sectors written (`raid1_write_request` and its completion:
+    /// `raid1_end_write_request`, `handle_write_finished`,
     /// `close_write`).
     fn write_unit(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<Unit, Errno> {
-        let (targets, max, mut degraded) = match self.write_targets(sector, data.len()) {
+        let (targets, mut max, degraded) = match self.write_targets(sector, data.len()) {
             Ok(t) => t,
             Err(r) => return Ok(Unit::Blocked(r)),
         };
-        let data = &data[..(max * 512) as usize];
         let bitmap = mddev.bitmap();
+        let write_behind = bitmap.is_some() && self.has_write_mostly();
+        if write_behind {
+            max = max.min(BEHIND_MAX_SECTORS);
+        }
+        let data = &data[..(max * 512) as usize];
         if let Some(b) = &bitmap {
             let seq = b.startwrite(sector, max);
             b.unplug(mddev, seq);
         }
-        let mut uptodate = false;
-        let mut write_error = false;
         for (_, r) in &targets {
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
         }
+        let (slow, fast): (Vec<Arc<Rdev>>, Vec<Arc<Rdev>>) = targets
+            .into_iter()
+            .map(|(_, r)| r)
+            .partition(|r| r.flags.test(rf::WRITE_MOSTLY));
+        // Go behind?  Only with a write-mostly leg to leave behind, and
+        // not past `backlog` (nor while a reader waits for the writes
+        // behind to land): then the write goes to every leg and waits.
+        let behind = match &bitmap {
+            Some(b) if write_behind && !slow.is_empty() && b.start_behind_write() => {
+                Some(b.clone())
+            }
+            _ => None,
+        };
+        let end = sector + max;
+        for r in &slow {
+            self.serial.wait(r, sector, end, behind.is_some());
+        }
+        let (fast, behind) = match behind {
+            Some(b) => {
+                md_write_inc(mddev);
+                self.barrier.hold(sector);
+                let bw = BehindWrite::start(
+                    &self.behind,
+                    mddev.arc(),
+                    b,
+                    self.barrier.clone(),
+                    self.serial.clone(),
+                    slow,
+                    data,
+                    sector,
+                    degraded,
+                );
+                (fast, Some(bw))
+            }
+            None => {
+                let mut all = fast;
+                all.extend(slow);
+                (all, None)
+            }
+        };
         // Every leg's write is under way before any is waited for, as
         // md submits the bios of all legs and then waits (fanout.rs).
         let results = if data.len() >= FAN_OUT_BYTES {
-            fan_out(targets.len(), |i| targets[i].1.write_data(data, sector))
+            fan_out(fast.len(), |i| fast[i].write_data(data, sector))
         } else {
-            targets
-                .iter()
-                .map(|(_, r)| r.write_data(data, sector))
-                .collect()
+            fast.iter().map(|r| r.write_data(data, sector)).collect()
         };
-        for ((_, r), res) in targets.iter().zip(results) {
-            match res {
-                Ok(()) => {
-                    if r.in_sync() && !r.faulty() {
-                        uptodate = true;
-                    }
-                    // A successful write over recorded bad blocks makes
-                    // them good; the next superblock write records it.
-                    if let Some(abs) = r.dev_sector(sector) {
-                        let mut bb = r.badblocks.lock();
-                        if bb.check(abs, max).is_some() {
-                            bb.clear(abs, max);
-                        }
-                    }
-                }
-                Err(_) => {
-                    r.flags.set(rf::WRITE_ERROR_SEEN);
-                    if !r.flags.test_and_set(rf::WANT_REPLACEMENT) {
-                        mddev.recovery.set(rec::NEEDED);
-                    }
-                    let fail_fast = r.flags.test(rf::FAIL_FAST) && !r.flags.test(rf::WRITE_MOSTLY);
-                    // A shrunk member is a pulled disk, not bad blocks.
-                    if fail_fast || r.disk.shrunk() {
-                        md_error_io(mddev, r, mddev.fail_last_dev());
-                    }
-                    if r.faulty() {
-                        // Nothing to narrow on a failed leg.
-                        degraded = true;
-                    } else {
-                        // handle_write_finished: record the failing blocks
-                        // as bad; if that is impossible, fail the leg and
-                        // keep the bitmap bits.
-                        write_error = true;
-                        if !narrow_write_error(mddev, r, data, sector) {
-                            md_error_io(mddev, r, mddev.fail_last_dev());
-                            degraded = true;
-                        }
-                    }
-                }
-            }
-            // Only now, as handle_write_finished: a leg failed by this
-            // write is then taken out of its slot once idle.
-            rdev_dec_pending(mddev, r);
+        let mut out = LegOutcome {
+            degraded,
+            ..LegOutcome::default()
+        };
+        for (r, res) in fast.iter().zip(results) {
+            end_leg_write(mddev, r, res, data, sector, max, &mut out);
         }
-        if write_error {
+        if out.write_error {
             // Such a write completes only once the superblock records the
             // failure or the bad blocks; an array degraded by then keeps
             // the bits.
             wait_sb_written(mddev);
             if mddev.degraded() > 0 {
-                degraded = true;
+                out.degraded = true;
             }
         }
-        if let Some(b) = &bitmap {
-            b.endwrite(mddev, sector, max, !degraded, mddev.events());
-        }
+        let uptodate = match behind {
+            Some(bw) => bw.caller_done(out.uptodate, out.degraded),
+            None => {
+                if let Some(b) = &bitmap {
+                    b.endwrite(mddev, sector, max, !out.degraded, mddev.events());
+                }
+                out.uptodate
+            }
+        };
         if !uptodate {
             return Err(Errno::EIO);
         }
         Ok(Unit::Done(max))
+    }
+
+    /// A write-mostly member in some slot (raid1's `write_behind`): writes
+    /// may go behind, so they are cut to what one behind write holds.
+    fn has_write_mostly(&self) -> bool {
+        self.mirrors
+            .read()
+            .iter()
+            .flatten()
+            .any(|r| r.flags.test(rf::WRITE_MOSTLY))
     }
 
     /// One discard inside a barrier unit, possibly shortened by bad
@@ -612,6 +651,9 @@ impl Conf {
         }
         let mut uptodate = false;
         for (_, r) in &targets {
+            if r.flags.test(rf::WRITE_MOSTLY) {
+                self.serial.wait(r, sector, sector + max, false);
+            }
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
             let res = r.discard_data(sector, max);
             if res.is_err() && r.disk.shrunk() {
@@ -692,6 +734,73 @@ impl Conf {
             }
         }
     }
+}
+
+/// What the legs of one write came to so far.
+#[derive(Default)]
+struct LegOutcome {
+    /// An in-sync leg took it (`R1BIO_Uptodate`).
+    uptodate: bool,
+    /// A leg failed it and was not failed for it: the superblock must
+    /// record the bad blocks first (`R1BIO_WriteError`).
+    write_error: bool,
+    /// A slot is empty or a leg failed: the bits stay (`R1BIO_Degraded`).
+    degraded: bool,
+}
+
+/// One leg's write is done with `res` (`raid1_end_write_request`, and
+/// for a failure `handle_write_finished`); its `nr_pending` is dropped.
+fn end_leg_write(
+    mddev: &Mddev,
+    r: &Arc<Rdev>,
+    res: std::io::Result<()>,
+    data: &[u8],
+    sector: u64,
+    max: u64,
+    out: &mut LegOutcome,
+) {
+    match res {
+        Ok(()) => {
+            if r.in_sync() && !r.faulty() {
+                out.uptodate = true;
+            }
+            // A successful write over recorded bad blocks makes them
+            // good; the next superblock write records it.
+            if let Some(abs) = r.dev_sector(sector) {
+                let mut bb = r.badblocks.lock();
+                if bb.check(abs, max).is_some() {
+                    bb.clear(abs, max);
+                }
+            }
+        }
+        Err(_) => {
+            r.flags.set(rf::WRITE_ERROR_SEEN);
+            if !r.flags.test_and_set(rf::WANT_REPLACEMENT) {
+                mddev.recovery.set(rec::NEEDED);
+            }
+            let fail_fast = r.flags.test(rf::FAIL_FAST) && !r.flags.test(rf::WRITE_MOSTLY);
+            // A shrunk member is a pulled disk, not bad blocks.
+            if fail_fast || r.disk.shrunk() {
+                md_error_io(mddev, r, mddev.fail_last_dev());
+            }
+            if r.faulty() {
+                // Nothing to narrow on a failed leg.
+                out.degraded = true;
+            } else {
+                // handle_write_finished: record the failing blocks as
+                // bad; if that is impossible, fail the leg and keep the
+                // bitmap bits.
+                out.write_error = true;
+                if !narrow_write_error(mddev, r, data, sector) {
+                    md_error_io(mddev, r, mddev.fail_last_dev());
+                    out.degraded = true;
+                }
+            }
+        }
+    }
+    // Only now, as handle_write_finished: a leg failed by this write is
+    // then taken out of its slot once idle.
+    rdev_dec_pending(mddev, r);
 }
 
 /// What became of one write inside a barrier unit.
@@ -816,7 +925,12 @@ impl Raid for Conf {
             .cloned()
             .collect();
         // md sends its preflush to every member at once: each leg's fsync
-        // waits for that leg's write-back, and the legs' overlap.
+        // waits for that leg's write-back, and the legs' overlap.  Writes
+        // still behind on write-mostly legs are not waited for, as md's
+        // flush does not wait for them: what the caller was answered for
+        // is durable on the other legs, and the bitmap's bits, set on
+        // disk before those writes began, stay set until they land.
+        // (`inactive` and the daemon's stop drain them.)
         let flushed: Vec<std::io::Result<()>> = fan_out(legs.len(), |i| legs[i].disk.flush());
         let mut any = false;
         for (r, flushed) in legs.iter().zip(flushed) {

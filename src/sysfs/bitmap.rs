@@ -147,8 +147,9 @@ fn backlog_store(m: &M, s: &str) -> Result<(), Errno> {
     }
     let old = cfg.bitmap_info.max_write_behind;
     cfg.bitmap_info.max_write_behind = v;
-    if old != v {
-        if let Some(b) = m.bitmap() {
+    if let Some(b) = m.bitmap() {
+        b.set_max_write_behind(v);
+        if old != v {
             b.update_sb(m, &cfg);
         }
     }

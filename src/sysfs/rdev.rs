@@ -151,7 +151,19 @@ pub fn state_store(c: &C, s: &str) -> Result<(), Errno> {
             Ok(())
         }
         "-writemostly" => {
+            // Once it is not write-mostly, reads no longer wait for the
+            // writes behind on it: let them land first, with all I/O held
+            // (md suspends the array for this, `mddev_destroy_serial_pool`).
+            let pers = m
+                .pers()
+                .filter(|_| running && r.flags.test(rf::WRITE_MOSTLY));
+            if let Some(p) = &pers {
+                p.quiesce(true);
+            }
             r.flags.clear(rf::WRITE_MOSTLY);
+            if let Some(p) = &pers {
+                p.quiesce(false);
+            }
             need_update_sb = true;
             Ok(())
         }
