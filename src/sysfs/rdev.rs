@@ -267,7 +267,17 @@ pub fn state_store(c: &C, s: &str) -> Result<(), Errno> {
         _ => Err(Errno::EINVAL),
     };
     if need_update_sb {
-        update::md_update_sb(m, &mut cfg, true);
+        if m.pers().is_some() {
+            update::md_update_sb(m, &mut cfg, true);
+        } else {
+            // Not running: nothing of the array's is known yet that a
+            // superblock could carry (level, size, roles come at run), so
+            // writing them now would wipe the members' metadata.  The run
+            // takes roles and flags from the superblocks again, as
+            // super_1_validate does.  (Linux 6.1 oopses on `writemostly`
+            // here.)
+            m.sb_flags.set(sbf::CHANGE_DEVS);
+        }
     }
     drop(cfg);
     if res.is_ok() {

@@ -75,3 +75,20 @@ sleep 0.5
 wait_idle md9
 expect_eq "$(attr md9/md/mismatch_cnt)" 0 "mismatch_cnt after catching up"
 put md9/md/array_state clear
+
+# writemostly on a member of an array not yet running: nothing is written
+# to the members then (md has no level, size or roles to write yet: a
+# superblock written now would wipe theirs; Linux 6.1 oopses), and the
+# run takes the members' flags from their superblocks, as md's
+# super_1_validate does.
+log "writemostly before the array runs"
+unpack raid1-v1.2-bitmap "$T/wm"
+before=$(head -c 1M "$T/wm/vdb" | sha256sum)
+new_array md9 "$T/wm/vda" "$T/wm/vdb"
+put md9/md/dev-vdb/state writemostly
+expect_eq "$(head -c 1M "$T/wm/vdb" | sha256sum)" "$before" "vdb's metadata before the run"
+"$MDFUSE" examine "$T/wm/vdb" | grep -q "Raid Level : raid1" || fail "vdb's superblock lost"
+put md9/md/array_state active
+expect_eq "$(attr md9/md/dev-vdb/state)" in_sync "vdb after the run"
+expect_eq "$(attr md9/md/degraded)" 0 "degraded after the run"
+put md9/md/array_state clear
