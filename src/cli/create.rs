@@ -1,7 +1,7 @@
 //! `mdfuse create`: write the superblocks (and internal bitmaps) of a new
-//! linear, RAID0, RAID1 or RAID10 array onto image files or block devices, exactly as `mdadm
-//! --create` would before handing the array to the kernel, so Linux md
-//! (or `mdfuse mount`) assembles it.
+//! linear, RAID0, RAID1, RAID4/5/6 or RAID10 array onto image files or
+//! block devices, exactly as `mdadm --create` would before handing the
+//! array to the kernel, so Linux md (or `mdfuse mount`) assembles it.
 //!
 //! Everything is checked before the first byte is written: options,
 //! device counts, every device (exists or can be made, not listed twice,
@@ -34,8 +34,8 @@ use crate::format::geometry::{
 use crate::format::super1::{MAX_DEV_LIMIT, MD_SB_MAGIC, feature};
 use crate::format::{Minor, SectorReader, le_u32, le_u64, super0, uuid_colon};
 
-/// Create a linear, RAID0, RAID1 or RAID10 array: write md superblocks
-/// onto DEVICEs.
+/// Create a linear, RAID0, RAID1, RAID4/5/6 or RAID10 array: write md
+/// superblocks onto DEVICEs.
 ///
 /// Options and defaults follow `mdadm --create`, except that an internal
 /// write-intent bitmap is the default (mdadm 4.2 run non-interactively
@@ -51,18 +51,24 @@ pub struct CreateArgs {
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Overwrite devices that hold an md superblock, a file system or a
-    /// partition table; allow a single raid device.
+    /// partition table; allow a single raid device; raid4/5: resync the
+    /// parity rather than rebuild the last member.
     #[arg(short, long)]
     pub force: bool,
-    /// RAID level: linear, 0 (raid0, stripe), 1 (raid1, mirror) or 10
-    /// (raid10).
+    /// RAID level: linear, 0 (raid0, stripe), 1 (raid1, mirror), 4
+    /// (raid4), 5 (raid5), 6 (raid6) or 10 (raid10).
     #[arg(short, long, value_name = "LEVEL")]
     pub level: Option<String>,
-    /// Chunk size (K, M, G suffixes; no suffix = KiB) for raid0 and raid10
-    /// [default: 512K]; linear's rounding.
+    /// Chunk size (K, M, G suffixes; no suffix = KiB) for raid0, raid4/5/6
+    /// and raid10 [default: 512K]; linear's rounding.
     #[arg(short, long, alias = "rounding", value_name = "SIZE")]
     pub chunk: Option<String>,
     /// Layout: raid0 original|alternate|dangerous [default: original];
+    /// raid5 and raid6 left-asymmetric (la), right-asymmetric (ra),
+    /// left-symmetric (ls), right-symmetric (rs), parity-first,
+    /// parity-last, ddf-zero-restart, ddf-N-restart, ddf-N-continue, and
+    /// for raid6 also left-asymmetric-6, right-asymmetric-6,
+    /// left-symmetric-6, right-symmetric-6, parity-first-6 [default: ls];
     /// raid10 nN, fN or oN copies [default: n2].
     #[arg(short = 'p', long, alias = "parity", value_name = "LAYOUT")]
     pub layout: Option<String>,
@@ -76,16 +82,17 @@ pub struct CreateArgs {
     /// from the start), 1 or default (= 1.2).
     #[arg(short = 'e', long, value_name = "VERSION", default_value = "1.2")]
     pub metadata: String,
-    /// Write-intent bitmap: internal or none.  Default internal for raid1
-    /// and raid10 (mdadm 4.2 defaults to none when not asked), none for
-    /// linear and raid0, which cannot have one.
+    /// Write-intent bitmap: internal or none.  Default internal for raid1,
+    /// raid4/5/6 and raid10 (mdadm 4.2 defaults to none when not asked),
+    /// none for linear and raid0, which cannot have one.
     #[arg(short, long, value_name = "internal|none")]
     pub bitmap: Option<String>,
     /// Bytes of data per bitmap bit (K, M, G suffixes; no suffix = KiB);
     /// a power of two, default 64M or the smallest that fits.
     #[arg(long = "bitmap-chunk", value_name = "SIZE")]
     pub bitmap_chunk: Option<String>,
-    /// Mark the array in sync: no initial resync.
+    /// Mark the array in sync: no initial resync (raid4/5: no recovery of
+    /// the last member either).
     #[arg(long = "assume-clean")]
     pub assume_clean: bool,
     /// Array name (stored as HOMEHOST:NAME when it fits) [default: the md
@@ -194,6 +201,23 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
         Some(s) => parse_num(s)
             .ok_or_else(|| Failure::usage(format!("invalid number of spare-devices: {s}")))?,
     };
+    // Create's counts for the parity levels, before anything else.
+    if level == Level::Raid6 && raid_disks < 4 {
+        return Err(Failure::refused(
+            "at least 4 raid-devices needed for level 6",
+        ));
+    }
+    if level == Level::Raid6 && raid_disks > 256 {
+        return Err(Failure::refused(
+            "no more than 256 raid-devices supported for level 6",
+        ));
+    }
+    if level.parity() && raid_disks < 2 {
+        return Err(Failure::refused(format!(
+            "at least 2 raid-devices needed for level {}",
+            level.number()
+        )));
+    }
     if level.striped_only() && spares > 0 {
         return Err(Failure::refused(
             "This level does not support spare devices",
@@ -205,10 +229,12 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
             shape::raid10_copies(layout)
         )));
     }
-    if level == Level::Raid10 && !chunk_kib.is_power_of_two() {
-        // mdadm writes it and the kernel's setup_geo then refuses to run.
+    if (level == Level::Raid10 || level.parity()) && !chunk_kib.is_power_of_two() {
+        // mdadm writes it and the kernel's setup_geo (raid10) or
+        // setup_conf (raid456) then refuses to run it.
         return Err(Failure::refused(format!(
-            "chunk size must be a power of 2 for raid10, not {chunk_kib}K"
+            "chunk size must be a power of 2 for {}, not {chunk_kib}K",
+            level.name()
         )));
     }
     let minor = parse_metadata(&a.metadata)?;
@@ -355,8 +381,12 @@ enum Identity {
 /// A present member, checked and measured.
 #[derive(Debug)]
 struct Member {
-    /// Position in the device list = dev_number; below raid_disks = slot.
+    /// The superblock's dev_number: the position in the device list, but
+    /// for a member `Create` moves out of its slot to become a spare (see
+    /// `moved_to_spare`), which comes after every listed one.
     pos: u32,
+    /// The slot it fills, or None for a spare.
+    slot: Option<u32>,
     path: PathBuf,
     write_mostly: bool,
     /// Open device, or None for an image file still to be created.
@@ -410,6 +440,17 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
             check_empty(m)?;
         }
     }
+    let missing = Missing::of(&slots);
+    let moved = moved_to_spare(&opts, missing, a.assume_clean || a.force);
+    if let Some(slot) = moved {
+        let m = members
+            .iter_mut()
+            .find(|m| m.slot == Some(slot))
+            .expect("moved_to_spare picks a present member");
+        m.pos = slots.len() as u32;
+        m.slot = None;
+    }
+    let clean = created_clean(&opts, missing, moved, a.assume_clean);
 
     // Geometry, from mdadm's Create + validate_geometry1.
     let first = members.first().expect("check_counts: not all missing");
@@ -455,7 +496,10 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
         // The component size means nothing to linear and raid0: each
         // member's whole data area is used, and mdadm records 0.
         None if opts.level.striped_only() => 0,
-        None if opts.level == Level::Raid10 => min_free.expect("at least one member").0,
+        // Striped levels with redundancy: the smallest member, in chunks.
+        None if opts.level == Level::Raid10 || opts.level.parity() => {
+            min_free.expect("at least one member").0
+        }
         None => {
             let (free, path) = min_free.expect("at least one member");
             let s = default_raid1_size(free);
@@ -506,8 +550,13 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let present_spares = members.iter().filter(|m| m.pos >= opts.raid_disks).count() as u32;
-    let pairs: Vec<(u32, u32)> = members.iter().map(|m| (m.pos, m.pos)).collect();
+    // init_super1 makes room for raid_disks plus the present spares, the
+    // moved member among them.
+    let present_spares = members.iter().filter(|m| m.slot.is_none()).count() as u32;
+    let pairs: Vec<(u32, u32)> = members
+        .iter()
+        .map(|m| (m.pos, m.slot.unwrap_or(opts.raid_disks)))
+        .collect();
     let (roles, max_dev) = ArraySpec::roles_for(
         opts.raid_disks,
         &pairs,
@@ -528,8 +577,7 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
         set_uuid,
         set_name: geometry::set_name(&name, host.as_deref()),
         ctime,
-        // Levels without redundancy have nothing to resync.
-        assume_clean: a.assume_clean || opts.level.striped_only(),
+        clean,
         max_dev,
         roles,
     };
@@ -577,10 +625,12 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
             .map_err(fail)?;
         disk.flush().map_err(fail)?;
         if a.verbose > 0 {
-            let role = if m.pos < opts.raid_disks {
-                format!("active device {}", m.pos)
-            } else {
-                "spare".to_string()
+            let role = match m.slot {
+                Some(slot) => format!("active device {slot}"),
+                None if moved.is_some() && m.pos == slots.len() as u32 => {
+                    "spare, to be rebuilt into the last slot".to_string()
+                }
+                None => "spare".to_string(),
             };
             eprintln!(
                 "mdfuse: {}: wrote metadata {} superblock, {role}{}",
@@ -606,6 +656,78 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Where the `missing` words stand among the active slots (`Create`'s
+/// `first_missing` and `second_missing`).
+#[derive(Debug, Clone, Copy)]
+struct Missing {
+    first: Option<u32>,
+    second: Option<u32>,
+}
+
+impl Missing {
+    fn of(slots: &[Slot]) -> Missing {
+        let mut at = slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s, Slot::Missing))
+            .map(|(i, _)| i as u32);
+        Missing {
+            first: at.next(),
+            second: at.next(),
+        }
+    }
+
+    /// Whether the first (`nth` 0) or second (1) missing member is in an
+    /// active slot.  `check_counts` refuses missing spares.
+    fn in_array(self, nth: usize, raid_disks: u32) -> bool {
+        let at = if nth == 0 { self.first } else { self.second };
+        at.is_some_and(|i| i < raid_disks)
+    }
+}
+
+/// `Create`'s trick for parity arrays: a RAID4/5 with every member present
+/// is created with its last member as a spare, so the kernel starts it
+/// degraded and rebuilds that member, which is faster than resyncing the
+/// parity; a RAID6 with one member missing likewise gives up its last
+/// present member (the one before the last slot when the last slot is the
+/// missing one), since md cannot start a RAID6 both dirty and degraded.
+/// Not with `--assume-clean` or `--force` (`skip`).  Returns the slot
+/// whose member becomes a spare.
+fn moved_to_spare(opts: &Options, missing: Missing, skip: bool) -> Option<u32> {
+    if skip {
+        return None;
+    }
+    let last = opts.raid_disks - 1;
+    match opts.level {
+        Level::Raid4 | Level::Raid5 if !missing.in_array(0, opts.raid_disks) => Some(last),
+        Level::Raid6
+            if missing.in_array(0, opts.raid_disks) && !missing.in_array(1, opts.raid_disks) =>
+        {
+            Some(if missing.first == Some(last) {
+                last - 1
+            } else {
+                last
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Whether `Create` marks the new array clean (resync_offset MaxSector):
+/// levels without redundancy, `--assume-clean`, and parity arrays that
+/// start degraded (a member moved to spare, or as many missing as they
+/// can lose), whose missing members are rebuilt from the rest.  Others
+/// resync from the start; a RAID1 or RAID10 with a member missing too.
+fn created_clean(opts: &Options, missing: Missing, moved: Option<u32>, assume_clean: bool) -> bool {
+    let rd = opts.raid_disks;
+    match opts.level {
+        _ if assume_clean || opts.level.striped_only() => true,
+        Level::Raid4 | Level::Raid5 => moved.is_some() || missing.in_array(0, rd),
+        Level::Raid6 => moved.is_some() || missing.in_array(1, rd),
+        _ => false,
+    }
 }
 
 /// mdadm's rounding of a size in KiB to the chunk (`size & ~(chunk-1)`,
@@ -736,8 +858,10 @@ fn open_members(opts: &Options, slots: &[Slot]) -> Result<Vec<Member>, Failure> 
                 (Some(d), s)
             }
         };
+        let pos = pos as u32;
         members.push(Member {
-            pos: pos as u32,
+            pos,
+            slot: (pos < opts.raid_disks).then_some(pos),
             path: path.clone(),
             write_mostly: *write_mostly,
             disk,
