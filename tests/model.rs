@@ -2215,3 +2215,49 @@ fn a_flush_after_a_failure_waits_for_the_superblocks() {
         ]);
     }
 }
+
+/// A member whose flush fails is failed, and the flush succeeds while the
+/// array can do without it: a RAID4/5/6 flush failed whole when one
+/// member (here a spare being rebuilt) could not flush.  Found by the
+/// model (`MDFUSE_MODEL_SEED=0x6d6466757365`, step 553: `fault d7:
+/// vanish`, then `flush` returned EIO).
+#[test]
+fn a_member_that_cannot_flush_is_failed_not_the_flush() {
+    for (name, disks, lost) in [("raid5", 3, 1), ("raid4", 3, 1), ("raid6", 4, 2)] {
+        let (spec, p) = level(name);
+        // Not clean: the last member (raid6: all) being rebuilt or synced.
+        let knobs = Knobs::replay(disks, Some("64K"), false);
+        let mut run = Run::new(spec, p, 7, &Settings::from_env(), Some(knobs));
+        run.then(Op::Write {
+            off: 100_000,
+            len: 300_000,
+            seed: 5,
+        });
+        for d in (0..lost).map(|i| format!("d{}", disks - 1 - i)) {
+            run.then(Op::Fault {
+                dev: d,
+                rule: "vanish".into(),
+            });
+        }
+        run.then(Op::Flush);
+        let faulty = run.images.iter().filter(|i| i.role == Role::Faulty).count();
+        let md_faulty = run
+            .live()
+            .mddev
+            .rdevs()
+            .iter()
+            .filter(|r| r.faulty())
+            .count();
+        assert_eq!(
+            md_faulty, lost as usize,
+            "{name}: md failed the members ({faulty})"
+        );
+        run.play(&[
+            Op::Read {
+                off: 0,
+                len: 1 << 20,
+            },
+            Op::Wait,
+        ]);
+    }
+}

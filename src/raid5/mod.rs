@@ -23,9 +23,9 @@ use parking_lot::{Mutex, RwLock};
 use self::geometry::{Geometry, Stripe, algorithm_valid_raid5, algorithm_valid_raid6};
 use crate::format::MAX_SECTOR;
 use crate::kstr::{kstrtouint, kstrtoull};
+use crate::md::fanout::fan_out;
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::personality::{PersAttr, Personality, Raid, SyncStep};
-use crate::md::pieces::flush_members;
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
 
@@ -930,7 +930,10 @@ impl Raid for Conf {
         result
     }
 
-    fn flush(&self, _mddev: &Mddev) -> Result<(), Errno> {
+    /// md sends its preflush to every member at once.  A member that
+    /// cannot flush is failed, as one that cannot write: the flush fails
+    /// only when the array has lost more members than it can.
+    fn flush(&self, mddev: &Mddev) -> Result<(), Errno> {
         let members: Vec<Arc<Rdev>> = self
             .disks
             .read()
@@ -939,7 +942,16 @@ impl Raid for Conf {
             .filter(|r| !r.faulty())
             .cloned()
             .collect();
-        flush_members(members.iter())
+        let flushed: Vec<std::io::Result<()>> = fan_out(members.len(), |i| members[i].disk.flush());
+        for (r, res) in members.iter().zip(flushed) {
+            if res.is_err() {
+                md_error_io(mddev, r, mddev.fail_last_dev());
+            }
+        }
+        if mddev.degraded() as usize > self.geo.max_degraded() {
+            return Err(Errno::EIO);
+        }
+        Ok(())
     }
 
     /// `raid5_status`.
