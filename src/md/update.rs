@@ -320,6 +320,7 @@ pub fn md_error(mddev: &Mddev, cfg: &Config, rdev: &Arc<Rdev>) {
     }
     let Some(p) = mddev.pers() else { return };
     let _ = cfg;
+    note_partly_rebuilt(rdev);
     p.error_handler(mddev, rdev, mddev.fail_last_dev());
     finish_error(mddev, rdev);
 }
@@ -342,8 +343,28 @@ pub fn md_error_io(mddev: &Mddev, rdev: &Arc<Rdev>, fail_last_dev: bool) {
         return;
     }
     let Some(p) = mddev.pers() else { return };
+    note_partly_rebuilt(rdev);
     p.error_handler(mddev, rdev, fail_last_dev);
     finish_error(mddev, rdev);
+}
+
+/// A member failing while it is rebuilt from nothing (in a slot, not in
+/// sync, and not catching up in the slot it held, which is what a member
+/// taken back on the bitmap's word does) holds only what the rebuild
+/// reached.  Once out of its slot it must not come back on the bitmap's
+/// word: the bitmap records what it missed while away, not what it never
+/// had.  So `remove_and_add_spares` keeps no slot for it.  (Linux 6.1
+/// keeps the slot, and a `re-add` after any sync has completed in the
+/// meantime rebuilds only the bitmap's chunks.)  The personality's error
+/// handler clears In_sync, so this is decided before it runs.
+fn note_partly_rebuilt(rdev: &Rdev) {
+    if rdev.raid_disk() >= 0
+        && !rdev.in_sync()
+        && rdev.saved_raid_disk() != rdev.raid_disk()
+        && !rdev.flags.test(rf::JOURNAL)
+    {
+        rdev.flags.set(rf::PARTLY_REBUILT);
+    }
 }
 
 fn finish_error(mddev: &Mddev, rdev: &Rdev) {
