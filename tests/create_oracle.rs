@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use mdfuse::format::bitmap::BitmapSuper;
-use mdfuse::format::super1::{Superblock1, feature};
+use mdfuse::format::super0::{self, Superblock0};
+use mdfuse::format::super1::{MD_SB_MAGIC, Superblock1, feature};
 
 /// Create in a temp dir with `args` (16M images unless an --image-size is
 /// among them), then let real md assemble, sync and check the images.
@@ -192,6 +193,26 @@ fn real_md_rebuilds_a_new_raid6_missing_one() {
         // md rebuilds the spare into the lowest empty slot.
         "[UUUU_]",
         "none",
+    );
+}
+
+#[test]
+fn real_md_rebuilds_a_new_v090_raid5() {
+    assemble_parity(
+        &["-l5", "-n3", "-e0.90", "a", "b", "c"],
+        &["a", "b", "c"],
+        "[UU_]",
+        "[UUU]",
+        "none",
+    );
+}
+
+#[test]
+fn real_md_resyncs_a_new_v090_mirror_with_bitmap_and_spare() {
+    assemble(
+        &["-l1", "-n2", "-x1", "-e0.90", "a", "b", "s"],
+        &["a", "b", "s"],
+        "[UU]",
     );
 }
 
@@ -631,6 +652,20 @@ fn same_bytes_as_mdadm(cases: &[Case]) {
     }
 }
 
+/// The 0.90 superblock of an image, and where it is (bytes), if it has
+/// one.
+fn super0_of(img: &Path) -> Option<(usize, Superblock0)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open(img).unwrap();
+    let sectors = f.metadata().unwrap().len() / 512;
+    let at = super0::sb_start(sectors)? * 512;
+    let mut buf = vec![0u8; super0::SB0_BYTES];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut buf).ok()?;
+    let sb = Superblock0::parse(&buf).ok()?;
+    (sb.md_magic == MD_SB_MAGIC && sb.major_version == 0).then_some((at as usize, sb))
+}
+
 /// `--image-size`'s sizes here: a number of MiB or GiB.
 fn parse_bytes(s: &str) -> u64 {
     let (n, unit) = s.split_at(s.len() - 1);
@@ -643,20 +678,38 @@ fn parse_bytes(s: &str) -> u64 {
 }
 
 /// Our image equals mdadm's once the superblock carries mdadm's device
-/// UUID and times (and so its checksum).
+/// UUID and times (and so its checksum); for 0.90 also the device numbers
+/// of the members (mdadm's are the VM's virtio disks, ours image files).
 fn same_image(theirs: &Path, ours: &Path, ctx: &str) {
     use std::io::Read;
-    let (sa, _) = layout(theirs);
-    let (mut sb, _) = layout(ours);
-    assert_eq!(sb.super_offset, sa.super_offset, "super_offset {ctx}");
-    assert!(sa.csum_ok() && sb.csum_ok(), "checksums {ctx}");
-    sb.device_uuid = sa.device_uuid;
-    sb.ctime = sa.ctime;
-    sb.utime = sa.utime;
-    sb.update_csum();
-    assert_eq!(sb, sa, "superblock {ctx}");
-    let sb_at = sb.super_offset as usize * 512;
-    let sb_bytes = sb.to_sector_bytes();
+    let (sb_at, sb_bytes) = match super0_of(theirs) {
+        Some((at, sa)) => {
+            let (at_b, mut sb) = super0_of(ours).unwrap_or_else(|| panic!("no 0.90 sb: {ctx}"));
+            assert_eq!(at_b, at, "0.90 superblock place {ctx}");
+            assert!(sa.csum_ok() && sb.csum_ok(), "checksums {ctx}");
+            sb.ctime = sa.ctime;
+            sb.utime = sa.utime;
+            for (d, their) in sb.disks.iter_mut().zip(sa.disks.iter()) {
+                (d.major, d.minor) = (their.major, their.minor);
+            }
+            (sb.this_disk.major, sb.this_disk.minor) = (sa.this_disk.major, sa.this_disk.minor);
+            sb.update_csum();
+            assert_eq!(sb, sa, "superblock {ctx}");
+            (at, sb.to_bytes())
+        }
+        None => {
+            let (sa, _) = layout(theirs);
+            let (mut sb, _) = layout(ours);
+            assert_eq!(sb.super_offset, sa.super_offset, "super_offset {ctx}");
+            assert!(sa.csum_ok() && sb.csum_ok(), "checksums {ctx}");
+            sb.device_uuid = sa.device_uuid;
+            sb.ctime = sa.ctime;
+            sb.utime = sa.utime;
+            sb.update_csum();
+            assert_eq!(sb, sa, "superblock {ctx}");
+            (sb.super_offset as usize * 512, sb.to_sector_bytes())
+        }
+    };
     let (mut fa, mut fb) = (
         fs::File::open(theirs).unwrap(),
         fs::File::open(ours).unwrap(),
@@ -856,6 +909,75 @@ fn parity_options_bytes_match_mdadm() {
                 "--assume-clean",
                 "--metadata=1.1",
                 "--bitmap=internal",
+            ],
+        },
+    ]);
+}
+
+#[test]
+fn v090_bytes_match_mdadm() {
+    same_bytes_as_mdadm(&[
+        // The last member moved to spare, in 0.90's descriptors.
+        Case {
+            size: "16M",
+            members: &["a", "b", "c"],
+            opts: &["--level=5", "--raid-devices=3", "--metadata=0.90"],
+        },
+        Case {
+            size: "16M",
+            members: &["a", "missing", "c", "d", "s"],
+            opts: &[
+                "--level=6",
+                "--raid-devices=4",
+                "--spare-devices=1",
+                "--metadata=0.90",
+                "--bitmap=internal",
+                "--chunk=64",
+                "--layout=ra",
+            ],
+        },
+        Case {
+            size: "200M",
+            members: &["a", "b", "s"],
+            opts: &[
+                "--level=1",
+                "--raid-devices=2",
+                "--spare-devices=1",
+                "--metadata=0",
+                "--bitmap=internal",
+            ],
+        },
+        Case {
+            size: "16M",
+            members: &["a", "missing"],
+            opts: &["--level=1", "--raid-devices=2", "--metadata=0.90"],
+        },
+        Case {
+            size: "16M",
+            members: &["a", "b", "c", "d"],
+            opts: &[
+                "--level=10",
+                "--raid-devices=4",
+                "--metadata=0.90",
+                "--bitmap=internal",
+                "--layout=f2",
+            ],
+        },
+        Case {
+            size: "16M",
+            members: &["a", "b"],
+            opts: &["--level=linear", "--raid-devices=2", "--metadata=0.90"],
+        },
+        Case {
+            size: "300M",
+            members: &["a", "b", "c"],
+            opts: &[
+                "--level=4",
+                "--raid-devices=3",
+                "--metadata=0.90",
+                "--bitmap=internal",
+                "--bitmap-chunk=4K",
+                "--force",
             ],
         },
     ]);
