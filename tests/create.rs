@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use mdfuse::format::MAX_SECTOR;
+use mdfuse::format::super0::Superblock0;
 use mdfuse::format::super1::{Superblock1, feature};
 
 /// `mdfuse create ARGS` with paths relative to `dir`.
@@ -139,6 +140,84 @@ fn each_metadata_version_with_and_without_bitmap() {
                 }
             }
         }
+    }
+}
+
+/// 0.90 superblocks as mdadm 4.2 writes them: at the last 64 KiB-aligned
+/// 64 KiB, events 1, the members' descriptors (a missing member's left
+/// zero, a member moved to spare numbered after the others), the bitmap
+/// in the 60 KiB after the superblock.  Each checked with the host's
+/// mdadm --examine (and -X) and our examine.
+#[test]
+fn v090_superblocks() {
+    let dir = tempdir();
+    let (imgs, facts) = make(
+        dir.path(),
+        &["-n", "2", "-x", "1", "-e", "0.90", "--homehost=h"],
+        &["a.img", "b.img", "s.img"],
+    );
+    for (i, f) in facts.iter().enumerate() {
+        let Some(f) = f else {
+            return skip("mdadm is not installed");
+        };
+        let ctx = format!("d{i}");
+        assert_eq!(f["Version"], "0.90.00", "{ctx}");
+        assert_eq!(f["Raid Level"], "raid1", "{ctx}");
+        assert_eq!(f["Used Dev Size"], "16320 (15.94 MiB 16.71 MB)", "{ctx}");
+        assert_eq!(f["Events"], "1", "{ctx}");
+        assert_eq!(f["State"], "active", "{ctx}");
+        assert_eq!(f["Spare Devices"], "1", "{ctx}");
+        assert_eq!(f["Internal Bitmap"], "present", "{ctx}");
+        // A random UUID ends in the home host's hash: local to it.
+        let (ours, _, _) = mdfuse_run(["examine", "--homehost=h", imgs[i].to_str().unwrap()]);
+        assert!(ours.contains("(local to host h)"), "{ctx}: {ours}");
+    }
+    let (out, _, rc) = mdfuse_run(["examine", "-X", imgs[0].to_str().unwrap()]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("Chunksize : 64 MB"), "{out}");
+    if let Some((want, _, _)) = mdadm_examine_bitmap(&imgs[0]) {
+        assert_eq!(out, want);
+    }
+    // RAID5: the last member numbered 3, a spare; clean; /dev/md7 is
+    // the preferred minor.
+    let dir = tempdir();
+    let names = ["a", "b", "c"].map(|n| dir.path().join(n));
+    let (_, err, rc) = create(
+        dir.path(),
+        &[
+            "/dev/md7",
+            "-l5",
+            "-n3",
+            "-e0",
+            "--image-size=16M",
+            "a",
+            "b",
+            "c",
+        ],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let raw = fs::read(&names[2]).unwrap();
+    let at = (32768 - 128) * 512;
+    let sb = Superblock0::parse(&raw[at..at + 4096]).unwrap();
+    assert_eq!(sb.md_minor, 7);
+    assert_eq!(sb.this_disk.number, 3);
+    assert_eq!(sb.this_disk.raid_disk, 3);
+    assert_eq!(sb.this_disk.state, 0);
+    assert_eq!(sb.disks[2], Default::default(), "slot 2 left empty");
+    assert_eq!(
+        (
+            sb.active_disks,
+            sb.working_disks,
+            sb.failed_disks,
+            sb.spare_disks
+        ),
+        (2, 3, 1, 1)
+    );
+    assert_eq!(sb.state & 1, 1, "clean: the spare is rebuilt");
+    assert_eq!(sb.size, 15872, "whole 512K chunks");
+    for n in &names {
+        assert_raid_member(n);
+        mdadm_facts(n);
     }
 }
 
@@ -671,7 +750,7 @@ fn refuses_unknown_levels_and_bad_values() {
     two_blank(dir.path(), 16 << 20);
     let cases: [(&[&str], i32, &str); 12] = [
         (&["--level=raid7"], 2, "invalid raid level: raid7"),
-        (&["--level=5"], 2, "raid level 5 is not supported"),
+        (&["--level=mp"], 2, "raid level mp is not supported"),
         (&["-l1", "--size=0"], 2, "invalid size: 0"),
         (&["-l1", "--size=12Q"], 2, "invalid size: 12Q"),
         (&["-l1", "--size=2s"], 2, "invalid size: 2s"),
@@ -690,7 +769,11 @@ fn refuses_unknown_levels_and_bad_values() {
             2,
             "bitmap must be 'internal' or 'none'",
         ),
-        (&["-l1", "-e", "0.90"], 2, "metadata 0.90 is not supported"),
+        (
+            &["-l1", "-e", "0.9"],
+            2,
+            "unrecognised metadata identifier: 0.9",
+        ),
         (
             &["-l1", "-e", "2.0"],
             2,
@@ -728,7 +811,7 @@ fn refuses_shapes_mdadm_refuses() {
     let dir = tempdir();
     two_blank(dir.path(), 16 << 20);
     sparse_file(&dir.path().join("c.img"), 16 << 20);
-    let cases: [(&[&str], i32, &str); 13] = [
+    let cases: [(&[&str], i32, &str); 23] = [
         (&["-l0", "-c3", "-n2"], 2, "invalid chunk/rounding value: 3"),
         (
             &["-l0", "-c9s", "-n2"],
@@ -790,6 +873,56 @@ fn refuses_shapes_mdadm_refuses() {
             1,
             "This level does not support spare devices",
         ),
+        (
+            &["-l6", "-n3"],
+            1,
+            "at least 4 raid-devices needed for level 6",
+        ),
+        (
+            &["-l5", "-n1", "--force"],
+            1,
+            "at least 2 raid-devices needed for level 5",
+        ),
+        (
+            &["-l4", "-pparity-last", "-n2"],
+            2,
+            "layout not meaningful for raid4 arrays.",
+        ),
+        (
+            &["-l5", "-pleft-symmetric-6", "-n2"],
+            2,
+            "layout left-symmetric-6 not understood for raid5.",
+        ),
+        (
+            &["-l6", "-psideways", "-n4"],
+            2,
+            "layout sideways not understood for raid6.",
+        ),
+        (
+            &["-l5", "-c96", "-n2"],
+            1,
+            "chunk size must be a power of 2 for raid5, not 96K",
+        ),
+        (
+            &["-l6", "-c12", "-n4"],
+            1,
+            "chunk size must be a power of 2 for raid6, not 12K",
+        ),
+        (
+            &["-l0", "-e0.90", "-n2"],
+            1,
+            "0.90 metadata does not support layouts for RAID0",
+        ),
+        (
+            &["-l1", "-e0.90", "-n28"],
+            1,
+            "0.90 metadata supports at most 27 devices per array",
+        ),
+        (
+            &["-l1", "-e0.90", "-n2", "-W"],
+            2,
+            "write-mostly cannot be recorded in 0.90 metadata",
+        ),
     ];
     for (opts, rc, want) in cases {
         let mut args = opts.to_vec();
@@ -842,6 +975,118 @@ fn striped_levels_record_their_shape() {
         assert_eq!(sb.feature_map & feature::BITMAP_OFFSET, bitmap, "{ctx}");
         let clean = level <= 0;
         assert_eq!(sb.resync_offset == MAX_SECTOR, clean, "{ctx}");
+    }
+}
+
+/// RAID4/5/6 as mdadm 4.2's `Create` writes them: a RAID4/5 with every
+/// member present has its last one as a spare (numbered after every
+/// listed device) to be rebuilt, and is marked clean; `--force` keeps it
+/// in its slot and resyncs; a RAID6 resyncs unless a member is missing,
+/// when its last present one becomes the spare.  Each checked with the
+/// host's mdadm --examine.
+#[test]
+fn parity_levels_as_mdadm_creates_them() {
+    let dir = tempdir();
+    const SPARE: u16 = 0xffff;
+    // (options, members, (image, dev_number, role) for some, clean, layout, chunk)
+    type Case<'a> = (
+        &'a [&'a str],
+        &'a [&'a str],
+        &'a [(&'a str, u32, u16)],
+        bool,
+        u32,
+        u32,
+    );
+    let cases: [Case; 7] = [
+        (
+            &["-l5", "-n3"],
+            &["a", "b", "c"],
+            &[("a", 0, 0), ("b", 1, 1), ("c", 3, SPARE)],
+            true,
+            2,
+            1024,
+        ),
+        (
+            &["-l5", "-n3", "-x1", "-pra", "-c64"],
+            &["a", "b", "c", "s"],
+            &[("a", 0, 0), ("b", 1, 1), ("c", 4, SPARE), ("s", 3, SPARE)],
+            true,
+            1,
+            128,
+        ),
+        (
+            &["-l4", "-n3", "--force"],
+            &["a", "b", "c"],
+            &[("a", 0, 0), ("b", 1, 1), ("c", 2, 2)],
+            false,
+            0,
+            1024,
+        ),
+        (
+            &["-l5", "-n3", "-pparity-first"],
+            &["a", "missing", "c"],
+            &[("a", 0, 0), ("c", 2, 2)],
+            true,
+            4,
+            1024,
+        ),
+        (
+            &["-l6", "-n4", "-pleft-symmetric-6"],
+            &["a", "b", "c", "d"],
+            &[("a", 0, 0), ("d", 3, 3)],
+            false,
+            18,
+            1024,
+        ),
+        (
+            &["-l6", "-n4"],
+            &["a", "b", "c", "missing"],
+            &[("a", 0, 0), ("b", 1, 1), ("c", 4, SPARE)],
+            true,
+            2,
+            1024,
+        ),
+        (
+            &["-l6", "-n5", "--assume-clean"],
+            &["a", "b", "c", "missing", "e"],
+            &[("c", 2, 2), ("e", 4, 4)],
+            true,
+            2,
+            1024,
+        ),
+    ];
+    for (n, (opts, members, want, clean, layout, chunk)) in cases.iter().enumerate() {
+        let names: Vec<String> = members
+            .iter()
+            .map(|m| match *m {
+                "missing" => "missing".to_string(),
+                m => format!("{n}{m}.img"),
+            })
+            .collect();
+        let mut args = vec!["--image-size=16M"];
+        args.extend_from_slice(opts);
+        args.extend(names.iter().map(String::as_str));
+        let (_, err, rc) = create(dir.path(), &args);
+        assert_eq!(rc, 0, "{args:?}: {err}");
+        for (img, dev_number, role) in want.iter() {
+            let path = dir.path().join(format!("{n}{img}.img"));
+            let raw = fs::read(&path).unwrap();
+            let sb = Superblock1::parse(&raw[4096..8192]).unwrap();
+            let ctx = format!("{opts:?} {img}");
+            assert_eq!(sb.dev_number, *dev_number, "{ctx}");
+            assert_eq!(sb.own_role(), *role, "{ctx}");
+            assert_eq!(sb.resync_offset == MAX_SECTOR, *clean, "{ctx}");
+            assert_eq!(sb.layout, *layout, "{ctx}");
+            assert_eq!(sb.chunksize, *chunk, "{ctx}");
+            let spares = usize::from(opts.contains(&"-x1"));
+            assert_eq!(sb.raid_disks as usize, members.len() - spares, "{ctx}");
+            assert_eq!(sb.feature_map & feature::BITMAP_OFFSET, 1, "{ctx}");
+            assert_raid_member(&path);
+            if let Some(facts) = mdadm_facts(&path) {
+                let level = format!("raid{}", &opts[0][2..]);
+                assert_eq!(facts["Raid Level"], level, "{ctx}");
+            }
+        }
     }
 }
 

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use mdfuse::format::bitmap::BitmapSuper;
-use mdfuse::format::super1::{Superblock1, feature};
+use mdfuse::format::super0::{self, Superblock0};
+use mdfuse::format::super1::{MD_SB_MAGIC, Superblock1, feature};
 
 /// Create in a temp dir with `args` (16M images unless an --image-size is
 /// among them), then let real md assemble, sync and check the images.
@@ -103,6 +104,133 @@ fn real_md_assembles_raid10_offset_3_members_clean() {
             "c",
         ],
         &["a", "b", "c"],
+        "[UUU]",
+        "none",
+    );
+}
+
+/// A parity array mdfuse made, as real md first finds it (`assembled`:
+/// its mdstat flags and `resync_start`) and once its first sync or
+/// rebuild is done (`synced`), with a check finding nothing.
+fn assemble_parity(args: &[&str], images: &[&str], assembled: &str, synced: &str, resync: &str) {
+    let Some(_) = realmd() else {
+        return skip("realmd oracle or qemu not available");
+    };
+    let dir = tempdir();
+    let mut all = vec!["create", "--image-size=16M"];
+    all.extend_from_slice(args);
+    let (_, err, rc) = run(mdfuse().current_dir(dir.path()).args(&all));
+    assert_eq!(rc, 0, "create {all:?}: {err}");
+    let imgs: Vec<PathBuf> = images.iter().map(|n| dir.path().join(n)).collect();
+    let s = realmd_inspect(&imgs).unwrap();
+    let ctx = format!("{args:?}: {s:#?}");
+    assert_eq!(s["assembled"], "yes", "{ctx}");
+    assert!(
+        has_word(&s["assembled_mdstat"], assembled),
+        "want {assembled}: {ctx}"
+    );
+    assert_eq!(s["assembled_resync_start"], resync, "{ctx}");
+    assert!(
+        has_word(&s["synced_mdstat"], synced),
+        "want {synced}: {ctx}"
+    );
+    assert_eq!(s["check_ran"], "yes", "{ctx}");
+    assert_eq!(s["mismatch_cnt"], "0", "{ctx}");
+    assert_eq!(s["stop_rc"], "0", "{ctx}");
+}
+
+#[test]
+fn real_md_rebuilds_a_new_raid5_last_member() {
+    // The last member is a spare that md rebuilds: no parity resync.
+    assemble_parity(
+        &["-l5", "-n3", "a", "b", "c"],
+        &["a", "b", "c"],
+        "[UU_]",
+        "[UUU]",
+        "none",
+    );
+}
+
+#[test]
+fn real_md_rebuilds_a_new_raid4_with_a_spare() {
+    assemble_parity(
+        &[
+            "-l4",
+            "-n3",
+            "-x1",
+            "-c64",
+            "--bitmap=none",
+            "-e1.1",
+            "a",
+            "b",
+            "c",
+            "s",
+        ],
+        &["a", "b", "c", "s"],
+        "[UU_]",
+        "[UUU]",
+        "none",
+    );
+}
+
+#[test]
+fn real_md_resyncs_a_new_raid6() {
+    assemble_parity(
+        &["-l6", "-n4", "-c64", "-e1.0", "a", "b", "c", "d"],
+        &["a", "b", "c", "d"],
+        "[UUUU]",
+        "[UUUU]",
+        "0",
+    );
+}
+
+#[test]
+fn real_md_rebuilds_a_new_raid6_missing_one() {
+    assemble_parity(
+        &["-l6", "-n5", "-prs", "a", "missing", "c", "d", "e"],
+        &["a", "c", "d", "e"],
+        "[U_UU_]",
+        // md rebuilds the spare into the lowest empty slot.
+        "[UUUU_]",
+        "none",
+    );
+}
+
+#[test]
+fn real_md_rebuilds_a_new_v090_raid5() {
+    assemble_parity(
+        &["-l5", "-n3", "-e0.90", "a", "b", "c"],
+        &["a", "b", "c"],
+        "[UU_]",
+        "[UUU]",
+        "none",
+    );
+}
+
+#[test]
+fn real_md_resyncs_a_new_v090_mirror_with_bitmap_and_spare() {
+    assemble(
+        &["-l1", "-n2", "-x1", "-e0.90", "a", "b", "s"],
+        &["a", "b", "s"],
+        "[UU]",
+    );
+}
+
+#[test]
+fn real_md_takes_a_clean_raid5() {
+    assemble_parity(
+        &[
+            "-l5",
+            "-n3",
+            "-pla",
+            "--assume-clean",
+            "-e1.1",
+            "a",
+            "b",
+            "c",
+        ],
+        &["a", "b", "c"],
+        "[UUU]",
         "[UUU]",
         "none",
     );
@@ -417,4 +545,440 @@ fn layout_matches_mdadm_raid10_o2_v11_3_members() {
 #[test]
 fn layout_matches_mdadm_raid10_n3_bitmap_1g() {
     same_layout("1G", 3, &["--level=10", "--layout=n3", "--bitmap=internal"]);
+}
+
+// ---- byte for byte what real mdadm writes ----
+
+/// One array made by real mdadm and by mdfuse: the size of its images, its
+/// members in order (image names, or `missing`) and the options both get.
+struct Case {
+    size: &'static str,
+    members: &'static [&'static str],
+    opts: &'static [&'static str],
+}
+
+/// Make every case with real mdadm, in one VM, and with mdfuse, then
+/// compare the images.  In the VM no personality can be loaded (the
+/// preloaded ones are removed and the kernel's modprobe path points
+/// nowhere), so mdadm's RUN_ARRAY fails after it has written every
+/// superblock and bitmap, and the images hold exactly what mdadm wrote,
+/// before any kernel update.  Case N is /dev/mdN on both sides (so named
+/// "N"), with the same array UUID and homehost; only the device UUIDs
+/// and the times may differ, and nothing else in the images.
+fn same_bytes_as_mdadm(cases: &[Case]) {
+    let Some(realmd) = realmd() else {
+        return skip("realmd oracle or qemu not available");
+    };
+    let theirs = tempdir();
+    let ours = tempdir();
+    let mut attached: Vec<PathBuf> = Vec::new();
+    let mut script = String::from(
+        "rmmod raid10 raid1 raid0 linear\n\
+         echo /nonexistent >/proc/sys/kernel/modprobe\n",
+    );
+    for (n, c) in cases.iter().enumerate() {
+        let uuid = format!("{n:08x}:5eed0000:0000c0de:0000{n:04x}");
+        let common = [format!("--uuid={uuid}"), "--homehost=realmd".to_string()];
+        let mut devs = Vec::new();
+        for m in c.members.iter().filter(|m| **m != "missing") {
+            let name = format!("c{n}-{m}.img");
+            let bytes = parse_bytes(c.size);
+            sparse_file(&theirs.path().join(&name), bytes);
+            attached.push(theirs.path().join(&name));
+            devs.push((m, attached.len() - 1));
+        }
+        let members: Vec<String> = c
+            .members
+            .iter()
+            .map(|m| match devs.iter().find(|(d, _)| *d == m) {
+                Some((_, i)) => format!("$D{i}"),
+                None => "missing".to_string(),
+            })
+            .collect();
+        script += &format!(
+            "mdadm --create /dev/md{n} --run {} {} {} >$OUT/c{n}.txt 2>&1\n\
+             echo \"exit $?\" >>$OUT/c{n}.txt\n",
+            common.join(" "),
+            c.opts.join(" "),
+            members.join(" ")
+        );
+        let mut args: Vec<String> = vec![
+            "create".into(),
+            format!("/dev/md{n}"),
+            format!("--image-size={}", c.size),
+        ];
+        args.extend(common.iter().cloned());
+        args.extend(c.opts.iter().map(|s| s.to_string()));
+        if !c.opts.iter().any(|o| o.starts_with("--bitmap=")) {
+            // mdadm 4.2 without --bitmap (and no prompt) creates none.
+            args.push("--bitmap=none".into());
+        }
+        args.extend(c.members.iter().map(|m| match *m {
+            "missing" => "missing".to_string(),
+            m => format!("c{n}-{m}.img"),
+        }));
+        let (_, err, rc) = run(mdfuse().current_dir(ours.path()).args(&args));
+        assert_eq!(rc, 0, "mdfuse {args:?}: {err}");
+    }
+    assert!(attached.len() <= 24, "too many disks for one VM");
+    let out = tempdir();
+    let o = output(
+        std::process::Command::new(&realmd)
+            .args(["shell-script", "--in-place", "--out"])
+            .arg(out.path())
+            .args(&attached)
+            .args(["-c", &script]),
+    );
+    assert!(
+        o.status.success(),
+        "realmd shell-script failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for (n, c) in cases.iter().enumerate() {
+        let said = fs::read_to_string(out.path().join(format!("c{n}.txt"))).unwrap();
+        // mdadm wrote everything and only the start failed.
+        assert!(
+            said.contains("RUN_ARRAY failed") && said.ends_with("exit 1\n"),
+            "mdadm {:?} {:?}: {said}",
+            c.opts,
+            c.members
+        );
+        for m in c.members.iter().filter(|m| **m != "missing") {
+            let name = format!("c{n}-{m}.img");
+            let ctx = format!("{} {:?} {:?} {name}", c.size, c.opts, c.members);
+            same_image(&theirs.path().join(&name), &ours.path().join(&name), &ctx);
+        }
+    }
+}
+
+/// The 0.90 superblock of an image, and where it is (bytes), if it has
+/// one.
+fn super0_of(img: &Path) -> Option<(usize, Superblock0)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open(img).unwrap();
+    let sectors = f.metadata().unwrap().len() / 512;
+    let at = super0::sb_start(sectors)? * 512;
+    let mut buf = vec![0u8; super0::SB0_BYTES];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut buf).ok()?;
+    let sb = Superblock0::parse(&buf).ok()?;
+    (sb.md_magic == MD_SB_MAGIC && sb.major_version == 0).then_some((at as usize, sb))
+}
+
+/// `--image-size`'s sizes here: a number of MiB or GiB.
+fn parse_bytes(s: &str) -> u64 {
+    let (n, unit) = s.split_at(s.len() - 1);
+    let n: u64 = n.parse().unwrap();
+    match unit {
+        "M" => n << 20,
+        "G" => n << 30,
+        _ => panic!("size {s}"),
+    }
+}
+
+/// Our image equals mdadm's once the superblock carries mdadm's device
+/// UUID and times (and so its checksum); for 0.90 also the device numbers
+/// of the members (mdadm's are the VM's virtio disks, ours image files).
+fn same_image(theirs: &Path, ours: &Path, ctx: &str) {
+    use std::io::Read;
+    let (sb_at, sb_bytes) = match super0_of(theirs) {
+        Some((at, sa)) => {
+            let (at_b, mut sb) = super0_of(ours).unwrap_or_else(|| panic!("no 0.90 sb: {ctx}"));
+            assert_eq!(at_b, at, "0.90 superblock place {ctx}");
+            assert!(sa.csum_ok() && sb.csum_ok(), "checksums {ctx}");
+            sb.ctime = sa.ctime;
+            sb.utime = sa.utime;
+            for (d, their) in sb.disks.iter_mut().zip(sa.disks.iter()) {
+                (d.major, d.minor) = (their.major, their.minor);
+            }
+            (sb.this_disk.major, sb.this_disk.minor) = (sa.this_disk.major, sa.this_disk.minor);
+            sb.update_csum();
+            assert_eq!(sb, sa, "superblock {ctx}");
+            (at, sb.to_bytes())
+        }
+        None => {
+            let (sa, _) = layout(theirs);
+            let (mut sb, _) = layout(ours);
+            assert_eq!(sb.super_offset, sa.super_offset, "super_offset {ctx}");
+            assert!(sa.csum_ok() && sb.csum_ok(), "checksums {ctx}");
+            sb.device_uuid = sa.device_uuid;
+            sb.ctime = sa.ctime;
+            sb.utime = sa.utime;
+            sb.update_csum();
+            assert_eq!(sb, sa, "superblock {ctx}");
+            (sb.super_offset as usize * 512, sb.to_sector_bytes())
+        }
+    };
+    let (mut fa, mut fb) = (
+        fs::File::open(theirs).unwrap(),
+        fs::File::open(ours).unwrap(),
+    );
+    assert_eq!(
+        fa.metadata().unwrap().len(),
+        fb.metadata().unwrap().len(),
+        "image size {ctx}"
+    );
+    const STEP: usize = 1 << 20;
+    let (mut a, mut b) = (vec![0u8; STEP], vec![0u8; STEP]);
+    let mut at = 0usize;
+    loop {
+        let n = fa.read(&mut a).unwrap();
+        if n == 0 {
+            break;
+        }
+        fb.read_exact(&mut b[..n]).unwrap();
+        // Our superblock, normalised, where it lies in this step.
+        for (i, byte) in sb_bytes.iter().enumerate() {
+            if (at..at + n).contains(&(sb_at + i)) {
+                b[sb_at + i - at] = *byte;
+            }
+        }
+        if let Some(i) = a[..n].iter().zip(&b[..n]).position(|(x, y)| x != y) {
+            panic!(
+                "{ctx}: images differ first at byte {} (sector {}): mdadm {:#04x}, mdfuse {:#04x}",
+                at + i,
+                (at + i) / 512,
+                a[i],
+                b[i]
+            );
+        }
+        at += n;
+    }
+}
+
+#[test]
+fn raid5_and_raid4_bytes_match_mdadm() {
+    same_bytes_as_mdadm(&[
+        // Left-symmetric by default; the last member becomes a spare
+        // to be rebuilt.
+        Case {
+            size: "16M",
+            members: &["a", "b", "c"],
+            opts: &["--level=5", "--raid-devices=3"],
+        },
+        Case {
+            size: "200M",
+            members: &["a", "b", "c", "d"],
+            opts: &[
+                "--level=5",
+                "--raid-devices=4",
+                "--layout=ra",
+                "--metadata=1.0",
+                "--bitmap=internal",
+            ],
+        },
+        // A spare too: the moved member comes after it.
+        Case {
+            size: "16M",
+            members: &["a", "b", "c", "s"],
+            opts: &[
+                "--level=raid5",
+                "--raid-devices=3",
+                "--spare-devices=1",
+                "--layout=la",
+                "--metadata=1.1",
+                "--chunk=64",
+                "--bitmap=internal",
+            ],
+        },
+        // Created degraded: clean, nothing moved.
+        Case {
+            size: "16M",
+            members: &["a", "missing", "c"],
+            opts: &[
+                "--level=5",
+                "--raid-devices=3",
+                "--layout=rs",
+                "--bitmap=internal",
+            ],
+        },
+        Case {
+            size: "16M",
+            members: &["a", "b", "c"],
+            opts: &[
+                "--level=4",
+                "--raid-devices=3",
+                "--chunk=128",
+                "--bitmap=internal",
+            ],
+        },
+        Case {
+            size: "64M",
+            members: &["a", "b"],
+            opts: &["--level=5", "--raid-devices=2", "--layout=parity-first"],
+        },
+    ]);
+}
+
+#[test]
+fn raid6_bytes_match_mdadm() {
+    same_bytes_as_mdadm(&[
+        // Every member present: a resync from the start.
+        Case {
+            size: "16M",
+            members: &["a", "b", "c", "d"],
+            opts: &["--level=6", "--raid-devices=4", "--bitmap=internal"],
+        },
+        Case {
+            size: "64M",
+            members: &["a", "b", "c", "d", "e"],
+            opts: &[
+                "--level=6",
+                "--raid-devices=5",
+                "--layout=left-symmetric-6",
+                "--metadata=1.0",
+                "--chunk=64",
+            ],
+        },
+        // One missing: the last present member becomes a spare.
+        Case {
+            size: "16M",
+            members: &["a", "missing", "c", "d"],
+            opts: &[
+                "--level=6",
+                "--raid-devices=4",
+                "--metadata=1.1",
+                "--bitmap=internal",
+            ],
+        },
+        // The last slot missing: the one before it moves.
+        Case {
+            size: "16M",
+            members: &["a", "b", "c", "missing"],
+            opts: &["--level=6", "--raid-devices=4", "--layout=ddf-N-restart"],
+        },
+        // Two missing: clean, nothing moved.
+        Case {
+            size: "16M",
+            members: &["a", "b", "missing", "d", "missing"],
+            opts: &[
+                "--level=6",
+                "--raid-devices=5",
+                "--layout=ddf-zero-restart",
+                "--bitmap=internal",
+            ],
+        },
+    ]);
+}
+
+#[test]
+fn parity_options_bytes_match_mdadm() {
+    same_bytes_as_mdadm(&[
+        Case {
+            size: "16M",
+            members: &["a", "b", "c"],
+            opts: &["--level=5", "--raid-devices=3", "--assume-clean"],
+        },
+        // --force: nothing moved, the parity resyncs.
+        Case {
+            size: "16M",
+            members: &["a", "b", "c"],
+            opts: &[
+                "--level=5",
+                "--raid-devices=3",
+                "--force",
+                "--layout=parity-last",
+                "--bitmap=internal",
+            ],
+        },
+        Case {
+            size: "16M",
+            members: &["a", "b", "missing", "d"],
+            opts: &["--level=6", "--raid-devices=4", "--force"],
+        },
+        Case {
+            size: "32M",
+            members: &["a", "b", "c", "s", "t"],
+            opts: &[
+                "--level=5",
+                "--raid-devices=3",
+                "--spare-devices=2",
+                "--size=8M",
+                "--bitmap=internal",
+                "--bitmap-chunk=1M",
+                "--chunk=256",
+            ],
+        },
+        Case {
+            size: "300M",
+            members: &["a", "b", "c", "d"],
+            opts: &[
+                "--level=6",
+                "--raid-devices=4",
+                "--assume-clean",
+                "--metadata=1.1",
+                "--bitmap=internal",
+            ],
+        },
+    ]);
+}
+
+#[test]
+fn v090_bytes_match_mdadm() {
+    same_bytes_as_mdadm(&[
+        // The last member moved to spare, in 0.90's descriptors.
+        Case {
+            size: "16M",
+            members: &["a", "b", "c"],
+            opts: &["--level=5", "--raid-devices=3", "--metadata=0.90"],
+        },
+        Case {
+            size: "16M",
+            members: &["a", "missing", "c", "d", "s"],
+            opts: &[
+                "--level=6",
+                "--raid-devices=4",
+                "--spare-devices=1",
+                "--metadata=0.90",
+                "--bitmap=internal",
+                "--chunk=64",
+                "--layout=ra",
+            ],
+        },
+        Case {
+            size: "200M",
+            members: &["a", "b", "s"],
+            opts: &[
+                "--level=1",
+                "--raid-devices=2",
+                "--spare-devices=1",
+                "--metadata=0",
+                "--bitmap=internal",
+            ],
+        },
+        Case {
+            size: "16M",
+            members: &["a", "missing"],
+            opts: &["--level=1", "--raid-devices=2", "--metadata=0.90"],
+        },
+        Case {
+            size: "16M",
+            members: &["a", "b", "c", "d"],
+            opts: &[
+                "--level=10",
+                "--raid-devices=4",
+                "--metadata=0.90",
+                "--bitmap=internal",
+                "--layout=f2",
+            ],
+        },
+        Case {
+            size: "16M",
+            members: &["a", "b"],
+            opts: &["--level=linear", "--raid-devices=2", "--metadata=0.90"],
+        },
+        Case {
+            size: "300M",
+            members: &["a", "b", "c"],
+            opts: &[
+                "--level=4",
+                "--raid-devices=3",
+                "--metadata=0.90",
+                "--bitmap=internal",
+                "--bitmap-chunk=4K",
+                "--force",
+            ],
+        },
+    ]);
 }

@@ -271,7 +271,7 @@ proptest! {
             set_uuid: [7; 16],
             set_name: mdfuse::format::geometry::set_name("0", Some("host")),
             ctime: 1_700_000_000,
-            assume_clean: false,
+            clean: false,
             max_dev,
             roles,
         };

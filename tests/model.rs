@@ -18,6 +18,14 @@
 //! `mdfuse create` makes; `LEVELS` says, for each, whether it does, how
 //! to create its arrays and how many members it may lose.
 //!
+//! RAID4/5/6 have two things more.  md will not start an array that is
+//! both dirty and degraded; the model then starts it as an administrator
+//! would, with md_mod's start_dirty_degraded.  And after a power loss a
+//! stripe's parity may disagree with its data (the write hole): once a
+//! member is missing, failed or faulted before a resync has mended them,
+//! the rows the unflushed writes touched may read as anything
+//! (`Run::write_hole`).  Everything else must hold as for the others.
+//!
 //! `MDFUSE_MODEL_STEPS` (default 4000 per personality) and
 //! `MDFUSE_MODEL_SEED` (decimal or 0x-hex) run more or replay a failure;
 //! a failure prints the line that replays it.  The steps go to runs of
@@ -62,6 +70,8 @@ struct LevelSpec {
     disks: (u32, u32),
     /// `mdfuse create` options beyond level, counts, metadata and bitmap.
     create_args: &'static [&'static str],
+    /// `--layout` words, one drawn for each run (none: create's default).
+    layouts: &'static [&'static str],
     /// Members that may be missing or failed with the data still whole,
     /// for an array of this many active members.
     redundancy: fn(u32) -> u32,
@@ -76,6 +86,7 @@ static LEVELS: &[LevelSpec] = &[
         created: true,
         disks: (2, 3),
         create_args: &[],
+        layouts: &[],
         redundancy: |_| 0,
         held: None,
     },
@@ -84,6 +95,7 @@ static LEVELS: &[LevelSpec] = &[
         created: true,
         disks: (2, 3),
         create_args: &[],
+        layouts: &[],
         redundancy: |_| 0,
         held: None,
     },
@@ -92,6 +104,7 @@ static LEVELS: &[LevelSpec] = &[
         created: true,
         disks: (2, 3),
         create_args: &[],
+        layouts: &[],
         redundancy: |n| n - 1,
         held: None,
     },
@@ -102,31 +115,60 @@ static LEVELS: &[LevelSpec] = &[
         created: true,
         disks: (2, 4),
         create_args: &["--layout=n2", "--chunk=64"],
+        layouts: &[],
         redundancy: |_| 1,
         held: None,
     },
-    // `mdfuse create` makes no RAID4/5/6 arrays yet.
+    // Any two members may go; every layout md has a name for.
     LevelSpec {
         name: "raid6",
-        created: false,
+        created: true,
         disks: (4, 5),
-        create_args: &[],
+        create_args: &["--chunk=64"],
+        layouts: &[
+            "left-symmetric",
+            "left-symmetric",
+            "left-asymmetric",
+            "right-asymmetric",
+            "right-symmetric",
+            "parity-first",
+            "parity-last",
+            "ddf-zero-restart",
+            "ddf-N-restart",
+            "ddf-N-continue",
+            "left-asymmetric-6",
+            "right-asymmetric-6",
+            "left-symmetric-6",
+            "right-symmetric-6",
+            "parity-first-6",
+        ],
         redundancy: |_| 2,
         held: None,
     },
+    // Any one member may go; two members make a mirror of sorts.
     LevelSpec {
         name: "raid5",
-        created: false,
-        disks: (3, 4),
-        create_args: &[],
+        created: true,
+        disks: (2, 4),
+        create_args: &["--chunk=64"],
+        layouts: &[
+            "left-symmetric",
+            "left-symmetric",
+            "left-asymmetric",
+            "right-asymmetric",
+            "right-symmetric",
+            "parity-first",
+            "parity-last",
+        ],
         redundancy: |_| 1,
         held: None,
     },
     LevelSpec {
         name: "raid4",
-        created: false,
+        created: true,
         disks: (3, 4),
-        create_args: &[],
+        create_args: &["--chunk=64"],
+        layouts: &[],
         redundancy: |_| 1,
         held: None,
     },
@@ -246,6 +288,10 @@ struct Stats {
     reverted_sectors: u64,
     checks: u64,
     kicked_at_assembly: u64,
+    /// Dirty degraded parity arrays started with start_dirty_degraded.
+    forced_starts: u64,
+    /// Bytes the write hole left as anything.
+    scrambled: u64,
 }
 
 impl Stats {
@@ -262,6 +308,8 @@ impl Stats {
         self.reverted_sectors += o.reverted_sectors;
         self.checks += o.checks;
         self.kicked_at_assembly += o.kicked_at_assembly;
+        self.forced_starts += o.forced_starts;
+        self.scrambled += o.scrambled;
     }
 }
 
@@ -272,13 +320,16 @@ impl fmt::Display for Stats {
         }
         write!(
             f,
-            "| refused={} kill9={} power_loss={} (sectors undone {}) checks={} kicked={}",
+            "| refused={} kill9={} power_loss={} (sectors undone {}) checks={} kicked={} \
+             dirty_degraded_starts={} write_hole_bytes={}",
             self.refused,
             self.kills,
             self.power_losses,
             self.reverted_sectors,
             self.checks,
-            self.kicked_at_assembly
+            self.kicked_at_assembly,
+            self.forced_starts,
+            self.scrambled
         )
     }
 }
@@ -458,6 +509,8 @@ struct Knobs {
     metadata: &'static str,
     /// None: no bitmap; Some("") the default chunk.
     bitmap_chunk: Option<&'static str>,
+    /// `--layout`, when the level has words to draw from.
+    layout: Option<&'static str>,
     assume_clean: bool,
     safe_mode_delay: Option<&'static str>,
     time_base: Option<&'static str>,
@@ -473,6 +526,7 @@ impl Knobs {
             spares: 0,
             metadata: "1.2",
             bitmap_chunk,
+            layout: None,
             assume_clean,
             safe_mode_delay: None,
             time_base: None,
@@ -502,6 +556,13 @@ impl Knobs {
             safe_mode_delay: *rng.pick(&[None, Some("0.02")]).unwrap(),
             time_base: *rng.pick(&[None, Some("0.1")]).unwrap(),
             speed_min: *rng.pick(&[1000, 100_000]).unwrap(),
+            layout: None,
+        };
+        // Drawn last, and only for levels with words: the others' runs
+        // stay what their seeds made them.
+        let knobs = Knobs {
+            layout: rng.pick(spec.layouts).copied(),
+            ..knobs
         };
         if redundant {
             knobs
@@ -655,6 +716,17 @@ struct Run<'a> {
     /// Recent writes (offset, length), where reads and faults aim often.
     recent: Vec<(u64, usize)>,
     stats: Stats,
+    /// RAID4/5/6: bytes of data in one row of chunks (0 for other levels).
+    row_bytes: usize,
+    /// Rows whose parity a power loss may have left out of step with
+    /// their data (offset, length in array bytes), and the members as md
+    /// had them then: while all of those stay and the array is whole,
+    /// nothing is rebuilt from that parity.
+    risky: Vec<(usize, usize)>,
+    risk_fp: Vec<(String, i32, u64)>,
+    /// A resync has made the parity agree since: the next flush makes
+    /// that durable and ends the risk.
+    risk_resynced: bool,
 }
 
 impl<'a> Run<'a> {
@@ -707,6 +779,10 @@ impl<'a> Run<'a> {
             history: Vec::new(),
             recent: Vec::new(),
             stats: Stats::default(),
+            row_bytes: 0,
+            risky: Vec::new(),
+            risk_fp: Vec::new(),
+            risk_resynced: false,
         };
         run.create();
         for img in &mut run.images {
@@ -718,6 +794,15 @@ impl<'a> Run<'a> {
         }
         let bytes = run.live().mddev.array_sectors() * 512;
         assert!(bytes > 0, "the new array has no capacity");
+        let parity = match pers.level() {
+            4 | 5 => 1,
+            6 => 2,
+            _ => 0,
+        };
+        if parity > 0 {
+            let chunk = run.live().mddev.cfg.lock().chunk_sectors as usize * 512;
+            run.row_bytes = chunk * (run.knobs.raid_disks - parity) as usize;
+        }
         run.model = Contents::zeros(bytes as usize);
         run
     }
@@ -750,6 +835,9 @@ impl<'a> Run<'a> {
         if k.assume_clean {
             cmd.arg("--assume-clean");
         }
+        if let Some(l) = k.layout {
+            cmd.arg(format!("--layout={l}"));
+        }
         cmd.args(self.images.iter().map(|i| &i.path));
         let out = cmd.output().expect("run mdfuse create");
         assert!(
@@ -781,12 +869,28 @@ impl<'a> Run<'a> {
 
     /// `assemble`, run as `state` (`active`, `read-auto`, `readonly`).
     fn assemble_as(&mut self, order: &[usize], state: &str) -> Result<(), String> {
+        self.assemble_with(order, state, false)
+    }
+
+    /// `assemble_as`, with md_mod's start_dirty_degraded set when
+    /// `dirty_degraded`.
+    fn assemble_with(
+        &mut self,
+        order: &[usize],
+        state: &str,
+        dirty_degraded: bool,
+    ) -> Result<(), String> {
         let md = Md::new(MdOptions {
             speed_limit_min: self.knobs.speed_min,
             ..MdOptions::default()
         });
         mdfuse::register_personalities(&md);
         let tree = MdTree::new(md.clone(), 0, 0);
+        if dirty_degraded {
+            tree.tree
+                .write_attr("start_dirty_degraded", "1")
+                .map_err(|e| format!("start_dirty_degraded: {}", errno(e)))?;
+        }
         tree.tree
             .write_attr("new_array", "md0")
             .map_err(|e| format!("new_array: {}", errno(e)))?;
@@ -1218,6 +1322,9 @@ impl<'a> Run<'a> {
                     .flush_data()
                     .map_err(|e| format!("flush: {}", errno(e)))?;
                 self.model.flushed();
+                if self.risk_resynced {
+                    self.risky.clear();
+                }
                 Ok(None)
             }
             Op::Fail { dev } => {
@@ -1234,6 +1341,9 @@ impl<'a> Run<'a> {
                     .map_err(|e| format!("fault: {}", errno(e)))?;
                 if !rule.starts_with("delay") {
                     self.image_mut(dev).faulted = true;
+                    // A read error is mended from parity, in place: no
+                    // later look at the members shows it.
+                    self.write_hole();
                 }
                 Ok(None)
             }
@@ -1342,8 +1452,46 @@ impl<'a> Run<'a> {
             .collect()
     }
 
+    /// The write hole (see `risky`): once a member went missing, failed,
+    /// took faults or was replaced while rows may hold parity out of step
+    /// with their data, whatever was rebuilt from that parity in those
+    /// rows may be anything.  The test cannot follow which blocks md
+    /// rebuilt, so whole rows go.
+    fn write_hole(&mut self) {
+        if self.risky.is_empty() {
+            return;
+        }
+        let exposed = self.live().mddev.degraded() > 0
+            || self.images.iter().any(|i| i.faulted)
+            || self.fingerprint() != self.risk_fp;
+        if !exposed {
+            return;
+        }
+        for (off, len) in std::mem::take(&mut self.risky) {
+            self.model.scramble(off, len);
+            self.stats.scrambled += len as u64;
+        }
+    }
+
+    /// A power loss: the rows of the writes not yet flushed may have
+    /// lost their data or their parity on some members, not on others.
+    fn note_risky_rows(&mut self) {
+        if self.row_bytes == 0 {
+            return;
+        }
+        let row = self.row_bytes;
+        let size = self.model.len();
+        for (off, len) in self.model.pending_ranges() {
+            let start = off / row * row;
+            let end = ((off + len).div_ceil(row) * row).min(size);
+            self.risky.push((start, end - start));
+        }
+        self.risk_resynced = false;
+    }
+
     /// Read `len` bytes at `off` and check them with the model.
     fn read_check(&mut self, off: u64, len: usize) -> Result<(), String> {
+        self.write_hole();
         let watch = self.model.unsettled() > 0;
         if watch && self.fingerprint() != self.fp {
             self.model.unresolve();
@@ -1371,6 +1519,7 @@ impl<'a> Run<'a> {
                 self.fp = now;
             }
         }
+        self.write_hole();
         let r = self.model.check_read(off as usize, &buf);
         r.map_err(|e| {
             let at = e
@@ -1534,6 +1683,7 @@ impl<'a> Run<'a> {
         if self.live().mddev.recovery_cp() == MAX_SECTOR {
             // No resync is left to do: the members agree.
             self.model.settle();
+            self.risk_resynced = true;
         }
         Ok(())
     }
@@ -1627,7 +1777,9 @@ impl<'a> Run<'a> {
         self.last_log = live.kill()?;
         self.show_log();
         let mut note = None;
+        let was_risky = !self.risky.is_empty();
         if power_loss {
+            self.note_risky_rows();
             self.stats.power_losses += 1;
             let mut rng = Rng::new(seed);
             let (mut cached, mut reverted) = (0, 0);
@@ -1655,12 +1807,47 @@ impl<'a> Run<'a> {
                 std::fs::copy(&img.path, copy.join(&img.name)).expect("copy an image");
             }
         }
-        self.assemble(&order)?;
+        self.assemble_or_force(&order)?;
+        if !was_risky && !self.risky.is_empty() {
+            self.risk_fp = self.fingerprint();
+        }
         self.kept(&healthy)?;
         self.model.crashed(!power_loss);
         self.verify_all()
             .map_err(|e| format!("after the crash: {e}"))?;
         Ok(note)
+    }
+
+    /// Assemble after a crash or a stop.  md refuses to start a RAID4/5/6
+    /// that is both dirty and degraded: its parity may not match its data,
+    /// and a missing member's blocks would be rebuilt from it (the write
+    /// hole).  It stays so after a clean stop until a resync has run.
+    /// Then the array is started as an administrator would, with
+    /// start_dirty_degraded (`mdadm --assemble --force` marks it clean
+    /// instead); what the write hole may have cost is `risky`.
+    fn assemble_or_force(&mut self, order: &[usize]) -> Result<(), String> {
+        let Err(e) = self.assemble(order) else {
+            return Ok(());
+        };
+        let refused = self.row_bytes > 0
+            && self.live.as_ref().is_some_and(|l| {
+                l.md.log
+                    .contents()
+                    .contains("cannot start dirty degraded array")
+            });
+        if !refused {
+            return Err(e);
+        }
+        let live = self.live.take().expect("the array was made");
+        self.last_log = live.stop()?;
+        self.stats.forced_starts += 1;
+        self.assemble_with(order, "active", true)?;
+        if self.live().mddev.degraded() == 0 {
+            return Err(format!(
+                "md refused a dirty degraded start ({e}), yet the array runs whole"
+            ));
+        }
+        Ok(())
     }
 
     fn restart(&mut self) -> Result<Option<String>, String> {
@@ -1671,8 +1858,11 @@ impl<'a> Run<'a> {
         self.show_log();
         // A clean stop leaves everything durable.
         self.model.flushed();
+        if self.risk_resynced {
+            self.risky.clear();
+        }
         self.model.unresolve();
-        self.assemble(&order)?;
+        self.assemble_or_force(&order)?;
         self.kept(&healthy)?;
         self.verify_all()?;
         Ok(None)
@@ -1707,6 +1897,7 @@ fn replacement_rebuilt_whole_after_a_crash() {
         spares: 0,
         metadata: "1.2",
         bitmap_chunk: Some("256K"),
+        layout: None,
         assume_clean: true,
         safe_mode_delay: None,
         time_base: Some("0.1"),
@@ -2212,13 +2403,14 @@ fn a_flush_after_a_failure_waits_for_the_superblocks() {
     }
 }
 
-/// A member that fails in the middle of a whole rebuild and is then
-/// re-added is rebuilt whole again.  Out of its slot md records the slot
-/// as the member's own, as for any member that fails, and a bitmap-guided
+/// A member that fails in the middle of a whole rebuild never comes
+/// back on the bitmap's word: out of its slot md keeps the slot as the
+/// member's own, as for any member that fails, and a bitmap-guided
 /// catch-up would then skip every clean chunk past the point the first
-/// rebuild had reached: the member came back "in sync" holding zeros
-/// there.  (A completed check in between ends the full-sync state the
-/// interrupted rebuild had left.)  Found by the model on RAID10
+/// rebuild had reached (the member came back "in sync" holding zeros
+/// there).  Its re-add is refused; added again it is rebuilt whole.  (A
+/// completed check in between ends the full-sync state the interrupted
+/// rebuild had left.)  Found by the model on RAID10
 /// (`MDFUSE_MODEL_SEED=0x6d6466757367 MDFUSE_MODEL_STEPS=650`, step 649,
 /// a crash in between doing what the check does here); RAID1 shares md's
 /// part of it.
@@ -2260,6 +2452,8 @@ fn readd_after_a_rebuild_cut_short(level_name: &str) {
         Op::Wait,
         Op::Check,
         Op::ReAddBound { dev: dev("d2") },
+        Op::Remove { dev: dev("d2") },
+        Op::ReAdd { dev: dev("d2") },
         Op::Wait,
         Op::Fail { dev: dev("d0") },
         Op::Read {
@@ -2270,11 +2464,182 @@ fn readd_after_a_rebuild_cut_short(level_name: &str) {
 }
 
 #[test]
-fn raid10_readd_after_a_rebuild_cut_short_rebuilds_whole() {
+fn raid10_readd_after_a_rebuild_cut_short() {
     readd_after_a_rebuild_cut_short("raid10");
 }
 
 #[test]
-fn raid1_readd_after_a_rebuild_cut_short_rebuilds_whole() {
+fn raid1_readd_after_a_rebuild_cut_short() {
     readd_after_a_rebuild_cut_short("raid1");
+}
+
+/// A member whose flush fails is failed, and the flush succeeds while the
+/// array can do without it: a RAID4/5/6 flush failed whole when one
+/// member (here a spare being rebuilt) could not flush.  Found by the
+/// model (`MDFUSE_MODEL_SEED=0x6d6466757365`, step 553: `fault d7:
+/// vanish`, then `flush` returned EIO).
+#[test]
+fn a_member_that_cannot_flush_is_failed_not_the_flush() {
+    for (name, disks, lost) in [("raid5", 3, 1), ("raid4", 3, 1), ("raid6", 4, 2)] {
+        let (spec, p) = level(name);
+        // Not clean: the last member (raid6: all) being rebuilt or synced.
+        let knobs = Knobs::replay(disks, Some("64K"), false);
+        let mut run = Run::new(spec, p, 7, &Settings::from_env(), Some(knobs));
+        run.then(Op::Write {
+            off: 100_000,
+            len: 300_000,
+            seed: 5,
+        });
+        for d in (0..lost).map(|i| format!("d{}", disks - 1 - i)) {
+            run.then(Op::Fault {
+                dev: d,
+                rule: "vanish".into(),
+            });
+        }
+        run.then(Op::Flush);
+        let faulty = run.images.iter().filter(|i| i.role == Role::Faulty).count();
+        let md_faulty = run
+            .live()
+            .mddev
+            .rdevs()
+            .iter()
+            .filter(|r| r.faulty())
+            .count();
+        assert_eq!(
+            md_faulty, lost as usize,
+            "{name}: md failed the members ({faulty})"
+        );
+        run.play(&[
+            Op::Read {
+                off: 0,
+                len: 1 << 20,
+            },
+            Op::Wait,
+        ]);
+    }
+}
+
+/// A member that fails while it is being rebuilt from nothing cannot come
+/// back on the bitmap's word: the bitmap records the writes a member
+/// missed while away, not the blocks it never had.  Its `re-add` is
+/// refused, and added again it is rebuilt whole.  Linux 6.1's
+/// remove_and_add_spares keeps the slot of every member it takes out, and
+/// once any sync has completed in the meantime (which clears the
+/// personality's fullsync) a `re-add` rebuilds only the bitmap's chunks:
+/// the rest of the member stays as the first rebuild left it.  Found by the model
+/// (`MDFUSE_MODEL_SEED=0x6d6466757367`, step 662: RAID5 read zeros after
+/// a member failed mid-rebuild came back by `re-add`).
+#[test]
+fn a_member_failed_mid_rebuild_is_rebuilt_whole() {
+    for (name, disks) in [("raid1", 2), ("raid5", 3), ("raid6", 4)] {
+        let (spec, p) = level(name);
+        let knobs = Knobs::replay(disks, Some("64K"), true);
+        let mut run = Run::new(spec, p, 12, &Settings::from_env(), Some(knobs));
+        let far = 2u64 << 20;
+        run.then(Op::Write {
+            off: far,
+            len: 65536,
+            seed: 1,
+        });
+        run.then(Op::Flush);
+        // The bitmap daemon clears the bits of that write.
+        let t0 = Instant::now();
+        while run.live().mddev.bitmap().unwrap().dirty_chunks() > 0 {
+            assert!(t0.elapsed() < WAIT_LIMIT, "{name}: the bitmap stays dirty");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        run.then(Op::Fail { dev: "d0".into() });
+        run.then(Op::Remove { dev: "d0".into() });
+        // A blank image is rebuilt in d0's slot, held at sector 1024
+        // (whole chunks, as RAID4/5/6 want sync_max), and fails there.
+        run.live().put("md0/md/sync_max", "1024").unwrap();
+        let blank = format!("d{disks}");
+        run.then(Op::AddBlank { dev: blank.clone() });
+        let t0 = Instant::now();
+        while !(run.live().mddev.sync.busy() && run.live().mddev.sync.curr_resync() == 1024) {
+            assert!(
+                t0.elapsed() < WAIT_LIMIT,
+                "{name}: the rebuild never reached 1024"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        run.then(Op::Fail { dev: blank.clone() });
+        run.live().put("md0/md/sync_max", "max").unwrap();
+        // A sync completes meanwhile.
+        run.then(Op::Check);
+        assert_eq!(
+            run.live()
+                .put(&format!("md0/md/dev-{blank}/state"), "re-add"),
+            Err(Errno::EBUSY),
+            "{name}: {blank} came back on the bitmap's word"
+        );
+        run.then(Op::Remove { dev: blank.clone() });
+        run.then(Op::ReAdd { dev: blank.clone() });
+        run.play(&[
+            Op::Wait,
+            Op::Check,
+            Op::Fail { dev: "d1".into() },
+            Op::Read {
+                off: far,
+                len: 65536,
+            },
+        ]);
+    }
+}
+
+/// A resync of a RAID6 missing one member checks (and repairs) the
+/// syndrome it still has, as handle_parity_checks6 does: a crash may
+/// have cut a write short on P or Q, and the one not used to rebuild the
+/// missing block must be made to agree, or the member rebuilt later
+/// leaves the stripe inconsistent.  Here Q of row 0 is spoilt on disk,
+/// a data member fails, and a repair runs: once a blank image is rebuilt
+/// in the failed member's place, a check finds nothing.  Found by the
+/// model (`MDFUSE_MODEL_SEED=0x6d6466757365`, step 313: a check after a
+/// power loss, a dirty degraded start and a rebuild found 32 sectors).
+#[test]
+fn a_degraded_raid6_resync_mends_the_syndrome_left() {
+    use mdfuse::raid5::geometry::Geometry;
+    use std::os::unix::fs::FileExt;
+    let (spec, p) = level("raid6");
+    let knobs = Knobs::replay(4, None, true);
+    let mut run = Run::new(spec, p, 13, &Settings::from_env(), Some(knobs));
+    // Row 0, both data chunks.
+    run.then(Op::Write {
+        off: 0,
+        len: 128 << 10,
+        seed: 1,
+    });
+    run.then(Op::Flush);
+    let (chunk, layout) = {
+        let cfg = run.live().mddev.cfg.lock();
+        (u64::from(cfg.chunk_sectors), cfg.layout)
+    };
+    let geo = Geometry {
+        level: 6,
+        algorithm: layout,
+        raid_disks: 4,
+        chunk_sectors: chunk,
+    };
+    let st = geo.stripe(0);
+    let q = st.qd_idx.expect("raid6 has Q");
+    // Spoil Q of row 0 on its member, behind md's back.
+    let qdev = format!("d{q}");
+    let at = run.live().rdev(&qdev).unwrap().data_offset() * 512 + 4096;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&run.image(&qdev).path)
+        .unwrap();
+    f.write_all_at(&[0x5a; 4096], at).unwrap();
+    drop(f);
+    // A data member of row 0 fails; a repair runs on what is left.
+    let data = (0..4).find(|&i| i != st.pd_idx && i != q).unwrap();
+    run.then(Op::Fail {
+        dev: format!("d{data}"),
+    });
+    run.then(Op::Remove {
+        dev: format!("d{data}"),
+    });
+    run.live().put("md0/md/sync_action", "repair").unwrap();
+    run.then(Op::Wait);
+    run.play(&[Op::AddBlank { dev: "d4".into() }, Op::Wait, Op::Check]);
 }

@@ -1,7 +1,7 @@
 //! `mdfuse create`: write the superblocks (and internal bitmaps) of a new
-//! linear, RAID0, RAID1 or RAID10 array onto image files or block devices, exactly as `mdadm
-//! --create` would before handing the array to the kernel, so Linux md
-//! (or `mdfuse mount`) assembles it.
+//! linear, RAID0, RAID1, RAID4/5/6 or RAID10 array onto image files or
+//! block devices, exactly as `mdadm --create` would before handing the
+//! array to the kernel, so Linux md (or `mdfuse mount`) assembles it.
 //!
 //! Everything is checked before the first byte is written: options,
 //! device counts, every device (exists or can be made, not listed twice,
@@ -31,11 +31,14 @@ use crate::format::geometry::{
     default_data_offset_chunked, default_raid1_size, free_sectors, max_dev_for,
     plan_bitmap_covering, superblock_for,
 };
+use crate::format::geometry0::{
+    Array0Spec, MAX_DEVS0, bitmap_area0, disk0, free_sectors0, plan_bitmap0, superblock0_for,
+};
 use crate::format::super1::{MAX_DEV_LIMIT, MD_SB_MAGIC, feature};
-use crate::format::{Minor, SectorReader, le_u32, le_u64, super0, uuid_colon};
+use crate::format::{MetadataVersion, Minor, SectorReader, le_u32, le_u64, super0, uuid_colon};
 
-/// Create a linear, RAID0, RAID1 or RAID10 array: write md superblocks
-/// onto DEVICEs.
+/// Create a linear, RAID0, RAID1, RAID4/5/6 or RAID10 array: write md
+/// superblocks onto DEVICEs.
 ///
 /// Options and defaults follow `mdadm --create`, except that an internal
 /// write-intent bitmap is the default (mdadm 4.2 run non-interactively
@@ -51,18 +54,24 @@ pub struct CreateArgs {
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Overwrite devices that hold an md superblock, a file system or a
-    /// partition table; allow a single raid device.
+    /// partition table; allow a single raid device; raid4/5: resync the
+    /// parity rather than rebuild the last member.
     #[arg(short, long)]
     pub force: bool,
-    /// RAID level: linear, 0 (raid0, stripe), 1 (raid1, mirror) or 10
-    /// (raid10).
+    /// RAID level: linear, 0 (raid0, stripe), 1 (raid1, mirror), 4
+    /// (raid4), 5 (raid5), 6 (raid6) or 10 (raid10).
     #[arg(short, long, value_name = "LEVEL")]
     pub level: Option<String>,
-    /// Chunk size (K, M, G suffixes; no suffix = KiB) for raid0 and raid10
-    /// [default: 512K]; linear's rounding.
+    /// Chunk size (K, M, G suffixes; no suffix = KiB) for raid0, raid4/5/6
+    /// and raid10 [default: 512K]; linear's rounding.
     #[arg(short, long, alias = "rounding", value_name = "SIZE")]
     pub chunk: Option<String>,
     /// Layout: raid0 original|alternate|dangerous [default: original];
+    /// raid5 and raid6 left-asymmetric (la), right-asymmetric (ra),
+    /// left-symmetric (ls), right-symmetric (rs), parity-first,
+    /// parity-last, ddf-zero-restart, ddf-N-restart, ddf-N-continue, and
+    /// for raid6 also left-asymmetric-6, right-asymmetric-6,
+    /// left-symmetric-6, right-symmetric-6, parity-first-6 [default: ls];
     /// raid10 nN, fN or oN copies [default: n2].
     #[arg(short = 'p', long, alias = "parity", value_name = "LAYOUT")]
     pub layout: Option<String>,
@@ -73,19 +82,21 @@ pub struct CreateArgs {
     #[arg(short = 'x', long = "spare-devices", value_name = "N")]
     pub spare_devices: Option<String>,
     /// Superblock format: 1.0 (at the end), 1.1 (at the start), 1.2 (4 KiB
-    /// from the start), 1 or default (= 1.2).
+    /// from the start), 1 or default (= 1.2); 0.90 or 0 (at the end, at
+    /// most 27 devices).
     #[arg(short = 'e', long, value_name = "VERSION", default_value = "1.2")]
     pub metadata: String,
-    /// Write-intent bitmap: internal or none.  Default internal for raid1
-    /// and raid10 (mdadm 4.2 defaults to none when not asked), none for
-    /// linear and raid0, which cannot have one.
+    /// Write-intent bitmap: internal or none.  Default internal for raid1,
+    /// raid4/5/6 and raid10 (mdadm 4.2 defaults to none when not asked),
+    /// none for linear and raid0, which cannot have one.
     #[arg(short, long, value_name = "internal|none")]
     pub bitmap: Option<String>,
     /// Bytes of data per bitmap bit (K, M, G suffixes; no suffix = KiB);
     /// a power of two, default 64M or the smallest that fits.
     #[arg(long = "bitmap-chunk", value_name = "SIZE")]
     pub bitmap_chunk: Option<String>,
-    /// Mark the array in sync: no initial resync.
+    /// Mark the array in sync: no initial resync (raid4/5: no recovery of
+    /// the last member either).
     #[arg(long = "assume-clean")]
     pub assume_clean: bool,
     /// Array name (stored as HOMEHOST:NAME when it fits) [default: the md
@@ -160,7 +171,7 @@ struct Options {
     layout: u32,
     raid_disks: u32,
     spares: u32,
-    minor: Minor,
+    metadata: MetadataVersion,
     bitmap: bool,
     bitmap_chunk: Option<u64>,
     /// The bitmap's `write_behind` (`--write-behind`).
@@ -206,6 +217,23 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
         Some(s) => parse_num(s)
             .ok_or_else(|| Failure::usage(format!("invalid number of spare-devices: {s}")))?,
     };
+    // Create's counts for the parity levels, before anything else.
+    if level == Level::Raid6 && raid_disks < 4 {
+        return Err(Failure::refused(
+            "at least 4 raid-devices needed for level 6",
+        ));
+    }
+    if level == Level::Raid6 && raid_disks > 256 {
+        return Err(Failure::refused(
+            "no more than 256 raid-devices supported for level 6",
+        ));
+    }
+    if level.parity() && raid_disks < 2 {
+        return Err(Failure::refused(format!(
+            "at least 2 raid-devices needed for level {}",
+            level.number()
+        )));
+    }
     if level.striped_only() && spares > 0 {
         return Err(Failure::refused(
             "This level does not support spare devices",
@@ -217,13 +245,37 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
             shape::raid10_copies(layout)
         )));
     }
-    if level == Level::Raid10 && !chunk_kib.is_power_of_two() {
-        // mdadm writes it and the kernel's setup_geo then refuses to run.
+    if (level == Level::Raid10 || level.parity()) && !chunk_kib.is_power_of_two() {
+        // mdadm writes it and the kernel's setup_geo (raid10) or
+        // setup_conf (raid456) then refuses to run it.
         return Err(Failure::refused(format!(
-            "chunk size must be a power of 2 for raid10, not {chunk_kib}K"
+            "chunk size must be a power of 2 for {}, not {chunk_kib}K",
+            level.name()
         )));
     }
-    let minor = parse_metadata(&a.metadata)?;
+    let metadata = parse_metadata(&a.metadata)?;
+    if metadata == MetadataVersion::V090 {
+        // validate_geometry0: mdadm 4.2 gives every RAID0 a layout, which
+        // 0.90 cannot record, so it makes no 0.90 RAID0.
+        if level == Level::Raid0 {
+            return Err(Failure::refused(
+                "0.90 metadata does not support layouts for RAID0",
+            ));
+        }
+        if raid_disks > MAX_DEVS0 {
+            return Err(Failure::refused(format!(
+                "0.90 metadata supports at most {MAX_DEVS0} devices per array"
+            )));
+        }
+        // add_to_super0 keeps only the active and sync bits: mdadm hands
+        // write-mostly to the kernel, which records it once the array
+        // runs.  Written without it, the flag would be lost.
+        if a.write_mostly > 0 {
+            return Err(Failure::usage(
+                "write-mostly cannot be recorded in 0.90 metadata at create",
+            ));
+        }
+    }
     let bitmap_word = a.bitmap.as_deref().unwrap_or(if level.striped_only() {
         "none"
     } else {
@@ -317,7 +369,7 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
         layout,
         raid_disks,
         spares,
-        minor,
+        metadata,
         bitmap,
         bitmap_chunk,
         write_behind,
@@ -328,16 +380,19 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
     })
 }
 
-/// `--metadata` as mdadm's `match_metadata_desc1` reads it.
-fn parse_metadata(s: &str) -> Result<Minor, Failure> {
-    let trimmed = s.trim_start_matches('0');
-    match trimmed {
-        "1.0" | "1.00" => Ok(Minor::V0),
-        "1.1" | "1.01" => Ok(Minor::V1),
-        "1.2" | "1.02" | "1" | "default" => Ok(Minor::V2),
-        _ if matches!(s, "0.90" | "0" | "0.9" | "00.90") => Err(Failure::usage(format!(
-            "metadata {s} is not supported by create: use 1.0, 1.1 or 1.2"
-        ))),
+/// `--metadata` as mdadm's `match_metadata_desc1` and
+/// `match_metadata_desc0` read it.
+fn parse_metadata(s: &str) -> Result<MetadataVersion, Failure> {
+    // match_metadata_desc0 drops a leading 0 before another ("00.90").
+    let mut v090 = s;
+    while v090.starts_with("00") {
+        v090 = &v090[1..];
+    }
+    match s.trim_start_matches('0') {
+        "1.0" | "1.00" => Ok(MetadataVersion::V1(Minor::V0)),
+        "1.1" | "1.01" => Ok(MetadataVersion::V1(Minor::V1)),
+        "1.2" | "1.02" | "1" | "default" => Ok(MetadataVersion::V1(Minor::V2)),
+        _ if matches!(v090, "0" | "0.90") => Ok(MetadataVersion::V090),
         _ => Err(Failure::usage(format!(
             "unrecognised metadata identifier: {s}"
         ))),
@@ -385,8 +440,12 @@ enum Identity {
 /// A present member, checked and measured.
 #[derive(Debug)]
 struct Member {
-    /// Position in the device list = dev_number; below raid_disks = slot.
+    /// The superblock's dev_number: the position in the device list, but
+    /// for a member `Create` moves out of its slot to become a spare (see
+    /// `moved_to_spare`), which comes after every listed one.
     pos: u32,
+    /// The slot it fills, or None for a spare.
+    slot: Option<u32>,
     path: PathBuf,
     write_mostly: bool,
     /// Open device, or None for an image file still to be created.
@@ -404,13 +463,15 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
         .cloned()
         .zip(write_mostly.iter().copied())
         .collect();
-    let mut array_name = None;
+    let mut array_name: Option<String> = None;
     if let Some((first, _)) = positionals.first() {
         if let Some(n) = first.to_str().and_then(array_name_from) {
             array_name = Some(n);
             positionals.remove(0);
         }
     }
+    // The md device's number, which 0.90 records as the preferred minor.
+    let array_minor: Option<u32> = array_name.as_deref().and_then(|n| n.parse().ok());
     let slots: Vec<Slot> = positionals
         .into_iter()
         .map(|(p, wm)| {
@@ -440,31 +501,67 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
             check_empty(m)?;
         }
     }
+    let missing = Missing::of(&slots);
+    let moved = moved_to_spare(&opts, missing, a.assume_clean || a.force);
+    if let Some(slot) = moved {
+        let m = members
+            .iter_mut()
+            .find(|m| m.slot == Some(slot))
+            .expect("moved_to_spare picks a present member");
+        m.pos = slots.len() as u32;
+        m.slot = None;
+    }
+    let clean = created_clean(&opts, missing, moved, a.assume_clean);
+    // The member moved to spare is numbered after every listed one: 0.90
+    // has no descriptor for a 28th (mdadm would write it over this_disk).
+    if opts.metadata == MetadataVersion::V090 && moved.is_some() && slots.len() as u32 >= MAX_DEVS0
+    {
+        return Err(Failure::refused(format!(
+            "Too many devices: 0.90 metadata only supports {MAX_DEVS0}"
+        )));
+    }
 
-    // Geometry, from mdadm's Create + validate_geometry1.
+    // Geometry, from mdadm's Create + validate_geometry1 (or 0).
     let first = members.first().expect("check_counts: not all missing");
-    let data_offset = default_data_offset_chunked(opts.minor, first.sectors, opts.chunk_kib);
+    let data_offset = match opts.metadata {
+        MetadataVersion::V1(minor) => {
+            default_data_offset_chunked(minor, first.sectors, opts.chunk_kib)
+        }
+        MetadataVersion::V090 => 0,
+    };
     let mut min_free: Option<(u64, &Path)> = None;
     for m in &members {
-        let mut free = free_sectors(opts.minor, m.sectors, data_offset).map_err(|e| match e {
-            TooSmall::ForMetadata => Failure::refused(format!(
-                "device {} is too small ({}K) for required metadata!",
-                m.path.display(),
-                m.sectors / 2
-            )),
-            TooSmall::NoFreeSpace => {
-                Failure::refused(format!("no free space left on {}", m.path.display()))
+        let mut free = match opts.metadata {
+            MetadataVersion::V1(minor) => {
+                free_sectors(minor, m.sectors, data_offset).map_err(|e| match e {
+                    TooSmall::ForMetadata => Failure::refused(format!(
+                        "device {} is too small ({}K) for required metadata!",
+                        m.path.display(),
+                        m.sectors / 2
+                    )),
+                    TooSmall::NoFreeSpace => {
+                        Failure::refused(format!("no free space left on {}", m.path.display()))
+                    }
+                })?
             }
-        })?;
+            // validate_geometry0 turns a device under 64 KiB down without
+            // a word; Create then says this.
+            MetadataVersion::V090 => free_sectors0(m.sectors).ok_or_else(|| {
+                Failure::refused(format!(
+                    "{} is not suitable for this array.",
+                    m.path.display()
+                ))
+            })?,
+        };
         // Striped levels use whole chunks of each member (KiB, as mdadm).
         if opts.chunk_kib > 0 {
             free = round_to_chunk(free / 2, opts.chunk_kib) * 2;
-            if free == 0 {
-                return Err(Failure::refused(format!(
-                    "no free space left on {}",
-                    m.path.display()
-                )));
-            }
+        }
+        if free / 2 == 0 {
+            return Err(Failure::refused(format!(
+                "no free space left on {}",
+                m.path.display()
+            )));
         }
         if let Some(size) = opts.size {
             if free / 2 < size / 2 {
@@ -485,7 +582,10 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
         // The component size means nothing to linear and raid0: each
         // member's whole data area is used, and mdadm records 0.
         None if opts.level.striped_only() => 0,
-        None if opts.level == Level::Raid10 => min_free.expect("at least one member").0,
+        // Striped levels with redundancy: the smallest member, in chunks.
+        None if opts.level == Level::Raid10 || opts.level.parity() => {
+            min_free.expect("at least one member").0
+        }
         None => {
             let (free, path) = min_free.expect("at least one member");
             let s = default_raid1_size(free);
@@ -502,13 +602,27 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
             s
         }
     };
+    // A 0.90 superblock holds the size in KiB in 32 bits: 4 TiB at most
+    // (validate_geometry0 checks the size asked, Create the size found).
+    if opts.metadata == MetadataVersion::V090 && size >= 4 << 31 {
+        return Err(Failure::refused(match opts.size {
+            Some(_) => "0.90 metadata supports at most 4 terabytes per device".to_string(),
+            None => format!("devices too large for RAID level {}", opts.level.number()),
+        }));
+    }
     // RAID10's bitmap covers the array: size * raid_disks / copies.
     let sync_size = match opts.level {
         Level::Raid10 => size * u64::from(opts.raid_disks) / shape::raid10_copies(opts.layout),
         _ => size,
     };
     let bitmap: Option<BitmapPlan> = if opts.bitmap {
-        match plan_bitmap_covering(opts.minor, size, sync_size, opts.bitmap_chunk) {
+        let plan = match opts.metadata {
+            MetadataVersion::V1(minor) => {
+                plan_bitmap_covering(minor, size, sync_size, opts.bitmap_chunk)
+            }
+            MetadataVersion::V090 => plan_bitmap0(sync_size, opts.bitmap_chunk),
+        };
+        match plan {
             Ok(b) => Some(BitmapPlan {
                 write_behind: opts.write_behind,
                 ..b
@@ -522,75 +636,58 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
     };
 
     // The superblocks.
-    let set_uuid = match opts.uuid {
-        Some(u) => u,
-        None => {
-            random_uuid().map_err(|e| Failure::refused(format!("cannot read /dev/urandom: {e}")))?
-        }
-    };
-    let name = opts
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .or(array_name)
-        .unwrap_or_else(|| "0".to_string());
+    let given_uuid = opts.uuid;
+    let random =
+        random_uuid().map_err(|e| Failure::refused(format!("cannot read /dev/urandom: {e}")))?;
     let host = super::fmt::homehost(a.homehost.as_deref());
     let ctime = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let present_spares = members.iter().filter(|m| m.pos >= opts.raid_disks).count() as u32;
-    let pairs: Vec<(u32, u32)> = members.iter().map(|m| (m.pos, m.pos)).collect();
-    let (roles, max_dev) = ArraySpec::roles_for(
-        opts.raid_disks,
-        &pairs,
-        max_dev_for(opts.raid_disks + present_spares),
-    );
-    let spec = ArraySpec {
-        minor: opts.minor,
-        level: opts.level.number(),
-        layout: opts.layout,
-        chunk_sectors: u32::try_from(opts.chunk_kib * 2).map_err(|_| {
-            Failure::usage(format!("invalid chunk/rounding value: {}K", opts.chunk_kib))
-        })?,
-        features: raid0_layout_feature(&opts, &members),
-        raid_disks: opts.raid_disks,
+    let shape = Shape {
+        opts: &opts,
         size,
         data_offset,
         bitmap,
-        set_uuid,
-        set_name: geometry::set_name(&name, host.as_deref()),
+        clean,
         ctime,
-        // Levels without redundancy have nothing to resync.
-        assume_clean: a.assume_clean || opts.level.striped_only(),
-        max_dev,
-        roles,
+        moved: moved.is_some(),
+        missing: slots.iter().filter(|s| matches!(s, Slot::Missing)).count() as u32,
     };
-    let mut plans = Vec::new();
-    for m in &members {
-        let member = MemberSpec {
-            dev_number: m.pos,
-            dev_sectors: m.sectors,
-            write_mostly: m.write_mostly,
-            device_uuid: random_uuid()
-                .map_err(|e| Failure::refused(format!("cannot read /dev/urandom: {e}")))?,
-        };
-        let sb = superblock_for(&spec, &member);
-        // Our own computation must produce what the kernel accepts.
-        sb.validate(opts.minor, m.sectors).map_err(|e| {
-            Failure::refused(format!(
-                "internal error: the superblock for {} would be refused: {e}",
-                m.path.display()
-            ))
-        })?;
-        plans.push(sb);
-    }
-    let bitmap_bytes = spec.bitmap.as_ref().map(|b| bitmap_area(b, set_uuid));
+    let (writes, set_uuid, set_name) = match opts.metadata {
+        MetadataVersion::V1(minor) => {
+            let name = opts
+                .name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .or(array_name)
+                .unwrap_or_else(|| "0".to_string());
+            let set_uuid = given_uuid.unwrap_or(random);
+            let set_name = geometry::set_name(&name, host.as_deref());
+            let writes = plan_v1(&shape, minor, &members, set_uuid, set_name)?;
+            let shown = String::from_utf8_lossy(&set_name)
+                .trim_end_matches('\0')
+                .to_string();
+            (writes, set_uuid, shown)
+        }
+        MetadataVersion::V090 => {
+            let words = match given_uuid {
+                Some(u) => Array0Spec::words_of_uuid(u),
+                None => Array0Spec::words_random(
+                    random,
+                    host.as_deref().map(|h| super::sha1::sha1(h.as_bytes())),
+                ),
+            };
+            let md_minor = array_minor.unwrap_or(0);
+            let (writes, uuid) = plan_v090(&shape, &members, words, md_minor)?;
+            (writes, uuid, md_minor.to_string())
+        }
+    };
 
     // Everything checked.  First make the new image files (all or none),
     // then write.
     let created_dirs = make_images(&mut members)?;
-    for (m, sb) in members.iter().zip(&plans) {
+    for (m, w) in members.iter().zip(&writes) {
         let disk = m.disk.as_ref().expect("every member is open");
         let fail = |e: std::io::Error| {
             Failure::refused(format!(
@@ -602,23 +699,22 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
         for (off, len) in old_superblocks(disk) {
             disk.write_at(&vec![0u8; len], off).map_err(fail)?;
         }
-        if let (Some(bytes), Some(b)) = (&bitmap_bytes, spec.bitmap.as_ref()) {
-            let at = (sb.super_offset as i64 + b.offset as i64) as u64 * 512;
-            disk.write_at(bytes, at).map_err(fail)?;
+        for (off, bytes) in w {
+            disk.write_at(bytes, *off).map_err(fail)?;
         }
-        disk.write_at(&sb.to_sector_bytes(), sb.super_offset * 512)
-            .map_err(fail)?;
         disk.flush().map_err(fail)?;
         if a.verbose > 0 {
-            let role = if m.pos < opts.raid_disks {
-                format!("active device {}", m.pos)
-            } else {
-                "spare".to_string()
+            let role = match m.slot {
+                Some(slot) => format!("active device {slot}"),
+                None if moved.is_some() && m.pos == slots.len() as u32 => {
+                    "spare, to be rebuilt into the last slot".to_string()
+                }
+                None => "spare".to_string(),
             };
             eprintln!(
                 "mdfuse: {}: wrote metadata {} superblock, {role}{}",
                 m.path.display(),
-                crate::format::MetadataVersion::V1(opts.minor),
+                opts.metadata,
                 if m.write_mostly { ", write-mostly" } else { "" }
             );
         }
@@ -630,15 +726,243 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
     }
     if a.verbose > 0 {
         eprintln!(
-            "mdfuse: array {} created: {}, {} devices, metadata {}, uuid {}",
-            String::from_utf8_lossy(&spec.set_name).trim_end_matches('\0'),
+            "mdfuse: array {set_name} created: {}, {} devices, metadata {}, uuid {}",
             opts.level.name(),
             opts.raid_disks,
-            crate::format::MetadataVersion::V1(opts.minor),
+            opts.metadata,
             uuid_colon(&set_uuid)
         );
     }
     Ok(())
+}
+
+/// What both superblock formats take from the checked options.
+struct Shape<'a> {
+    opts: &'a Options,
+    /// Component size in sectors (0 for linear and RAID0).
+    size: u64,
+    /// 1.1/1.2: the array's data offset.
+    data_offset: u64,
+    bitmap: Option<BitmapPlan>,
+    clean: bool,
+    ctime: u64,
+    /// A member was moved out of its slot to become a spare.
+    moved: bool,
+    /// `missing` words in the device list.
+    missing: u32,
+}
+
+/// Per member, the (byte offset, bytes) to write, in order.
+type Writes = Vec<Vec<(u64, Vec<u8>)>>;
+
+/// The 1.x superblocks and bitmaps (`init_super1`, `add_to_super1`,
+/// `write_init_super1`).
+fn plan_v1(
+    shape: &Shape,
+    minor: Minor,
+    members: &[Member],
+    set_uuid: [u8; 16],
+    set_name: [u8; 32],
+) -> Result<Writes, Failure> {
+    let opts = shape.opts;
+    // init_super1 makes room for raid_disks plus the present spares, the
+    // moved member among them.
+    let present_spares = members.iter().filter(|m| m.slot.is_none()).count() as u32;
+    let pairs: Vec<(u32, u32)> = members
+        .iter()
+        .map(|m| (m.pos, m.slot.unwrap_or(opts.raid_disks)))
+        .collect();
+    let (roles, max_dev) = ArraySpec::roles_for(
+        opts.raid_disks,
+        &pairs,
+        max_dev_for(opts.raid_disks + present_spares),
+    );
+    let spec = ArraySpec {
+        minor,
+        level: opts.level.number(),
+        layout: opts.layout,
+        chunk_sectors: chunk_sectors(opts)?,
+        features: raid0_layout_feature(opts, members),
+        raid_disks: opts.raid_disks,
+        size: shape.size,
+        data_offset: shape.data_offset,
+        bitmap: shape.bitmap,
+        set_uuid,
+        set_name,
+        ctime: shape.ctime,
+        clean: shape.clean,
+        max_dev,
+        roles,
+    };
+    let bitmap_bytes = spec.bitmap.as_ref().map(|b| bitmap_area(b, set_uuid));
+    let mut writes = Vec::new();
+    for m in members {
+        let member = MemberSpec {
+            dev_number: m.pos,
+            dev_sectors: m.sectors,
+            write_mostly: m.write_mostly,
+            device_uuid: random_uuid()
+                .map_err(|e| Failure::refused(format!("cannot read /dev/urandom: {e}")))?,
+        };
+        let sb = superblock_for(&spec, &member);
+        // Our own computation must produce what the kernel accepts.
+        sb.validate(minor, m.sectors).map_err(|e| {
+            Failure::refused(format!(
+                "internal error: the superblock for {} would be refused: {e}",
+                m.path.display()
+            ))
+        })?;
+        let mut w = Vec::new();
+        if let (Some(bytes), Some(b)) = (&bitmap_bytes, spec.bitmap.as_ref()) {
+            let at = (sb.super_offset as i64 + b.offset as i64) as u64 * 512;
+            w.push((at, bytes.clone()));
+        }
+        w.push((sb.super_offset * 512, sb.to_sector_bytes()));
+        writes.push(w);
+    }
+    Ok(writes)
+}
+
+/// The 0.90 superblocks and bitmaps (`init_super0`, `add_to_super0`,
+/// `write_init_super0`, `write_bitmap0`), and the array UUID as md
+/// reports it.
+fn plan_v090(
+    shape: &Shape,
+    members: &[Member],
+    uuid_words: [u32; 4],
+    md_minor: u32,
+) -> Result<(Writes, [u8; 16]), Failure> {
+    let opts = shape.opts;
+    let present = members.len() as u32;
+    let moved = u32::from(shape.moved);
+    let given_spares = members
+        .iter()
+        .filter(|m| m.slot.is_none() && m.pos < opts.raid_disks + opts.spares)
+        .count() as u32;
+    let spec = Array0Spec {
+        level: opts.level.number(),
+        layout: opts.layout,
+        chunk_bytes: chunk_sectors(opts)? * 512,
+        // Under 4 TiB (checked), so it fits.
+        size_kib: u32::try_from(shape.size / 2).unwrap_or(u32::MAX),
+        raid_disks: opts.raid_disks,
+        md_minor,
+        uuid_words,
+        ctime: u32::try_from(shape.ctime).unwrap_or(u32::MAX),
+        clean: shape.clean,
+        bitmap: shape.bitmap.is_some(),
+        active: present - given_spares - moved,
+        working: present,
+        failed: shape.missing + moved,
+        spare: opts.spares + moved,
+        disks: members
+            .iter()
+            .map(|m| {
+                let (major, minor) = match m.disk.as_ref().map(Disk::kind) {
+                    Some(DiskKind::BlockDevice { major, minor }) => (major, minor),
+                    _ => (0, 0),
+                };
+                disk0(m.pos, major, minor, opts.raid_disks)
+            })
+            .collect(),
+    };
+    let mut writes = Vec::new();
+    let mut uuid = [0u8; 16];
+    for m in members {
+        let sb = superblock0_for(&spec, m.pos);
+        uuid = sb.uuid();
+        sb.validate(m.sectors).map_err(|e| {
+            Failure::refused(format!(
+                "internal error: the superblock for {} would be refused: {e}",
+                m.path.display()
+            ))
+        })?;
+        let at = super0::sb_start(m.sectors).expect("free_sectors0 checked the size") * 512;
+        let mut w = vec![(at, sb.to_bytes())];
+        if let Some(b) = &shape.bitmap {
+            w.push((at + super0::SB0_BYTES as u64, bitmap_area0(b, sb.uuid())));
+        }
+        writes.push(w);
+    }
+    Ok((writes, uuid))
+}
+
+/// The chunk (or linear's rounding) in sectors, as superblocks keep it.
+fn chunk_sectors(opts: &Options) -> Result<u32, Failure> {
+    u32::try_from(opts.chunk_kib * 2)
+        .map_err(|_| Failure::usage(format!("invalid chunk/rounding value: {}K", opts.chunk_kib)))
+}
+
+/// Where the `missing` words stand among the active slots (`Create`'s
+/// `first_missing` and `second_missing`).
+#[derive(Debug, Clone, Copy)]
+struct Missing {
+    first: Option<u32>,
+    second: Option<u32>,
+}
+
+impl Missing {
+    fn of(slots: &[Slot]) -> Missing {
+        let mut at = slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s, Slot::Missing))
+            .map(|(i, _)| i as u32);
+        Missing {
+            first: at.next(),
+            second: at.next(),
+        }
+    }
+
+    /// Whether the first (`nth` 0) or second (1) missing member is in an
+    /// active slot.  `check_counts` refuses missing spares.
+    fn in_array(self, nth: usize, raid_disks: u32) -> bool {
+        let at = if nth == 0 { self.first } else { self.second };
+        at.is_some_and(|i| i < raid_disks)
+    }
+}
+
+/// `Create`'s trick for parity arrays: a RAID4/5 with every member present
+/// is created with its last member as a spare, so the kernel starts it
+/// degraded and rebuilds that member, which is faster than resyncing the
+/// parity; a RAID6 with one member missing likewise gives up its last
+/// present member (the one before the last slot when the last slot is the
+/// missing one), since md cannot start a RAID6 both dirty and degraded.
+/// Not with `--assume-clean` or `--force` (`skip`).  Returns the slot
+/// whose member becomes a spare.
+fn moved_to_spare(opts: &Options, missing: Missing, skip: bool) -> Option<u32> {
+    if skip {
+        return None;
+    }
+    let last = opts.raid_disks - 1;
+    match opts.level {
+        Level::Raid4 | Level::Raid5 if !missing.in_array(0, opts.raid_disks) => Some(last),
+        Level::Raid6
+            if missing.in_array(0, opts.raid_disks) && !missing.in_array(1, opts.raid_disks) =>
+        {
+            Some(if missing.first == Some(last) {
+                last - 1
+            } else {
+                last
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Whether `Create` marks the new array clean (resync_offset MaxSector):
+/// levels without redundancy, `--assume-clean`, and parity arrays that
+/// start degraded (a member moved to spare, or as many missing as they
+/// can lose), whose missing members are rebuilt from the rest.  Others
+/// resync from the start; a RAID1 or RAID10 with a member missing too.
+fn created_clean(opts: &Options, missing: Missing, moved: Option<u32>, assume_clean: bool) -> bool {
+    let rd = opts.raid_disks;
+    match opts.level {
+        _ if assume_clean || opts.level.striped_only() => true,
+        Level::Raid4 | Level::Raid5 => moved.is_some() || missing.in_array(0, rd),
+        Level::Raid6 => moved.is_some() || missing.in_array(1, rd),
+        _ => false,
+    }
 }
 
 /// mdadm's rounding of a size in KiB to the chunk (`size & ~(chunk-1)`,
@@ -682,9 +1006,13 @@ fn check_counts(opts: &Options, slots: &[Slot]) -> Result<(), Failure> {
             "You haven't given enough devices (real or missing) to create this array",
         ));
     }
-    if want > MAX_DEV_LIMIT as u64 {
+    let (format, max) = match opts.metadata {
+        MetadataVersion::V1(_) => ("1.x", MAX_DEV_LIMIT),
+        MetadataVersion::V090 => ("0.90", MAX_DEVS0),
+    };
+    if want > max as u64 {
         return Err(Failure::refused(format!(
-            "Too many devices: 1.x metadata only supports {MAX_DEV_LIMIT}"
+            "Too many devices: {format} metadata only supports {max}"
         )));
     }
     if slots.iter().all(|s| matches!(s, Slot::Missing)) {
@@ -769,8 +1097,10 @@ fn open_members(opts: &Options, slots: &[Slot]) -> Result<Vec<Member>, Failure> 
                 (Some(d), s)
             }
         };
+        let pos = pos as u32;
         members.push(Member {
-            pos: pos as u32,
+            pos,
+            slot: (pos < opts.raid_disks).then_some(pos),
             path: path.clone(),
             write_mostly: *write_mostly,
             disk,
@@ -989,11 +1319,16 @@ mod tests {
 
     #[test]
     fn metadata_names() {
-        assert_eq!(parse_metadata("1.0").unwrap(), Minor::V0);
-        assert_eq!(parse_metadata("01.1").unwrap(), Minor::V1);
-        assert_eq!(parse_metadata("default").unwrap(), Minor::V2);
-        assert_eq!(parse_metadata("1").unwrap(), Minor::V2);
-        assert_eq!(parse_metadata("0.90").unwrap_err().status, 2);
+        let v1 = MetadataVersion::V1;
+        assert_eq!(parse_metadata("1.0").unwrap(), v1(Minor::V0));
+        assert_eq!(parse_metadata("01.1").unwrap(), v1(Minor::V1));
+        assert_eq!(parse_metadata("default").unwrap(), v1(Minor::V2));
+        assert_eq!(parse_metadata("1").unwrap(), v1(Minor::V2));
+        assert_eq!(parse_metadata("0.90").unwrap(), MetadataVersion::V090);
+        assert_eq!(parse_metadata("00.90").unwrap(), MetadataVersion::V090);
+        assert_eq!(parse_metadata("0").unwrap(), MetadataVersion::V090);
+        assert_eq!(parse_metadata("0.9").unwrap_err().status, 2);
+        assert_eq!(parse_metadata("0.91").unwrap_err().status, 2);
         assert_eq!(parse_metadata("2.0").unwrap_err().status, 2);
     }
 }

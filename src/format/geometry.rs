@@ -345,8 +345,9 @@ pub struct ArraySpec {
     pub set_name: [u8; 32],
     /// Seconds since the epoch; also the update time.
     pub ctime: u64,
-    /// `--assume-clean`: resync_offset MaxSector instead of 0.
-    pub assume_clean: bool,
+    /// Created clean (`--assume-clean`, nothing to resync, or a parity
+    /// array that starts degraded): resync_offset MaxSector instead of 0.
+    pub clean: bool,
     /// `dev_roles` entries.
     pub max_dev: u32,
     /// Role per dev_number (`dev_roles`); absent numbers read as spare.
@@ -434,7 +435,7 @@ pub fn superblock_for(spec: &ArraySpec, member: &MemberSpec) -> Superblock1 {
         bblog_offset: layout.bblog_offset,
         utime: spec.ctime,
         events: 0,
-        resync_offset: if spec.assume_clean { MAX_SECTOR } else { 0 },
+        resync_offset: if spec.clean { MAX_SECTOR } else { 0 },
         sb_csum: 0,
         max_dev: spec.max_dev,
         logical_block_size: 0,

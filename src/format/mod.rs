@@ -15,6 +15,7 @@
 pub mod badblocks;
 pub mod bitmap;
 pub mod geometry;
+pub mod geometry0;
 pub mod kint;
 pub mod super0;
 pub mod super1;

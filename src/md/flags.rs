@@ -160,11 +160,9 @@ pub mod rdev {
     pub const EXTERNAL_BBL: B = B::new(1 << 11);
     pub const FAIL_FAST: B = B::new(1 << 12);
     pub const LAST_DEV: B = B::new(1 << 13);
-    /// mdfuse's own: the member failed while it was being rebuilt whole
-    /// (not from the bitmap).  Past its recovery point it holds nothing of
-    /// the array's, and no bitmap bit says so: if it comes back, it is
-    /// rebuilt whole again.
-    pub const REBUILD_CUT_SHORT: B = B::new(1 << 14);
+    /// mdfuse's own: the member failed while it was being rebuilt from
+    /// nothing (see `update::md_error`).
+    pub const PARTLY_REBUILT: B = B::new(1 << 14);
 }
 
 /// `enum recovery_flags` (mddev->recovery).

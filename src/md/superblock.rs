@@ -297,7 +297,7 @@ fn load_090(
 fn clear_role(rdev: &Rdev) {
     rdev.set_raid_disk(-1);
     rdev.flags
-        .clear(rf::FAULTY | rf::IN_SYNC | rf::BITMAP_SYNC | rf::WRITE_MOSTLY);
+        .clear(rf::FAULTY | rf::IN_SYNC | rf::BITMAP_SYNC | rf::WRITE_MOSTLY | rf::PARTLY_REBUILT);
 }
 
 /// `validate_super`: with an empty array (`raid_disks == 0`) take the

@@ -339,7 +339,7 @@ pub fn md_error(mddev: &Mddev, cfg: &Config, rdev: &Arc<Rdev>) {
     }
     let Some(p) = mddev.pers() else { return };
     let _ = cfg;
-    note_rebuild_cut_short(rdev);
+    note_partly_rebuilt(rdev);
     p.error_handler(mddev, rdev, mddev.fail_last_dev());
     finish_error(mddev, rdev);
 }
@@ -362,21 +362,27 @@ pub fn md_error_io(mddev: &Mddev, rdev: &Arc<Rdev>, fail_last_dev: bool) {
         return;
     }
     let Some(p) = mddev.pers() else { return };
-    note_rebuild_cut_short(rdev);
+    note_partly_rebuilt(rdev);
     p.error_handler(mddev, rdev, fail_last_dev);
     finish_error(mddev, rdev);
 }
 
-/// A member failing in the middle of a whole rebuild (a new member: no
-/// saved slot to catch up by the bitmap) is marked so that a later
-/// re-add rebuilds it whole again.  Once it leaves its slot md records
-/// that slot as the one to come back to, as for any member, and the
-/// bitmap alone would then skip every clean chunk past the point the
-/// rebuild had reached: blocks the member never held would read as the
-/// array's.  (Linux 6.1 re-adds it bitmap-guided.)
-fn note_rebuild_cut_short(rdev: &Rdev) {
-    if rdev.raid_disk() >= 0 && !rdev.in_sync() && rdev.saved_raid_disk() < 0 {
-        rdev.flags.set(rf::REBUILD_CUT_SHORT);
+/// A member failing while it is rebuilt from nothing (in a slot, not in
+/// sync, and not catching up in the slot it held, which is what a member
+/// taken back on the bitmap's word does) holds only what the rebuild
+/// reached.  Once out of its slot it must not come back on the bitmap's
+/// word: the bitmap records what it missed while away, not what it never
+/// had.  So `remove_and_add_spares` keeps no slot for it.  (Linux 6.1
+/// keeps the slot, and a `re-add` after any sync has completed in the
+/// meantime rebuilds only the bitmap's chunks.)  The personality's error
+/// handler clears In_sync, so this is decided before it runs.
+fn note_partly_rebuilt(rdev: &Rdev) {
+    if rdev.raid_disk() >= 0
+        && !rdev.in_sync()
+        && rdev.saved_raid_disk() != rdev.raid_disk()
+        && !rdev.flags.test(rf::JOURNAL)
+    {
+        rdev.flags.set(rf::PARTLY_REBUILT);
     }
 }
 

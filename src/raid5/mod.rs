@@ -23,9 +23,9 @@ use parking_lot::{Mutex, RwLock};
 use self::geometry::{Geometry, Stripe, algorithm_valid_raid5, algorithm_valid_raid6};
 use crate::format::MAX_SECTOR;
 use crate::kstr::{kstrtouint, kstrtoull};
+use crate::md::fanout::fan_out;
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::personality::{PersAttr, Personality, Raid, Resized, SyncStep};
-use crate::md::pieces::flush_members;
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
 
@@ -626,7 +626,7 @@ impl Conf {
             recovery.set(rec::INTR);
             return Ok(false);
         }
-        let lost_parity: Vec<usize> = (0..n)
+        let lost_idx: Vec<usize> = (0..n)
             .filter(|&i| matches!(blocks[i], Block::Lost))
             .collect();
         if !self.reconstruct(&st, &mut blocks, len) {
@@ -634,11 +634,14 @@ impl Conf {
             return Ok(false);
         }
         self.fix_read_errors(mddev, &errors, Some(&blocks), sector, nr);
-        // With every block at hand, check the parity (only when nothing
-        // had to be rebuilt from it: a rebuilt block agrees by
-        // construction).
+        // With every block at hand, check the parity blocks that were
+        // read.  A RAID6 missing one member still has one syndrome to
+        // check, as handle_parity_checks6 does: the block rebuilt from the
+        // one agrees by construction, the other may not (after a crash
+        // cut writes short) and is rewritten by a resync.
+        let was_read = |i: usize| !lost_idx.contains(&i);
         let mut rewrite: Vec<usize> = Vec::new();
-        if lost_parity.is_empty() && !recover {
+        if !recover {
             let bufs: Vec<&[u8]> = blocks
                 .iter()
                 .map(|b| match b {
@@ -649,9 +652,9 @@ impl Conf {
             let (p, q) = self.compute_parity(&st, &bufs, len);
             for off in (0..len).step_by((STRIPE_SECTORS * 512) as usize) {
                 let end = (off + (STRIPE_SECTORS * 512) as usize).min(len);
-                let p_bad = bufs[st.pd_idx][off..end] != p[off..end];
+                let p_bad = was_read(st.pd_idx) && bufs[st.pd_idx][off..end] != p[off..end];
                 let q_bad = match (st.qd_idx, &q) {
-                    (Some(qi), Some(q)) => bufs[qi][off..end] != q[off..end],
+                    (Some(qi), Some(q)) => was_read(qi) && bufs[qi][off..end] != q[off..end],
                     _ => false,
                 };
                 if p_bad || q_bad {
@@ -930,7 +933,10 @@ impl Raid for Conf {
         result
     }
 
-    fn flush(&self, _mddev: &Mddev) -> Result<(), Errno> {
+    /// md sends its preflush to every member at once.  A member that
+    /// cannot flush is failed, as one that cannot write: the flush fails
+    /// only when the array has lost more members than it can.
+    fn flush(&self, mddev: &Mddev) -> Result<(), Errno> {
         let members: Vec<Arc<Rdev>> = self
             .disks
             .read()
@@ -939,7 +945,16 @@ impl Raid for Conf {
             .filter(|r| !r.faulty())
             .cloned()
             .collect();
-        flush_members(members.iter())
+        let flushed: Vec<std::io::Result<()>> = fan_out(members.len(), |i| members[i].disk.flush());
+        for (r, res) in members.iter().zip(flushed) {
+            if res.is_err() {
+                md_error_io(mddev, r, mddev.fail_last_dev());
+            }
+        }
+        if mddev.degraded() as usize > self.geo.max_degraded() {
+            return Err(Errno::EIO);
+        }
+        Ok(())
     }
 
     /// `raid5_status`.

@@ -13,6 +13,12 @@
 //! (`unresolve`: the member md reads from may be another now) or another
 //! crash.  Once a resync has completed (`settle`) every byte is exact
 //! again.  A write makes the bytes it covers exact.
+//!
+//! RAID4/5/6 add the write hole: after a power loss a stripe's parity may
+//! disagree with its data, and a block rebuilt from it while a member is
+//! missing (read, or written onto a spare) is garbage.  Bytes so exposed
+//! are `scramble`d: any value, until a write covers them or a resync of
+//! the whole array makes the members agree on what was read.
 
 use std::fmt::Write as _;
 
@@ -24,10 +30,12 @@ struct Pending {
     new: Vec<u8>,
 }
 
-/// Per byte: exact, or unsettled (resolved by a read, or free).
+/// Per byte: exact, or unsettled (resolved by a read, or free), or any
+/// value at all (rebuilt from parity that may not match).
 const EXACT: u8 = 0;
 const RESOLVED: u8 = 1;
 const FREE: u8 = 2;
+const ANY: u8 = 3;
 
 pub struct Contents {
     cur: Vec<u8>,
@@ -88,6 +96,22 @@ impl Contents {
         }
     }
 
+    /// Where the writes since the last flush went: (offset, length).
+    pub fn pending_ranges(&self) -> Vec<(usize, usize)> {
+        self.pending.iter().map(|p| (p.off, p.new.len())).collect()
+    }
+
+    /// `len` bytes at `off` may now read as anything (see the module doc).
+    pub fn scramble(&mut self, off: usize, len: usize) {
+        let end = (off + len).min(self.cur.len());
+        for s in &mut self.state[off.min(end)..end] {
+            if *s == EXACT {
+                self.unsettled += 1;
+            }
+            *s = ANY;
+        }
+    }
+
     /// A flush returned success: everything written so far is durable.
     pub fn flushed(&mut self) {
         self.pending.clear();
@@ -135,8 +159,11 @@ impl Contents {
             }
             return Ok(());
         }
-        // Free bytes may hold any of their values.
-        let mut ok: Vec<bool> = self.state[off..end].iter().map(|&s| s == FREE).collect();
+        // Free bytes may hold any of their values, scrambled ones anything.
+        let mut ok: Vec<bool> = self.state[off..end]
+            .iter()
+            .map(|&s| s == FREE || s == ANY)
+            .collect();
         if ok.iter().any(|&b| b) {
             let mut allowed = vec![false; got.len()];
             for (aoff, bytes) in &self.alts {
@@ -148,7 +175,8 @@ impl Contents {
                 }
             }
             for (i, ok) in ok.iter_mut().enumerate() {
-                *ok = *ok && (allowed[i] || got[i] == want[i]);
+                let any = self.state[off + i] == ANY;
+                *ok = *ok && (any || allowed[i] || got[i] == want[i]);
             }
         }
         let bad = (0..got.len()).find(|&i| got[i] != want[i] && !ok[i]);
@@ -165,9 +193,14 @@ impl Contents {
             return Err(s);
         }
         for (i, &b) in got.iter().enumerate() {
-            if self.state[off + i] == FREE {
-                self.state[off + i] = RESOLVED;
-                self.cur[off + i] = b;
+            match self.state[off + i] {
+                FREE => {
+                    self.state[off + i] = RESOLVED;
+                    self.cur[off + i] = b;
+                }
+                // Still anything, but `settle` keeps what was read.
+                ANY => self.cur[off + i] = b,
+                _ => {}
             }
         }
         Ok(())
@@ -185,7 +218,9 @@ impl Contents {
                     if *s == EXACT {
                         self.unsettled += 1;
                     }
-                    *s = FREE;
+                    if *s != ANY {
+                        *s = FREE;
+                    }
                 }
                 self.alts.push((p.off, p.old));
                 self.alts.push((p.off, p.new));

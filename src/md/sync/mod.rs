@@ -30,7 +30,14 @@ pub fn remove_and_add_spares(mddev: &Mddev, cfg: &mut Config, this: Option<&Arc<
         }
         if pers.hot_remove_disk(mddev, &r).is_ok() {
             unlink_rdev(mddev, &r);
-            r.set_saved_raid_disk(r.raid_disk());
+            // One that failed while rebuilt from nothing keeps no slot to
+            // come back to (see update::note_partly_rebuilt).
+            let saved = if r.flags.test(rf::PARTLY_REBUILT) {
+                -1
+            } else {
+                r.raid_disk()
+            };
+            r.set_saved_raid_disk(saved);
             r.set_raid_disk(-1);
             removed += 1;
         }
@@ -51,9 +58,7 @@ pub fn remove_and_add_spares(mddev: &Mddev, cfg: &mut Config, this: Option<&Arc<
                 continue;
             }
             r.set_recovery_offset(0);
-            if r.flags.test_and_clear(rf::REBUILD_CUT_SHORT) {
-                r.set_saved_raid_disk(-1);
-            }
+            r.flags.clear(rf::PARTLY_REBUILT);
             if pers.hot_add_disk(mddev, &r).is_ok() {
                 link_rdev(mddev, &r);
                 spares += 1;
