@@ -120,6 +120,7 @@
 #![warn(missing_docs)]
 
 mod attr;
+mod cache;
 mod errno;
 mod fs;
 mod mount;
