@@ -149,6 +149,33 @@ exec 4<&-
 cmp "$D" "$T/ref" || fail "md0/data after a write over NBD"
 check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
 
+log "a new open drops what the kernel cached; an O_DIRECT write lands after dirty pages"
+exec 4<"$D"
+page_via_fd4 400 >/dev/null # now cached
+head -c 4096 /dev/urandom >"$T/behind"
+for img in "$IMG/vda" "$IMG/vdb"; do
+	dd if="$T/behind" of="$img" bs=512 seek=$(($(attr "md0/md/dev-$(basename "$img")/offset") + 8 * 400)) \
+		conv=notrunc status=none
+done
+cmp -s <(page_via_fd4 400) "$T/behind" && fail "the page was not cached (nothing to show)"
+exec 4<&-
+cmp <(dd if="$D" bs=4096 skip=400 count=1 status=none) "$T/behind" || fail "a new open read a stale page"
+dd if="$T/behind" of="$T/ref" bs=4096 seek=400 conv=notrunc status=none
+head -c 4096 /dev/urandom >"$T/direct"
+py "
+fd = os.open(D, os.O_WRONLY)
+os.pwrite(fd, b'o' * 4096, 401 * 4096)
+d = os.open(D, os.O_WRONLY | os.O_DIRECT)
+import mmap
+buf = mmap.mmap(-1, 4096)
+buf.write(open('$T/direct', 'rb').read())
+os.pwrite(d, buf, 401 * 4096)
+os.close(d)
+os.fsync(fd)
+os.close(fd)"
+dd if="$T/direct" of="$T/ref" bs=4096 seek=401 conv=notrunc status=none
+check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+
 log "a repair that changes bytes under cached pages: no stale copy"
 # Reads avoid vdb (write-mostly); vdb gets other bytes behind md's back;
 # the page is read into the cache from vda; a repair from vdb then copies
