@@ -100,14 +100,14 @@ impl KernelCache {
             size: Some(size),
         });
         live.lookups += 1;
-        self.raise(&mut st, node, file, size);
+        drop(st);
+        self.raise(node, file, size);
         ino
     }
 
     /// `getattr` of `node` (by any of its inode numbers), now `size` bytes.
     pub(crate) fn getattr(&self, node: NodeId, file: &dyn BinFile, size: u64) {
-        let mut st = self.state.lock();
-        self.raise(&mut st, node, file, size);
+        self.raise(node, file, size);
     }
 
     /// Raise every inode of `node` that the kernel holds at a smaller size
@@ -116,33 +116,45 @@ impl KernelCache {
     /// lies past the old end, where nothing of the kernel's own can be
     /// cached but what a write past the end left, and the inodes that took
     /// one are not raised.  (A smaller size cannot be pushed; new lookups
-    /// get a new inode.)
-    fn raise(&self, st: &mut State, node: NodeId, file: &dyn BinFile, size: u64) {
+    /// get a new inode.)  Called without the lock: the store waits for
+    /// the kernel's inode, which may wait for a write-back that a serving
+    /// thread must finish, and that may need the lock (`retire`).
+    fn raise(&self, node: NodeId, file: &dyn BinFile, size: u64) {
         let Some(notifier) = self.notifier.get() else {
             return;
         };
-        let mut last = None;
-        for (&ino, live) in st.live.iter_mut() {
-            if live.node != node || size == 0 || live.size.is_none_or(|s| s >= size) {
-                continue;
+        if size == 0 {
+            return;
+        }
+        let inos: Vec<u64> = {
+            let st = self.state.lock();
+            st.live
+                .iter()
+                .filter(|(_, l)| l.node == node && l.size.is_some_and(|s| s < size))
+                .map(|(&ino, _)| ino)
+                .collect()
+        };
+        if inos.is_empty() {
+            return;
+        }
+        let mut byte = [0u8; 1];
+        match file.read_at(&mut byte, size - 1) {
+            Ok(1) => {}
+            other => {
+                debug!("reading the last byte of {node:?}: {other:?}");
+                return;
             }
-            let byte = match last {
-                Some(b) => b,
-                None => {
-                    let mut b = [0u8; 1];
-                    match file.read_at(&mut b, size - 1) {
-                        Ok(1) => {}
-                        other => {
-                            debug!("reading the last byte of {node:?}: {other:?}");
-                            return;
+        }
+        for ino in inos {
+            match notifier.store(INodeNo(ino), size - 1, &byte) {
+                Ok(()) => {
+                    let mut st = self.state.lock();
+                    if let Some(l) = st.live.get_mut(&ino) {
+                        if l.size.is_some_and(|s| s < size) {
+                            l.size = Some(size);
                         }
                     }
-                    last = Some(b[0]);
-                    b[0]
                 }
-            };
-            match notifier.store(INodeNo(ino), size - 1, &[byte]) {
-                Ok(()) => live.size = Some(size),
                 Err(e) => debug!("notify_store({ino:#x}, {size}): {e}"),
             }
         }
