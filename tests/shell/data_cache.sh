@@ -198,6 +198,14 @@ cmp <(page_via_fd4 100) "$T/behind" || fail "a cached page still shows what the 
 exec 4<&-
 cmp "$D" "$T/ref" || fail "contents after the repair"
 
+log "log, which grows: its size and end, by path and through a held descriptor"
+exec 5<"$MNT/log"
+put md0/md/sync_action check
+wait_idle md0
+expect_eq "$(tail -n 1 "$MNT/log")" "$(cat "$MNT/log" | tail -n 1)" "tail of log"
+expect_eq "$(stat -L -c %s /proc/self/fd/5)" "$(wc -c <"$MNT/log")" "size of log through a held descriptor"
+exec 5<&-
+
 log "a member failing during write-back: md's usual failure, nothing lost"
 head -c 1048576 /dev/urandom >"$T/chunk3"
 put md0/md/dev-vdb/fault write-error
