@@ -469,7 +469,7 @@ impl SysFs {
                 file.open(wants_write(flags))?;
                 // Through the page cache: buffered opens of a file that asks
                 // for it, while it has a size (nothing to cache at 0, and a
-                // write then fails at once, as it does today).  Without
+                // write then fails at once, as without a cache).  Without
                 // FOPEN_KEEP_CACHE: each open drops what the inode cached,
                 // so nothing cached before the file's provider changed it
                 // (an array stopped and run again) is served.
