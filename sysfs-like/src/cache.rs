@@ -15,7 +15,6 @@
 //! contents made behind the kernel ([`Tree::invalidate_data`]) can drop the
 //! cached pages of each.
 //!
-//! [`BinFile::page_cache`]: crate::BinFile::page_cache
 //! [`Tree::invalidate_data`]: crate::Tree::invalidate_data
 
 use std::collections::HashMap;
@@ -45,7 +44,7 @@ struct State {
     /// Per file: the inode number lookups hand out now, and the size it
     /// stands for (`None` once retired: the next lookup gets a new one).
     current: HashMap<NodeId, (u64, Option<u64>)>,
-    /// Every inode number of a page-cached file the kernel may hold.
+    /// Every inode number of a binary file the kernel may hold.
     live: HashMap<u64, Live>,
     next_alias: u64,
 }
@@ -82,7 +81,7 @@ impl KernelCache {
 
     /// The inode number a lookup of `node`, now `size` bytes, replies with;
     /// counts the lookup.  Inodes the kernel still holds for a smaller size
-    /// are raised to `size` first.
+    /// are raised to `size`.
     pub(crate) fn lookup(&self, node: NodeId, file: &dyn BinFile, size: u64) -> u64 {
         let mut st = self.state.lock();
         let ino = match st.current.get(&node) {
