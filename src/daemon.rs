@@ -26,6 +26,8 @@ pub struct DaemonOptions {
     /// Where the arrays' NBD exports listen (`None`: a directory of the
     /// daemon's own, removed at the end).
     pub nbd_dir: Option<PathBuf>,
+    /// Buffered opens of mdN/data through the page cache (`--data-cache`).
+    pub writeback_cache: bool,
     pub md: MdOptions,
 }
 
@@ -134,6 +136,7 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
         threads: opts.threads.max(1),
         fsname: "mdfuse".to_owned(),
         allow_other: opts.allow_other,
+        writeback_cache: opts.writeback_cache,
         ..Default::default()
     };
     // Canonical before the mount covers it: the path members must not
@@ -172,6 +175,9 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
     let exports_sig = exports.clone();
     let unmounter = mounted.unmounter();
     let md_sig = md.clone();
+    let written_back = opts
+        .writeback_cache
+        .then(|| mounted.mountpoint().to_path_buf());
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -185,6 +191,16 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
                 .info(format!("mdfuse: signal {sig}: stopping arrays"));
             readd_sig.stop();
             exports_sig.stop();
+            // What the kernel holds dirty for mdN/data (a loop device's
+            // writes, say) must reach md before the arrays stop: after,
+            // its write-back would find no array.
+            if let Some(mnt) = &written_back {
+                if let Err(e) = syncfs(mnt) {
+                    md_sig
+                        .log
+                        .err(format!("mdfuse: syncfs {}: {e}", mnt.display()));
+                }
+            }
             md_sig.stop_all();
             let _ = unmounter.unmount();
         })?;
@@ -196,6 +212,18 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
     drop(tree);
     let _: &Arc<Md> = &md;
     r
+}
+
+/// `syncfs(2)` of the mount: the kernel writes back every dirty page of
+/// it, served by the mount's own threads, and waits for them.
+fn syncfs(mountpoint: &std::path::Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = std::fs::File::open(mountpoint)?;
+    // SAFETY: a plain syscall on a descriptor we own.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn signal_set() -> libc::sigset_t {

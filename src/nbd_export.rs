@@ -607,6 +607,14 @@ fn execute(m: &Mddev, r: &Request) -> (u32, Vec<u8>) {
     let len = u64::from(r.len);
     let in_range = r.offset.checked_add(len).is_some_and(|e| e <= size);
     let ro = m.ro() == ro::RDONLY;
+    // A write that passes by mdN/data's page cache: as an O_DIRECT write
+    // to a block device, it writes back what is dirty in its range first
+    // (the older bytes must not land over it later) and drops the range
+    // afterwards (cached copies of the older bytes must not be served).
+    let changes = matches!(r.cmd, CMD_WRITE | CMD_TRIM | CMD_WRITE_ZEROES) && in_range && !ro;
+    if changes {
+        m.observer().data_changed(m, r.offset, len.max(1));
+    }
     let res: Result<Vec<u8>, Errno> = match r.cmd {
         CMD_READ => {
             if !in_range || r.len > MAX_PAYLOAD {
@@ -650,6 +658,9 @@ fn execute(m: &Mddev, r: &Request) -> (u32, Vec<u8>) {
         }
         _ => Err(Errno::EINVAL),
     };
+    if changes {
+        m.observer().data_changed(m, r.offset, len.max(1));
+    }
     match res {
         Ok(data) => (0, data),
         Err(e) => (nbd_error(e), Vec::new()),

@@ -53,6 +53,7 @@ shell_tests!(
     data_fio_enospc,
     data_fio_queue,
     data_discard,
+    data_cache,
     tree_bad_ops,
     nbd_member,
     nbd_readd,

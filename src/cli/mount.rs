@@ -46,6 +46,20 @@ pub struct MountArgs {
     /// $XDG_RUNTIME_DIR, /run (root) or the temporary directory.
     #[arg(long, value_name = "DIR")]
     pub nbd_dir: Option<PathBuf>,
+    /// How buffered opens of mdN/data are served: `none`, every read and
+    /// write reaches md as it is made; `writeback`, through the page
+    /// cache, written back later as a block device's (errors then surface
+    /// at fsync or close; a write past the end fails only there).
+    /// O_DIRECT opens reach md per request either way.
+    #[arg(long, value_enum, default_value_t = DataCache::None)]
+    pub data_cache: DataCache,
+}
+
+/// `--data-cache`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataCache {
+    None,
+    Writeback,
 }
 
 pub fn run(args: MountArgs) -> ExitCode {
@@ -56,6 +70,7 @@ pub fn run(args: MountArgs) -> ExitCode {
         allow_other: args.allow_other,
         params: args.params,
         nbd_dir: args.nbd_dir,
+        writeback_cache: args.data_cache == DataCache::Writeback,
         md: MdOptions {
             speed_limit_min: args.speed_limit_min.max(1),
             speed_limit_max: args.speed_limit_max.max(1),

@@ -91,6 +91,14 @@ pub trait Observer: Send + Sync {
     fn running_changed(&self, mddev: &Arc<Mddev>);
     /// The array is gone (`clear`).
     fn array_removed(&self, name: &str);
+    /// What reads of the array's bytes `offset..offset + len` (`len` 0:
+    /// to the end) return changed other than by a write to `mdN/data`
+    /// (a sync copied one mirror over another, a write came over NBD):
+    /// whatever the kernel cached of them must go.  Called without any
+    /// lock of md's held, never from a request of the mount.
+    fn data_changed(&self, mddev: &Mddev, offset: u64, len: u64) {
+        let _ = (mddev, offset, len);
+    }
 }
 
 /// An observer that ignores everything (library use, unit tests).

@@ -195,6 +195,17 @@ pub trait Raid: Send + Sync {
     /// `max_sector`.  Returns the sectors covered.
     fn sync_request(&self, mddev: &Mddev, sector: u64, max_sector: u64) -> Result<SyncStep, Errno>;
 
+    /// The array bytes, as `(offset, len)` (`len` 0: to the end), whose
+    /// contents as reads see them a sync step that wrote (`sync_request`
+    /// at `sector` over `sectors`, for resync, repair or recovery) may
+    /// have changed: the kernel's cache of them must go.  `None` when
+    /// such a step never changes what a read returns.  By default the
+    /// whole array, which is always right.
+    fn sync_changed(&self, sector: u64, sectors: u64) -> Option<(u64, u64)> {
+        let _ = (sector, sectors);
+        Some((0, 0))
+    }
+
     /// Change the number of mirrors of the running array (`raid_disks`
     /// store): pack members into the low slots; EBUSY if more are in use
     /// than `n` allows.

@@ -1185,6 +1185,13 @@ impl Raid for Conf {
     /// `raid1_sync_request`, done synchronously: read the step from the
     /// source leg (or all readable legs for check/repair), compare when
     /// asked, write the targets.
+    /// A resync or repair copies one mirror over the others, and a read
+    /// may have been served by any of them: what reads of the step's
+    /// sectors (array sectors, here) return may have changed.
+    fn sync_changed(&self, sector: u64, sectors: u64) -> Option<(u64, u64)> {
+        Some((sector << 9, sectors << 9))
+    }
+
     fn sync_request(&self, mddev: &Mddev, sector: u64, max_sector: u64) -> Result<SyncStep, Errno> {
         let n = self.n();
         let bitmap = mddev.bitmap();

@@ -1118,6 +1118,13 @@ impl Raid for Conf {
     }
 
     /// `raid5_sync_request`, done synchronously, a chunk's part at a time.
+    /// A sync rewrites parity (resync, repair) or a missing member's
+    /// blocks (recovery) as reads already reconstructed them: what a read
+    /// returns never changes.
+    fn sync_changed(&self, _sector: u64, _sectors: u64) -> Option<(u64, u64)> {
+        None
+    }
+
     fn sync_request(&self, mddev: &Mddev, sector: u64, max_sector: u64) -> Result<SyncStep, Errno> {
         let bitmap = mddev.bitmap();
         let requested = mddev.recovery.test(rec::REQUESTED);

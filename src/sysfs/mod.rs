@@ -195,6 +195,13 @@ impl BinFile for DataFile {
     fn resize_errno(&self) -> Errno {
         Errno::EINVAL
     }
+
+    /// Buffered opens as a block device's, when the mount has the cache
+    /// (`--data-cache=writeback`): md tells the tree of every change it
+    /// makes behind the cache (`Observer::data_changed`).
+    fn page_cache(&self) -> bool {
+        true
+    }
 }
 
 /// `log`: the kernel-style messages, oldest first.  A binary file so that
@@ -631,6 +638,12 @@ impl Observer for MdTree {
         self.pers_files.lock().remove(name);
         if let Some(n) = self.tree.lookup_path(name) {
             let _ = self.tree.remove(n);
+        }
+    }
+
+    fn data_changed(&self, mddev: &Mddev, offset: u64, len: u64) {
+        if let Some(n) = self.tree.lookup_path(&format!("{}/data", mddev.name)) {
+            self.tree.invalidate_data(n, offset, len);
         }
     }
 }

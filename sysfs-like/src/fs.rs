@@ -26,6 +26,13 @@ use crate::{ATTR_SIZE, Attribute, BinFile, Errno, NodeId, Tree};
 
 /// Nothing is cached: sizes, contents and names all change under the kernel.
 const TTL: Duration = Duration::ZERO;
+/// How long the kernel may keep the attributes of a file served from the
+/// page cache without asking again.  With a TTL of zero it asks before
+/// every buffered write (for the size and mode), a round trip each; the
+/// size it keeps itself under a writeback cache, and a getattr is where a
+/// grown size reaches the inodes of descriptors held open (`cache.rs`),
+/// so a second.
+const CACHED_ATTR_TTL: Duration = Duration::from_secs(1);
 /// `st_blksize` of every node, as sysfs reports.
 const BLKSIZE: u32 = 4096;
 
@@ -153,6 +160,7 @@ impl AttrHandle {
 struct BinHandle {
     file: Arc<dyn BinFile>,
     shared: Arc<NodeShared>,
+    node: NodeId,
     /// The event counter at open or at the last read.
     seen_event: AtomicU64,
     poll_kh: Mutex<Option<u64>>,
@@ -202,18 +210,26 @@ impl BinHandle {
         });
     }
 
-    fn write(&self, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+    /// `from_cache`: a write-back of the page cache, whose pages past the
+    /// end must not be taken in part: the part within is written, and the
+    /// write-back fails all the same, so that `fsync` reports it.
+    fn write(&self, offset: u64, data: &[u8], from_cache: bool) -> Result<u32, Errno> {
         let file = self.live()?;
         let mut data = data;
         let end = file.size();
+        let mut past_end = false;
         if end != 0 {
             if offset >= end {
                 return Err(file.write_past_end_errno());
             }
             let room = usize::try_from(end - offset).unwrap_or(usize::MAX);
+            past_end = data.len() > room;
             data = &data[..data.len().min(room)];
         }
         let n = file.write_at(data, offset)?;
+        if from_cache && past_end {
+            return Err(file.write_past_end_errno());
+        }
         if n > data.len() {
             warn!("write_at returned {n} for {} bytes", data.len());
             return Err(Errno::EIO);
@@ -319,6 +335,45 @@ impl SysFs {
         }
     }
 
+    /// The node behind an inode number: its own, or one the page cache
+    /// bookkeeping handed out for it.
+    fn node(&self, ino: INodeNo) -> Result<NodeId, Errno> {
+        if let Some(alias) = self.tree.cache().and_then(|c| c.alias(ino.0)) {
+            return alias.ok_or(Errno::ENOENT);
+        }
+        node_id(ino)
+    }
+
+    /// The page cache bookkeeping, if `file` is served from it.
+    fn cached(&self, file: &dyn BinFile) -> Option<&Arc<crate::cache::KernelCache>> {
+        self.tree.cache().filter(|_| file.page_cache())
+    }
+
+    /// How long the kernel may keep a binary file's attributes.
+    fn bin_ttl(&self, file: &dyn BinFile) -> Duration {
+        if self.cached(file).is_some() {
+            CACHED_ATTR_TTL
+        } else {
+            TTL
+        }
+    }
+
+    /// A node's attributes as `getattr` (and `setattr`) reply them for
+    /// inode `ino`, with how long the kernel may keep them.
+    fn attr_of(&self, ino: INodeNo) -> Result<(FileAttr, Duration), Errno> {
+        let id = self.node(ino)?;
+        let mut attr = self.attr(id)?;
+        attr.ino = ino;
+        let mut ttl = TTL;
+        // Under a writeback cache the kernel keeps its own size of every
+        // regular file (see cache.rs); attributes keep 4096 for good.
+        if let (Some(file), Some(cache)) = (self.tree.info(id)?.bin, self.tree.cache()) {
+            cache.getattr(id, &*file, attr.size);
+            ttl = self.bin_ttl(&*file);
+        }
+        Ok((attr, ttl))
+    }
+
     fn attr(&self, id: NodeId) -> Result<FileAttr, Errno> {
         let info = self.tree.info(id)?;
         let size = match (&info.bin, info.kind) {
@@ -346,10 +401,16 @@ impl SysFs {
         })
     }
 
-    fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> Result<FileAttr, Errno> {
+    /// The child's attributes, and how long the kernel may keep them.
+    fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> Result<(FileAttr, Duration), Errno> {
         let name = name.to_str().ok_or(Errno::ENOENT)?;
         let child = self.tree.child(node_id(parent)?, name)?;
-        self.attr(child)
+        let mut attr = self.attr(child)?;
+        if let (Some(file), Some(cache)) = (self.tree.info(child)?.bin, self.tree.cache()) {
+            attr.ino = INodeNo(cache.lookup(child, &*file, attr.size));
+            return Ok((attr, self.bin_ttl(&*file)));
+        }
+        Ok((attr, TTL))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -361,8 +422,8 @@ impl SysFs {
         gid: Option<u32>,
         size: Option<u64>,
         fh: Option<FileHandle>,
-    ) -> Result<FileAttr, Errno> {
-        let id = node_id(ino)?;
+    ) -> Result<(FileAttr, Duration), Errno> {
+        let id = self.node(ino)?;
         let current = self.attr(id)?;
         // Modes and owners are fixed by whoever built the tree: a mode says
         // which of show/store an attribute has, and the owner is who may
@@ -391,11 +452,11 @@ impl SysFs {
             }
         }
         // Timestamps: accepted, not kept (sysfs keeps them, nothing reads them).
-        self.attr(id)
+        self.attr_of(ino)
     }
 
     fn do_open(&self, ino: INodeNo, flags: OpenFlags) -> Result<(FileHandle, FopenFlags), Errno> {
-        let id = node_id(ino)?;
+        let id = self.node(ino)?;
         match self.tree.target(id)? {
             Target::Attr { mode, attr, shared } => {
                 check_open_mode(mode, flags)?;
@@ -406,7 +467,16 @@ impl SysFs {
             Target::Bin { mode, file, shared } => {
                 check_open_mode(mode, flags)?;
                 file.open(wants_write(flags))?;
-                let fopen = if file.direct_io() {
+                // Through the page cache: buffered opens of a file that asks
+                // for it, while it has a size (nothing to cache at 0, and a
+                // write then fails at once, as without a cache).  Without
+                // FOPEN_KEEP_CACHE: each open drops what the inode cached,
+                // so nothing cached before the file's provider changed it
+                // (an array stopped and run again) is served.
+                let cached = self.cached(&*file).is_some()
+                    && flags.0 & libc::O_DIRECT == 0
+                    && file.size() != 0;
+                let fopen = if file.direct_io() && !cached {
                     FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES
                 } else {
                     FopenFlags::empty()
@@ -416,6 +486,7 @@ impl SysFs {
                     seen_event: AtomicU64::new(shared.event()),
                     file,
                     shared,
+                    node: id,
                     poll_kh: Mutex::new(None),
                 };
                 match self.handles.insert(Handle::Bin(handle)) {
@@ -466,6 +537,18 @@ impl SysFs {
         Ok(revents)
     }
 
+    /// A write-back that failed: if it reached past the end, the kernel
+    /// has grown its size of the inode, which only a new inode undoes.
+    fn past_end(&self, b: &BinHandle, offset: u64, len: usize) {
+        let end = b.file.size();
+        if end != 0 && offset.saturating_add(len as u64) > end {
+            if let Some(cache) = self.cached(&*b.file) {
+                debug!("write-back past the end ({end}) of {:?}", b.node);
+                cache.retire(b.node, end);
+            }
+        }
+    }
+
     fn dir_snapshot(&self, dir: NodeId) -> Result<Arc<Vec<DirEntry>>, Errno> {
         Ok(Arc::new(self.tree.entries(dir)?))
     }
@@ -487,9 +570,13 @@ impl Filesystem for SysFs {
         }
         // O_TRUNC arrives with the open instead of as a truncate afterwards,
         // so it can be ignored for binary files too (as a block device does).
-        self.atomic_o_trunc = config
-            .add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC)
-            .is_ok();
+        // Not under a writeback cache: there the kernel sets its own size to
+        // 0 at such an open, whatever the reply; a truncating setattr it
+        // takes the size of from the reply, which keeps the file's.
+        self.atomic_o_trunc = self.tree.cache_wanted().is_none()
+            && config
+                .add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC)
+                .is_ok();
         // io_submit of direct I/O returns at once and its requests are
         // served in parallel (without this, the kernel serves each one
         // synchronously, so a queue depth of 16 is one at a time), up to
@@ -506,6 +593,18 @@ impl Filesystem for SysFs {
         {
             debug!("kernel lacks FUSE_PARALLEL_DIROPS");
         }
+        // Buffered opens of the files that ask for it through the page
+        // cache, written back later; the caller asked for it by handing the
+        // tree its bookkeeping.
+        if let Some(cache) = self.tree.cache_wanted() {
+            let granted = config
+                .add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE)
+                .is_ok();
+            if !granted {
+                warn!("kernel lacks FUSE_WRITEBACK_CACHE: every open is served per request");
+            }
+            cache.set_active(granted);
+        }
         if !config.capabilities().contains(InitFlags::FUSE_MAX_PAGES) {
             warn!("kernel lacks FUSE_MAX_PAGES: requests are limited to 128 KiB");
         }
@@ -516,18 +615,26 @@ impl Filesystem for SysFs {
         Ok(())
     }
 
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        if let Some(cache) = self.tree.cache() {
+            cache.forget(ino.0, nlookup);
+        }
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         debug!("lookup({:#x}, {name:?})", parent.0);
         match self.do_lookup(parent, name) {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(attr.ino.0 >> 32)),
+            Ok((attr, attr_ttl)) => {
+                reply.entry_with_ttls(&attr_ttl, &TTL, &attr, Generation(attr.ino.0 >> 32));
+            }
             Err(e) => reply.error(errno(e)),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         debug!("getattr({:#x})", ino.0);
-        match node_id(ino).and_then(|id| self.attr(id)) {
-            Ok(attr) => reply.attr(&TTL, &attr),
+        match self.attr_of(ino) {
+            Ok((attr, ttl)) => reply.attr(&ttl, &attr),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -555,7 +662,7 @@ impl Filesystem for SysFs {
             ino.0
         );
         match self.do_setattr(ino, mode, uid, gid, size, fh) {
-            Ok(attr) => reply.attr(&TTL, &attr),
+            Ok((attr, ttl)) => reply.attr(&ttl, &attr),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -695,15 +802,22 @@ impl Filesystem for SysFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         debug!("write({:#x}, {offset}, {})", ino.0, data.len());
+        let from_cache = write_flags.contains(WriteFlags::FUSE_WRITE_CACHE);
         let result = self.handles.get(fh).and_then(|h| match &*h {
             Handle::Attr(a) => a.write(data),
-            Handle::Bin(b) => b.write(offset, data),
+            Handle::Bin(b) => {
+                let r = b.write(offset, data, from_cache);
+                if from_cache && r.is_err() {
+                    self.past_end(b, offset, data.len());
+                }
+                r
+            }
             Handle::Dir(_) => Err(Errno::EISDIR),
         });
         match result {
@@ -887,6 +1001,13 @@ impl Filesystem for SysFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, _size: u32, reply: ReplyXattr) {
+        if self.tree.cache().is_some() {
+            // A buffered write asks for security.capability first (to
+            // drop it), every time: ENOSYS makes the kernel stop asking for
+            // the whole mount, and answer EOPNOTSUPP itself.
+            debug!("getxattr({:#x}, {name:?}): ENOSYS", ino.0);
+            return reply.error(fuser::Errno::ENOSYS);
+        }
         debug!("getxattr({:#x}, {name:?}): ENODATA", ino.0);
         reply.error(fuser::Errno::from_i32(libc::ENODATA));
     }

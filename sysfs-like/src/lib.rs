@@ -52,6 +52,17 @@
 //!   `ftruncate` to the current size succeeds; to any other size fails with
 //!   `EPERM`: the size belongs to the file's provider, and the operation is
 //!   refused rather than malformed.
+//! * **Page cache** (a mount with [`ServeOptions::writeback_cache`]): a
+//!   binary file whose [`BinFile::page_cache`] says so has its opens
+//!   without `O_DIRECT` served from the kernel's page cache, as a block
+//!   device's buffered opens: writes reach [`BinFile::write_at`] at
+//!   write-back, their errors surface at `fsync` and `close`, and a write
+//!   past the end fails only there.  The file tells the tree of changes
+//!   made behind the mount ([`Tree::invalidate_data`]).  Sizes stay the
+//!   files' own although the kernel then keeps its own `i_size` of every
+//!   regular file: a binary file whose size changed gets a new inode at
+//!   the next lookup, and a grown size is pushed to the inodes of
+//!   descriptors still open.
 //! * **Removal while open**: [`Tree::remove`] takes a whole subtree away at
 //!   once. Lookups of removed names fail with `ENOENT`. Files still open keep
 //!   working in a defined way: an attribute keeps serving its snapshot (writes
@@ -70,7 +81,8 @@
 //!
 //! All entry and attribute TTLs are zero, so the kernel asks again on every
 //! path walk and `stat`: sizes and names are always live, and removed names
-//! disappear at once. The tree lock is never held while calling into an
+//! disappear at once.  (The attributes of a file served from the page
+//! cache are kept a second: the kernel would ask before every write.) The tree lock is never held while calling into an
 //! [`Attribute`] or [`BinFile`], so a store may itself add or remove nodes or
 //! call [`Tree::notify`].
 //!
@@ -120,6 +132,7 @@
 #![warn(missing_docs)]
 
 mod attr;
+mod cache;
 mod errno;
 mod fs;
 mod mount;

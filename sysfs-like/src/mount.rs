@@ -13,6 +13,7 @@ use log::{debug, warn};
 use parking_lot::Mutex;
 
 use crate::Tree;
+use crate::cache::KernelCache;
 use crate::fs::SysFs;
 
 /// How [`mount`] serves a tree.
@@ -40,6 +41,15 @@ pub struct ServeOptions {
     /// device with `--direct-io=on`), readahead and write-back
     /// (`max_background`; the kernel's own default is 12). Default 128.
     pub max_background: u16,
+    /// Serve buffered opens of binary files that ask for it
+    /// ([`BinFile::page_cache`](crate::BinFile::page_cache)) from the
+    /// kernel's page cache, written back later (FUSE's writeback cache).
+    /// Every other file is still served per request.  Where the mounting
+    /// user may (root), the mount's share of dirty pages is also lifted
+    /// to a block device's: the kernel gives a FUSE mount 1% of the dirty
+    /// threshold, strictly, so that writers soon wait for write-back at
+    /// every page.  Default false.
+    pub writeback_cache: bool,
 }
 
 impl Default for ServeOptions {
@@ -51,6 +61,7 @@ impl Default for ServeOptions {
             allow_other: false,
             auto_unmount: false,
             max_background: 128,
+            writeback_cache: false,
         }
     }
 }
@@ -88,11 +99,16 @@ pub fn mount(tree: Arc<Tree>, mountpoint: &Path, opts: &ServeOptions) -> io::Res
     config.n_threads = Some(threads);
     config.clone_fd = threads > 1;
 
+    let cache = Arc::new(KernelCache::new());
+    if opts.writeback_cache {
+        tree.set_cache(cache.clone());
+    }
     let mut session = Session::new(
         SysFs::new(tree, opts.max_request, opts.max_background),
         &mountpoint,
         &config,
     )?;
+    cache.set_notifier(session.notifier());
     let unmounter = Unmounter {
         inner: Arc::new(UnmounterInner {
             session: Mutex::new(Some(session.unmount_callable())),
@@ -100,14 +116,38 @@ pub fn mount(tree: Arc<Tree>, mountpoint: &Path, opts: &ServeOptions) -> io::Res
         }),
     };
     debug!("mounted on {}", mountpoint.display());
+
     let thread = thread::Builder::new()
         .name("sysfs-like".to_owned())
         .spawn(move || session.run())?;
+    // Served now: the stat of the mountpoint this takes is answered.
+    if opts.writeback_cache {
+        if let Err(e) = lift_dirty_limit(&mountpoint) {
+            debug!("dirty pages of {} stay capped: {e}", mountpoint.display());
+        }
+    }
     Ok(Mounted {
         thread: Some(thread),
         unmounter,
         mountpoint,
     })
+}
+
+/// The mount's backing device info (`/sys/class/bdi/MAJOR:MINOR`): no cap
+/// of its own on dirty pages (`max_ratio` 100, no `strict_limit`), as a
+/// block device has.  Root only.
+fn lift_dirty_limit(mountpoint: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(mountpoint)?.dev();
+    let bdi = PathBuf::from(format!(
+        "/sys/class/bdi/{}:{}",
+        libc::major(dev),
+        libc::minor(dev)
+    ));
+    std::fs::write(bdi.join("max_ratio"), "100")?;
+    std::fs::write(bdi.join("strict_limit"), "0")?;
+    debug!("{}: max_ratio 100, strict_limit 0", bdi.display());
+    Ok(())
 }
 
 /// A mounted, served tree.

@@ -1,8 +1,8 @@
 //! The tree: an arena of nodes behind one lock.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use fuser::PollNotifier;
@@ -10,6 +10,7 @@ use log::debug;
 use parking_lot::{Mutex, RwLock};
 
 use crate::attr::store_bytes;
+use crate::cache::KernelCache;
 use crate::{Attribute, BinFile, Errno};
 
 /// The root's arena index.
@@ -354,6 +355,9 @@ pub struct Tree {
     arena: RwLock<Arena>,
     uid: u32,
     gid: u32,
+    /// The kernel's page cache of the files served through it, once
+    /// mounted with a writeback cache.
+    cache: OnceLock<Arc<KernelCache>>,
 }
 
 impl Tree {
@@ -381,6 +385,7 @@ impl Tree {
             arena: RwLock::new(arena),
             uid: owner_uid,
             gid: owner_gid,
+            cache: OnceLock::new(),
         })
     }
 
@@ -674,7 +679,43 @@ impl Tree {
         }
     }
 
+    /// Tells the kernel that the contents of binary file `node` changed in
+    /// `offset..offset + len` (`len` 0: to the end) other than through
+    /// writes to the mount, so that it drops what it cached of them and
+    /// reads them again.  Only a file served from the page cache
+    /// ([`BinFile::page_cache`] on a mount with
+    /// [`ServeOptions::writeback_cache`](crate::ServeOptions::writeback_cache))
+    /// has anything cached; for any other this does nothing.
+    ///
+    /// Dirty pages in the range are written back first (through
+    /// [`BinFile::write_at`]), so the newest bytes win; that needs a
+    /// serving thread, so never call this from inside a [`BinFile`] or
+    /// [`Attribute`] method, nor while holding a lock that `write_at`
+    /// takes.  Returns once the kernel has dropped the pages.
+    pub fn invalidate_data(&self, node: NodeId, offset: u64, len: u64) {
+        if let Some(cache) = self.cache.get() {
+            if cache.active() {
+                cache.invalidate(node, offset, len);
+            }
+        }
+    }
+
     // The FUSE adapter's view.
+
+    pub(crate) fn set_cache(&self, cache: Arc<KernelCache>) {
+        let _ = self.cache.set(cache);
+    }
+
+    /// The page cache bookkeeping, when the mount asked for a writeback
+    /// cache (granted or not).
+    pub(crate) fn cache_wanted(&self) -> Option<&Arc<KernelCache>> {
+        self.cache.get()
+    }
+
+    /// The page cache bookkeeping, when the mount has a writeback cache.
+    pub(crate) fn cache(&self) -> Option<&Arc<KernelCache>> {
+        self.cache.get().filter(|c| c.active())
+    }
 
     pub(crate) fn info(&self, node: NodeId) -> Result<Info, Errno> {
         let arena = self.arena.read();

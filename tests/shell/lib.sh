@@ -40,9 +40,10 @@ cleanup() {
 trap cleanup EXIT
 
 # start_daemon [OPTIONS...]: mount the tree on $MNT in the foreground, as a
-# child of this script, and wait until it answers.
+# child of this script, and wait until it answers.  MDFUSE_TEST_DATA_CACHE
+# (none, writeback) runs a script under that --data-cache.
 start_daemon() {
-	"$MDFUSE" mount -f "$@" "$MNT" 2>>"$T/daemon.log" &
+	"$MDFUSE" mount -f ${MDFUSE_TEST_DATA_CACHE:+--data-cache="$MDFUSE_TEST_DATA_CACHE"} "$@" "$MNT" 2>>"$T/daemon.log" &
 	DPID=$!
 	for _ in $(seq 100); do
 		[ -e "$MNT/mdstat" ] && return 0

@@ -411,6 +411,15 @@ pub fn md_do_sync(mddev: &Arc<Mddev>) -> (&'static str, bool) {
                 r.set(rec::INTR);
                 break;
             }
+            // What a mirror's resync or repair copied may differ from what
+            // a read returned before; the step's I/O is done and its
+            // barrier down, so dirty pages the kernel writes back first
+            // can reach md.
+            if !step.skipped && !r.test(rec::CHECK) {
+                if let Some((offset, len)) = p.sync_changed(j, step.sectors) {
+                    mddev.observer().data_changed(mddev, offset, len);
+                }
+            }
             if r.test(rec::INTR) {
                 break;
             }

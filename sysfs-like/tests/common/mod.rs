@@ -128,6 +128,8 @@ pub struct VecFile {
     pub fsyncs: Mutex<Vec<bool>>,
     pub flushes: AtomicUsize,
     pub opens: Mutex<Vec<bool>>,
+    /// What page_cache() says (false unless a test sets it).
+    pub page_cache: AtomicBool,
 }
 
 impl VecFile {
@@ -198,6 +200,10 @@ impl BinFile for VecFile {
     fn fsync(&self, datasync: bool) -> Result<(), Errno> {
         self.fsyncs.lock().unwrap().push(datasync);
         Ok(())
+    }
+
+    fn page_cache(&self) -> bool {
+        self.page_cache.load(Ordering::SeqCst)
     }
 }
 

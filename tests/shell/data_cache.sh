@@ -1,0 +1,299 @@
+#!/bin/bash
+# md0/data with --data-cache=writeback: buffered opens go through the
+# kernel's page cache and reach md at write-back, as a block device's do.
+# Checked here: the size is the array's, never the kernel's own (an inode
+# looked up while the array was inactive, a write past the end); fsync
+# and fdatasync write the cache back to every member; a write-only open
+# can write part of a page; a shared mmap works; O_DIRECT opens still reach md per request; a
+# member failing during write-back is md's usual failure; a repair that
+# changes bytes under cached pages leaves no stale copy, nor does a write
+# over NBD; the kernel stops asking for xattrs at every write; a loop
+# device and ext4 on it pass e2fsck.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/data_lib.sh"
+
+IMG=$T/img
+mkdir -p "$IMG"
+"$MDFUSE" create -l1 -n2 --image-size=20000K "$IMG/vda" "$IMG/vdb" >/dev/null 2>&1 || fail "mdfuse create"
+# This script chooses the mode itself.
+unset MDFUSE_TEST_DATA_CACHE
+# The adapter's debug lines count the requests that reach the tree.
+RUST_LOG=info,sysfs_like::fs=debug start_daemon --data-cache=writeback
+new_array md0 "$IMG/vda" "$IMG/vdb"
+D=$MNT/md0/data
+# requests WORD: how many WORD( requests reached the tree so far.
+requests() { grep -c "sysfs_like::fs\] $1(" "$T/daemon.log" || true; }
+DATA_INO=
+
+log "inactive: no capacity, writes fail at once (not at write-back)"
+expect_eq "$(stat -c %s "$D")" 0 "size while inactive"
+expect_eq "$(wc -c <"$D")" 0 "read while inactive"
+out=$(dd if=/dev/zero of="$D" bs=4096 count=1 conv=notrunc 2>&1) && fail "write while inactive succeeded"
+[[ $out == *"No space left on device"* ]] || fail "write while inactive: $out"
+exec 3<"$D" # held across the run: this inode said 0 bytes
+
+log "running: the size is the array's, for a new lookup and an open descriptor"
+put md0/md/array_state active
+wait_idle md0
+size=$(($(attr md0/size) * 512))
+expect_eq "$(stat -c %s "$D")" "$size" "size once running"
+expect_eq "$(stat -L -c %s /proc/self/fd/3)" "$size" "size on the descriptor opened while inactive"
+exec 3<&-
+head -c "$size" /dev/urandom >"$T/ref"
+dd if="$T/ref" of="$D" bs=1M oflag=direct conv=notrunc status=none || fail "O_DIRECT fill"
+
+# py BODY: run python BODY with D naming md0/data
+py() { python3 -c "import os, sys; D = sys.argv[1]; $1" "$D" || fail "python: $1"; }
+
+log "buffered writes gather in the cache; fsync writes them to every member"
+w0=$(requests write)
+x0=$(requests getxattr)
+head -c 1048576 /dev/urandom >"$T/chunk"
+py "
+fd = os.open(D, os.O_WRONLY)
+c = open('$T/chunk', 'rb').read()
+for i in range(256):
+    os.pwrite(fd, c[i * 4096:(i + 1) * 4096], 4096 * (1024 + i))
+os.fsync(fd)
+os.close(fd)"
+dd if="$T/chunk" of="$T/ref" bs=4096 seek=1024 conv=notrunc status=none
+w=$(($(requests write) - w0))
+[ "$w" -ge 1 ] && [ "$w" -le 32 ] || fail "256 buffered 4 KiB writes reached md as $w writes (wanted 1 to 32)"
+check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+x=$(($(requests getxattr) - x0))
+[ "$x" -le 1 ] || fail "256 buffered writes asked for xattrs $x times"
+
+log "fdatasync too"
+head -c 65536 /dev/urandom >"$T/chunk2"
+py "
+fd = os.open(D, os.O_RDWR)
+os.pwrite(fd, open('$T/chunk2', 'rb').read(), 5 << 20)
+os.fdatasync(fd)
+os.close(fd)"
+dd if="$T/chunk2" of="$T/ref" bs=65536 seek=80 conv=notrunc status=none
+check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+
+log "a write-only open writes part of a page (the kernel reads the rest)"
+py "
+fd = os.open(D, os.O_WRONLY)
+os.pwrite(fd, b'w' * 100, 10)
+os.fsync(fd)
+os.close(fd)"
+printf 'w%.0s' $(seq 100) | dd of="$T/ref" bs=1 seek=10 conv=notrunc status=none
+check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+cmp "$D" "$T/ref" || fail "md0/data read back after the partial write"
+
+log "a shared writable mmap, as of a block device: msync writes it to every member"
+py "
+import mmap
+fd = os.open(D, os.O_RDWR)
+m = mmap.mmap(fd, 8192, offset=4096 * 600)
+m[100:104] = b'mmap'
+m.flush()
+m.close()
+os.close(fd)"
+printf mmap | dd of="$T/ref" bs=1 seek=$((4096 * 600 + 100)) conv=notrunc status=none
+check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+
+log "O_DIRECT opens reach md per request"
+w0=$(requests write)
+dd if="$T/chunk" of="$D" bs=4096 count=8 seek=2048 oflag=direct conv=notrunc status=none || fail "O_DIRECT write"
+dd if="$T/chunk" of="$T/ref" bs=4096 count=8 seek=2048 conv=notrunc status=none
+expect_eq "$(($(requests write) - w0))" 8 "write requests of 8 O_DIRECT writes"
+cmp "$D" "$T/ref" || fail "buffered read after O_DIRECT writes"
+dd if="$D" bs=1M iflag=direct status=none | cmp - "$T/ref" || fail "O_DIRECT read back"
+
+log "the end: a buffered write past it fails (at close), never reaches md nor moves the end"
+ino=$(stat -c %i "$D")
+out=$(dd if=/dev/zero of="$D" bs=4096 seek=$((size / 4096)) count=1 conv=notrunc 2>&1) &&
+	fail "buffered write at the end succeeded"
+[[ $out == *"No space left on device"* ]] || fail "buffered write at the end: $out"
+# Crossing the end: the part within is written, as a block device takes it.
+head -c 8192 /dev/urandom >"$T/cross"
+out=$(dd if="$T/cross" of="$D" bs=8192 seek=$((size - 4096)) oflag=seek_bytes conv=notrunc 2>&1) &&
+	fail "buffered write crossing the end succeeded"
+[[ $out == *"No space left on device"* ]] || fail "buffered write crossing the end: $out"
+head -c 4096 "$T/cross" | dd of="$T/ref" bs=4096 seek=$((size / 4096 - 1)) conv=notrunc status=none
+expect_eq "$(stat -c %s "$D")" "$size" "size after writes past the end"
+[ "$(stat -c %i "$D")" != "$ino" ] || fail "the inode that saw a write past the end is still looked up"
+expect_eq "$(dd if="$D" bs=1M skip="$size" iflag=skip_bytes status=none | wc -c)" 0 "read at the end"
+cmp "$D" "$T/ref" || fail "contents after writes past the end"
+check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+refused_trunc=$(truncate -s $((size + 4096)) "$D" 2>&1) && fail "truncate of md0/data succeeded"
+[[ $refused_trunc == *"Invalid argument"* ]] || fail "truncate: $refused_trunc"
+
+# Every open of md0/data drops what the kernel cached of it, so a stale
+# copy would show through a descriptor opened before the change: fd 4.
+# page_via_fd4 BLOCK: 4 KiB block BLOCK of md0/data, read through fd 4.
+page_via_fd4() { python3 -c "import os, sys; sys.stdout.buffer.write(os.pread(4, 4096, $1 * 4096))"; }
+
+log "a write over the array's NBD export: no stale copy, and no older dirty page lands over it"
+U=$(attr md0/nbd)
+exec 4<"$D"
+page_via_fd4 300 >/dev/null # now cached
+qemu-io -f raw -c "write -q -P 0x5a $((300 * 4096)) 4096" "$U" || fail "qemu-io write"
+printf '\x5a%.0s' $(seq 4096) | dd of="$T/ref" bs=4096 seek=300 conv=notrunc status=none
+cmp <(page_via_fd4 300) <(dd if="$T/ref" bs=4096 skip=300 count=1 status=none) ||
+	fail "a page cached before a write over NBD still shows the older bytes"
+# A page made dirty before the NBD write is written back before it (when
+# the kernel has not written it back by itself already), never after.
+py "
+fd = os.open(D, os.O_WRONLY)
+os.pwrite(fd, b'e' * 4096, 302 * 4096)
+import subprocess
+subprocess.run(['qemu-io', '-f', 'raw', '-c', 'write -q -P 0x5b $((301 * 4096)) 8192', '$U'], check=True)
+os.fsync(fd)
+os.close(fd)"
+printf '\x5b%.0s' $(seq 8192) | dd of="$T/ref" bs=4096 seek=301 conv=notrunc status=none
+exec 4<&-
+cmp "$D" "$T/ref" || fail "md0/data after a write over NBD"
+check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+
+log "a new open drops what the kernel cached; an O_DIRECT write lands after dirty pages"
+exec 4<"$D"
+page_via_fd4 400 >/dev/null # now cached
+head -c 4096 /dev/urandom >"$T/behind"
+for img in "$IMG/vda" "$IMG/vdb"; do
+	dd if="$T/behind" of="$img" bs=512 seek=$(($(attr "md0/md/dev-$(basename "$img")/offset") + 8 * 400)) \
+		conv=notrunc status=none
+done
+cmp -s <(page_via_fd4 400) "$T/behind" && fail "the page was not cached (nothing to show)"
+exec 4<&-
+cmp <(dd if="$D" bs=4096 skip=400 count=1 status=none) "$T/behind" || fail "a new open read a stale page"
+dd if="$T/behind" of="$T/ref" bs=4096 seek=400 conv=notrunc status=none
+head -c 4096 /dev/urandom >"$T/direct"
+py "
+fd = os.open(D, os.O_WRONLY)
+os.pwrite(fd, b'o' * 4096, 401 * 4096)
+d = os.open(D, os.O_WRONLY | os.O_DIRECT)
+import mmap
+buf = mmap.mmap(-1, 4096)
+buf.write(open('$T/direct', 'rb').read())
+os.pwrite(d, buf, 401 * 4096)
+os.close(d)
+os.fsync(fd)
+os.close(fd)"
+dd if="$T/direct" of="$T/ref" bs=4096 seek=401 conv=notrunc status=none
+check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+
+log "a repair that changes bytes under cached pages: no stale copy"
+# Reads avoid vdb (write-mostly); vdb gets other bytes behind md's back;
+# the page is read into the cache from vda; a repair from vdb then copies
+# vdb's bytes over vda's.
+put md0/md/dev-vdb/state writemostly
+off=$(attr md0/md/dev-vdb/offset)
+head -c 4096 /dev/urandom >"$T/behind"
+dd if="$T/behind" of="$IMG/vdb" bs=512 seek=$((off + 8 * 100)) conv=notrunc status=none
+exec 4<"$D"
+cmp <(page_via_fd4 100) <(dd if="$T/ref" bs=4096 skip=100 count=1 status=none) ||
+	fail "the page before the repair is not vda's"
+put md0/md/repair_source vdb
+put md0/md/sync_action repair
+wait_idle md0
+put md0/md/repair_source auto
+put md0/md/dev-vdb/state -writemostly
+dd if="$T/behind" of="$T/ref" bs=4096 seek=100 conv=notrunc status=none
+check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+cmp <(page_via_fd4 100) "$T/behind" || fail "a cached page still shows what the repair replaced"
+exec 4<&-
+cmp "$D" "$T/ref" || fail "contents after the repair"
+
+log "log, which grows: its size and end, by path and through a held descriptor"
+exec 5<"$MNT/log"
+put md0/md/sync_action check
+wait_idle md0
+expect_eq "$(tail -n 1 "$MNT/log")" "$(cat "$MNT/log" | tail -n 1)" "tail of log"
+expect_eq "$(stat -L -c %s /proc/self/fd/5)" "$(wc -c <"$MNT/log")" "size of log through a held descriptor"
+exec 5<&-
+
+log "a member failing during write-back: md's usual failure, nothing lost"
+head -c 1048576 /dev/urandom >"$T/chunk3"
+put md0/md/dev-vdb/fault write-error
+py "
+fd = os.open(D, os.O_RDWR)
+os.pwrite(fd, open('$T/chunk3', 'rb').read(), 8 << 20)
+os.fsync(fd)
+os.close(fd)"
+dd if="$T/chunk3" of="$T/ref" bs=1M seek=8 conv=notrunc status=none
+state=$(attr md0/md/dev-vdb/state)
+[[ $state == *faulty* ]] || fail "vdb after a write-back write error: $state"
+expect_eq "$(attr md0/md/degraded)" 1 "degraded"
+check_legs md0 "$T/ref" "$IMG/vda"
+cmp "$D" "$T/ref" || fail "contents after the member failed"
+
+log "stop while open is refused; an inactive array's opens behave as before"
+exec 3<"$D"
+expect_err "Device or resource busy" md0/md/array_state inactive
+exec 3<&-
+put md0/md/array_state inactive
+expect_eq "$(stat -c %s "$D")" 0 "size once stopped"
+expect_eq "$(wc -c <"$D")" 0 "read once stopped"
+out=$(dd if=/dev/zero of="$D" bs=4096 count=1 conv=notrunc 2>&1) && fail "write once stopped succeeded"
+[[ $out == *"No space left on device"* ]] || fail "write once stopped: $out"
+
+log "rerun (vdb re-added and recovered), a loop device, ext4, e2fsck"
+put md0/md/dev-vdb/state remove 2>/dev/null || true
+put md0/md/array_state clear
+new_array md0 "$IMG/vda"
+put md0/md/array_state active
+put md0/md/new_dev "$IMG/vdb"
+wait_idle md0
+cmp "$D" "$T/ref" || fail "contents after the recovery"
+check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+l=$(losetup -f --show "$D") || fail "losetup"
+LOOPS+=("$l")
+expect_eq "$(blockdev --getsize64 "$l")" "$size" "loop device size"
+mkfs.ext4 -q -F "$l" >/dev/null || fail "mkfs.ext4"
+mkdir -p "$T/fs"
+mount "$l" "$T/fs" || fail "mount"
+MOUNTS+=("$T/fs")
+for i in $(seq 20); do head -c $((i * 10000)) /dev/urandom >"$T/fs/f$i"; done
+sha_fs=$(cat "$T"/fs/f* | sha256sum)
+umount "$T/fs"
+MOUNTS=()
+losetup -d "$l"
+LOOPS=()
+e2fsck -fn "$D" >"$T/fsck" 2>&1 || { cat "$T/fsck" >&2; fail "e2fsck -fn"; }
+l=$(losetup --direct-io=on -f --show "$D") || fail "losetup --direct-io=on"
+LOOPS+=("$l")
+expect_eq "$(losetup -n -O DIO "$l" | tr -d ' ')" 1 "loop device direct I/O"
+mount -o ro "$l" "$T/fs" || fail "mount over the direct-I/O loop device"
+MOUNTS+=("$T/fs")
+expect_eq "$(cat "$T"/fs/f* | sha256sum)" "$sha_fs" "files through the direct-I/O loop device"
+umount "$T/fs"
+MOUNTS=()
+losetup -d "$l"
+LOOPS=()
+log "SIGTERM: what is dirty in the cache reaches every member before the arrays stop"
+cp "$D" "$T/ref" # what ext4 left
+head -c 65536 /dev/urandom >"$T/chunk4"
+python3 -c "
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY)
+os.pwrite(fd, open('$T/chunk4', 'rb').read(), 9 << 20)
+open('$T/dirty', 'w').close()
+time.sleep(60)" "$D" &
+HOLDER=$!
+for _ in $(seq 100); do [ -e "$T/dirty" ] && break; sleep 0.05; done
+[ -e "$T/dirty" ] || fail "the writer never wrote"
+dd if="$T/chunk4" of="$T/ref" bs=65536 seek=144 conv=notrunc status=none
+# The kernel may write it back by itself first (it does soon when much of
+# the machine's memory is dirty); then this run shows nothing.
+off=$(attr md0/md/dev-vda/offset)
+if leg_data "$IMG/vda" $((off + (9 << 11))) 128 | cmp -s - "$T/chunk4"; then
+	log "(written back before SIGTERM already: nothing to show this run)"
+fi
+kill -TERM "$DPID"
+for _ in $(seq 200); do grep -qF "md: md0 stopped." "$T/daemon.log" && break; sleep 0.05; done
+grep -qF "md: md0 stopped." "$T/daemon.log" || fail "md0 did not stop on SIGTERM"
+kill "$HOLDER"
+wait "$HOLDER" 2>/dev/null || true
+for _ in $(seq 200); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.05; done
+! kill -0 "$DPID" 2>/dev/null || fail "the daemon still runs after SIGTERM"
+DPID=
+for img in "$IMG/vda" "$IMG/vdb"; do
+	leg_data "$img" "$off" $((size / 512)) | cmp - "$T/ref" ||
+		fail "$(basename "$img"): the dirty pages at SIGTERM did not reach it"
+done
+final_checks
+log "ok"
