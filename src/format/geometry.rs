@@ -215,17 +215,7 @@ pub fn plan_bitmap_covering(
         return Err(BitmapError::NoRoom);
     }
     let max_bits = (room * 512 - BITMAP_SB_LEN as u64) * 8;
-    let mut min_chunk = MIN_BITMAP_CHUNK;
-    let mut bits = sync_size.wrapping_mul(512) / min_chunk + 1;
-    while bits > max_bits {
-        min_chunk *= 2;
-        bits = bits.div_ceil(2);
-    }
-    let chunk = match chunk_bytes {
-        None => min_chunk.max(DEFAULT_BITMAP_CHUNK),
-        Some(c) if c < min_chunk => return Err(BitmapError::ChunkTooSmall { min_chunk }),
-        Some(c) => c,
-    };
+    let chunk = choose_bitmap_chunk(max_bits, sync_size, chunk_bytes)?;
     let offset = match minor {
         Minor::V1 | Minor::V2 => 4 * 2,
         Minor::V0 => {
@@ -458,6 +448,27 @@ pub fn bitmap_area(plan: &BitmapPlan, uuid: [u8; 16]) -> Vec<u8> {
     let mut buf = vec![0xffu8; len];
     buf[..BITMAP_SB_LEN].copy_from_slice(&plan.superblock(uuid).to_bytes());
     buf
+}
+
+/// The bitmap chunk mdadm picks for `sync_size` sectors in `max_bits`
+/// bits: `chunk_bytes` if given (refused below the smallest that fits),
+/// else the smallest that fits and at least 64 MiB.
+pub fn choose_bitmap_chunk(
+    max_bits: u64,
+    sync_size: u64,
+    chunk_bytes: Option<u64>,
+) -> Result<u64, BitmapError> {
+    let mut min_chunk = MIN_BITMAP_CHUNK;
+    let mut bits = sync_size.wrapping_mul(512) / min_chunk + 1;
+    while bits > max_bits {
+        min_chunk *= 2;
+        bits = bits.div_ceil(2);
+    }
+    match chunk_bytes {
+        None => Ok(min_chunk.max(DEFAULT_BITMAP_CHUNK)),
+        Some(c) if c < min_chunk => Err(BitmapError::ChunkTooSmall { min_chunk }),
+        Some(c) => Ok(c),
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 //! ```
 
 use super::bitmap::BITMAP_SB_LEN;
-use super::geometry::{BitmapError, BitmapPlan, DEFAULT_BITMAP_CHUNK, MIN_BITMAP_CHUNK};
+use super::geometry::{BitmapError, BitmapPlan, choose_bitmap_chunk};
 use super::kint;
 use super::super0::{self, Disk0, MD_SB_DISKS, Superblock0, disk_state, sb_state};
 use super::super1::MD_SB_MAGIC;
@@ -34,17 +34,7 @@ pub fn free_sectors0(dev_sectors: u64) -> Option<u64> {
 /// It covers `sync_size` sectors.
 pub fn plan_bitmap0(sync_size: u64, chunk_bytes: Option<u64>) -> Result<BitmapPlan, BitmapError> {
     let max_bits = (BITMAP0_BYTES as u64 - BITMAP_SB_LEN as u64) * 8;
-    let mut min_chunk = MIN_BITMAP_CHUNK;
-    let mut bits = sync_size.wrapping_mul(512) / min_chunk + 1;
-    while bits > max_bits {
-        min_chunk *= 2;
-        bits = bits.div_ceil(2);
-    }
-    let chunk = match chunk_bytes {
-        None => min_chunk.max(DEFAULT_BITMAP_CHUNK),
-        Some(c) if c < min_chunk => return Err(BitmapError::ChunkTooSmall { min_chunk }),
-        Some(c) => c,
-    };
+    let chunk = choose_bitmap_chunk(max_bits, sync_size, chunk_bytes)?;
     Ok(BitmapPlan {
         offset: 8,
         chunk_bytes: chunk,
