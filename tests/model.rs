@@ -2643,3 +2643,70 @@ fn a_degraded_raid6_resync_mends_the_syndrome_left() {
     run.then(Op::Wait);
     run.play(&[Op::AddBlank { dev: "d4".into() }, Op::Wait, Op::Check]);
 }
+
+/// An old member that md will not take back in its role (not too old for
+/// the bitmap, but its slot is held by the spare rebuilt in its place)
+/// is given a spare's superblock
+/// and rebuilt whole, wherever it lands.  It must not keep the slot its
+/// old superblock gave: rebuilt in another slot, its superblock would say
+/// RECOVERY_BITMAP, and after a crash it would be taken back in that slot
+/// on the bitmap's word, its clean chunks skipped, with the other slot's
+/// old blocks in it.  Found by the model (`MDFUSE_MODEL_SEED=0x5ef0`,
+/// RAID6, 805 steps: a chunk read back as the parity of its row).
+#[test]
+fn an_old_member_added_as_a_spare_is_rebuilt_whole_after_a_crash() {
+    let (spec, p) = level("raid6");
+    let knobs = Knobs::replay(4, Some("64K"), true);
+    let mut run = Run::new(spec, p, 12, &Settings::from_env(), Some(knobs));
+    let len = 4usize << 20;
+    let wait_clean = |run: &mut Run| {
+        let t0 = Instant::now();
+        while run.live().mddev.bitmap().unwrap().dirty_chunks() > 0 {
+            assert!(t0.elapsed() < WAIT_LIMIT, "the bitmap stays dirty");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    run.then(Op::Write {
+        off: 0,
+        len,
+        seed: 1,
+    });
+    run.then(Op::Flush);
+    wait_clean(&mut run);
+    // d0 leaves; a blank image is rebuilt in its slot.
+    run.then(Op::Fail { dev: "d0".into() });
+    run.then(Op::Remove { dev: "d0".into() });
+    run.then(Op::AddBlank { dev: "d4".into() });
+    run.then(Op::Wait);
+    // d1's slot comes free; d0 comes back as a spare, is put there and
+    // rebuilt, held at sector 1024, when the process dies.
+    run.then(Op::Fail { dev: "d1".into() });
+    run.then(Op::Remove { dev: "d1".into() });
+    run.live().put("md0/md/sync_max", "1024").unwrap();
+    run.then(Op::ReAdd { dev: "d0".into() });
+    let t0 = Instant::now();
+    loop {
+        let l = run.live();
+        let bound = l.rdev("d0").is_some_and(|r| r.raid_disk() >= 0);
+        if bound
+            && !l.mddev.sb_flags.any()
+            && l.mddev.sync.busy()
+            && l.mddev.sync.curr_resync() == 1024
+        {
+            break;
+        }
+        assert!(t0.elapsed() < WAIT_LIMIT, "the rebuild never reached 1024");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run.then(Op::Crash {
+        power_loss: false,
+        with_stale: false,
+        seed: 0,
+    });
+    run.play(&[
+        Op::Wait,
+        Op::Check,
+        Op::Fail { dev: "d2".into() },
+        Op::Read { off: 0, len },
+    ]);
+}

@@ -646,7 +646,13 @@ fn sync_1(cfg: &Config, view: &SyncView, rdev: &Rdev, sb: &mut Superblock1) {
     if rdev.raid_disk() >= 0 && !rdev.flags.test(rf::JOURNAL) && !rdev.in_sync() {
         sb.feature_map |= feature::RECOVERY_OFFSET;
         sb.recovery_offset = rdev.recovery_offset();
-        if rdev.saved_raid_disk() >= 0 && view.has_bitmap {
+        // Only a member catching up in the slot it left: assembly takes
+        // RECOVERY_BITMAP as "saved slot = this role", so one rebuilt
+        // whole in another slot (its own was taken) would come back after
+        // a crash as caught up on the bitmap's word, its clean chunks
+        // skipped though they hold another slot's blocks.  (Linux sets it
+        // for any saved slot.)
+        if rdev.saved_raid_disk() == rdev.raid_disk() && view.has_bitmap {
             sb.feature_map |= feature::RECOVERY_BITMAP;
         }
     }
