@@ -184,8 +184,10 @@ expect_eq "$(b_images)" "$before" "the images while read-only"
 # array resyncs.
 [ "$(b_img vdk)" != "$(b_img vdl)" ] || fail "the mirrors are alike already"
 mdf manage md0 --readwrite 2>/dev/null || fail "--readwrite"
+# md's thread starts the resync after the switch: wait for it to have
+# run, not only for an idle moment before it starts.
+wait_for md0/md/last_sync_action resync 120
 wait_idle md0
-expect_eq "$(attr md0/md/last_sync_action)" resync "last_sync_action"
 mdf stop md0 2>/dev/null
 expect_eq "$(b_img vdk)" "$(b_img vdl)" "the mirrors after the resync"
 
