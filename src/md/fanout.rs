@@ -155,6 +155,36 @@ where
         .collect()
 }
 
+/// Pieces of one request on lanes, as md queues each member's bios in
+/// order on its own device: piece `i` runs on lane `lanes[i]`, a lane's
+/// pieces one after another in their order, the lanes at once (by
+/// [`fan_out`]).  Returns each piece's result, in piece order.
+///
+/// Never call it from inside a job of [`fan_out`]: a job waiting on jobs
+/// queued behind it could wait for good once every pool thread waits.
+pub fn fan_out_lanes<T, F>(lanes: &[usize], f: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize) -> T + Sync,
+{
+    let mut names: Vec<usize> = lanes.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    let per_lane: Vec<Vec<(usize, T)>> = fan_out(names.len(), |l| {
+        (0..lanes.len())
+            .filter(|&i| lanes[i] == names[l])
+            .map(|i| (i, f(i)))
+            .collect()
+    });
+    let mut out: Vec<Option<T>> = (0..lanes.len()).map(|_| None).collect();
+    for (i, v) in per_lane.into_iter().flatten() {
+        out[i] = Some(v);
+    }
+    out.into_iter()
+        .map(|v| v.expect("every piece is on one lane"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +228,23 @@ mod tests {
         }));
         assert!(r.is_err());
         assert_eq!(done.load(Ordering::Acquire), 2);
+    }
+
+    #[test]
+    fn lanes_keep_their_order_and_results_come_back_in_piece_order() {
+        let lanes = [0, 1, 0, 2, 1, 0];
+        let seen: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+        let v = fan_out_lanes(&lanes, |i| {
+            seen.lock().push(i);
+            i * 10
+        });
+        assert_eq!(v, vec![0, 10, 20, 30, 40, 50]);
+        let seen = seen.into_inner();
+        for lane in 0..3 {
+            let order: Vec<usize> = seen.iter().copied().filter(|&i| lanes[i] == lane).collect();
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(order, sorted, "lane {lane} ran out of order");
+        }
     }
 }

@@ -1,37 +1,84 @@
 //! A request cut into pieces, one per member it reaches, as the
 //! personalities that map each sector to one member (linear, raid0) cut
-//! theirs; reading and writing such a list in order.
+//! theirs; reading and writing such a list, each member's pieces in
+//! order and the members at once.
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
+use super::fanout::fan_out_lanes;
 use super::{Errno, Rdev};
 
 /// One piece of a request: a member, the sector on it (from its
 /// data_offset), and the sectors it takes.
 pub type Piece = (Arc<Rdev>, u64, u64);
 
-/// Read `buf` from `pieces`, which cover it in order.  A member's I/O
-/// error is the reader's EIO.
-pub fn read_pieces(pieces: &[Piece], buf: &mut [u8]) -> Result<(), Errno> {
-    let mut done = 0usize;
-    for (rdev, s, n) in pieces {
-        let piece = &mut buf[done..done + (n * 512) as usize];
-        rdev.read_data(piece, *s).map_err(|_| Errno::EIO)?;
-        done += piece.len();
+/// Cut `buf` into consecutive slices of `lens` bytes, each behind its
+/// own lock so that the jobs of a fan-out can fill them at once.
+pub fn split_for_jobs(
+    mut buf: &mut [u8],
+    lens: impl Iterator<Item = usize>,
+) -> Vec<Mutex<&mut [u8]>> {
+    let mut out = Vec::new();
+    for len in lens {
+        let (head, rest) = std::mem::take(&mut buf).split_at_mut(len);
+        out.push(Mutex::new(head));
+        buf = rest;
     }
-    Ok(())
+    out
 }
 
-/// Write `data` to `pieces`, which cover it in order.  A member's I/O
-/// error is the writer's EIO.
-pub fn write_pieces(pieces: &[Piece], data: &[u8]) -> Result<(), Errno> {
-    let mut done = 0usize;
-    for (rdev, s, n) in pieces {
-        let piece = &data[done..done + (n * 512) as usize];
-        rdev.write_data(piece, *s).map_err(|_| Errno::EIO)?;
-        done += piece.len();
+/// The lane of each piece: one per member, so that a member's pieces go
+/// in order and the members at once.
+fn member_lanes(pieces: &[Piece]) -> Vec<usize> {
+    let mut members: Vec<&Arc<Rdev>> = Vec::new();
+    pieces
+        .iter()
+        .map(
+            |(rdev, _, _)| match members.iter().position(|m| Arc::ptr_eq(m, rdev)) {
+                Some(l) => l,
+                None => {
+                    members.push(rdev);
+                    members.len() - 1
+                }
+            },
+        )
+        .collect()
+}
+
+/// Read `buf` from `pieces`, which cover it in order, every member at
+/// once.  A member's I/O error is the reader's EIO.
+pub fn read_pieces(pieces: &[Piece], buf: &mut [u8]) -> Result<(), Errno> {
+    let slices = split_for_jobs(buf, pieces.iter().map(|p| (p.2 * 512) as usize));
+    let results = fan_out_lanes(&member_lanes(pieces), |i| {
+        pieces[i].0.read_data(&mut slices[i].lock(), pieces[i].1)
+    });
+    match results.iter().all(|r| r.is_ok()) {
+        true => Ok(()),
+        false => Err(Errno::EIO),
     }
-    Ok(())
+}
+
+/// Write `data` to `pieces`, which cover it in order, every member at
+/// once.  A member's I/O error is the writer's EIO.
+pub fn write_pieces(pieces: &[Piece], data: &[u8]) -> Result<(), Errno> {
+    let mut starts = Vec::with_capacity(pieces.len());
+    let mut at = 0usize;
+    for p in pieces {
+        starts.push(at);
+        at += (p.2 * 512) as usize;
+    }
+    let results = fan_out_lanes(&member_lanes(pieces), |i| {
+        let len = (pieces[i].2 * 512) as usize;
+        pieces[i]
+            .0
+            .write_data(&data[starts[i]..starts[i] + len], pieces[i].1)
+    });
+    match results.iter().all(|r| r.is_ok()) {
+        true => Ok(()),
+        false => Err(Errno::EIO),
+    }
 }
 
 /// `md_flush_request` for such a personality: a flush to every member;

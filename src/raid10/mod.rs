@@ -22,9 +22,11 @@ use parking_lot::RwLock;
 use self::barrier::Barrier;
 use self::geom::{Copy, GeoError, Geom};
 use crate::format::MAX_SECTOR;
+use crate::md::fanout::{fan_out, fan_out_lanes};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::member_io::{narrow_write_error, set_badblocks, wait_sb_written, wait_unblocked};
 use crate::md::personality::{Personality, Raid, Resized, SyncStep};
+use crate::md::pieces::split_for_jobs;
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
 
@@ -582,9 +584,15 @@ impl Conf {
         }
         let mut uptodate = false;
         let mut write_error = false;
-        for (r, addr, repl) in &targets {
+        // Every copy's write is issued before any is waited for.
+        for (r, _, _) in &targets {
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
-            match r.write_data(data, *addr) {
+        }
+        let written = fan_out(targets.len(), |i| {
+            targets[i].0.write_data(data, targets[i].1)
+        });
+        for ((r, addr, repl), result) in targets.iter().zip(written) {
+            match result {
                 Ok(()) => {
                     if r.in_sync() && !r.faulty() {
                         uptodate = true;
@@ -758,17 +766,24 @@ impl Raid for Conf {
         &RAID10
     }
 
+    /// Chunk by chunk, as many chunks at once as there are members (one
+    /// chunk's copies lie on different members than the next one's).
     fn read(&self, mddev: &Mddev, buf: &mut [u8], sector: u64) -> Result<(), Errno> {
         let sectors = (buf.len() / 512) as u64;
+        let mut pieces = Vec::new();
         let mut done = 0u64;
         while done < sectors {
-            let s = sector + done;
-            let n = self.in_chunk(s, sectors - done);
-            let piece = &mut buf[(done * 512) as usize..((done + n) * 512) as usize];
-            self.read_piece(mddev, piece, s)?;
+            let n = self.in_chunk(sector + done, sectors - done);
+            pieces.push((sector + done, n));
             done += n;
         }
-        Ok(())
+        let slices = split_for_jobs(buf, pieces.iter().map(|p| (p.1 * 512) as usize));
+        let lanes: Vec<usize> = (0..pieces.len()).map(|i| i % self.geo.raid_disks).collect();
+        fan_out_lanes(&lanes, |i| {
+            self.read_piece(mddev, &mut slices[i].lock(), pieces[i].0)
+        })
+        .into_iter()
+        .collect()
     }
 
     fn write(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno> {
