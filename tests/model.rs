@@ -2710,3 +2710,65 @@ fn an_old_member_added_as_a_spare_is_rebuilt_whole_after_a_crash() {
         Op::Read { off: 0, len },
     ]);
 }
+
+/// A sync step that the source leg fails to read is read again page by
+/// page from the other legs, the last page too when the step ends inside
+/// one: a step cut short by a bad block on the source (here 256..380,
+/// fifteen and a half pages) had its last half page written to the
+/// member being rebuilt as zeros, and that member was then in sync.
+/// Found by the model (`MDFUSE_MODEL_SEED=0xa006`, step 940, once, under
+/// heavy load: a replacement rebuilt from a leg that had vanished and had
+/// a bad block at sector 380 read zeros at sectors 376..380).
+#[test]
+fn a_sync_read_retried_page_by_page_keeps_its_last_part_page() {
+    let (spec, p) = raid1();
+    let knobs = Knobs::replay(3, Some("64K"), true);
+    let mut run = Run::new(spec, p, 14, &Settings::from_env(), Some(knobs));
+    run.then(Op::Write {
+        off: 0,
+        len: 1 << 20,
+        seed: 1,
+    });
+    run.then(Op::Flush);
+    run.then(Op::Fail { dev: "d2".into() });
+    run.then(Op::Remove { dev: "d2".into() });
+    // d0, the first leg a sync reads, gets a bad block at sector 380 and
+    // cannot read 256..380: the step at 256 stops at the bad block, its
+    // read fails on d0, and d1 serves it page by page.
+    let data_offset = run.live().rdev("d0").unwrap().data_offset();
+    let bad = data_offset + 380;
+    run.then(Op::Fault {
+        dev: "d0".into(),
+        rule: format!("write-error {bad}-{bad}"),
+    });
+    run.then(Op::Write {
+        off: 380 * 512,
+        len: 512,
+        seed: 2,
+    });
+    assert!(
+        run.live().rdev("d0").unwrap().badblocks.lock().count() > 0,
+        "d0 has no bad block"
+    );
+    run.then(Op::Fault {
+        dev: "d0".into(),
+        rule: format!("read-error {}-{}", data_offset + 256, bad - 1),
+    });
+    // A blank image is rebuilt in d2's slot while those faults last.
+    run.then(Op::AddBlank { dev: "d3".into() });
+    let t0 = Instant::now();
+    while !run.live().rdev("d3").expect("d3 bound").in_sync() {
+        assert!(t0.elapsed() < WAIT_LIMIT, "the rebuild never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Only d3 is left to read from.
+    run.play(&[
+        Op::Wait,
+        Op::Fail { dev: "d0".into() },
+        Op::Fail { dev: "d1".into() },
+        Op::Read {
+            off: 256 * 512,
+            len: 128 * 512,
+        },
+    ]);
+}

@@ -1460,8 +1460,10 @@ impl Conf {
         if src.read_data(buf, sector).is_ok() {
             return true;
         }
-        let pages = buf.len() / (PAGE_SECTORS as usize * 512);
-        let pages = pages.max(1);
+        // Every page the step covers, the last one too when the step
+        // ends inside it (a step cut short by a bad block): a part left
+        // out would go to the targets as the buffer's zeros.
+        let pages = buf.len().div_ceil(PAGE_SECTORS as usize * 512);
         let mut all_ok = true;
         for p in 0..pages {
             let off = p * PAGE_SECTORS as usize * 512;
