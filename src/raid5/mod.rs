@@ -23,9 +23,10 @@ use parking_lot::{Mutex, RwLock};
 use self::geometry::{Geometry, Stripe, algorithm_valid_raid5, algorithm_valid_raid6};
 use crate::format::MAX_SECTOR;
 use crate::kstr::{kstrtouint, kstrtoull};
-use crate::md::fanout::fan_out;
+use crate::md::fanout::{fan_out, fan_out_lanes};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::personality::{PersAttr, Personality, Raid, Resized, SyncStep};
+use crate::md::pieces::split_for_jobs;
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
 
@@ -296,7 +297,8 @@ pub struct Conf {
 
 /// The settings of `raid5_attrs_group`.  Requests are handled one stripe
 /// at a time without a cache, so these are kept and shown, bounded as the
-/// kernel bounds them, but change nothing of how I/O is done.
+/// kernel bounds them, but change nothing of how I/O is done -- except
+/// `rmw_level`, which picks a write's method as md's does.
 struct Tunables {
     stripe_cache_size: u32,
     bypass_threshold: u32,
@@ -304,6 +306,10 @@ struct Tunables {
     skip_copy: bool,
     rmw_level: u32,
 }
+
+/// A member's writes in a row: the member, its new block, and the
+/// ranges of it written (member sector, offset in the block, bytes).
+type MemberWrites<'a> = (&'a Arc<Rdev>, &'a [u8], Vec<(u64, usize, usize)>);
 
 /// Counts a stripe as active while it lives.
 struct ActiveStripe<'a>(&'a AtomicU32);
@@ -407,6 +413,22 @@ impl Conf {
             errors.push(i);
             Block::Lost
         }
+    }
+
+    /// [`Self::read_member`] of each member in `which`, all at once: each
+    /// block, and whether its read failed.
+    fn read_members(
+        &self,
+        mddev: &Mddev,
+        which: &[usize],
+        dev_sector: u64,
+        len: u64,
+    ) -> Vec<(Block, bool)> {
+        fan_out(which.len(), |k| {
+            let mut errors = Vec::new();
+            let block = self.read_member(mddev, which[k], dev_sector, len, &mut errors);
+            (block, !errors.is_empty())
+        })
     }
 
     /// `raid5_end_read_request`'s error path and the rewrite that follows
@@ -768,17 +790,23 @@ impl Conf {
         let len = (nr * 512) as usize;
         let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
         let covered = |i: usize| pieces.iter().any(|p| p.0 == i && p.1 == lo && p.3 == nr);
-        // Read what the new data does not wholly replace.
+        if self.prefers_rmw(mddev, st, pieces, lo, nr) {
+            if let Some(r) = self.write_row_rmw(mddev, data, st, pieces, lo, nr) {
+                return r;
+            }
+            // A read failed: reconstruct-write rebuilds what it can.
+        }
+        // Reconstruct-write: read what the new data does not wholly
+        // replace.
         let mut errors = Vec::new();
-        let mut blocks: Vec<Block> = (0..n)
-            .map(|i| {
-                if is_parity(i) || covered(i) {
-                    Block::Lost
-                } else {
-                    self.read_member(mddev, i, lo, nr, &mut errors)
-                }
-            })
-            .collect();
+        let mut blocks: Vec<Block> = (0..n).map(|_| Block::Lost).collect();
+        let old: Vec<usize> = (0..n).filter(|&i| !is_parity(i) && !covered(i)).collect();
+        for (i, (block, failed)) in old.iter().zip(self.read_members(mddev, &old, lo, nr)) {
+            blocks[*i] = block;
+            if failed {
+                errors.push(*i);
+            }
+        }
         let need_rebuild =
             (0..n).any(|i| !is_parity(i) && !covered(i) && matches!(blocks[i], Block::Lost));
         if need_rebuild {
@@ -828,8 +856,134 @@ impl Conf {
         if let (Some(qi), Some(q)) = (st.qd_idx, q) {
             blocks[qi] = Block::Read(q);
         }
-        // Write what changed: the new data and the parity.
+        self.write_blocks(mddev, st, &blocks, pieces, lo, nr)
+    }
+
+    /// `handle_stripe_dirtying`'s choice between read-modify-write and
+    /// reconstruct-write: count the blocks each must read (one it cannot
+    /// read counts `2 * disks`) and take read-modify-write when it reads
+    /// fewer, or as many with `rmw_level` 2 (`PARITY_PREFER_RMW`).
+    /// `rmw_level` 0 never takes it, nor does a stripe at or past
+    /// `recovery_cp` of an array with nothing failed: its parity may be
+    /// wrong until the resync gets there, and only reconstruct-write
+    /// makes it right.
+    fn prefers_rmw(
+        &self,
+        mddev: &Mddev,
+        st: &Stripe,
+        pieces: &[(usize, u64, usize, u64)],
+        lo: u64,
+        nr: u64,
+    ) -> bool {
+        let n = self.geo.raid_disks;
+        let level = self.tunables.lock().rmw_level;
+        let readable: Vec<bool> = (0..n).map(|i| self.readable(i, lo, nr).is_some()).collect();
+        let failed = readable.iter().filter(|r| !**r).count();
+        if level == 0
+            || (mddev.recovery_cp() != MAX_SECTOR && lo >= mddev.recovery_cp() && failed == 0)
+        {
+            return false;
+        }
+        let cost = |i: usize| if readable[i] { 1 } else { 2 * n };
+        let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
+        let written = |i: usize| pieces.iter().any(|p| p.0 == i);
+        let overwritten = |i: usize| pieces.iter().any(|p| p.0 == i && p.1 == lo && p.3 == nr);
+        let rmw: usize = (0..n)
+            .filter(|&i| written(i) || is_parity(i))
+            .map(cost)
+            .sum();
+        let rcw: usize = (0..n)
+            .filter(|&i| !is_parity(i) && !overwritten(i))
+            .map(cost)
+            .sum();
+        rmw > 0 && (rmw < rcw || (rmw == rcw && level == 2))
+    }
+
+    /// Read-modify-write of a row (`ops_run_prexor5`/`6` then
+    /// `ops_run_reconstruct`): read the old blocks the write touches and
+    /// the old parity, and fold the difference between old and new data
+    /// into P (and, times `g^slot`, into Q).  None when a read failed:
+    /// nothing has been written then.
+    fn write_row_rmw(
+        &self,
+        mddev: &Mddev,
+        data: &[u8],
+        st: &Stripe,
+        pieces: &[(usize, u64, usize, u64)],
+        lo: u64,
+        nr: u64,
+    ) -> Option<Result<(), Errno>> {
+        let n = self.geo.raid_disks;
+        let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
+        let old: Vec<usize> = (0..n)
+            .filter(|&i| is_parity(i) || pieces.iter().any(|p| p.0 == i))
+            .collect();
+        let mut blocks: Vec<Block> = (0..n).map(|_| Block::Lost).collect();
+        for (i, (block, failed)) in old.iter().zip(self.read_members(mddev, &old, lo, nr)) {
+            if failed {
+                return None;
+            }
+            blocks[*i] = block;
+        }
+        let (nslots, slots) = match st.qd_idx {
+            Some(_) => self.geo.syndrome_slots(st),
+            None => (0, Vec::new()),
+        };
+        let mut p = match std::mem::replace(&mut blocks[st.pd_idx], Block::Lost) {
+            Block::Read(v) => v,
+            Block::Lost => return None,
+        };
+        let mut q = match st
+            .qd_idx
+            .map(|qi| std::mem::replace(&mut blocks[qi], Block::Lost))
+        {
+            Some(Block::Read(v)) => Some(v),
+            Some(Block::Lost) => return None,
+            None => None,
+        };
+        for &(i, dev_sector, off, sectors) in pieces {
+            let Block::Read(block) = &mut blocks[i] else {
+                return None;
+            };
+            let at = ((dev_sector - lo) * 512) as usize;
+            let l = (sectors * 512) as usize;
+            let new = &data[off..off + l];
+            // The difference the new data makes, then the new data.
+            let mut delta = block[at..at + l].to_vec();
+            parity::xor_into(&mut delta, new);
+            block[at..at + l].copy_from_slice(new);
+            parity::xor_into(&mut p[at..at + l], &delta);
+            if let Some(q) = &mut q {
+                debug_assert!(slots[i] < nslots, "a data block has a syndrome slot");
+                parity::xor_mul_into(&mut q[at..at + l], &delta, parity::gf::exp(slots[i]));
+            }
+        }
+        blocks[st.pd_idx] = Block::Read(p);
+        if let (Some(qi), Some(q)) = (st.qd_idx, q) {
+            blocks[qi] = Block::Read(q);
+        }
+        Some(self.write_blocks(mddev, st, &blocks, pieces, lo, nr))
+    }
+
+    /// Write what changed in a row's `blocks` (each member's new block
+    /// over `[lo, +nr)`, parity included): the new data where `pieces`
+    /// put it, and the whole parity, every member's writes issued before
+    /// any is waited for.  A member whose write fails is failed; the write
+    /// fails when the array has lost more members than it can.
+    fn write_blocks(
+        &self,
+        mddev: &Mddev,
+        st: &Stripe,
+        blocks: &[Block],
+        pieces: &[(usize, u64, usize, u64)],
+        lo: u64,
+        nr: u64,
+    ) -> Result<(), Errno> {
+        let n = self.geo.raid_disks;
+        let len = (nr * 512) as usize;
+        let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
         let members: Vec<Option<Arc<Rdev>>> = self.disks.read().clone();
+        let mut writes: Vec<MemberWrites> = Vec::new();
         for i in 0..n {
             let (Some(r), Block::Read(buf)) = (&members[i], &blocks[i]) else {
                 continue;
@@ -846,14 +1000,18 @@ impl Conf {
                     .map(|p| (p.1, ((p.1 - lo) * 512) as usize, (p.3 * 512) as usize))
                     .collect()
             };
-            if ranges.is_empty() {
-                continue;
+            if !ranges.is_empty() {
+                r.nr_pending.fetch_add(1, Ordering::AcqRel);
+                writes.push((r, buf, ranges));
             }
-            r.nr_pending.fetch_add(1, Ordering::AcqRel);
-            let mut ok = true;
-            for (at, off, l) in ranges {
-                ok &= r.write_data(&buf[off..off + l], at).is_ok();
-            }
+        }
+        let written = fan_out(writes.len(), |k| {
+            let (r, buf, ranges) = &writes[k];
+            ranges
+                .iter()
+                .all(|&(at, off, l)| r.write_data(&buf[off..off + l], at).is_ok())
+        });
+        for ((r, _, _), ok) in writes.iter().zip(written) {
             rdev_dec_pending(mddev, r);
             if !ok {
                 md_error_io(mddev, r, mddev.fail_last_dev());
@@ -899,17 +1057,28 @@ impl Raid for Conf {
         self.pers
     }
 
+    /// Chunk by chunk, as many chunks at once as there are data members
+    /// (consecutive chunks lie on different members).
     fn read(&self, mddev: &Mddev, buf: &mut [u8], sector: u64) -> Result<(), Errno> {
         let chunk = self.geo.chunk_sectors;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let s = sector + (done / 512) as u64;
-            let n = (chunk - s % chunk).min(((buf.len() - done) / 512) as u64);
-            let piece = &mut buf[done..done + (n * 512) as usize];
-            self.read_chunk(mddev, piece, s)?;
-            done += piece.len();
+        let sectors = (buf.len() / 512) as u64;
+        let mut pieces = Vec::new();
+        let mut done = 0u64;
+        while done < sectors {
+            let s = sector + done;
+            let n = (chunk - s % chunk).min(sectors - done);
+            pieces.push((s, n));
+            done += n;
         }
-        Ok(())
+        let slices = split_for_jobs(buf, pieces.iter().map(|p| (p.1 * 512) as usize));
+        let lanes: Vec<usize> = (0..pieces.len())
+            .map(|i| i % self.geo.data_disks())
+            .collect();
+        fan_out_lanes(&lanes, |i| {
+            self.read_chunk(mddev, &mut slices[i].lock(), pieces[i].0)
+        })
+        .into_iter()
+        .collect()
     }
 
     /// `raid5_make_request` for a write: row by row, each under its

@@ -156,6 +156,17 @@ pub fn xor_blocks(dst: &mut [u8], srcs: &[&[u8]]) {
     })
 }
 
+/// `dst ^= c * src` over GF(2^8): folds a data block's change into Q
+/// (`xor_syndrome`'s work for one block, `c` being `g` to the block's
+/// place in the syndrome).
+pub fn xor_mul_into(dst: &mut [u8], src: &[u8], c: u8) {
+    assert_eq!(dst.len(), src.len(), "block lengths");
+    let table = gf::mul_table(c);
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d ^= table[*s as usize];
+    }
+}
+
 /// `dst ^= src`.
 pub fn xor_into(dst: &mut [u8], src: &[u8]) {
     assert_eq!(dst.len(), src.len(), "block lengths");
@@ -452,5 +463,34 @@ mod tests {
             raid6_recover(&mut views, &zero, &[a, b]);
             prop_assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn a_block_change_folded_into_q_equals_the_syndrome_made_afresh() {
+        let len = 4096;
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u8
+        };
+        let old: Vec<Vec<u8>> = (0..5).map(|_| (0..len).map(|_| next()).collect()).collect();
+        let mut new = old.clone();
+        for b in &mut new[3][100..900] {
+            *b = next();
+        }
+        let syndrome = |d: &[Vec<u8>]| {
+            let (mut p, mut q) = (vec![0u8; len], vec![0u8; len]);
+            let data: Vec<Option<&[u8]>> = d.iter().map(|b| Some(&b[..])).collect();
+            gen_syndrome(&data, Some(&mut p), Some(&mut q));
+            (p, q)
+        };
+        let (mut p, mut q) = syndrome(&old);
+        let mut delta = old[3].clone();
+        xor_into(&mut delta, &new[3]);
+        xor_into(&mut p, &delta);
+        xor_mul_into(&mut q, &delta, gf::exp(3));
+        assert_eq!((p, q), syndrome(&new));
     }
 }
