@@ -72,6 +72,9 @@ struct LevelSpec {
     create_args: &'static [&'static str],
     /// `--layout` words, one drawn for each run (none: create's default).
     layouts: &'static [&'static str],
+    /// `md/rmw_level` values, one drawn for each run (none: the level
+    /// has no such attribute).
+    rmw_levels: &'static [&'static str],
     /// Members that may be missing or failed with the data still whole,
     /// for an array of this many active members.
     redundancy: fn(u32) -> u32,
@@ -87,6 +90,7 @@ static LEVELS: &[LevelSpec] = &[
         disks: (2, 3),
         create_args: &[],
         layouts: &[],
+        rmw_levels: &[],
         redundancy: |_| 0,
         held: None,
     },
@@ -96,6 +100,7 @@ static LEVELS: &[LevelSpec] = &[
         disks: (2, 3),
         create_args: &[],
         layouts: &[],
+        rmw_levels: &[],
         redundancy: |_| 0,
         held: None,
     },
@@ -105,6 +110,7 @@ static LEVELS: &[LevelSpec] = &[
         disks: (2, 3),
         create_args: &[],
         layouts: &[],
+        rmw_levels: &[],
         redundancy: |n| n - 1,
         held: None,
     },
@@ -116,6 +122,7 @@ static LEVELS: &[LevelSpec] = &[
         disks: (2, 4),
         create_args: &["--layout=n2", "--chunk=64"],
         layouts: &[],
+        rmw_levels: &[],
         redundancy: |_| 1,
         held: None,
     },
@@ -123,7 +130,7 @@ static LEVELS: &[LevelSpec] = &[
     LevelSpec {
         name: "raid6",
         created: true,
-        disks: (4, 5),
+        disks: (4, 6),
         create_args: &["--chunk=64"],
         layouts: &[
             "left-symmetric",
@@ -142,6 +149,7 @@ static LEVELS: &[LevelSpec] = &[
             "right-symmetric-6",
             "parity-first-6",
         ],
+        rmw_levels: &["0", "1", "1", "2"],
         redundancy: |_| 2,
         held: None,
     },
@@ -149,7 +157,7 @@ static LEVELS: &[LevelSpec] = &[
     LevelSpec {
         name: "raid5",
         created: true,
-        disks: (2, 4),
+        disks: (2, 5),
         create_args: &["--chunk=64"],
         layouts: &[
             "left-symmetric",
@@ -160,6 +168,7 @@ static LEVELS: &[LevelSpec] = &[
             "parity-first",
             "parity-last",
         ],
+        rmw_levels: &["0", "1", "1", "2"],
         redundancy: |_| 1,
         held: None,
     },
@@ -169,6 +178,7 @@ static LEVELS: &[LevelSpec] = &[
         disks: (3, 4),
         create_args: &["--chunk=64"],
         layouts: &[],
+        rmw_levels: &["0", "1", "1", "2"],
         redundancy: |_| 1,
         held: None,
     },
@@ -515,6 +525,8 @@ struct Knobs {
     safe_mode_delay: Option<&'static str>,
     time_base: Option<&'static str>,
     speed_min: u32,
+    /// `md/rmw_level`, for the levels that have it.
+    rmw_level: Option<&'static str>,
 }
 
 impl Knobs {
@@ -531,6 +543,7 @@ impl Knobs {
             safe_mode_delay: None,
             time_base: None,
             speed_min: 1000,
+            rmw_level: None,
         }
     }
 
@@ -557,11 +570,16 @@ impl Knobs {
             time_base: *rng.pick(&[None, Some("0.1")]).unwrap(),
             speed_min: *rng.pick(&[1000, 100_000]).unwrap(),
             layout: None,
+            rmw_level: None,
         };
         // Drawn last, and only for levels with words: the others' runs
         // stay what their seeds made them.
         let knobs = Knobs {
             layout: rng.pick(spec.layouts).copied(),
+            ..knobs
+        };
+        let knobs = Knobs {
+            rmw_level: rng.pick(spec.rmw_levels).copied(),
             ..knobs
         };
         if redundant {
@@ -932,6 +950,10 @@ impl<'a> Run<'a> {
         if let (Some(t), Some(_)) = (k.time_base, k.bitmap_chunk) {
             l.put("md0/md/bitmap/time_base", t)
                 .map_err(|e| format!("bitmap/time_base: {}", errno(e)))?;
+        }
+        if let Some(v) = k.rmw_level {
+            l.put("md0/md/rmw_level", v)
+                .map_err(|e| format!("rmw_level: {}", errno(e)))?;
         }
         Ok(())
     }
@@ -1902,6 +1924,7 @@ fn replacement_rebuilt_whole_after_a_crash() {
         safe_mode_delay: None,
         time_base: Some("0.1"),
         speed_min: 1000,
+        rmw_level: None,
     };
     let mut run = Run::new(spec, p, 2, &Settings::from_env(), Some(knobs));
     run.then(Op::Write {
