@@ -69,17 +69,18 @@ stop_daemon() {
 		echo "--- the daemon still runs 10 s after SIGTERM:" >&2
 		daemon_state >&2
 		kill -KILL "$DPID"
-		reap_killed
+		reap_killed || true
 	fi
-	wait "$DPID" 2>/dev/null
+	[ -z "$DPID" ] || wait "$DPID" 2>/dev/null
 	DPID=
 	if grep -q " $MNT " /proc/mounts; then fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"; fi
 }
 
-# reap_killed: after SIGKILL, until the daemon is a zombie (at most 10 s).
-# One that SIGKILL cannot end has a thread in an uninterruptible wait,
-# as a rule a request to a FUSE connection nobody serves any more: it is
-# described and its own connection aborted, so that `wait` cannot hang.
+# reap_killed: after SIGKILL, until the daemon can be reaped (at most
+# 10 s).  One that SIGKILL cannot end has a thread in an uninterruptible
+# wait, as a rule a request to a FUSE connection nobody serves any more:
+# it is described and its own connection aborted, so that `wait` cannot
+# hang, and reap_killed fails.
 reap_killed() {
 	for _ in $(seq 100); do
 		[ "$(live_threads "$DPID")" -gt 0 ] || return 0
@@ -95,12 +96,13 @@ reap_killed() {
 		[ -z "$ours" ] || umount "$ctl" 2>/dev/null || true
 	fi
 	for _ in $(seq 100); do
-		[ "$(live_threads "$DPID")" -gt 0 ] || return 0
+		[ "$(live_threads "$DPID")" -gt 0 ] || return 1
 		sleep 0.1
 	done
 	daemon_state >&2
 	echo "--- not reaped: left behind (pid $DPID)" >&2
 	DPID=
+	return 1
 }
 
 # live_threads PID: how many of the process's threads have not exited
@@ -158,8 +160,12 @@ term_daemon() {
 # kill9_daemon: crash the daemon (no clean stop) and drop its mount.
 kill9_daemon() {
 	kill -KILL "$DPID"
-	reap_killed
-	[ -z "$DPID" ] || wait "$DPID" 2>/dev/null || true
+	if ! reap_killed; then
+		[ -z "$DPID" ] || wait "$DPID" 2>/dev/null || true
+		DPID=
+		fail "the daemon did not end on SIGKILL"
+	fi
+	wait "$DPID" 2>/dev/null || true
 	DPID=
 	fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
 }
