@@ -13,12 +13,14 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/mdfuse-test.XXXXXX")
 MNT=$T/mnt
 mkdir -p "$MNT"
 DPID=
+DCONN=
 LOOPS=()
 MOUNTS=()
 
 log() { echo "== $*" >&2; }
 fail() {
 	echo "FAIL: $*" >&2
+	[ -z "$DPID" ] || daemon_state >&2
 	if [ -f "$MNT/log" ]; then echo "--- mdfuse log:" >&2; tail -n 40 "$MNT/log" >&2 || true; fi
 	if [ -s "$T/daemon.log" ]; then echo "--- daemon stderr:" >&2; tail -n 20 "$T/daemon.log" >&2 || true; fi
 	if [ -f "$MNT/mdstat" ]; then echo "--- mdstat:" >&2; timeout 5 cat "$MNT/mdstat" >&2 || true; fi
@@ -45,8 +47,12 @@ trap cleanup EXIT
 start_daemon() {
 	"$MDFUSE" mount -f ${MDFUSE_TEST_DATA_CACHE:+--data-cache="$MDFUSE_TEST_DATA_CACHE"} "$@" "$MNT" 2>>"$T/daemon.log" &
 	DPID=$!
+	DCONN=
 	for _ in $(seq 100); do
-		[ -e "$MNT/mdstat" ] && return 0
+		if [ -e "$MNT/mdstat" ]; then
+			DCONN=$(fuse_conn "$MNT")
+			return 0
+		fi
 		kill -0 "$DPID" 2>/dev/null || { cat "$T/daemon.log" >&2; fail "daemon exited"; }
 		sleep 0.05
 	done
@@ -59,10 +65,76 @@ stop_daemon() {
 	[ -n "$DPID" ] || return 0
 	kill -TERM "$DPID" 2>/dev/null
 	for _ in $(seq 200); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.05; done
-	if kill -0 "$DPID" 2>/dev/null; then kill -KILL "$DPID"; fi
-	wait "$DPID" 2>/dev/null
+	if kill -0 "$DPID" 2>/dev/null; then
+		echo "--- the daemon still runs 10 s after SIGTERM:" >&2
+		daemon_state >&2
+		kill -KILL "$DPID"
+		reap_killed || true
+	fi
+	[ -z "$DPID" ] || wait "$DPID" 2>/dev/null
 	DPID=
 	if grep -q " $MNT " /proc/mounts; then fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"; fi
+}
+
+# reap_killed: after SIGKILL, until the daemon can be reaped (at most
+# 10 s).  One that SIGKILL cannot end has a thread in an uninterruptible
+# wait, as a rule a request to a FUSE connection nobody serves any more:
+# it is described and its own connection aborted, so that `wait` cannot
+# hang, and reap_killed fails.
+reap_killed() {
+	for _ in $(seq 100); do
+		[ "$(live_threads "$DPID")" -gt 0 ] || return 0
+		sleep 0.1
+	done
+	echo "--- the daemon still runs 10 s after SIGKILL:" >&2
+	daemon_state >&2
+	if [ -n "$DCONN" ]; then
+		local ctl=/sys/fs/fuse/connections ours=
+		if [ ! -e "$ctl/$DCONN" ] && mount -t fusectl fusectl "$ctl" 2>/dev/null; then ours=1; fi
+		echo "--- aborting its FUSE connection $DCONN" >&2
+		echo 1 >"$ctl/$DCONN/abort" 2>/dev/null || echo "--- cannot abort $ctl/$DCONN" >&2
+		[ -z "$ours" ] || umount "$ctl" 2>/dev/null || true
+	fi
+	for _ in $(seq 100); do
+		[ "$(live_threads "$DPID")" -gt 0 ] || return 1
+		sleep 0.1
+	done
+	daemon_state >&2
+	echo "--- not reaped: left behind (pid $DPID)" >&2
+	DPID=
+	return 1
+}
+
+# live_threads PID: how many of the process's threads have not exited
+# (0: it can be reaped; a leader that exited before its other threads
+# shows as a zombie while they live on).
+live_threads() {
+	grep -h '^State:' /proc/"$1"/task/*/status 2>/dev/null | grep -vc 'Z (zombie)'
+}
+
+# fuse_conn DIR: the number of the FUSE connection mounted on DIR (its
+# entry in /sys/fs/fuse/connections: the minor of the mount's st_dev).
+fuse_conn() {
+	local dev
+	dev=$(stat -c %d "$1" 2>/dev/null) || return 0
+	echo $(((dev & 0xff) | ((dev >> 12) & ~0xff)))
+}
+
+# daemon_state: what the daemon is doing: its threads' states and wait
+# channels, pending signals, whether its mount is there and answers.
+daemon_state() {
+	local p=$DPID t
+	[ -n "$p" ] && [ -d "/proc/$p" ] || { echo "--- daemon $p: gone"; return 0; }
+	echo "--- daemon $p: $(grep -E '^(State|SigPnd|ShdPnd)' "/proc/$p/status" 2>/dev/null | tr '\t\n' '  ')"
+	for t in /proc/"$p"/task/*; do
+		echo "    $(cat "$t/comm" 2>/dev/null): $(sed -n 's/^State:\t//p' "$t/status" 2>/dev/null), wchan $(cat "$t/wchan" 2>/dev/null)"
+	done
+	if grep -q " $MNT " /proc/mounts; then
+		echo "    $MNT mounted (connection ${DCONN:-?}, waiting requests $(cat "/sys/fs/fuse/connections/$DCONN/waiting" 2>/dev/null))"
+		echo "    stat of mdstat: $(timeout 2 stat -c %s "$MNT/mdstat" 2>&1 || echo "no answer in 2 s")"
+	else
+		echo "    $MNT not mounted"
+	fi
 }
 
 # term_daemon [SECONDS]: SIGTERM the daemon; it must stop its arrays and
@@ -88,6 +160,11 @@ term_daemon() {
 # kill9_daemon: crash the daemon (no clean stop) and drop its mount.
 kill9_daemon() {
 	kill -KILL "$DPID"
+	if ! reap_killed; then
+		[ -z "$DPID" ] || wait "$DPID" 2>/dev/null || true
+		DPID=
+		fail "the daemon did not end on SIGKILL"
+	fi
 	wait "$DPID" 2>/dev/null || true
 	DPID=
 	fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
@@ -177,7 +254,8 @@ mdstat_line() {
 wait_for() {
 	local deadline=$((SECONDS + ${3:-30}))
 	while [ "$(cat "$MNT/$1" 2>/dev/null)" != "$2" ]; do
-		[ $SECONDS -lt $deadline ] || fail "$1 stayed '$(cat "$MNT/$1" 2>/dev/null)', wanted '$2'"
+		# A read that fails says why (the file gone, the mount dead).
+		[ $SECONDS -lt $deadline ] || fail "$1 stayed '$(cat "$MNT/$1" 2>&1)', wanted '$2'"
 		sleep 0.1
 	done
 }
