@@ -17,7 +17,7 @@ use fuser::{
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLock, ReplyLseek, ReplyOpen,
     ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use log::{debug, warn};
+use log::{debug, error, warn};
 use parking_lot::{Mutex, RwLock};
 
 use crate::attr::store_bytes;
@@ -554,6 +554,22 @@ impl SysFs {
     }
 }
 
+/// Runs one request's work.  A panic in it (a defect below the tree)
+/// fails only that request -- its reply, dropped unsent, answers EIO --
+/// and is logged; the serving thread goes on.  Left to unwind, it would
+/// end that thread, and with the first one the session, which unmounts
+/// the tree under a daemon that still runs.
+fn guarded(op: &str, f: impl FnOnce()) {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        error!("{op}: a panic failed the request (EIO): {what}");
+    }
+}
+
 impl Filesystem for SysFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let want = self.max_request.max(4096);
@@ -622,21 +638,25 @@ impl Filesystem for SysFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        debug!("lookup({:#x}, {name:?})", parent.0);
-        match self.do_lookup(parent, name) {
-            Ok((attr, attr_ttl)) => {
-                reply.entry_with_ttls(&attr_ttl, &TTL, &attr, Generation(attr.ino.0 >> 32));
+        guarded("lookup", || {
+            debug!("lookup({:#x}, {name:?})", parent.0);
+            match self.do_lookup(parent, name) {
+                Ok((attr, attr_ttl)) => {
+                    reply.entry_with_ttls(&attr_ttl, &TTL, &attr, Generation(attr.ino.0 >> 32));
+                }
+                Err(e) => reply.error(errno(e)),
             }
-            Err(e) => reply.error(errno(e)),
-        }
+        });
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        debug!("getattr({:#x})", ino.0);
-        match self.attr_of(ino) {
-            Ok((attr, ttl)) => reply.attr(&ttl, &attr),
-            Err(e) => reply.error(errno(e)),
-        }
+        guarded("getattr", || {
+            debug!("getattr({:#x})", ino.0);
+            match self.attr_of(ino) {
+                Ok((attr, ttl)) => reply.attr(&ttl, &attr),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
     }
 
     fn setattr(
@@ -657,22 +677,26 @@ impl Filesystem for SysFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        debug!(
-            "setattr({:#x}, mode {mode:?}, uid {uid:?}, gid {gid:?}, size {size:?})",
-            ino.0
-        );
-        match self.do_setattr(ino, mode, uid, gid, size, fh) {
-            Ok((attr, ttl)) => reply.attr(&ttl, &attr),
-            Err(e) => reply.error(errno(e)),
-        }
+        guarded("setattr", || {
+            debug!(
+                "setattr({:#x}, mode {mode:?}, uid {uid:?}, gid {gid:?}, size {size:?})",
+                ino.0
+            );
+            match self.do_setattr(ino, mode, uid, gid, size, fh) {
+                Ok((attr, ttl)) => reply.attr(&ttl, &attr),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        debug!("readlink({:#x})", ino.0);
-        match node_id(ino).and_then(|id| self.tree.symlink_target(id)) {
-            Ok(target) => reply.data(target.as_bytes()),
-            Err(e) => reply.error(errno(e)),
-        }
+        guarded("readlink", || {
+            debug!("readlink({:#x})", ino.0);
+            match node_id(ino).and_then(|id| self.tree.symlink_target(id)) {
+                Ok(target) => reply.data(target.as_bytes()),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
     }
 
     fn mknod(
@@ -766,11 +790,13 @@ impl Filesystem for SysFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        debug!("open({:#x}, {:#o})", ino.0, flags.0);
-        match self.do_open(ino, flags) {
-            Ok((fh, fopen)) => reply.opened(fh, fopen),
-            Err(e) => reply.error(errno(e)),
-        }
+        guarded("open", || {
+            debug!("open({:#x}, {:#o})", ino.0, flags.0);
+            match self.do_open(ino, flags) {
+                Ok((fh, fopen)) => reply.opened(fh, fopen),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
     }
 
     fn read(
@@ -784,15 +810,17 @@ impl Filesystem for SysFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        debug!("read({:#x}, {offset}, {size})", ino.0);
-        match self.handles.get(fh) {
-            Ok(h) => match &*h {
-                Handle::Attr(a) => a.read(offset, size, reply),
-                Handle::Bin(b) => b.read(offset, size, reply),
-                Handle::Dir(_) => reply.error(fuser::Errno::EISDIR),
-            },
-            Err(e) => reply.error(errno(e)),
-        }
+        guarded("read", || {
+            debug!("read({:#x}, {offset}, {size})", ino.0);
+            match self.handles.get(fh) {
+                Ok(h) => match &*h {
+                    Handle::Attr(a) => a.read(offset, size, reply),
+                    Handle::Bin(b) => b.read(offset, size, reply),
+                    Handle::Dir(_) => reply.error(fuser::Errno::EISDIR),
+                },
+                Err(e) => reply.error(errno(e)),
+            }
+        });
     }
 
     fn write(
@@ -807,23 +835,25 @@ impl Filesystem for SysFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        debug!("write({:#x}, {offset}, {})", ino.0, data.len());
-        let from_cache = write_flags.contains(WriteFlags::FUSE_WRITE_CACHE);
-        let result = self.handles.get(fh).and_then(|h| match &*h {
-            Handle::Attr(a) => a.write(data),
-            Handle::Bin(b) => {
-                let r = b.write(offset, data, from_cache);
-                if from_cache && r.is_err() {
-                    self.past_end(b, offset, data.len());
+        guarded("write", || {
+            debug!("write({:#x}, {offset}, {})", ino.0, data.len());
+            let from_cache = write_flags.contains(WriteFlags::FUSE_WRITE_CACHE);
+            let result = self.handles.get(fh).and_then(|h| match &*h {
+                Handle::Attr(a) => a.write(data),
+                Handle::Bin(b) => {
+                    let r = b.write(offset, data, from_cache);
+                    if from_cache && r.is_err() {
+                        self.past_end(b, offset, data.len());
+                    }
+                    r
                 }
-                r
+                Handle::Dir(_) => Err(Errno::EISDIR),
+            });
+            match result {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno(e)),
             }
-            Handle::Dir(_) => Err(Errno::EISDIR),
         });
-        match result {
-            Ok(n) => reply.written(n),
-            Err(e) => reply.error(errno(e)),
-        }
     }
 
     fn flush(
@@ -834,16 +864,18 @@ impl Filesystem for SysFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        debug!("flush({:#x})", ino.0);
-        let result = self.handles.get(fh).and_then(|h| match &*h {
-            // A removed file has nothing left to flush; close must not fail.
-            Handle::Bin(b) if !b.shared.removed() => b.file.flush(),
-            _ => Ok(()),
+        guarded("flush", || {
+            debug!("flush({:#x})", ino.0);
+            let result = self.handles.get(fh).and_then(|h| match &*h {
+                // A removed file has nothing left to flush; close must not fail.
+                Handle::Bin(b) if !b.shared.removed() => b.file.flush(),
+                _ => Ok(()),
+            });
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
     }
 
     fn release(
@@ -856,23 +888,25 @@ impl Filesystem for SysFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        debug!("release({:#x})", ino.0);
-        match self.handles.remove(fh).as_deref() {
-            Some(Handle::Attr(h)) => {
-                if let Some(kh) = h.state.lock().poll_kh {
-                    h.shared.poll_unregister(kh);
+        guarded("release", || {
+            debug!("release({:#x})", ino.0);
+            match self.handles.remove(fh).as_deref() {
+                Some(Handle::Attr(h)) => {
+                    if let Some(kh) = h.state.lock().poll_kh {
+                        h.shared.poll_unregister(kh);
+                    }
                 }
-            }
-            Some(Handle::Bin(h)) => {
-                if let Some(kh) = *h.poll_kh.lock() {
-                    h.shared.poll_unregister(kh);
+                Some(Handle::Bin(h)) => {
+                    if let Some(kh) = *h.poll_kh.lock() {
+                        h.shared.poll_unregister(kh);
+                    }
+                    h.file.release();
                 }
-                h.file.release();
+                Some(Handle::Dir(_)) => {}
+                None => warn!("release of unknown file handle {:#x}", fh.0),
             }
-            Some(Handle::Dir(_)) => {}
-            None => warn!("release of unknown file handle {:#x}", fh.0),
-        }
-        reply.ok();
+            reply.ok();
+        });
     }
 
     fn fsync(
@@ -883,33 +917,37 @@ impl Filesystem for SysFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        debug!("fsync({:#x}, datasync {datasync})", ino.0);
-        let result = self.handles.get(fh).and_then(|h| match &*h {
-            Handle::Bin(b) => b.live().and_then(|f| f.fsync(datasync)),
-            _ => Ok(()),
+        guarded("fsync", || {
+            debug!("fsync({:#x}, datasync {datasync})", ino.0);
+            let result = self.handles.get(fh).and_then(|h| match &*h {
+                Handle::Bin(b) => b.live().and_then(|f| f.fsync(datasync)),
+                _ => Ok(()),
+            });
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        debug!("opendir({:#x})", ino.0);
-        let result = node_id(ino).and_then(|dir| {
-            let entries = self.dir_snapshot(dir)?;
-            self.handles.insert(Handle::Dir(DirHandle {
-                dir,
-                state: Mutex::new(DirState {
-                    entries,
-                    consumed: false,
-                }),
-            }))
+        guarded("opendir", || {
+            debug!("opendir({:#x})", ino.0);
+            let result = node_id(ino).and_then(|dir| {
+                let entries = self.dir_snapshot(dir)?;
+                self.handles.insert(Handle::Dir(DirHandle {
+                    dir,
+                    state: Mutex::new(DirState {
+                        entries,
+                        consumed: false,
+                    }),
+                }))
+            });
+            match result {
+                Ok(fh) => reply.opened(fh, FopenFlags::empty()),
+                Err(e) => reply.error(errno(e)),
+            }
         });
-        match result {
-            Ok(fh) => reply.opened(fh, FopenFlags::empty()),
-            Err(e) => reply.error(errno(e)),
-        }
     }
 
     fn readdir(
@@ -920,38 +958,40 @@ impl Filesystem for SysFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        debug!("readdir({:#x}, {offset})", ino.0);
-        let handle = match self.handles.get(fh) {
-            Ok(h) => h,
-            Err(e) => return reply.error(errno(e)),
-        };
-        let Handle::Dir(dh) = &*handle else {
-            return reply.error(fuser::Errno::ENOTDIR);
-        };
-        let entries = {
-            let mut st = dh.state.lock();
-            if offset == 0 && st.consumed {
-                // rewinddir: list again (a removed directory keeps its listing).
-                if let Ok(fresh) = self.dir_snapshot(dh.dir) {
-                    st.entries = fresh;
+        guarded("readdir", || {
+            debug!("readdir({:#x}, {offset})", ino.0);
+            let handle = match self.handles.get(fh) {
+                Ok(h) => h,
+                Err(e) => return reply.error(errno(e)),
+            };
+            let Handle::Dir(dh) = &*handle else {
+                return reply.error(fuser::Errno::ENOTDIR);
+            };
+            let entries = {
+                let mut st = dh.state.lock();
+                if offset == 0 && st.consumed {
+                    // rewinddir: list again (a removed directory keeps its listing).
+                    if let Ok(fresh) = self.dir_snapshot(dh.dir) {
+                        st.entries = fresh;
+                    }
+                }
+                st.consumed = true;
+                st.entries.clone()
+            };
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            for (i, entry) in entries.iter().enumerate().skip(start) {
+                let full = reply.add(
+                    INodeNo(entry.id.ino()),
+                    i as u64 + 1,
+                    file_type(entry.kind),
+                    &*entry.name,
+                );
+                if full {
+                    break;
                 }
             }
-            st.consumed = true;
-            st.entries.clone()
-        };
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        for (i, entry) in entries.iter().enumerate().skip(start) {
-            let full = reply.add(
-                INodeNo(entry.id.ino()),
-                i as u64 + 1,
-                file_type(entry.kind),
-                &*entry.name,
-            );
-            if full {
-                break;
-            }
-        }
-        reply.ok();
+            reply.ok();
+        });
     }
 
     fn releasedir(
@@ -962,11 +1002,13 @@ impl Filesystem for SysFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        debug!("releasedir({:#x})", ino.0);
-        if self.handles.remove(fh).is_none() {
-            warn!("releasedir of unknown file handle {:#x}", fh.0);
-        }
-        reply.ok();
+        guarded("releasedir", || {
+            debug!("releasedir({:#x})", ino.0);
+            if self.handles.remove(fh).is_none() {
+                warn!("releasedir of unknown file handle {:#x}", fh.0);
+            }
+            reply.ok();
+        });
     }
 
     fn fsyncdir(
@@ -1001,24 +1043,28 @@ impl Filesystem for SysFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, _size: u32, reply: ReplyXattr) {
-        if self.tree.cache().is_some() {
-            // A buffered write asks for security.capability first (to
-            // drop it), every time: ENOSYS makes the kernel stop asking for
-            // the whole mount, and answer EOPNOTSUPP itself.
-            debug!("getxattr({:#x}, {name:?}): ENOSYS", ino.0);
-            return reply.error(fuser::Errno::ENOSYS);
-        }
-        debug!("getxattr({:#x}, {name:?}): ENODATA", ino.0);
-        reply.error(fuser::Errno::from_i32(libc::ENODATA));
+        guarded("getxattr", || {
+            if self.tree.cache().is_some() {
+                // A buffered write asks for security.capability first (to
+                // drop it), every time: ENOSYS makes the kernel stop asking for
+                // the whole mount, and answer EOPNOTSUPP itself.
+                debug!("getxattr({:#x}, {name:?}): ENOSYS", ino.0);
+                return reply.error(fuser::Errno::ENOSYS);
+            }
+            debug!("getxattr({:#x}, {name:?}): ENODATA", ino.0);
+            reply.error(fuser::Errno::from_i32(libc::ENODATA));
+        });
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        debug!("listxattr({:#x})", ino.0);
-        if size == 0 {
-            reply.size(0);
-        } else {
-            reply.data(&[]);
-        }
+        guarded("listxattr", || {
+            debug!("listxattr({:#x})", ino.0);
+            if size == 0 {
+                reply.size(0);
+            } else {
+                reply.data(&[]);
+            }
+        });
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -1075,8 +1121,10 @@ impl Filesystem for SysFs {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
-        debug!("ioctl({:#x}, {cmd:#x}): ENOTTY", ino.0);
-        reply.error(fuser::Errno::from_i32(libc::ENOTTY));
+        guarded("ioctl", || {
+            debug!("ioctl({:#x}, {cmd:#x}): ENOTTY", ino.0);
+            reply.error(fuser::Errno::from_i32(libc::ENOTTY));
+        });
     }
 
     fn poll(
@@ -1089,12 +1137,14 @@ impl Filesystem for SysFs {
         flags: PollFlags,
         reply: ReplyPoll,
     ) {
-        debug!("poll({:#x}, events {events:?}, flags {flags:?})", ino.0);
-        // Never ENOSYS: the kernel would stop asking for the whole mount.
-        match self.do_poll(fh, ph, flags) {
-            Ok(revents) => reply.poll(revents),
-            Err(e) => reply.error(errno(e)),
-        }
+        guarded("poll", || {
+            debug!("poll({:#x}, events {events:?}, flags {flags:?})", ino.0);
+            // Never ENOSYS: the kernel would stop asking for the whole mount.
+            match self.do_poll(fh, ph, flags) {
+                Ok(revents) => reply.poll(revents),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
     }
 
     fn fallocate(
@@ -1107,17 +1157,19 @@ impl Filesystem for SysFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        debug!("fallocate({:#x}, {offset}, {length}, {mode:#x})", ino.0);
-        // Never ENOSYS: the kernel would stop asking for the whole mount.
-        let result = self.handles.get(fh).and_then(|h| match &*h {
-            Handle::Bin(b) => b.live().and_then(|f| f.fallocate(offset, length, mode)),
-            Handle::Attr(_) => Err(Errno::EOPNOTSUPP),
-            Handle::Dir(_) => Err(Errno::EISDIR),
+        guarded("fallocate", || {
+            debug!("fallocate({:#x}, {offset}, {length}, {mode:#x})", ino.0);
+            // Never ENOSYS: the kernel would stop asking for the whole mount.
+            let result = self.handles.get(fh).and_then(|h| match &*h {
+                Handle::Bin(b) => b.live().and_then(|f| f.fallocate(offset, length, mode)),
+                Handle::Attr(_) => Err(Errno::EOPNOTSUPP),
+                Handle::Dir(_) => Err(Errno::EISDIR),
+            });
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
     }
 
     fn lseek(
@@ -1129,8 +1181,10 @@ impl Filesystem for SysFs {
         _whence: i32,
         reply: ReplyLseek,
     ) {
-        // ENOSYS: the kernel falls back to its generic lseek for good.
-        reply.error(fuser::Errno::ENOSYS);
+        guarded("lseek", || {
+            // ENOSYS: the kernel falls back to its generic lseek for good.
+            reply.error(fuser::Errno::ENOSYS);
+        });
     }
 
     fn copy_file_range(
@@ -1146,7 +1200,9 @@ impl Filesystem for SysFs {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        // ENOSYS: the kernel falls back to plain reads and writes for good.
-        reply.error(fuser::Errno::ENOSYS);
+        guarded("copy_file_range", || {
+            // ENOSYS: the kernel falls back to plain reads and writes for good.
+            reply.error(fuser::Errno::ENOSYS);
+        });
     }
 }
