@@ -5,10 +5,13 @@
 # on, then takes the slot, and the old member ends faulty.  md0/data then
 # reads what was written, a check is clean, the data reads the same with
 # any member left out, and real md assembles the images with the same
-# data and a clean check.  Also: a replacement interrupted by stopping
-# the array resumes from its recovery_start once reassembled, and a
-# member failing while it is being replaced leaves its replacement to
-# recover the slot as an ordinary spare.
+# data and a clean check.  Also: a member that fails a read while it is
+# replaced, a replacement interrupted by stopping the array (it resumes
+# from its recovery_start once reassembled), and a member failing while
+# it is replaced (its replacement recovers the slot as an ordinary
+# spare).  Real md, given the same sysfs writes, shows the same member
+# states, mdstat and superblock roles, for a replacement done and for
+# one whose member fails.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sync_lib.sh"
 . "$(dirname "$0")/data_lib.sh"
@@ -151,6 +154,9 @@ for fx in raid5-ls-bitmap raid6-bitmap; do
 	unpack "$fx" "$T/$fx"
 	replace "$fx" "$T/$fx" vdb 1 21
 done
+# raid4's parity member.
+unpack raid4 "$T/raid4"
+replace raid4 "$T/raid4" vdc 2 26
 
 mkdir -p "$T/c5"
 "$MDFUSE" create -l 5 -n 4 --image-size=12M "$T"/c5/vd{a,b,c,d} >/dev/null 2>&1 || fail "create of a raid5"
@@ -169,6 +175,25 @@ put md0/md/array_state active
 wait_idle md0
 put md0/md/array_state clear
 replace "created raid6" "$T/c6" vda 0 23
+
+# The member being replaced fails a read: the replacement's block is
+# rebuilt from parity, and the member's is written back, cured.
+fx=raid5-ls-bitmap
+dir=$T/rerr
+unpack "$fx" "$dir"
+log "$fx: the replaced member fails a read"
+start "$dir"
+log_mark
+at=$(($(attr md0/md/dev-vdb/offset) + 4096))
+put md0/md/dev-vdb/fault "read-error $at-$((at + 7)) count=1"
+put md0/md/dev-vdb/state want_replacement
+wait_started md0 >/dev/null
+put md0/md/sync_speed_max system
+wait_idle md0
+log_has "read error corrected"
+log_lacks "read error NOT corrected"
+judge "$fx read error" "$dir" vdb "$(summary "$fx" md0_sha256)" 1
+rm -rf "${dir:?}"
 
 # Stopped while replacing: the superblocks record vdx as the replacement
 # of vdc, recovered so far; reassembled, it goes on from there.
@@ -203,7 +228,61 @@ judge "$fx stopped" "$dir" vdc "$want" 2
 rm -rf "${dir:?}"
 
 # The member being replaced fails: the replacement takes its slot as an
-# ordinary recovering spare and goes on from where it was.
+# ordinary recovering spare and goes on from where it was.  First the
+# member states against real md's for the same sysfs writes.
+fx=raid5-ls-bitmap
+unpack "$fx" "$T/vm"
+truncate -s "$(stat -c %s "$T/vm/vda")" "$T/vm/vdd"
+cp -r "$T/vm" "$T/ours"
+log "real md: $fx, vda replaced by vdd fails"
+"$REALMD" shell-script --out "$T/vm/out" "$T/vm/vda" "$T/vm/vdb" "$T/vm/vdc" "$T/vm/vdd" -c "$STATE_FN"'
+mdadm --assemble /dev/md0 --run $D0 $D1 $D2 >/dev/null 2>&1
+S=/sys/block/md0/md
+echo active > $S/array_state
+mdadm /dev/md0 --add $D3 >/dev/null 2>&1
+echo 1000 > $S/sync_speed_max
+echo want_replacement > $S/dev-vda/state
+sleep 1
+echo faulty > $S/dev-vda/state
+sleep 1
+states $S >$OUT/during.txt
+grep -A1 "^md0" /proc/mdstat | head -2 >>$OUT/during.txt
+echo system > $S/sync_speed_max
+wait_idle
+sleep 0.5
+states $S >$OUT/after.txt
+grep -A1 "^md0" /proc/mdstat >>$OUT/after.txt
+for d in $D0 $D1 $D2 $D3; do mdadm --examine $d | grep -E "Feature Map|Device Role|Array State"; done >$OUT/examine.txt
+md_sha256 >$OUT/sha.txt' >"$T/vm.log" 2>&1 || { cat "$T/vm.log" >&2; fail "oracle run"; }
+[ -f "$T/vm/out/examine.txt" ] || { cat "$T/vm.log" >&2; fail "oracle gave no result"; }
+log "mdfuse: $fx, vda replaced by vdd fails"
+new_array md0 "$T/ours/vdb" "$T/ours/vdc" "$T/ours/vda"
+put md0/md/array_state active
+put md0/md/new_dev "$T/ours/vdd"
+put md0/md/sync_speed_max 1000
+put md0/md/dev-vda/state want_replacement
+sleep 1
+put md0/md/dev-vda/state faulty
+sleep 1
+{
+	states "$MNT/md0/md"
+	grep -A1 "^md0" "$MNT/mdstat" | head -2
+} >"$T/during.txt"
+diff -u "$T/vm/out/during.txt" "$T/during.txt" || fail "once the replaced member failed"
+put md0/md/sync_speed_max system
+wait_idle md0
+{
+	states "$MNT/md0/md"
+	grep -A1 "^md0" "$MNT/mdstat"
+} >"$T/after.txt"
+diff -u "$T/vm/out/after.txt" "$T/after.txt" || fail "after the recovery"
+for d in vda vdb vdc vdd; do "$MDFUSE" examine "$T/ours/$d" | grep -E "Feature Map|Device Role|Array State"; done >"$T/examine.txt"
+diff -u "$T/vm/out/examine.txt" "$T/examine.txt" || fail "superblocks after the recovery"
+expect_eq "$(md_sha md0)" "$(summary "$fx" md0_sha256)" "md0 sha256"
+expect_eq "$(cat "$T/vm/out/sha.txt")" "$(summary "$fx" md0_sha256)" "oracle: md0 sha256"
+put md0/md/array_state clear
+rm -rf "$T/vm" "$T/ours"
+
 for fx in raid5-ls-bitmap raid6-bitmap; do
 	dir=$T/failed-$fx
 	unpack "$fx" "$dir"
