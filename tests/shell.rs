@@ -44,6 +44,7 @@ shell_tests!(
     parity_layouts,
     parity_faults,
     parity_crash,
+    parity_replace,
     data_placement,
     data_modes,
     data_loop,

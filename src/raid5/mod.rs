@@ -209,14 +209,22 @@ impl Personality for Raid456Personality {
                 fullsync = true;
             }
         }
-        // A replacement is not driven yet: it is left out of the stripe.
-        for (i, r) in replacements.iter().enumerate() {
-            if r.is_some() {
-                log.warn(format!(
-                    "md/raid:{name}: replacement of raid disk {i} is not supported; it stays idle"
-                ));
-            }
-        }
+        // raid5_run: a replacement whose original is gone is all the slot
+        // has; it becomes the slot's member, recovering.
+        let disks: Vec<DiskInfo> = disks
+            .into_iter()
+            .zip(replacements)
+            .map(|(rdev, replacement)| match (rdev, replacement) {
+                (None, Some(repl)) => {
+                    repl.flags.clear(rf::REPLACEMENT);
+                    DiskInfo {
+                        rdev: Some(repl),
+                        replacement: None,
+                    }
+                }
+                (rdev, replacement) => DiskInfo { rdev, replacement },
+            })
+            .collect();
         let geo = Geometry {
             level: cfg.level,
             algorithm: layout,
@@ -282,8 +290,8 @@ impl Personality for Raid456Personality {
 pub struct Conf {
     pers: &'static Raid456Personality,
     geo: Geometry,
-    /// The member of each slot (`conf->disks[i].rdev`).
-    disks: RwLock<Vec<Option<Arc<Rdev>>>>,
+    /// The member of each slot and its replacement (`conf->disks`).
+    disks: RwLock<Vec<DiskInfo>>,
     fullsync: AtomicBool,
     recovery_disabled: AtomicU32,
     /// Stripe locks, by chunk row (hashed): a write's read-compute-write
@@ -294,6 +302,16 @@ pub struct Conf {
     /// Stripes being worked on (`active_stripes`).
     active_stripes: AtomicU32,
 }
+
+/// `struct disk_info`: a slot's member and the member replacing it.
+#[derive(Clone, Default)]
+struct DiskInfo {
+    rdev: Option<Arc<Rdev>>,
+    replacement: Option<Arc<Rdev>>,
+}
+
+/// Members whose read failed: the slot and the member read.
+type ReadErrors = Vec<(usize, Arc<Rdev>)>;
 
 /// The settings of `raid5_attrs_group`.  Requests are handled one stripe
 /// at a time without a cache, so these are kept and shown, bounded as the
@@ -341,13 +359,18 @@ impl Conf {
         self.stripe_locks[(row % STRIPE_LOCKS as u64) as usize].lock()
     }
 
+    /// `raid5_calc_degraded`: a slot whose member failed counts its
+    /// replacement instead, in sync or not.
     fn calc_degraded(&self) -> usize {
         self.disks
             .read()
             .iter()
-            .filter(|d| match d {
-                None => true,
-                Some(r) => r.faulty() || !r.in_sync(),
+            .filter(|d| {
+                let r = match &d.rdev {
+                    Some(r) if r.faulty() => d.replacement.as_ref(),
+                    r => r.as_ref(),
+                };
+                r.is_none_or(|r| r.faulty() || !r.in_sync())
             })
             .count()
     }
@@ -375,18 +398,27 @@ impl Conf {
             .iter()
             .enumerate()
             .filter(|(i, d)| {
-                d.as_ref()
+                d.rdev
+                    .as_ref()
                     .is_some_and(|r| !r.faulty() && !r.in_sync() && only_parity(*i))
             })
             .count()
     }
 
-    /// Member `i` if it can serve `[dev_sector, +len)`: present, not
-    /// failed, in sync or recovered past it.
+    /// The member of slot `i` that can serve `[dev_sector, +len)`, if
+    /// one can: its replacement once recovered past it (`R5_ReadRepl`),
+    /// else its member if not failed and in sync or recovered past it.
     fn readable(&self, i: usize, dev_sector: u64, len: u64) -> Option<Arc<Rdev>> {
-        self.disks.read()[i]
+        let d = &self.disks.read()[i];
+        let end = dev_sector + len;
+        if let Some(repl) = d.replacement.as_ref().filter(|r| !r.faulty()) {
+            if repl.recovery_offset() >= end {
+                return Some(repl.clone());
+            }
+        }
+        d.rdev
             .clone()
-            .filter(|r| !r.faulty() && (r.in_sync() || r.recovery_offset() >= dev_sector + len))
+            .filter(|r| !r.faulty() && (r.in_sync() || r.recovery_offset() >= end))
     }
 
     /// Read `len` sectors at `dev_sector` of member `i`; a failed read
@@ -398,7 +430,7 @@ impl Conf {
         i: usize,
         dev_sector: u64,
         len: u64,
-        errors: &mut Vec<usize>,
+        errors: &mut ReadErrors,
     ) -> Block {
         let Some(r) = self.readable(i, dev_sector, len) else {
             return Block::Lost;
@@ -410,24 +442,24 @@ impl Conf {
         if ok {
             Block::Read(buf)
         } else {
-            errors.push(i);
+            errors.push((i, r));
             Block::Lost
         }
     }
 
     /// [`Self::read_member`] of each member in `which`, all at once: each
-    /// block, and whether its read failed.
+    /// block, and the member whose read failed.
     fn read_members(
         &self,
         mddev: &Mddev,
         which: &[usize],
         dev_sector: u64,
         len: u64,
-    ) -> Vec<(Block, bool)> {
+    ) -> Vec<(Block, Option<Arc<Rdev>>)> {
         fan_out(which.len(), |k| {
             let mut errors = Vec::new();
             let block = self.read_member(mddev, which[k], dev_sector, len, &mut errors);
-            (block, !errors.is_empty())
+            (block, errors.pop().map(|e| e.1))
         })
     }
 
@@ -437,26 +469,33 @@ impl Conf {
     /// rebuilt from parity (None: it could not be), write it back and
     /// read it again; a member that cannot be cured, or has failed more
     /// reads than the stripe cache holds, is failed.  A read-only array
-    /// writes nothing.  Called with the row's stripe lock held.
+    /// writes nothing.  A replacement that fails a read is failed.
+    /// Called with the row's stripe lock held.
     fn fix_read_errors(
         &self,
         mddev: &Mddev,
-        errors: &[usize],
+        errors: &[(usize, Arc<Rdev>)],
         blocks: Option<&[Block]>,
         dev_sector: u64,
         nr: u64,
     ) {
         let log = mddev.log();
         let name = &mddev.name;
-        for &i in errors {
-            let Some(r) = self.disks.read()[i].clone() else {
-                continue;
-            };
+        for (i, r) in errors {
+            let (i, r) = (*i, r.clone());
             if r.faulty() {
                 continue;
             }
             let cur = r.note_read_error();
             let abs = r.dev_sector(dev_sector).unwrap_or(dev_sector);
+            if r.flags.test(rf::REPLACEMENT) {
+                log.warn(format!(
+                    "md/raid:{name}: read error on replacement device (sector {abs} on {}).",
+                    r.name
+                ));
+                md_error_io(mddev, &r, mddev.fail_last_dev());
+                continue;
+            }
             let rebuilt = match blocks.map(|b| &b[i]) {
                 Some(Block::Read(v)) => Some(v),
                 _ => None,
@@ -570,7 +609,7 @@ impl Conf {
             if ok {
                 return Ok(());
             }
-            errors.push(dd_idx);
+            errors.push((dd_idx, r));
         }
         // Degraded: rebuild the block from the rest of its stripe, with
         // no write halfway through it.
@@ -620,14 +659,18 @@ impl Conf {
         let len = (nr * 512) as usize;
         let _guard = self.row_lock(sector);
         let _active = ActiveStripe::new(&self.active_stripes);
-        let members: Vec<Option<Arc<Rdev>>> = self.disks.read().clone();
+        let members: Vec<DiskInfo> = self.disks.read().clone();
+        let behind =
+            |r: &Arc<Rdev>| !r.faulty() && !r.in_sync() && r.recovery_offset() < sector + nr;
         // Members to write: recovering ones not yet rebuilt here.
         let targets: Vec<usize> = (0..n)
-            .filter(|&i| {
-                members[i].as_ref().is_some_and(|r| {
-                    !r.faulty() && !r.in_sync() && r.recovery_offset() < sector + nr
-                })
-            })
+            .filter(|&i| members[i].rdev.as_ref().is_some_and(behind))
+            .collect();
+        // Replacements not yet rebuilt here (`R5_NeedReplace`): each gets
+        // its slot's block, read from the member it replaces when that
+        // reads, else rebuilt from parity.  A check writes nothing.
+        let replacing: Vec<usize> = (0..n)
+            .filter(|&i| !check && members[i].replacement.as_ref().is_some_and(behind))
             .collect();
         let mut errors = Vec::new();
         let mut blocks: Vec<Block> = (0..n)
@@ -716,15 +759,30 @@ impl Conf {
                 }
             }
         }
-        for &i in targets.iter().chain(rewrite.iter()) {
-            let (Some(r), Block::Read(data)) = (&members[i], &blocks[i]) else {
+        // What is written goes to a slot's replacement too.
+        let mut writes: Vec<(&Arc<Rdev>, &[u8])> = Vec::new();
+        for &i in targets.iter().chain(rewrite.iter()).chain(replacing.iter()) {
+            let Block::Read(data) = &blocks[i] else {
                 continue;
             };
-            if r.faulty() {
-                continue;
+            let to_rdev = !replacing.contains(&i) || targets.contains(&i) || rewrite.contains(&i);
+            let rdev = members[i].rdev.as_ref().filter(|_| to_rdev);
+            for r in [rdev, members[i].replacement.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                if !r.faulty() && !writes.iter().any(|w| Arc::ptr_eq(w.0, r)) {
+                    writes.push((r, data));
+                }
             }
+        }
+        for (r, _) in &writes {
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
-            let ok = r.write_data(data, sector).is_ok();
+        }
+        let written = fan_out(writes.len(), |k| {
+            writes[k].0.write_data(writes[k].1, sector).is_ok()
+        });
+        for ((r, _), ok) in writes.iter().zip(written) {
             rdev_dec_pending(mddev, r);
             if !ok {
                 md_error_io(mddev, r, mddev.fail_last_dev());
@@ -803,8 +861,8 @@ impl Conf {
         let old: Vec<usize> = (0..n).filter(|&i| !is_parity(i) && !covered(i)).collect();
         for (i, (block, failed)) in old.iter().zip(self.read_members(mddev, &old, lo, nr)) {
             blocks[*i] = block;
-            if failed {
-                errors.push(*i);
+            if let Some(r) = failed {
+                errors.push((*i, r));
             }
         }
         let need_rebuild =
@@ -813,7 +871,7 @@ impl Conf {
             // An old data block must come from parity: read the parity
             // too, and the data the write replaces.
             for (i, b) in blocks.iter_mut().enumerate() {
-                if matches!(b, Block::Lost) && !errors.contains(&i) {
+                if matches!(b, Block::Lost) && !errors.iter().any(|e| e.0 == i) {
                     *b = self.read_member(mddev, i, lo, nr, &mut errors);
                 }
             }
@@ -920,7 +978,7 @@ impl Conf {
             .collect();
         let mut blocks: Vec<Block> = (0..n).map(|_| Block::Lost).collect();
         for (i, (block, failed)) in old.iter().zip(self.read_members(mddev, &old, lo, nr)) {
-            if failed {
+            if failed.is_some() {
                 return None;
             }
             blocks[*i] = block;
@@ -968,8 +1026,10 @@ impl Conf {
     /// Write what changed in a row's `blocks` (each member's new block
     /// over `[lo, +nr)`, parity included): the new data where `pieces`
     /// put it, and the whole parity, every member's writes issued before
-    /// any is waited for.  A member whose write fails is failed; the write
-    /// fails when the array has lost more members than it can.
+    /// any is waited for.  A slot's replacement is written as its member
+    /// is (`ops_run_io`'s `rrdev`), over what it has not recovered yet
+    /// too.  A member whose write fails is failed; the write fails when
+    /// the array has lost more members than it can.
     fn write_blocks(
         &self,
         mddev: &Mddev,
@@ -982,15 +1042,12 @@ impl Conf {
         let n = self.geo.raid_disks;
         let len = (nr * 512) as usize;
         let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
-        let members: Vec<Option<Arc<Rdev>>> = self.disks.read().clone();
+        let members: Vec<DiskInfo> = self.disks.read().clone();
         let mut writes: Vec<MemberWrites> = Vec::new();
         for i in 0..n {
-            let (Some(r), Block::Read(buf)) = (&members[i], &blocks[i]) else {
+            let Block::Read(buf) = &blocks[i] else {
                 continue;
             };
-            if r.faulty() {
-                continue;
-            }
             let ranges: Vec<(u64, usize, usize)> = if is_parity(i) {
                 vec![(lo, 0, len)]
             } else {
@@ -1000,9 +1057,17 @@ impl Conf {
                     .map(|p| (p.1, ((p.1 - lo) * 512) as usize, (p.3 * 512) as usize))
                     .collect()
             };
-            if !ranges.is_empty() {
-                r.nr_pending.fetch_add(1, Ordering::AcqRel);
-                writes.push((r, buf, ranges));
+            if ranges.is_empty() {
+                continue;
+            }
+            for r in [&members[i].rdev, &members[i].replacement]
+                .into_iter()
+                .flatten()
+            {
+                if !r.faulty() {
+                    r.nr_pending.fetch_add(1, Ordering::AcqRel);
+                    writes.push((r, buf, ranges.clone()));
+                }
             }
         }
         let written = fan_out(writes.len(), |k| {
@@ -1110,9 +1175,9 @@ impl Raid for Conf {
             .disks
             .read()
             .iter()
+            .flat_map(|d| [d.rdev.clone(), d.replacement.clone()])
             .flatten()
             .filter(|r| !r.faulty())
-            .cloned()
             .collect();
         let flushed: Vec<std::io::Result<()>> = fan_out(members.len(), |i| members[i].disk.flush());
         for (r, res) in members.iter().zip(flushed) {
@@ -1137,7 +1202,7 @@ impl Raid for Conf {
             n as u32 - mddev.degraded().min(n as u32)
         );
         for d in self.disks.read().iter() {
-            s.push(if d.as_ref().is_some_and(|r| r.in_sync()) {
+            s.push(if d.rdev.as_ref().is_some_and(|r| r.in_sync()) {
                 'U'
             } else {
                 '_'
@@ -1181,7 +1246,8 @@ impl Raid for Conf {
     }
 
     /// `raid5_add_disk`: the spare takes its saved slot, else the first
-    /// empty one.  (Replacements are not taken yet.)
+    /// empty one; with none empty, it becomes the replacement of the
+    /// first member that wants one and has none.
     fn hot_add_disk(&self, mddev: &Mddev, rdev: &Arc<Rdev>) -> Result<(), Errno> {
         if mddev.recovery_disabled() == self.recovery_disabled.load(Ordering::Acquire) {
             return Err(Errno::EBUSY);
@@ -1201,24 +1267,41 @@ impl Raid for Conf {
         if saved >= 0
             && saved as usize >= first
             && (saved as usize) <= last
-            && d[saved as usize].is_none()
+            && d[saved as usize].rdev.is_none()
         {
             first = saved as usize;
         }
-        for i in first..=last.min(n - 1) {
-            if d[i].is_none() {
+        let last = last.min(n - 1);
+        for i in first..=last {
+            if d[i].rdev.is_none() {
                 rdev.set_raid_disk(i as i32);
                 if saved != i as i32 {
                     self.fullsync.store(true, Ordering::Release);
                 }
-                d[i] = Some(rdev.clone());
+                d[i].rdev = Some(rdev.clone());
+                return Ok(());
+            }
+        }
+        for i in first..=last {
+            let p = &mut d[i];
+            if p.replacement.is_none()
+                && p.rdev
+                    .as_ref()
+                    .is_some_and(|r| r.flags.test(rf::WANT_REPLACEMENT))
+            {
+                rdev.flags.clear(rf::IN_SYNC);
+                rdev.flags.set(rf::REPLACEMENT);
+                rdev.set_raid_disk(i as i32);
+                self.fullsync.store(true, Ordering::Release);
+                p.replacement = Some(rdev.clone());
                 return Ok(());
             }
         }
         Err(Errno::EEXIST)
     }
 
-    /// `raid5_remove_disk`.
+    /// `raid5_remove_disk`: a slot's member or its replacement; when the
+    /// member leaves, its replacement takes the slot.
     fn hot_remove_disk(&self, mddev: &Mddev, rdev: &Arc<Rdev>) -> Result<(), Errno> {
         let n = self.geo.raid_disks;
         let idx = rdev.raid_disk();
@@ -1227,37 +1310,71 @@ impl Raid for Conf {
         }
         let degraded = self.calc_degraded();
         let mut d = self.disks.write();
-        if !d[idx as usize]
-            .as_ref()
-            .is_some_and(|r| Arc::ptr_eq(r, rdev))
-        {
+        let p = &mut d[idx as usize];
+        let is_rdev = p.rdev.as_ref().is_some_and(|r| Arc::ptr_eq(r, rdev));
+        let is_repl = p.replacement.as_ref().is_some_and(|r| Arc::ptr_eq(r, rdev));
+        if !is_rdev && !is_repl {
             return Ok(());
         }
         if rdev.in_sync() || rdev.nr_pending.load(Ordering::Acquire) > 0 {
             return Err(Errno::EBUSY);
         }
         // Only a failed member, or a spare while recovery cannot go on,
-        // leaves its slot.
+        // leaves its slot; a working member being replaced stays until
+        // its replacement is done.
         if !rdev.faulty()
             && mddev.recovery_disabled() != self.recovery_disabled.load(Ordering::Acquire)
             && degraded <= self.geo.max_degraded()
+            && (p.replacement.is_none() || is_repl)
         {
             return Err(Errno::EBUSY);
         }
-        d[idx as usize] = None;
+        if is_rdev {
+            p.rdev = None;
+        } else {
+            p.replacement = None;
+        }
+        if let Some(repl) = p.replacement.take() {
+            // The member just left: its replacement takes the slot.
+            repl.flags.clear(rf::REPLACEMENT);
+            p.rdev = Some(repl);
+        }
+        rdev.flags.clear(rf::WANT_REPLACEMENT);
         Ok(())
     }
 
-    /// `raid5_spare_active`.
+    /// `raid5_spare_active`: a replacement recovered whole goes in sync
+    /// and its original is marked failed, to leave and never come back.
     fn spare_active(&self, mddev: &Mddev) -> u32 {
         let mut count = 0;
-        for r in self.disks.read().iter().flatten() {
-            if r.recovery_offset() == MAX_SECTOR
-                && !r.faulty()
-                && !r.flags.test_and_set(rf::IN_SYNC)
-            {
-                count += 1;
-                mddev.observer().notify_rdev(mddev, r, "state");
+        for p in self.disks.read().iter() {
+            let repl_done = p.replacement.as_ref().is_some_and(|repl| {
+                repl.recovery_offset() == MAX_SECTOR
+                    && !repl.faulty()
+                    && !repl.flags.test_and_set(rf::IN_SYNC)
+            });
+            if repl_done {
+                if p.rdev
+                    .as_ref()
+                    .is_none_or(|r| !r.flags.test_and_clear(rf::IN_SYNC))
+                {
+                    count += 1;
+                }
+                if let Some(r) = &p.rdev {
+                    r.flags.set(rf::FAULTY);
+                    mddev.observer().notify_rdev(mddev, r, "state");
+                }
+                if let Some(repl) = &p.replacement {
+                    mddev.observer().notify_rdev(mddev, repl, "state");
+                }
+            } else if let Some(r) = &p.rdev {
+                if r.recovery_offset() == MAX_SECTOR
+                    && !r.faulty()
+                    && !r.flags.test_and_set(rf::IN_SYNC)
+                {
+                    count += 1;
+                    mddev.observer().notify_rdev(mddev, r, "state");
+                }
             }
         }
         mddev.set_degraded(self.calc_degraded() as u32);
