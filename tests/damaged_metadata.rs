@@ -1253,3 +1253,79 @@ fn damaged_fields_are_refused_or_assembled() {
     );
     drop(base);
 }
+
+/// A `raid_disks` larger than md can allocate its per-member table for
+/// (2^31-1), or negative as md's int (2^31), on every member: the run
+/// fails at once with md's errno.  Linear's allocation failure is
+/// `linear_run`'s failure for any problem (EINVAL here); raid0's member
+/// lists and raid4/5/6's disk table fail with ENOMEM; raid6 refuses a
+/// negative count as fewer than 4 devices (EINVAL).
+#[test]
+fn huge_raid_disks_fail_the_run_at_once() {
+    const EINVAL: Errno = Errno::EINVAL;
+    const ENOMEM: Errno = Errno::ENOMEM;
+    let dir = common::tempdir();
+    let meta = Meta::V1(2);
+    let levels = [
+        ("linear", 2, [EINVAL, EINVAL]),
+        ("0", 2, [ENOMEM, ENOMEM]),
+        ("4", 3, [ENOMEM, ENOMEM]),
+        ("5", 3, [ENOMEM, ENOMEM]),
+        ("6", 4, [ENOMEM, EINVAL]),
+    ];
+    for (level, n, want) in levels {
+        for (value, want) in [(TWO_31 - 1, want[0]), (TWO_31, want[1])] {
+            let ctx = format!("level {level}, raid_disks {value:#x}");
+            let d = dir.path().join(format!("{level}-{value:x}"));
+            fs::create_dir_all(&d).unwrap();
+            let paths: Vec<PathBuf> = (0..n).map(|i| d.join(format!("m{i}"))).collect();
+            let (out, err, rc) = common::run(
+                common::mdfuse()
+                    .args([
+                        "create",
+                        "--assume-clean",
+                        "--image-size",
+                        "2M",
+                        "-b",
+                        "none",
+                        "-c",
+                        "64",
+                    ])
+                    .args(["-l", level, "-n", &n.to_string(), "-e", meta.version()])
+                    .args(&paths),
+            );
+            assert_eq!(rc, 0, "mdfuse create {ctx}: {out}{err}");
+            for p in &paths {
+                let mut img = fs::read(p).unwrap();
+                let sb = &mut img[meta.sb_at()..meta.sb_at() + 4096];
+                put(sb, 92, 4, value);
+                fix_csum(meta, sb);
+                fs::write(p, &img).unwrap();
+            }
+            let md = Md::new(MdOptions::default());
+            mdfuse::register_personalities(&md);
+            let tree = MdTree::new(md.clone(), 0, 0);
+            let t = &tree.tree;
+            t.write_attr("new_array", "md0").unwrap();
+            t.write_attr("md0/md/metadata_version", meta.version())
+                .unwrap();
+            for p in &paths {
+                t.write_attr("md0/md/new_dev", p.to_str().unwrap())
+                    .unwrap_or_else(|e| panic!("{ctx}: new_dev: errno {e}"));
+            }
+            let t0 = Instant::now();
+            assert_eq!(
+                t.write_attr("md0/md/array_state", "active"),
+                Err(want),
+                "{ctx}"
+            );
+            assert!(
+                t0.elapsed() < Duration::from_secs(2),
+                "{ctx}: {:?}",
+                t0.elapsed()
+            );
+            t.write_attr("md0/md/array_state", "clear").unwrap();
+            md.stop_all();
+        }
+    }
+}
