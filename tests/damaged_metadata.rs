@@ -55,8 +55,13 @@
 //!   rdev0: level, layout and chunk for v1, the whole constant part for
 //!   0.90), refusing those that differ; data_offset
 //!   and the slot every member takes from its own superblock.  Damage to
-//!   these legitimately changes what md0 holds: the array must not panic
-//!   or hang, reads succeed or give EIO, attributes read, examine answers.
+//!   these legitimately changes what md0 holds where md derives another
+//!   geometry from it: the array must not panic or hang, reads succeed or
+//!   give EIO, attributes read, examine answers.  Where the array runs
+//!   with the pristine geometry all the same (level, layout, chunk_size,
+//!   raid_disks, component_size, reshape_position and size as read from
+//!   md, and each member in a slot with its slot, data offset and size),
+//!   the case is held to the content as below.
 //!   v1 `size`, `raid_disks` and the reshape fields on vda alone are in
 //!   the second class: md reads them from the reference member only,
 //!   which vda (bound first) is not while all members are as fresh.
@@ -374,6 +379,8 @@ struct Layout {
     /// What md0 holds, byte for byte, for every level but raid1 (each
     /// raid1 read is checked against the members instead).
     content: Vec<u8>,
+    /// What md derived that content's layout from.
+    geometry: Geometry,
     paths: Vec<PathBuf>,
     pristine: Vec<Vec<u8>>,
     /// Byte offset of the bitmap superblock, if any.
@@ -455,6 +462,7 @@ fn v1_layout(dir: &Path, name: &'static str, minor: u64, bitmap: bool) -> Layout
         bitmap,
         level: "raid1",
         content: Vec::new(),
+        geometry: Geometry::default(),
         files: open_all(&paths),
         paths,
         pristine,
@@ -492,13 +500,14 @@ fn level_layout(
         fs::write(p, &img).unwrap();
     }
     assert_eq!(bitmap_at.is_some(), bitmap);
-    let content = assemble(meta, &paths, level, true);
+    let (content, geometry) = assemble(meta, &paths, level, true);
     Layout {
         name,
         meta,
         bitmap,
         level,
         content,
+        geometry,
         files: open_all(&paths),
         pristine: paths.iter().map(|p| fs::read(p).unwrap()).collect(),
         paths,
@@ -509,7 +518,7 @@ fn level_layout(
 
 /// Run the members as md0 in an md of their own and read all of md0;
 /// with `write`, write the pattern over it first (and read it back).
-fn assemble(meta: Meta, paths: &[PathBuf], level: &str, write: bool) -> Vec<u8> {
+fn assemble(meta: Meta, paths: &[PathBuf], level: &str, write: bool) -> (Vec<u8>, Geometry) {
     let md = Md::new(MdOptions::default());
     mdfuse::register_personalities(&md);
     let tree = MdTree::new(md.clone(), 0, 0);
@@ -547,10 +556,56 @@ fn assemble(meta: Meta, paths: &[PathBuf], level: &str, write: bool) -> Vec<u8> 
             "{level}: md0 does not read back what was written"
         );
     }
+    let geometry = geometry_of(t, &mddev, paths);
     drop(mddev);
     t.write_attr("md0/md/array_state", "clear").unwrap();
     md.stop_all();
-    content
+    (content, geometry)
+}
+
+/// What md derived the data's layout from: the array's level, layout,
+/// chunk, raid_disks, component size, reshape position and size, and
+/// each member in a slot: its image, slot, data offset and size.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Geometry {
+    array: Vec<String>,
+    members: Vec<(usize, i32, u64, u64)>,
+}
+
+fn geometry_of(t: &sysfs_like::Tree, mddev: &Mddev, paths: &[PathBuf]) -> Geometry {
+    let attrs = [
+        "level",
+        "layout",
+        "chunk_size",
+        "raid_disks",
+        "component_size",
+        "reshape_position",
+    ];
+    let mut members: Vec<_> = mddev
+        .rdevs()
+        .iter()
+        .filter(|r| r.raid_disk() >= 0 && !r.faulty())
+        .map(|r| {
+            let image = paths.iter().position(|p| p == r.disk.path()).unwrap();
+            (image, r.raid_disk(), r.data_offset(), r.sectors())
+        })
+        .collect();
+    members.sort();
+    Geometry {
+        array: attrs
+            .iter()
+            .map(|a| t.read_attr(&format!("md0/md/{a}")).unwrap_or_default())
+            .chain([mddev.array_bytes().to_string()])
+            .collect(),
+        members,
+    }
+}
+
+impl Geometry {
+    /// The same array as `pristine`, perhaps with fewer members.
+    fn within(&self, pristine: &Geometry) -> bool {
+        self.array == pristine.array && self.members.iter().all(|m| pristine.members.contains(m))
+    }
 }
 
 /// Real md's 0.90 superblocks (of `fixture`), moved to the end of
@@ -582,8 +637,8 @@ fn v090_layout(dir: &Path, fixture: &str, name: &'static str, level: &'static st
         fs::write(p, &img).unwrap();
         pristine.push(img);
     }
-    let content = if level == "raid1" {
-        Vec::new()
+    let (content, geometry) = if level == "raid1" {
+        (Vec::new(), Geometry::default())
     } else {
         assemble(meta, &paths, level, false)
     };
@@ -593,6 +648,7 @@ fn v090_layout(dir: &Path, fixture: &str, name: &'static str, level: &'static st
         bitmap: false,
         level,
         content,
+        geometry,
         files: open_all(&paths),
         paths,
         pristine,
@@ -1023,6 +1079,9 @@ struct Outcome {
     failed_reads: usize,
     /// A `check` ran to its end.
     checked: bool,
+    /// The damage changed the geometry md derives (or may have, for
+    /// RAID1).
+    geometry_changed: bool,
 }
 
 /// What real md did (see the top of the file), where it is not obvious.
@@ -1127,7 +1186,7 @@ fn run_case(md: &Arc<Md>, tree: &MdTree, case: &Case, tally: &mut Tally) {
             if o.checked {
                 tally.checked += 1;
             }
-            if changes_geometry(case) {
+            if o.geometry_changed {
                 tally.geometry += 1;
             } else if o.failed_reads == 0 && problems.is_empty() {
                 tally.same += 1;
@@ -1263,6 +1322,10 @@ fn run_md(
         }
     } else {
         o.degraded = mddev.degraded();
+        // Damage to a geometry field counts as such only where md derived
+        // another geometry from it.
+        o.geometry_changed = changes_geometry(case)
+            && (l.content.is_empty() || !geometry_of(t, &mddev, &l.paths).within(&l.geometry));
         let legs: Vec<Leg> = mddev
             .rdevs()
             .iter()
@@ -1418,7 +1481,7 @@ fn read_content(
 ) {
     let l = case.layout;
     let want = &l.content;
-    let strict = !changes_geometry(case);
+    let strict = !o.geometry_changed;
     // Linear and raid0 use every member in a slot, in sync or not.
     let serving = legs
         .iter()
@@ -1524,7 +1587,7 @@ fn check_mismatches(
     o: &mut Outcome,
     problems: &mut Vec<String>,
 ) {
-    if changes_geometry(case) || redundancy(case.layout.level) == 0 || !sampled(case) {
+    if o.geometry_changed || redundancy(case.layout.level) == 0 || !sampled(case) {
         return;
     }
     if let Err(e) = wait_idle(t, mddev) {
