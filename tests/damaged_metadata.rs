@@ -31,13 +31,17 @@
 //! RAID1 read is a copy of a member, so this holds for every field.
 //!
 //! The other levels (`damaged_fields_other_levels`): linear (2 members),
-//! raid0 (3), raid10 near=2 (4, bitmap) and far=2 (3), raid4 and raid5 (3,
-//! bitmap) and raid6 (4, bitmap), 2 MiB members made by `mdfuse create`
-//! (metadata 1.2, 64 KiB chunks), a pattern written through md; and real
-//! md's raid5-v0.90 fixture, its superblocks moved to the end of 2 MiB
-//! members with the rows that remain.  What md0 holds is read once from
-//! the pristine members.  A read there is not a copy of one member, so
-//! the fields fall in two classes:
+//! raid0 (3; and 2 with metadata 1.1), raid10 near=2 (4, bitmap), far=2
+//! (3) and offset=2 (3, bitmap), raid4 and raid5 (3, bitmap), raid5
+//! right-asymmetric with metadata 1.0 (4, bitmap) and raid6 (4, bitmap):
+//! 2 MiB members made by `mdfuse create` (metadata 1.2 unless said, 64
+//! KiB chunks), a pattern written through md; and real md's raid5-v0.90
+//! fixture, its superblocks moved to the end of 2 MiB members with the
+//! rows that remain.  Besides vda and all members, each case there also
+//! damages the member bound last alone: the one md takes the array's
+//! settings from while all are as fresh.  What md0 holds is read once
+//! from the pristine members.  A read there is not a copy of one member,
+//! so the fields fall in two classes:
 //!
 //! * geometry: what md derives the layout of the data from -- v1 `level`,
 //!   `layout`, `chunksize`, `raid_disks`, `size`, `data_offset`,
@@ -53,18 +57,18 @@
 //!   super_90_validate on the first rdev analyze_sbs sees) and compares
 //!   each member bound with the one bound first (load_super against
 //!   rdev0: level, layout and chunk for v1, the whole constant part for
-//!   0.90), refusing those that differ; data_offset
-//!   and the slot every member takes from its own superblock.  Damage to
-//!   these legitimately changes what md0 holds where md derives another
-//!   geometry from it: the array must not panic or hang, reads succeed or
-//!   give EIO, attributes read, examine answers.  Where the array runs
-//!   with the pristine geometry all the same (level, layout, chunk_size,
+//!   0.90), refusing those that differ; data_offset and the slot every
+//!   member takes from its own superblock.  Damage to these legitimately
+//!   changes what md0 holds where md derives another geometry from it:
+//!   the array must not panic or hang, reads succeed or give EIO,
+//!   attributes read, examine answers.  Where the array runs with the
+//!   pristine geometry all the same (level, layout, chunk_size,
 //!   raid_disks, component_size, reshape_position and size as read from
 //!   md, and each member in a slot with its slot, data offset and size),
-//!   the case is held to the content as below.
-//!   v1 `size`, `raid_disks` and the reshape fields on vda alone are in
-//!   the second class: md reads them from the reference member only,
-//!   which vda (bound first) is not while all members are as fresh.
+//!   the case is held to the content as below.  v1 `size`, `raid_disks`
+//!   and the reshape fields on vda alone are in the second class: md
+//!   reads them from the reference member only, which vda (bound first)
+//!   is not while all members are as fresh.
 //! * everything else (magic, versions, UUIDs, name, times, events,
 //!   resync and recovery offsets, bitmap_offset, super_offset, devflags,
 //!   the bad-block log and its fields, logical_block_size, padding, the
@@ -705,6 +709,9 @@ enum Who {
     /// The member bound first (the array takes its settings from the one
     /// bound last when all are as fresh).
     One,
+    /// The member bound last: the one md takes the array's settings from
+    /// while all are as fresh.
+    Last,
     All,
 }
 
@@ -724,6 +731,7 @@ impl Case<'_> {
             self.value,
             match self.who {
                 Who::One => "vda",
+                Who::Last => "the last member",
                 Who::All => "all members",
             }
         )
@@ -733,8 +741,13 @@ impl Case<'_> {
     fn images(&self) -> Vec<Vec<u8>> {
         let l = self.layout;
         let mut imgs = l.pristine.clone();
-        let n = if self.who == Who::One { 1 } else { imgs.len() };
-        for img in imgs.iter_mut().take(n) {
+        let len = imgs.len();
+        let damaged = match self.who {
+            Who::One => 0..1,
+            Who::Last => len - 1..len,
+            Who::All => 0..len,
+        };
+        for img in &mut imgs[damaged] {
             let sb_at = l.meta.sb_at();
             let fld = self.field;
             if let Place::Bytes {
@@ -908,6 +921,17 @@ fn random_regions(l: &Layout) -> Vec<Field> {
     v
 }
 
+/// On whom a layout's cases do the damage: vda and all members; for the
+/// levels other than RAID1 also the member bound last, the one md takes
+/// the array's settings from.
+fn whos(l: &Layout) -> Vec<Who> {
+    if l.level == "raid1" {
+        vec![Who::One, Who::All]
+    } else {
+        vec![Who::One, Who::Last, Who::All]
+    }
+}
+
 /// Every case: each field of the layout's structures, each extreme value
 /// that differs from what the field holds, on one member and on all; and
 /// random bytes in each region, seeded.
@@ -916,7 +940,7 @@ fn cases(layouts: &[Layout]) -> Vec<Case<'_>> {
     for l in layouts {
         for field in random_regions(l) {
             for seed in 0..random_seeds() {
-                for who in [Who::One, Who::All] {
+                for who in whos(l) {
                     v.push(Case {
                         layout: l,
                         field,
@@ -961,7 +985,7 @@ fn cases(layouts: &[Layout]) -> Vec<Case<'_>> {
                 if value == current && field.with == 0 {
                     continue;
                 }
-                for who in [Who::One, Who::All] {
+                for who in whos(l) {
                     v.push(Case {
                         layout: l,
                         field,
