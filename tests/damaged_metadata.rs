@@ -12,16 +12,78 @@
 //! does, all in one md "module" (one daemon), and must end in one of:
 //!
 //! * refused: a write failed with an errno, with a line in the log;
-//! * assembled, with or without the damaged member: every read gives what
-//!   one of the running members holds at its data offset, or EIO where
-//!   none can give it (as the kernel, past the end of every device: a
-//!   `data_offset` past the device, a `size` larger than the members); a
-//!   write of the same data then succeeds or fails with an errno.
+//! * assembled, with or without the damaged member, its reads checked as
+//!   below, EIO the only errno; a write of the same data then succeeds or
+//!   fails with an errno.
 //!
 //! Every attribute of the array is read on the way, the array then
 //! clears, and no case may take more than 20 s.  `mdfuse examine` of
 //! every damaged member must answer too.  SWEEP_ONLY=TEXT runs the cases
 //! whose name holds TEXT; SWEEP_VERBOSE=1 prints each case and its log.
+//!
+//! Two sweeps.  RAID1 (`damaged_fields_are_refused_or_assembled`): 2 MiB
+//! members made by `mdfuse create` with metadata 1.2 (with and without a
+//! bitmap), 1.1 and 1.0, and real md's 0.90 superblocks of the
+//! raid1-v0.90 fixture; every read must be what one of the running
+//! members holds at its data offset, or EIO where none can give it (as
+//! the kernel, past the end of every device: a `data_offset` past the
+//! device, a `size` larger than the members).  Whatever the damage, a
+//! RAID1 read is a copy of a member, so this holds for every field.
+//!
+//! The other levels (`damaged_fields_other_levels`): linear (2 members),
+//! raid0 (3; and 2 with metadata 1.1), raid10 near=2 (4, bitmap), far=2
+//! (3) and offset=2 (3, bitmap), raid4 and raid5 (3, bitmap), raid5
+//! right-asymmetric with metadata 1.0 (4, bitmap) and raid6 (4, bitmap):
+//! 2 MiB members made by `mdfuse create` (metadata 1.2 unless said, 64
+//! KiB chunks), a pattern written through md; and real md's raid5-v0.90
+//! fixture, its superblocks moved to the end of 2 MiB members with the
+//! rows that remain.  Besides vda and all members, each case there also
+//! damages the member bound last alone: the one md takes the array's
+//! settings from while all are as fresh.  What md0 holds is read once
+//! from the pristine members.  A read there is not a copy of one member,
+//! so the fields fall in two classes:
+//!
+//! * geometry: what md derives the layout of the data from -- v1 `level`,
+//!   `layout`, `chunksize`, `raid_disks`, `size`, `data_offset`,
+//!   `data_size` (linear and raid0 use each member's whole data size),
+//!   `dev_number`, `max_dev` and the roles (a member's slot), the reshape
+//!   fields and `feature_map` (which turns them and recovery on); 0.90
+//!   `level`, `layout`, `chunk_size`, `raid_disks`, `size`, the disks
+//!   table and this_disk (the slots), `minor_version` (91: reshape) and
+//!   the reshape fields; and random bytes in a superblock with its
+//!   checksum recomputed, which may hit any of them.  md takes level,
+//!   layout, chunk, size and raid_disks from one member (the freshest,
+//!   the one bound last among equals: super_1_validate and
+//!   super_90_validate on the first rdev analyze_sbs sees) and compares
+//!   each member bound with the one bound first (load_super against
+//!   rdev0: level, layout and chunk for v1, the whole constant part for
+//!   0.90), refusing those that differ; data_offset and the slot every
+//!   member takes from its own superblock.  Damage to these legitimately
+//!   changes what md0 holds where md derives another geometry from it:
+//!   the array must not panic or hang, reads succeed or give EIO,
+//!   attributes read, examine answers.  Where the array runs with the
+//!   pristine geometry all the same (level, layout, chunk_size,
+//!   raid_disks, component_size, reshape_position and size as read from
+//!   md, and each member in a slot with its slot, data offset and size),
+//!   the case is held to the content as below.  v1 `size`, `raid_disks`
+//!   and the reshape fields on vda alone are in the second class: md
+//!   reads them from the reference member only, which vda (bound first)
+//!   is not while all members are as fresh.
+//! * everything else (magic, versions, UUIDs, name, times, events,
+//!   resync and recovery offsets, bitmap_offset, super_offset, devflags,
+//!   the bad-block log and its fields, logical_block_size, padding, the
+//!   bitmap superblock and bits; random bytes with the checksum left
+//!   wrong): the member is refused, or runs, or is left out; md0 is as
+//!   large as before and every read gives what it held -- degraded, by
+//!   parity or the other copy, when a member is left out.  An EIO only
+//!   where more members than the level can lose are missing or have bad
+//!   blocks recorded.  linear and raid0 do not run short of a member
+//!   (md refuses them) unless md0 reads `broken`.
+//!
+//! For redundant arrays that run whole after damage of the second class,
+//! one case in `SWEEP_CHECK_EVERY` (default 16, 1 = all, 0 = none; picked
+//! by the case's name) runs a `check`: mismatch_cnt must stay 0 unless
+//! bad blocks are recorded, since the members still agree.
 //!
 //! Where md's source leaves the outcome in doubt, real md was asked
 //! (Linux 6.1.192 in the oracle, `realmd shell-script` on copies of the
@@ -62,8 +124,7 @@
 //!   2^63 on one member (recovered): the array runs.  `events` 2^64-1 on
 //!   both: the member bound first is "non-fresh" (events + 1 wraps to 0),
 //!   the other runs alone.
-//! * 0.90 `level` 2^32-1 (linear) runs as linear in the kernel; mdfuse
-//!   has RAID1 only and refuses the level, as for any other it lacks.
+//! * 0.90 `level` 2^32-1 (linear) runs as linear in the kernel, as here.
 
 mod common;
 
@@ -79,7 +140,8 @@ use mdfuse::cli::probe::probe;
 use mdfuse::disk::{FaultOp, IoEvent};
 use mdfuse::errno::Errno;
 use mdfuse::format::{SectorReader, Superblock0, Superblock1};
-use mdfuse::md::{Md, MdOptions};
+use mdfuse::md::flags::{recovery as rec, sb as sbf};
+use mdfuse::md::{Md, MdOptions, Mddev};
 use mdfuse::sysfs::MdTree;
 use parking_lot::Mutex;
 
@@ -316,6 +378,13 @@ struct Layout {
     name: &'static str,
     meta: Meta,
     bitmap: bool,
+    /// The level md runs it at, as created (`raid1`, `raid5`, ...).
+    level: &'static str,
+    /// What md0 holds, byte for byte, for every level but raid1 (each
+    /// raid1 read is checked against the members instead).
+    content: Vec<u8>,
+    /// What md derived that content's layout from.
+    geometry: Geometry,
     paths: Vec<PathBuf>,
     pristine: Vec<Vec<u8>>,
     /// Byte offset of the bitmap superblock, if any.
@@ -341,34 +410,52 @@ fn fill_data(img: &mut [u8], data_offset: u64, sectors: u64) {
     }
 }
 
-fn v1_layout(dir: &Path, name: &'static str, minor: u64, bitmap: bool) -> Layout {
-    let meta = Meta::V1(minor);
+/// `mdfuse create` of `n` 2 MiB members in `dir/name`, with `args`
+/// (level, layout, chunk) and the usual options.
+fn create(dir: &Path, name: &str, meta: Meta, bitmap: bool, args: &str, n: usize) -> Vec<PathBuf> {
     let d = dir.join(name);
     fs::create_dir_all(&d).unwrap();
-    let paths = vec![d.join("vda"), d.join("vdb")];
-    let create = "create -l 1 -n 2 --assume-clean --image-size 2M --homehost <none> -N sweep";
+    let paths: Vec<PathBuf> = (0..n)
+        .map(|i| d.join(format!("vd{}", (b'a' + i as u8) as char)))
+        .collect();
+    let create = "create --assume-clean --image-size 2M --homehost <none> -N sweep";
     let (out, err, rc) = common::run(
         common::mdfuse()
             .args(create.split(' '))
+            .args(args.split(' '))
             .args(["-e", meta.version()])
             .args(["-b", if bitmap { "internal" } else { "none" }])
             .args(&paths),
     );
-    assert_eq!(rc, 0, "mdfuse create: {out}{err}");
+    assert_eq!(rc, 0, "mdfuse create {args}: {out}{err}");
+    paths
+}
+
+/// Where a v1 member's bitmap superblock and bad-block log are; the log
+/// is made empty (all ones) as the kernel leaves it.
+fn v1_places(meta: Meta, img: &mut [u8]) -> (Superblock1, Option<usize>, usize) {
+    assert_eq!(img.len(), DEV_BYTES);
+    let sb = Superblock1::parse(&img[meta.sb_at()..]).unwrap();
+    let bitmap_at = sb
+        .bitmap_offset_sectors()
+        .map(|off| (meta.sb_at() as i64 + off * 512) as usize);
+    let at = (meta.sb_at() as i64 + sb.bblog_offset as i64 * 512) as usize;
+    img[at..at + sb.bblog_size as usize * 512].fill(0xff);
+    (sb, bitmap_at, at)
+}
+
+/// A 2-member RAID1 with the pattern written onto each member's data
+/// area.
+fn v1_layout(dir: &Path, name: &'static str, minor: u64, bitmap: bool) -> Layout {
+    let meta = Meta::V1(minor);
+    let paths = create(dir, name, meta, bitmap, "-l 1 -n 2", 2);
     let mut pristine = Vec::new();
     let (mut bitmap_at, mut bblog_at) = (None, None);
     for p in &paths {
         let mut img = fs::read(p).unwrap();
-        assert_eq!(img.len(), DEV_BYTES);
-        let sb = Superblock1::parse(&img[meta.sb_at()..]).unwrap();
+        let (sb, bm, bb) = v1_places(meta, &mut img);
         fill_data(&mut img, sb.data_offset, sb.data_size);
-        if let Some(off) = sb.bitmap_offset_sectors() {
-            bitmap_at = Some((meta.sb_at() as i64 + off * 512) as usize);
-        }
-        // The log as the kernel leaves it: empty (all ones).
-        let at = (meta.sb_at() as i64 + sb.bblog_offset as i64 * 512) as usize;
-        img[at..at + sb.bblog_size as usize * 512].fill(0xff);
-        bblog_at = Some(at);
+        (bitmap_at, bblog_at) = (bm, Some(bb));
         fs::write(p, &img).unwrap();
         pristine.push(img);
     }
@@ -377,6 +464,9 @@ fn v1_layout(dir: &Path, name: &'static str, minor: u64, bitmap: bool) -> Layout
         name,
         meta,
         bitmap,
+        level: "raid1",
+        content: Vec::new(),
+        geometry: Geometry::default(),
         files: open_all(&paths),
         paths,
         pristine,
@@ -385,14 +475,154 @@ fn v1_layout(dir: &Path, name: &'static str, minor: u64, bitmap: bool) -> Layout
     }
 }
 
-/// Real md's 0.90 superblocks (the raid1-v0.90 fixture), moved to the
-/// end of 2 MiB members with the size recorded to match.
-fn v090_layout(dir: &Path) -> Layout {
+/// An array of another level made by `mdfuse create` (`args`: level,
+/// members, layout, chunk) with metadata 1.`minor`, the pattern written
+/// through md, sector by array sector; `content` is that pattern.
+fn level_layout(
+    dir: &Path,
+    name: &'static str,
+    level: &'static str,
+    args: &str,
+    minor: u64,
+    bitmap: bool,
+) -> Layout {
+    let meta = Meta::V1(minor);
+    let n = args
+        .split(' ')
+        .skip_while(|a| *a != "-n")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("-n N in args");
+    let paths = create(dir, name, meta, bitmap, args, n);
+    let (mut bitmap_at, mut bblog_at) = (None, None);
+    for p in &paths {
+        let mut img = fs::read(p).unwrap();
+        (bitmap_at, bblog_at) = {
+            let (_, bm, bb) = v1_places(meta, &mut img);
+            (bm, Some(bb))
+        };
+        fs::write(p, &img).unwrap();
+    }
+    assert_eq!(bitmap_at.is_some(), bitmap);
+    let (content, geometry) = assemble(meta, &paths, level, true);
+    Layout {
+        name,
+        meta,
+        bitmap,
+        level,
+        content,
+        geometry,
+        files: open_all(&paths),
+        pristine: paths.iter().map(|p| fs::read(p).unwrap()).collect(),
+        paths,
+        bitmap_at,
+        bblog_at,
+    }
+}
+
+/// Run the members as md0 in an md of their own and read all of md0;
+/// with `write`, write the pattern over it first (and read it back).
+fn assemble(meta: Meta, paths: &[PathBuf], level: &str, write: bool) -> (Vec<u8>, Geometry) {
+    let md = Md::new(MdOptions::default());
+    mdfuse::register_personalities(&md);
+    let tree = MdTree::new(md.clone(), 0, 0);
+    let t = &tree.tree;
+    t.write_attr("new_array", "md0").unwrap();
+    t.write_attr("md0/md/metadata_version", meta.version())
+        .unwrap();
+    for p in paths {
+        t.write_attr("md0/md/new_dev", p.to_str().unwrap()).unwrap();
+    }
+    t.write_attr("md0/md/array_state", "active").unwrap();
+    assert_eq!(t.read_attr("md0/md/level").unwrap().trim(), level);
+    let mddev = md.array("md0").unwrap();
+    assert_eq!(mddev.degraded(), 0);
+    let size = mddev.array_bytes() as usize;
+    if write {
+        let data: Vec<u8> = (0..size as u64 / 512).flat_map(pattern).collect();
+        for at in (0..size).step_by(PIECE) {
+            let e = (at + PIECE).min(size);
+            assert_eq!(mddev.write_data(&data[at..e], at as u64), Ok(e - at));
+        }
+        mddev.flush_data().unwrap();
+    }
+    let mut content = vec![0u8; size];
+    for at in (0..size).step_by(PIECE) {
+        let e = (at + PIECE).min(size);
+        assert_eq!(mddev.read_data(&mut content[at..e], at as u64), Ok(e - at));
+    }
+    if write {
+        assert!(
+            content
+                .chunks(512)
+                .enumerate()
+                .all(|(s, b)| *b == pattern(s as u64)),
+            "{level}: md0 does not read back what was written"
+        );
+    }
+    let geometry = geometry_of(t, &mddev, paths);
+    drop(mddev);
+    t.write_attr("md0/md/array_state", "clear").unwrap();
+    md.stop_all();
+    (content, geometry)
+}
+
+/// What md derived the data's layout from: the array's level, layout,
+/// chunk, raid_disks, component size, reshape position and size, and
+/// each member in a slot: its image, slot, data offset and size.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Geometry {
+    array: Vec<String>,
+    members: Vec<(usize, i32, u64, u64)>,
+}
+
+fn geometry_of(t: &sysfs_like::Tree, mddev: &Mddev, paths: &[PathBuf]) -> Geometry {
+    let attrs = [
+        "level",
+        "layout",
+        "chunk_size",
+        "raid_disks",
+        "component_size",
+        "reshape_position",
+    ];
+    let mut members: Vec<_> = mddev
+        .rdevs()
+        .iter()
+        .filter(|r| r.raid_disk() >= 0 && !r.faulty())
+        .map(|r| {
+            let image = paths.iter().position(|p| p == r.disk.path()).unwrap();
+            (image, r.raid_disk(), r.data_offset(), r.sectors())
+        })
+        .collect();
+    members.sort();
+    Geometry {
+        array: attrs
+            .iter()
+            .map(|a| t.read_attr(&format!("md0/md/{a}")).unwrap_or_default())
+            .chain([mddev.array_bytes().to_string()])
+            .collect(),
+        members,
+    }
+}
+
+impl Geometry {
+    /// The same array as `pristine`, perhaps with fewer members.
+    fn within(&self, pristine: &Geometry) -> bool {
+        self.array == pristine.array && self.members.iter().all(|m| pristine.members.contains(m))
+    }
+}
+
+/// Real md's 0.90 superblocks (of `fixture`), moved to the end of
+/// 2 MiB members with the size recorded to match.  RAID1 members get the
+/// pattern; other levels keep what real md wrote in the rows that remain.
+fn v090_layout(dir: &Path, fixture: &str, name: &'static str, level: &'static str) -> Layout {
     let meta = Meta::V090;
-    let (_tmp, imgs) = common::unpack("raid1-v0.90");
-    let d = dir.join("v0.90");
+    let (_tmp, imgs) = common::unpack(fixture);
+    let d = dir.join(name);
     fs::create_dir_all(&d).unwrap();
-    let paths = vec![d.join("vda"), d.join("vdb")];
+    let paths: Vec<PathBuf> = (0..imgs.len())
+        .map(|i| d.join(format!("vd{}", (b'a' + i as u8) as char)))
+        .collect();
     let mut pristine = Vec::new();
     for (src, p) in imgs.iter().zip(&paths) {
         let big = fs::read(src).unwrap();
@@ -402,15 +632,27 @@ fn v090_layout(dir: &Path) -> Layout {
         sb.size = (start / 2) as u32;
         sb.update_csum();
         let mut img = vec![0u8; DEV_BYTES];
-        fill_data(&mut img, 0, start);
+        if level == "raid1" {
+            fill_data(&mut img, 0, start);
+        } else {
+            img[..meta.sb_at()].copy_from_slice(&big[..meta.sb_at()]);
+        }
         img[meta.sb_at()..meta.sb_at() + 4096].copy_from_slice(&sb.to_bytes());
         fs::write(p, &img).unwrap();
         pristine.push(img);
     }
+    let (content, geometry) = if level == "raid1" {
+        (Vec::new(), Geometry::default())
+    } else {
+        assemble(meta, &paths, level, false)
+    };
     Layout {
-        name: "0.90",
+        name,
         meta,
         bitmap: false,
+        level,
+        content,
+        geometry,
         files: open_all(&paths),
         paths,
         pristine,
@@ -467,6 +709,9 @@ enum Who {
     /// The member bound first (the array takes its settings from the one
     /// bound last when all are as fresh).
     One,
+    /// The member bound last: the one md takes the array's settings from
+    /// while all are as fresh.
+    Last,
     All,
 }
 
@@ -486,6 +731,7 @@ impl Case<'_> {
             self.value,
             match self.who {
                 Who::One => "vda",
+                Who::Last => "the last member",
                 Who::All => "all members",
             }
         )
@@ -495,8 +741,13 @@ impl Case<'_> {
     fn images(&self) -> Vec<Vec<u8>> {
         let l = self.layout;
         let mut imgs = l.pristine.clone();
-        let n = if self.who == Who::One { 1 } else { imgs.len() };
-        for img in imgs.iter_mut().take(n) {
+        let len = imgs.len();
+        let damaged = match self.who {
+            Who::One => 0..1,
+            Who::Last => len - 1..len,
+            Who::All => 0..len,
+        };
+        for img in &mut imgs[damaged] {
             let sb_at = l.meta.sb_at();
             let fld = self.field;
             if let Place::Bytes {
@@ -670,6 +921,17 @@ fn random_regions(l: &Layout) -> Vec<Field> {
     v
 }
 
+/// On whom a layout's cases do the damage: vda and all members; for the
+/// levels other than RAID1 also the member bound last, the one md takes
+/// the array's settings from.
+fn whos(l: &Layout) -> Vec<Who> {
+    if l.level == "raid1" {
+        vec![Who::One, Who::All]
+    } else {
+        vec![Who::One, Who::Last, Who::All]
+    }
+}
+
 /// Every case: each field of the layout's structures, each extreme value
 /// that differs from what the field holds, on one member and on all; and
 /// random bytes in each region, seeded.
@@ -678,7 +940,7 @@ fn cases(layouts: &[Layout]) -> Vec<Case<'_>> {
     for l in layouts {
         for field in random_regions(l) {
             for seed in 0..random_seeds() {
-                for who in [Who::One, Who::All] {
+                for who in whos(l) {
                     v.push(Case {
                         layout: l,
                         field,
@@ -723,7 +985,7 @@ fn cases(layouts: &[Layout]) -> Vec<Case<'_>> {
                 if value == current && field.with == 0 {
                     continue;
                 }
-                for who in [Who::One, Who::All] {
+                for who in whos(l) {
                     v.push(Case {
                         layout: l,
                         field,
@@ -759,7 +1021,14 @@ struct Tally {
     cases: usize,
     refused: usize,
     assembled: usize,
+    /// Assembled, damage that leaves the geometry alone, every read the
+    /// array's content.
+    same: usize,
     degraded: usize,
+    /// Assembled with damage that may change the geometry.
+    geometry: usize,
+    /// A `check` ran (and found what it should).
+    checked: usize,
     read_errors: usize,
     /// Cases whose outcome real md was asked for.
     oracle: usize,
@@ -832,6 +1101,11 @@ struct Outcome {
     /// Pieces of the array read, and how many of them failed.
     reads: usize,
     failed_reads: usize,
+    /// A `check` ran to its end.
+    checked: bool,
+    /// The damage changed the geometry md derives (or may have, for
+    /// RAID1).
+    geometry_changed: bool,
 }
 
 /// What real md did (see the top of the file), where it is not obvious.
@@ -852,8 +1126,10 @@ enum Expect {
 const TWO_31: u64 = 1 << 31;
 
 /// (layout, field, value, on, what real md did).
+type OracleCase = (&'static str, &'static str, u64, Who, Expect);
+
 #[rustfmt::skip]
-const ORACLE: &[(&str, &str, u64, Who, Expect)] = &[
+const ORACLE: &[OracleCase] = &[
     ("1.2-nobitmap", "raid_disks", TWO_31 - 1, Who::All, Expect::RunFails(Errno::ENOMEM)),
     ("1.2-nobitmap", "raid_disks", TWO_31, Who::All, Expect::RunFails(Errno::ENOMEM)),
     ("1.2-nobitmap", "raid_disks", u32::MAX as u64, Who::All, Expect::RunFails(Errno::ENOMEM)),
@@ -930,6 +1206,14 @@ fn run_case(md: &Arc<Md>, tree: &MdTree, case: &Case, tally: &mut Tally) {
             }
             if o.failed_reads > 0 {
                 tally.read_errors += 1;
+            }
+            if o.checked {
+                tally.checked += 1;
+            }
+            if o.geometry_changed {
+                tally.geometry += 1;
+            } else if o.failed_reads == 0 && problems.is_empty() {
+                tally.same += 1;
             }
         } else {
             tally.refused += 1;
@@ -1062,6 +1346,10 @@ fn run_md(
         }
     } else {
         o.degraded = mddev.degraded();
+        // Damage to a geometry field counts as such only where md derived
+        // another geometry from it.
+        o.geometry_changed = changes_geometry(case)
+            && (l.content.is_empty() || !geometry_of(t, &mddev, &l.paths).within(&l.geometry));
         let legs: Vec<Leg> = mddev
             .rdevs()
             .iter()
@@ -1081,53 +1369,20 @@ fn run_md(
                     .collect(),
             })
             .collect();
-        let concatenated = mddev
-            .pers()
-            .is_some_and(|p| p.personality().name() == "linear");
-        let size = mddev.array_sectors().saturating_mul(512).min(READ_LIMIT);
-        let mut buf = vec![0u8; PIECE];
-        let mut at = 0u64;
-        while at < size {
-            let len = PIECE.min((size - at) as usize);
-            o.reads += 1;
-            match mddev.read_data(&mut buf[..len], at) {
-                Ok(0) => break,
-                Ok(n) => {
-                    for s in (0..n).step_by(512) {
-                        let e = (s + 512).min(n);
-                        let got = &buf[s..e];
-                        let pos = at + s as u64;
-                        let held = if concatenated {
-                            // Members one after the other, by slot.
-                            let mut start = 0u64;
-                            let mut by_slot: Vec<&Leg> = legs.iter().collect();
-                            by_slot.sort_by_key(|g| g.slot);
-                            by_slot.iter().any(|g| {
-                                let here = (start..start + g.sectors * 512).contains(&pos);
-                                let ok = here && g.view(imgs, pos - start, e - s) == Some(got);
-                                start += g.sectors * 512;
-                                ok
-                            })
-                        } else {
-                            legs.iter().any(|g| g.view(imgs, pos, e - s) == Some(got))
-                        };
-                        if !held {
-                            problems.push(format!("byte {pos}: read what no member holds"));
-                            break;
-                        }
-                    }
-                    at += n as u64;
-                }
-                Err(e) => {
-                    o.failed_reads += 1;
-                    if e != Errno::EIO {
-                        problems.push(format!("byte {at}: read failed with errno {e}, not EIO"));
-                    } else if legs.iter().any(|g| g.view(imgs, at, len).is_some()) {
-                        problems.push(format!("byte {at}: EIO, yet a member holds the data"));
-                    }
-                    at += len as u64;
-                }
-            }
+        let limit = if l.content.is_empty() {
+            READ_LIMIT
+        } else {
+            l.content.len() as u64 + PIECE as u64
+        };
+        let size = mddev.array_bytes().min(limit);
+        if l.content.is_empty() {
+            let concatenated = mddev
+                .pers()
+                .is_some_and(|p| p.personality().name() == "linear");
+            read_mirror(&mddev, imgs, &legs, concatenated, size, &mut o, problems);
+        } else {
+            let state = t.read_attr("md0/md/array_state").unwrap_or_default();
+            read_content(case, &mddev, &state, &legs, size, &mut o, problems);
         }
         // A write of what is there (an update of the superblocks first).
         let mut first = vec![0u8; 4096];
@@ -1135,6 +1390,7 @@ fn run_md(
             let _ = mddev.write_data(&first, 0);
         }
         read_all(t, "md0");
+        check_mismatches(t, &mddev, case, &legs, &mut o, problems);
     }
     drop(mddev);
     if std::env::var_os("SWEEP_VERBOSE").is_some() {
@@ -1150,8 +1406,349 @@ fn run_md(
     Some(o)
 }
 
+/// Fields whose damage changes the geometry md derives for the array or
+/// a member (see the top of the file): for levels other than RAID1 the
+/// content is then not checked, only that reads succeed or give EIO.
+const GEOMETRY_V1: &[&str] = &[
+    "feature_map",
+    "level",
+    "layout",
+    "size",
+    "chunksize",
+    "raid_disks",
+    "new_level",
+    "reshape_position",
+    "delta_disks",
+    "new_layout",
+    "new_chunk",
+    "new_offset",
+    "data_offset",
+    "data_size",
+    "dev_number",
+    "max_dev",
+];
+
+const GEOMETRY_V090: &[&str] = &[
+    "minor_version",
+    "level",
+    "size",
+    "raid_disks",
+    "layout",
+    "chunk_size",
+    "reshape_position",
+    "new_level",
+    "delta_disks",
+    "new_layout",
+    "new_chunk",
+];
+
+/// v1 fields md takes from the member it takes the array's settings
+/// from, and from no other: damaged on vda alone (bound first, which is
+/// not that member while all are as fresh) they leave md0 as it was.
+const REFERENCE_ONLY_V1: &[&str] = &[
+    "size",
+    "raid_disks",
+    "new_level",
+    "reshape_position",
+    "delta_disks",
+    "new_layout",
+    "new_chunk",
+];
+
+fn changes_geometry(case: &Case) -> bool {
+    let name = case.field.name;
+    if case.who == Who::One
+        && matches!(case.layout.meta, Meta::V1(_))
+        && REFERENCE_ONLY_V1.contains(&name)
+    {
+        return false;
+    }
+    match case.field.place {
+        Place::Bytes {
+            area: Area::Super,
+            fix_csum,
+        } => fix_csum,
+        Place::Super => match case.layout.meta {
+            Meta::V1(_) => GEOMETRY_V1.contains(&name) || name.starts_with("dev_roles"),
+            Meta::V090 => {
+                GEOMETRY_V090.contains(&name)
+                    || name.starts_with("disks[")
+                    || name.starts_with("this_disk")
+            }
+        },
+        _ => false,
+    }
+}
+
+/// How many members a level can lose and still give every sector.
+fn redundancy(level: &str) -> usize {
+    match level {
+        "raid1" | "raid4" | "raid5" | "raid10" => 1,
+        "raid6" => 2,
+        _ => 0,
+    }
+}
+
+/// Read md0 (of any level but RAID1 as created) up to `size`.  Unless the
+/// damage may change the geometry, every read must give the array's
+/// content, an EIO only where more members than the level can lose are
+/// missing or have bad blocks recorded; a linear or raid0 array does not
+/// run short of members (md refuses that) unless it reads `broken`.
+fn read_content(
+    case: &Case,
+    mddev: &Mddev,
+    state: &str,
+    legs: &[Leg],
+    size: u64,
+    o: &mut Outcome,
+    problems: &mut Vec<String>,
+) {
+    let l = case.layout;
+    let want = &l.content;
+    let strict = !o.geometry_changed;
+    // Linear and raid0 use every member in a slot, in sync or not.
+    let serving = legs
+        .iter()
+        .filter(|g| g.in_sync || redundancy(l.level) == 0)
+        .count();
+    let short = (mddev.raid_disks() as usize).saturating_sub(serving);
+    if strict {
+        if mddev.array_bytes() != want.len() as u64 {
+            problems.push(format!(
+                "{} bytes in md0, not {}",
+                mddev.array_bytes(),
+                want.len()
+            ));
+        }
+        if redundancy(l.level) == 0 && short > 0 && state.trim() != "broken" {
+            problems.push(format!("runs {short} members short, array_state {state}"));
+        }
+    }
+    let bad = legs.iter().filter(|g| !g.bad.is_empty()).count();
+    let eio_allowed = short + bad > redundancy(l.level);
+    let mut buf = vec![0u8; PIECE];
+    let mut at = 0u64;
+    while at < size {
+        let len = PIECE.min((size - at) as usize);
+        o.reads += 1;
+        match mddev.read_data(&mut buf[..len], at) {
+            Ok(0) => break,
+            Ok(n) => {
+                let held = want.get(at as usize..at as usize + n);
+                if strict && held != Some(&buf[..n]) {
+                    let first = held.map_or(0, |h| {
+                        h.iter().zip(&buf).position(|(a, b)| a != b).unwrap_or(0)
+                    });
+                    problems.push(format!(
+                        "byte {}: read other bytes than md0 holds",
+                        at + first as u64
+                    ));
+                    break;
+                }
+                at += n as u64;
+            }
+            Err(e) => {
+                o.failed_reads += 1;
+                if e != Errno::EIO {
+                    problems.push(format!("byte {at}: read failed with errno {e}, not EIO"));
+                } else if strict && !eio_allowed {
+                    problems.push(format!(
+                        "byte {at}: EIO, {short} members short, {bad} with bad blocks"
+                    ));
+                }
+                at += len as u64;
+            }
+        }
+    }
+}
+
+/// How long md may take to finish a sync of these small arrays.
+const SYNC_LIMIT: Duration = Duration::from_secs(10);
+
+/// Wait until md0 has nothing left to do: no sync running or asked for,
+/// no superblock update pending.
+fn wait_idle(t: &sysfs_like::Tree, mddev: &Mddev) -> Result<(), String> {
+    let t0 = Instant::now();
+    let mut quiet = 0;
+    while quiet < 3 {
+        let action = t.read_attr("md0/md/sync_action").unwrap_or_default();
+        let r = &mddev.recovery;
+        let busy = mddev.sync.busy()
+            || r.test(rec::RUNNING)
+            || r.test(rec::NEEDED)
+            || mddev.sb_flags.test(sbf::CHANGE_PENDING)
+            || action.trim() != "idle";
+        quiet = if busy { 0 } else { quiet + 1 };
+        if t0.elapsed() > SYNC_LIMIT {
+            return Err(format!("md0 still busy: sync_action {}", action.trim()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// Whether a case's array is checked: one in `SWEEP_CHECK_EVERY` (16
+/// unless set; 1 checks every case, 0 none), picked by the case's name.
+fn sampled(case: &Case) -> bool {
+    let every: u64 = std::env::var("SWEEP_CHECK_EVERY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
+    let fnv = case.name().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    every != 0 && fnv % every == 0
+}
+
+/// A `check` of a redundant array that runs whole, where the damage left
+/// the geometry alone: the members agree, so it finds no mismatch unless
+/// bad blocks are recorded.
+fn check_mismatches(
+    t: &sysfs_like::Tree,
+    mddev: &Mddev,
+    case: &Case,
+    legs: &[Leg],
+    o: &mut Outcome,
+    problems: &mut Vec<String>,
+) {
+    if o.geometry_changed || redundancy(case.layout.level) == 0 || !sampled(case) {
+        return;
+    }
+    if let Err(e) = wait_idle(t, mddev) {
+        problems.push(e);
+        return;
+    }
+    if mddev.degraded() > 0 || !mddev.is_running() {
+        return;
+    }
+    if let Err(e) = t.write_attr("md0/md/sync_action", "check") {
+        problems.push(format!("sync_action check: errno {e}"));
+        return;
+    }
+    if let Err(e) = wait_idle(t, mddev) {
+        problems.push(format!("check: {e}"));
+        return;
+    }
+    o.checked = true;
+    let cnt = t.read_attr("md0/md/mismatch_cnt").unwrap_or_default();
+    if cnt.trim() != "0" && legs.iter().all(|g| g.bad.is_empty()) {
+        problems.push(format!("check: mismatch_cnt {}", cnt.trim()));
+    }
+}
+
+/// Read md0 (a RAID1 as created, whatever its superblocks now say) up to
+/// `size`: every sector read must be what a running member holds there,
+/// an EIO only where none can give it.
+fn read_mirror(
+    mddev: &Mddev,
+    imgs: &[Vec<u8>],
+    legs: &[Leg],
+    concatenated: bool,
+    size: u64,
+    o: &mut Outcome,
+    problems: &mut Vec<String>,
+) {
+    let mut buf = vec![0u8; PIECE];
+    let mut at = 0u64;
+    while at < size {
+        let len = PIECE.min((size - at) as usize);
+        o.reads += 1;
+        match mddev.read_data(&mut buf[..len], at) {
+            Ok(0) => break,
+            Ok(n) => {
+                for s in (0..n).step_by(512) {
+                    let e = (s + 512).min(n);
+                    let got = &buf[s..e];
+                    let pos = at + s as u64;
+                    let held = if concatenated {
+                        // Members one after the other, by slot.
+                        let mut start = 0u64;
+                        let mut by_slot: Vec<&Leg> = legs.iter().collect();
+                        by_slot.sort_by_key(|g| g.slot);
+                        by_slot.iter().any(|g| {
+                            let here = (start..start + g.sectors * 512).contains(&pos);
+                            let ok = here && g.view(imgs, pos - start, e - s) == Some(got);
+                            start += g.sectors * 512;
+                            ok
+                        })
+                    } else {
+                        legs.iter().any(|g| g.view(imgs, pos, e - s) == Some(got))
+                    };
+                    if !held {
+                        problems.push(format!("byte {pos}: read what no member holds"));
+                        break;
+                    }
+                }
+                at += n as u64;
+            }
+            Err(e) => {
+                o.failed_reads += 1;
+                if e != Errno::EIO {
+                    problems.push(format!("byte {at}: read failed with errno {e}, not EIO"));
+                } else if legs.iter().any(|g| g.view(imgs, at, len).is_some()) {
+                    problems.push(format!("byte {at}: EIO, yet a member holds the data"));
+                }
+                at += len as u64;
+            }
+        }
+    }
+}
+
 #[test]
 fn damaged_fields_are_refused_or_assembled() {
+    sweep(
+        |dir| {
+            vec![
+                v1_layout(dir, "1.2", 2, true),
+                v1_layout(dir, "1.2-nobitmap", 2, false),
+                v1_layout(dir, "1.1", 1, true),
+                v1_layout(dir, "1.0", 0, true),
+                v090_layout(dir, "raid1-v0.90", "0.90", "raid1"),
+            ]
+        },
+        ORACLE,
+    );
+}
+
+#[test]
+fn damaged_fields_other_levels() {
+    sweep(
+        |dir| {
+            vec![
+                level_layout(dir, "linear", "linear", "-l linear -n 2", 2, false),
+                level_layout(dir, "raid0", "raid0", "-l 0 -n 3 -c 64", 2, false),
+                level_layout(dir, "raid0-1.1", "raid0", "-l 0 -n 2 -c 64", 1, false),
+                level_layout(dir, "raid10-n2", "raid10", "-l 10 -n 4 -c 64", 2, true),
+                level_layout(
+                    dir,
+                    "raid10-f2",
+                    "raid10",
+                    "-l 10 -n 3 -p f2 -c 64",
+                    2,
+                    false,
+                ),
+                level_layout(
+                    dir,
+                    "raid10-o2",
+                    "raid10",
+                    "-l 10 -n 3 -p o2 -c 64",
+                    2,
+                    true,
+                ),
+                level_layout(dir, "raid4", "raid4", "-l 4 -n 3 -c 64", 2, true),
+                level_layout(dir, "raid5", "raid5", "-l 5 -n 3 -c 64", 2, true),
+                level_layout(dir, "raid5-1.0", "raid5", "-l 5 -n 4 -p ra -c 64", 0, true),
+                v090_layout(dir, "raid5-v0.90", "raid5-0.90", "raid5"),
+                level_layout(dir, "raid6", "raid6", "-l 6 -n 4 -c 64", 2, true),
+            ]
+        },
+        &[],
+    );
+}
+
+/// Run every case of the layouts `build` makes (in a directory of its
+/// own), each checked as the top of the file says and against `oracle`.
+fn sweep(build: fn(&Path) -> Vec<Layout>, oracle: &'static [OracleCase]) {
     if common::missing(&["zstd"]) {
         return;
     }
@@ -1170,19 +1767,18 @@ fn damaged_fields_are_refused_or_assembled() {
     let worker = {
         let current = current.clone();
         std::thread::spawn(move || {
-            let layouts = vec![
-                v1_layout(&dir, "1.2", 2, true),
-                v1_layout(&dir, "1.2-nobitmap", 2, false),
-                v1_layout(&dir, "1.1", 1, true),
-                v1_layout(&dir, "1.0", 0, true),
-                v090_layout(&dir),
-            ];
-            let md = Md::new(MdOptions::default());
+            let layouts = build(&dir);
+            // Syncs of these small members run unthrottled.
+            let md = Md::new(MdOptions {
+                speed_limit_max: 100_000_000,
+                ..MdOptions::default()
+            });
             mdfuse::register_personalities(&md);
             let tree = MdTree::new(md.clone(), 0, 0);
-            let mut tally = Tally::default();
+            let mut tallies: Vec<(&str, Tally)> =
+                layouts.iter().map(|l| (l.name, Tally::default())).collect();
             let all = cases(&layouts);
-            for (l, f, v, w, _) in ORACLE {
+            for (l, f, v, w, _) in oracle {
                 assert!(
                     all.iter().any(|c| c.layout.name == *l
                         && c.field.name == *f
@@ -1203,8 +1799,10 @@ fn damaged_fields_are_refused_or_assembled() {
                 }
                 *current.lock() = name.clone();
                 tx.send(Some(name)).unwrap();
+                let i = layouts.iter().position(|l| l.name == case.layout.name);
+                let tally = &mut tallies[i.unwrap()].1;
                 tally.cases += 1;
-                run_case(&md, &tree, &case, &mut tally);
+                run_case(&md, &tree, &case, tally);
             }
             md.stop_all();
             // Every case put back what it changed.
@@ -1218,7 +1816,10 @@ fn damaged_fields_are_refused_or_assembled() {
                 }
             }
             tx.send(None).unwrap();
-            tally
+            tallies
+                .into_iter()
+                .map(|(n, t)| (n.to_string(), t))
+                .collect::<Vec<_>>()
         })
     };
     loop {
@@ -1231,25 +1832,100 @@ fn damaged_fields_are_refused_or_assembled() {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    let tally = worker
+    let tallies = worker
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e));
-    eprintln!(
-        "{} cases in {:.1?}: {} refused, {} assembled ({} degraded, {} with reads that failed); {} as real md",
-        tally.cases,
-        started.elapsed(),
-        tally.refused,
-        tally.assembled,
-        tally.degraded,
-        tally.read_errors,
-        tally.oracle
-    );
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for (name, t) in &tallies {
+        eprintln!(
+            "{name}: {} cases: {} refused, {} assembled ({} same content, {} degraded, \
+             {} geometry changed, {} with reads that failed, {} checked); {} as real md",
+            t.cases,
+            t.refused,
+            t.assembled,
+            t.same,
+            t.degraded,
+            t.geometry,
+            t.read_errors,
+            t.checked,
+            t.oracle
+        );
+        cases += t.cases;
+        failures.extend(t.failures.iter().cloned());
+    }
+    eprintln!("{cases} cases in {:.1?}", started.elapsed());
     assert!(
-        tally.failures.is_empty(),
-        "{} of {} cases went wrong:\n{}",
-        tally.failures.len(),
-        tally.cases,
-        tally.failures.join("\n")
+        failures.is_empty(),
+        "{} of {cases} cases went wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
     drop(base);
+}
+
+/// A `raid_disks` larger than md can allocate its per-member table for
+/// (2^31-1), or negative as md's int (2^31), on every member: the run
+/// fails at once with md's errno.  Linear's allocation failure is
+/// `linear_run`'s failure for any problem (EINVAL here); raid0's member
+/// lists and raid4/5/6's disk table fail with ENOMEM; raid6 refuses a
+/// negative count as fewer than 4 devices (EINVAL).
+#[test]
+fn huge_raid_disks_fail_the_run_at_once() {
+    const EINVAL: Errno = Errno::EINVAL;
+    const ENOMEM: Errno = Errno::ENOMEM;
+    let dir = common::tempdir();
+    let meta = Meta::V1(2);
+    let levels = [
+        ("linear", 2, [EINVAL, EINVAL]),
+        ("0", 2, [ENOMEM, ENOMEM]),
+        ("4", 3, [ENOMEM, ENOMEM]),
+        ("5", 3, [ENOMEM, ENOMEM]),
+        ("6", 4, [ENOMEM, EINVAL]),
+    ];
+    for (level, n, want) in levels {
+        for (value, want) in [(TWO_31 - 1, want[0]), (TWO_31, want[1])] {
+            let ctx = format!("level {level}, raid_disks {value:#x}");
+            let args = format!("-l {level} -n {n} -c 64");
+            let paths = create(
+                dir.path(),
+                &format!("{level}-{value:x}"),
+                meta,
+                false,
+                &args,
+                n,
+            );
+            for p in &paths {
+                let mut img = fs::read(p).unwrap();
+                let sb = &mut img[meta.sb_at()..meta.sb_at() + 4096];
+                put(sb, 92, 4, value);
+                fix_csum(meta, sb);
+                fs::write(p, &img).unwrap();
+            }
+            let md = Md::new(MdOptions::default());
+            mdfuse::register_personalities(&md);
+            let tree = MdTree::new(md.clone(), 0, 0);
+            let t = &tree.tree;
+            t.write_attr("new_array", "md0").unwrap();
+            t.write_attr("md0/md/metadata_version", meta.version())
+                .unwrap();
+            for p in &paths {
+                t.write_attr("md0/md/new_dev", p.to_str().unwrap())
+                    .unwrap_or_else(|e| panic!("{ctx}: new_dev: errno {e}"));
+            }
+            let t0 = Instant::now();
+            assert_eq!(
+                t.write_attr("md0/md/array_state", "active"),
+                Err(want),
+                "{ctx}"
+            );
+            assert!(
+                t0.elapsed() < Duration::from_secs(2),
+                "{ctx}: {:?}",
+                t0.elapsed()
+            );
+            t.write_attr("md0/md/array_state", "clear").unwrap();
+            md.stop_all();
+        }
+    }
 }

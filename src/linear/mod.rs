@@ -16,6 +16,13 @@ use crate::md::pieces::{Piece, break_array, flush_members, read_pieces, write_pi
 use crate::md::update::md_error_io;
 use crate::md::{Config, Errno, Mddev, Rdev};
 
+/// `struct linear_conf` without its members.
+const CONF_BYTES: u64 = 32;
+/// One `struct dev_info` (the member, its end sector).
+const DEV_INFO_BYTES: u64 = 16;
+/// The most one kmalloc gives.
+const KMALLOC_MAX_SIZE: u64 = 4 << 20;
+
 /// `LEVEL_LINEAR`.
 pub const LEVEL_LINEAR: i32 = -1;
 
@@ -77,6 +84,19 @@ impl Disks {
     /// chunk size when one is set; None (logged) when the slots do not
     /// add up.
     fn build(mddev: &Mddev, cfg: &Config, raid_disks: usize) -> Option<Disks> {
+        // linear_conf allocates the conf and its raid_disks dev_infos with
+        // one kzalloc, which cannot exceed KMALLOC_MAX_SIZE (raid_disks
+        // is an int there: 2^31 and up are negative); linear_run then
+        // fails as for any other problem.
+        if i32::try_from(raid_disks).is_err()
+            || CONF_BYTES + raid_disks as u64 * DEV_INFO_BYTES > KMALLOC_MAX_SIZE
+        {
+            mddev.log().warn(format!(
+                "md/linear:{}: cannot allocate the conf of raid_disks {}",
+                mddev.name, raid_disks as i32
+            ));
+            return None;
+        }
         let mut slots: Vec<Option<Arc<Rdev>>> = vec![None; raid_disks];
         let mut cnt = 0usize;
         let mut array_sectors = 0u64;

@@ -21,6 +21,10 @@ use crate::md::{Config, Errno, Mddev, ModuleParam, Rdev};
 
 /// `RAID0_ORIG_LAYOUT`: the layout of kernels before 3.14.
 pub const RAID0_ORIG_LAYOUT: i32 = 1;
+/// A `struct md_rdev *` in the zones' member lists.
+const POINTER_BYTES: u64 = 8;
+/// The most one kmalloc gives.
+const KMALLOC_MAX_SIZE: u64 = 4 << 20;
 /// `RAID0_ALT_MULTIZONE_LAYOUT`: the layout of 3.14 and later.
 pub const RAID0_ALT_MULTIZONE_LAYOUT: i32 = 2;
 
@@ -223,6 +227,21 @@ impl Conf {
                 chunk << 9
             ));
             return Err(Errno::EINVAL);
+        }
+        // The zones' member lists (a pointer per zone and slot) are one
+        // kzalloc, which cannot exceed KMALLOC_MAX_SIZE (raid_disks is an
+        // int there: 2^31 and up are negative): ENOMEM, before the
+        // members' slots are looked at.
+        let all: Vec<u64> = cfg.rdevs.iter().map(|r| r.sectors()).collect();
+        let zones = strip_zones(&all).len().max(1) as u64;
+        if (cfg.raid_disks as i32) < 0
+            || zones * cfg.raid_disks as u64 * POINTER_BYTES > KMALLOC_MAX_SIZE
+        {
+            log.warn(format!(
+                "md/raid0:{}: cannot allocate the zones of raid_disks {}",
+                mddev.name, cfg.raid_disks as i32
+            ));
+            return Err(Errno::ENOMEM);
         }
         let raid_disks = cfg.raid_disks as usize;
         let mut slots: Vec<Option<Arc<Rdev>>> = vec![None; raid_disks];

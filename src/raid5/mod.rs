@@ -32,6 +32,10 @@ use crate::md::{Config, Errno, Mddev, Rdev};
 
 /// `STRIPE_SECTORS`: the unit of parity work, one 4 KiB page per member.
 const STRIPE_SECTORS: u64 = 8;
+/// One `struct disk_info` (the member, its replacement, a page).
+const DISK_INFO_BYTES: u64 = 24;
+/// The most one kmalloc gives.
+const KMALLOC_MAX_SIZE: u64 = 4 << 20;
 /// Sectors per sync step (within one chunk).
 const SYNC_SECTORS: u64 = 128;
 /// Stripe locks (rows hash onto them).
@@ -169,7 +173,7 @@ impl Personality for Raid456Personality {
         }
         // The kernel would divide by zero data disks (and mdadm never
         // makes such an array): refused the same way.
-        if cfg.level != 6 && raid_disks < 2 {
+        if cfg.level != 6 && (0..2).contains(&raid_disks) {
             log.warn(format!(
                 "md/raid:{name}: not enough configured devices ({raid_disks}, minimum 2)"
             ));
@@ -179,6 +183,15 @@ impl Personality for Raid456Personality {
         if chunk == 0 || (chunk << 9) % 4096 != 0 || !chunk.is_power_of_two() {
             log.err(format!("md/raid:{name}: invalid chunk size {}", chunk << 9));
             return Err(Errno::EINVAL);
+        }
+        // setup_conf allocates the raid_disks disk_infos with one kcalloc,
+        // which cannot exceed KMALLOC_MAX_SIZE (raid_disks is an int
+        // there: 2^31 and up are negative): ENOMEM.
+        if raid_disks < 0 || raid_disks as u64 * DISK_INFO_BYTES > KMALLOC_MAX_SIZE {
+            log.warn(format!(
+                "md/raid:{name}: cannot allocate the disks of raid_disks {raid_disks}"
+            ));
+            return Err(Errno::ENOMEM);
         }
         let n = raid_disks as usize;
         let mut disks: Vec<Option<Arc<Rdev>>> = vec![None; n];
