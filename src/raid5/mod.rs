@@ -900,13 +900,17 @@ impl Conf {
                 return Err(Errno::EIO);
             }
         }
-        // Lay the new data over the old.
+        // Lay the new data over the old.  A block the write wholly
+        // replaces is a copy of it (nothing to zero first).
+        for &(i, _, off, _) in pieces.iter().filter(|p| covered(p.0)) {
+            blocks[i] = Block::Read(data[off..off + len].to_vec());
+        }
         for (i, b) in blocks.iter_mut().enumerate() {
             if !is_parity(i) && matches!(b, Block::Lost) {
                 *b = Block::Read(vec![0u8; len]);
             }
         }
-        for &(i, dev_sector, off, sectors) in pieces {
+        for &(i, dev_sector, off, sectors) in pieces.iter().filter(|p| !covered(p.0)) {
             if let Block::Read(buf) = &mut blocks[i] {
                 let at = ((dev_sector - lo) * 512) as usize;
                 let l = (sectors * 512) as usize;
