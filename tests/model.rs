@@ -2851,3 +2851,53 @@ fn a_failed_member_is_caught_up_on_the_writes_it_had_not_flushed() {
         ]);
     }
 }
+
+/// A member whose own flush fails is failed by it, and the flush returns
+/// only once the superblocks say so: the write before it is durable on
+/// the other leg only, and after a power loss the member must not come
+/// back in sync without it.  (The flush waited for the superblock writes
+/// of members failed before it, not for that of one it failed itself.)
+/// Found by the model on RAID1 (`MDFUSE_MODEL_LEVELS=raid1
+/// MDFUSE_MODEL_SEED=0x5a5b0 MDFUSE_MODEL_STEPS=8000`, run 0x5a5b6 at
+/// step 294: a member vanished just before a flush).
+#[test]
+fn a_member_whose_flush_fails_is_recorded_failed_before_the_flush_returns() {
+    let (spec, p) = raid1();
+    let knobs = Knobs::replay(2, Some("64K"), true);
+    for round in 0..20u64 {
+        let mut run = Run::new(
+            spec,
+            p,
+            400 + round,
+            &Settings::from_env(),
+            Some(knobs.clone()),
+        );
+        run.play(&[
+            Op::Write {
+                off: 0,
+                len: 1 << 20,
+                seed: 1,
+            },
+            Op::Flush,
+            Op::Write {
+                off: 78722,
+                len: 279,
+                seed: 2 + round,
+            },
+            Op::Fault {
+                dev: "d0".into(),
+                rule: "vanish".into(),
+            },
+            Op::Flush,
+            Op::Crash {
+                power_loss: true,
+                with_stale: false,
+                seed: round.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xa5e0_0c81_ea40_0358,
+            },
+            Op::Read {
+                off: 0,
+                len: 1 << 20,
+            },
+        ]);
+    }
+}
