@@ -2795,3 +2795,109 @@ fn a_sync_read_retried_page_by_page_keeps_its_last_part_page() {
         },
     ]);
 }
+
+/// A member that fails holds the writes it completed since it was last
+/// flushed in its volatile cache, and nothing flushes it once it is out
+/// of its slot.  The bitmap must not vouch for them: a chunk written just
+/// before the failure keeps its bit (NEEDED) until the member is caught
+/// up again, so a re-add after a power loss rewrites it.  Here d1 (raid
+/// disk 1) takes its part of a write to row 0 and fails at once, before
+/// any flush reaches it; a clean stop clears every other bit; the power
+/// loss drops d1's cached write; d1 is taken back on the bitmap's word,
+/// and then serves row 0's chunk 1 alone.  Found by the model on RAID5
+/// (`MDFUSE_MODEL_LEVELS=raid5 MDFUSE_MODEL_SEED=0x5a5af
+/// MDFUSE_MODEL_STEPS=692`, step 691, once: the re-added member served
+/// the bytes of step 581 in place of those of step 667).
+#[test]
+fn a_failed_member_is_caught_up_on_the_writes_it_had_not_flushed() {
+    let (spec, p) = level("raid5");
+    let knobs = Knobs::replay(3, Some("64K"), true);
+    for round in 0..8u64 {
+        let mut run = Run::new(
+            spec,
+            p,
+            300 + round,
+            &Settings::from_env(),
+            Some(knobs.clone()),
+        );
+        run.play(&[
+            Op::Write {
+                off: 0,
+                len: 256 << 10,
+                seed: 1,
+            },
+            Op::Flush,
+            // Row 0's chunk 1 is on d1 (left-symmetric: parity on d2).
+            Op::Write {
+                off: 70656,
+                len: 21504,
+                seed: 2 + round,
+            },
+            Op::Fail { dev: "d1".into() },
+            Op::Remove { dev: "d1".into() },
+            Op::Restart,
+            Op::Crash {
+                power_loss: true,
+                with_stale: false,
+                seed: round.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xbecd_9675_5088_75ff,
+            },
+            Op::ReAdd { dev: "d1".into() },
+            Op::Wait,
+            Op::Fail { dev: "d0".into() },
+            Op::Read {
+                off: 0,
+                len: 256 << 10,
+            },
+        ]);
+    }
+}
+
+/// A member whose own flush fails is failed by it, and the flush returns
+/// only once the superblocks say so: the write before it is durable on
+/// the other leg only, and after a power loss the member must not come
+/// back in sync without it.  (The flush waited for the superblock writes
+/// of members failed before it, not for that of one it failed itself.)
+/// Found by the model on RAID1 (`MDFUSE_MODEL_LEVELS=raid1
+/// MDFUSE_MODEL_SEED=0x5a5b0 MDFUSE_MODEL_STEPS=8000`, run 0x5a5b6 at
+/// step 294: a member vanished just before a flush).
+#[test]
+fn a_member_whose_flush_fails_is_recorded_failed_before_the_flush_returns() {
+    let (spec, p) = raid1();
+    let knobs = Knobs::replay(2, Some("64K"), true);
+    for round in 0..20u64 {
+        let mut run = Run::new(
+            spec,
+            p,
+            400 + round,
+            &Settings::from_env(),
+            Some(knobs.clone()),
+        );
+        run.play(&[
+            Op::Write {
+                off: 0,
+                len: 1 << 20,
+                seed: 1,
+            },
+            Op::Flush,
+            Op::Write {
+                off: 78722,
+                len: 279,
+                seed: 2 + round,
+            },
+            Op::Fault {
+                dev: "d0".into(),
+                rule: "vanish".into(),
+            },
+            Op::Flush,
+            Op::Crash {
+                power_loss: true,
+                with_stale: false,
+                seed: round.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xa5e0_0c81_ea40_0358,
+            },
+            Op::Read {
+                off: 0,
+                len: 1 << 20,
+            },
+        ]);
+    }
+}

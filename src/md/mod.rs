@@ -970,10 +970,14 @@ impl Mddev {
     /// for it (the md thread writes it at once).
     pub fn flush_data(&self) -> Result<(), Errno> {
         member_io::wait_sb_written(self);
-        match self.pers() {
+        let r = match self.pers() {
             Some(p) => p.flush(self),
             None => Ok(()),
-        }
+        };
+        // A member whose own flush failed was failed just now, and holds
+        // what the flush made durable on the others only in its cache.
+        member_io::wait_sb_written(self);
+        r
     }
 
     /// Wake the md thread (`md_wakeup_thread(mddev->thread)`).
