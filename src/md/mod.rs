@@ -28,6 +28,7 @@ pub mod pieces;
 pub mod rdev;
 pub mod resize;
 pub mod run;
+pub mod slot;
 pub mod spare;
 pub mod state;
 pub mod superblock;

@@ -27,6 +27,7 @@ use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::member_io::{narrow_write_error, set_badblocks, wait_sb_written, wait_unblocked};
 use crate::md::personality::{Personality, Raid, Resized, SyncStep};
 use crate::md::pieces::split_for_jobs;
+use crate::md::slot::activate_slot;
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
 
@@ -1008,37 +1009,7 @@ impl Raid for Conf {
         let m = self.mirrors.write();
         let mut count = 0u32;
         for p in m.iter() {
-            let repl_done = p.replacement.as_ref().is_some_and(|repl| {
-                repl.recovery_offset() == MAX_SECTOR
-                    && !repl.faulty()
-                    && !repl.flags.test_and_set(rf::IN_SYNC)
-            });
-            if repl_done {
-                // The replacement has just become active.
-                if p.rdev
-                    .as_ref()
-                    .is_none_or(|r| !r.flags.test_and_clear(rf::IN_SYNC))
-                {
-                    count += 1;
-                }
-                if let Some(r) = &p.rdev {
-                    // Not faulty as such, but it must leave and never
-                    // come back.
-                    r.flags.set(rf::FAULTY);
-                    mddev.observer().notify_rdev(mddev, r, "state");
-                }
-                if let Some(repl) = &p.replacement {
-                    mddev.observer().notify_rdev(mddev, repl, "state");
-                }
-            } else if let Some(r) = &p.rdev {
-                if r.recovery_offset() == MAX_SECTOR
-                    && !r.faulty()
-                    && !r.flags.test_and_set(rf::IN_SYNC)
-                {
-                    count += 1;
-                    mddev.observer().notify_rdev(mddev, r, "state");
-                }
-            }
+            count += activate_slot(mddev, p.rdev.as_ref(), p.replacement.as_ref());
         }
         mddev.set_degraded(mddev.degraded().saturating_sub(count));
         count

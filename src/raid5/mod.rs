@@ -27,6 +27,7 @@ use crate::md::fanout::{fan_out, fan_out_lanes};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::personality::{PersAttr, Personality, Raid, Resized, SyncStep};
 use crate::md::pieces::split_for_jobs;
+use crate::md::slot::activate_slot;
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
 
@@ -1365,34 +1366,7 @@ impl Raid for Conf {
     fn spare_active(&self, mddev: &Mddev) -> u32 {
         let mut count = 0;
         for p in self.disks.read().iter() {
-            let repl_done = p.replacement.as_ref().is_some_and(|repl| {
-                repl.recovery_offset() == MAX_SECTOR
-                    && !repl.faulty()
-                    && !repl.flags.test_and_set(rf::IN_SYNC)
-            });
-            if repl_done {
-                if p.rdev
-                    .as_ref()
-                    .is_none_or(|r| !r.flags.test_and_clear(rf::IN_SYNC))
-                {
-                    count += 1;
-                }
-                if let Some(r) = &p.rdev {
-                    r.flags.set(rf::FAULTY);
-                    mddev.observer().notify_rdev(mddev, r, "state");
-                }
-                if let Some(repl) = &p.replacement {
-                    mddev.observer().notify_rdev(mddev, repl, "state");
-                }
-            } else if let Some(r) = &p.rdev {
-                if r.recovery_offset() == MAX_SECTOR
-                    && !r.faulty()
-                    && !r.flags.test_and_set(rf::IN_SYNC)
-                {
-                    count += 1;
-                    mddev.observer().notify_rdev(mddev, r, "state");
-                }
-            }
+            count += activate_slot(mddev, p.rdev.as_ref(), p.replacement.as_ref());
         }
         mddev.set_degraded(self.calc_degraded() as u32);
         count
