@@ -57,12 +57,6 @@ struct Store {
     /// `file_pages * 4096` bytes: the superblock, then the bits.
     data: Vec<u8>,
     attrs: Vec<u8>,
-    /// Chunks whose bits were cleared here and that no page write has
-    /// taken yet, then those the page write under way is sending (its
-    /// members flushed first): until that write is out, a member that
-    /// leaves its slot may hold writes to them that no flush reached.
-    cleared_chunks: Vec<u64>,
-    clearing: Vec<u64>,
 }
 
 /// Group commit of bitmap writes.
@@ -96,8 +90,6 @@ pub struct Bitmap {
     /// Bits were cleared in the pages since the members were last
     /// flushed: the next page write flushes first.
     cleared: AtomicBool,
-    /// Members that left their slot so far (`member_leaves`).
-    departures: AtomicU64,
     dirty_seq: AtomicU64,
     flushed_seq: AtomicU64,
     overflow_cv: Condvar,
@@ -243,14 +235,11 @@ impl Bitmap {
             store: Mutex::new(Store {
                 data,
                 attrs: vec![0; file_pages],
-                cleared_chunks: Vec::new(),
-                clearing: Vec::new(),
             }),
             unplug: Mutex::new(Unplug::default()),
             unplug_cv: Condvar::new(),
             page_io: Mutex::new(()),
             cleared: AtomicBool::new(false),
-            departures: AtomicU64::new(0),
             dirty_seq: AtomicU64::new(0),
             flushed_seq: AtomicU64::new(0),
             overflow_cv: Condvar::new(),
@@ -482,7 +471,6 @@ impl Bitmap {
     fn file_clear_bit(&self, st: &mut Store, chunk: u64) {
         let hostendian = self.flags.test(sb_flag(state::HOSTENDIAN));
         set_file_bit(&mut st.data, chunk, false, hostendian);
-        st.cleared_chunks.push(chunk);
         self.cleared.store(true, Ordering::Release);
         let pg = file_page_of(chunk);
         if st.attrs[pg] & PAGE_NEEDWRITE == 0 {
@@ -493,52 +481,6 @@ impl Bitmap {
 
     fn chunks_touched(&self, offset: u64, sectors: u64) -> Range<u64> {
         chunks_touched(offset, sectors, self.chunkshift, self.chunks)
-    }
-
-    /// A member is leaving its slot (it failed).  A chunk's bit is
-    /// cleared on disk only after every member then in a slot was
-    /// flushed, so the member holds every write to a clean chunk; but the
-    /// writes to a chunk still counted, or cleared in memory and not yet
-    /// written so, may still be in its volatile cache, which nothing will
-    /// flush now: md flushes only the members in their slots.  Taken back
-    /// on the bitmap's word after a power loss, it would serve what it
-    /// held before them.  So those chunks keep (or get back) their bits
-    /// as NEEDED, and the catch-up that takes the member back rewrites
-    /// them.  (Linux 6.1 clears them once their writes are done, as for
-    /// any chunk, and a re-add after a power loss keeps the member's
-    /// stale blocks there.)
-    pub fn member_leaves(&self) {
-        let hostendian = self.flags.test(sb_flag(state::HOSTENDIAN));
-        let mut c = self.counts.lock();
-        let mut st = self.store.lock();
-        for v in c.counters.iter_mut() {
-            if *v != 0 {
-                *v |= NEEDED;
-            }
-        }
-        let again: Vec<u64> = st
-            .cleared_chunks
-            .iter()
-            .chain(st.clearing.iter())
-            .copied()
-            .collect();
-        for chunk in again {
-            let page = (chunk / PAGE_COUNTER_RATIO) as usize;
-            let v = &mut c.counters[chunk as usize];
-            if *v == 0 {
-                *v = 2;
-                c.page_count[page] += 1;
-                c.page_pending[page] = true;
-                self.allclean.store(false, Ordering::Release);
-            }
-            c.counters[chunk as usize] |= NEEDED;
-            // On disk the bit is still set, or is being cleared by the
-            // write under way, which sends the page again with it.
-            set_file_bit(&mut st.data, chunk, true, hostendian);
-        }
-        st.cleared_chunks.clear();
-        st.clearing.clear();
-        self.departures.fetch_add(1, Ordering::AcqRel);
     }
 
     /// `bitmap_startwrite`: before writing `sectors` at `offset`, count the
@@ -827,7 +769,8 @@ impl Bitmap {
         if pages.is_empty() {
             return;
         }
-        let copy = |st: &Store| -> Vec<(usize, Vec<u8>)> {
+        let copies: Vec<(usize, Vec<u8>)> = {
+            let st = self.store.lock();
             pages
                 .iter()
                 .map(|&i| {
@@ -842,24 +785,8 @@ impl Bitmap {
                 })
                 .collect()
         };
-        let (mut copies, departures) = {
-            let mut st = self.store.lock();
-            let taken = std::mem::take(&mut st.cleared_chunks);
-            st.clearing = taken;
-            (copy(&st), self.departures.load(Ordering::Acquire))
-        };
         if self.cleared.swap(false, Ordering::AcqRel) {
             self.sync_members(mddev);
-        }
-        {
-            // A member that left after the copies were taken was not
-            // flushed: `member_leaves` set the bits it may still need
-            // again, and the pages go out with them.
-            let mut st = self.store.lock();
-            if self.departures.load(Ordering::Acquire) != departures {
-                copies = copy(&st);
-            }
-            st.clearing.clear();
         }
         for (i, buf) in &copies {
             self.write_page_copy(mddev, *i, buf);
