@@ -35,3 +35,25 @@ pub fn activate_slot(mddev: &Mddev, rdev: Option<&Arc<Rdev>>, repl: Option<&Arc<
         _ => 0,
     }
 }
+
+/// One slot's part of `hot_remove_disk`, once the personality allows the
+/// removal: `rdev` leaves the slot (as its member when `is_member`, else
+/// as its replacement), and a replacement whose member left takes the
+/// slot.
+pub fn leave_slot(
+    member: &mut Option<Arc<Rdev>>,
+    replacement: &mut Option<Arc<Rdev>>,
+    is_member: bool,
+    rdev: &Rdev,
+) {
+    if is_member {
+        *member = None;
+    } else {
+        *replacement = None;
+    }
+    if let Some(repl) = replacement.take() {
+        repl.flags.clear(rf::REPLACEMENT);
+        *member = Some(repl);
+    }
+    rdev.flags.clear(rf::WANT_REPLACEMENT);
+}

@@ -27,7 +27,7 @@ use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::member_io::{narrow_write_error, set_badblocks, wait_sb_written, wait_unblocked};
 use crate::md::personality::{Personality, Raid, Resized, SyncStep};
 use crate::md::pieces::split_for_jobs;
-use crate::md::slot::activate_slot;
+use crate::md::slot::{activate_slot, leave_slot};
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
 
@@ -990,17 +990,7 @@ impl Raid for Conf {
         {
             return Err(Errno::EBUSY);
         }
-        if is_rdev {
-            p.rdev = None;
-        } else {
-            p.replacement = None;
-        }
-        if let Some(repl) = p.replacement.take() {
-            // The rdev just left: its replacement takes the slot.
-            repl.flags.clear(rf::REPLACEMENT);
-            p.rdev = Some(repl);
-        }
-        rdev.flags.clear(rf::WANT_REPLACEMENT);
+        leave_slot(&mut p.rdev, &mut p.replacement, is_rdev, rdev);
         Ok(())
     }
 
