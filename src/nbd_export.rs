@@ -521,10 +521,7 @@ struct Opener(Arc<Mddev>);
 
 impl Drop for Opener {
     fn drop(&mut self) {
-        let _ = self
-            .0
-            .openers
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        self.0.close_data();
     }
 }
 
@@ -535,7 +532,7 @@ fn serve(mut s: UnixStream, m: &Weak<Mddev>) -> io::Result<()> {
         return Ok(());
     }
     s.set_read_timeout(None)?;
-    m.openers.fetch_add(1, Ordering::AcqRel);
+    m.open_data();
     let _open = Opener(m.clone());
     let writer = Arc::new(Mutex::new(s.try_clone()?));
     let (tx, rx) = crossbeam_channel::bounded::<Request>(WORKERS * 4);

@@ -65,6 +65,9 @@ pub const MD_DEFAULT_MAX_CORRECTED_READ_ERRORS: u32 = 20;
 /// `LEVEL_NONE`.
 pub const LEVEL_NONE: i32 = -1_000_000;
 pub const MAX_DISKS_1: u32 = 1920;
+/// How long a stop waits for closes of the data file still on their way
+/// (see [`Mddev::data_open`]).
+const OPEN_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 pub const MAX_DISKS_090: u32 = 27;
 
 /// `mddev->ro`.
@@ -501,7 +504,7 @@ pub struct Mddev {
     recovery_cp: AtomicU64,
     array_sectors: AtomicU64,
     /// Opens of the data file (the block device's openers).
-    pub openers: AtomicU32,
+    openers: AtomicU32,
     /// Writes of whole sectors share it; a read-modify-write of partial
     /// sectors holds it alone.
     rmw: RwLock<()>,
@@ -568,6 +571,36 @@ impl std::fmt::Debug for Mddev {
 }
 
 impl Mddev {
+    /// One more open of the data file (`blkdev_get`'s `openers++`).
+    pub fn open_data(&self) {
+        self.openers.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The last close of one open of the data file.
+    pub fn close_data(&self) {
+        let _ = self
+            .openers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Whether the data file is open, after giving closes already made a
+    /// moment to arrive.  A block device's close is done when close(2)
+    /// returns; FUSE sends the data file's RELEASE after it returns, and
+    /// another serving thread may answer the next request first (`cat
+    /// md0/data; echo inactive > md0/md/array_state` must not see the
+    /// cat still open).  An open that stays open is still answered EBUSY,
+    /// after at most `OPEN_CLOSE_GRACE`.
+    pub fn data_open(&self) -> bool {
+        let deadline = std::time::Instant::now() + OPEN_CLOSE_GRACE;
+        while self.openers.load(Ordering::Acquire) > 0 {
+            if std::time::Instant::now() >= deadline {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        false
+    }
+
     fn new(md: Arc<Md>, name: String, unit: u32) -> Arc<Mddev> {
         let mirror = Mirror::default();
         // md_alloc: mddev->ok_start_degraded = start_dirty_degraded.

@@ -157,9 +157,7 @@ pub fn array_state_store(m: &Arc<Mddev>, want: ArrayState) -> Result<(), Errno> 
         // is open, read-only or not; read-auto only stops writes of a
         // read-write array (a read-only one is restarted instead).
         Clear | Readonly | Inactive | ReadAuto
-            if m.is_running()
-                && (want != ReadAuto || m.is_rdwr())
-                && m.openers.load(std::sync::atomic::Ordering::Acquire) > 0 =>
+            if m.is_running() && (want != ReadAuto || m.is_rdwr()) && m.data_open() =>
         {
             m.log().warn(format!("md: {} still in use.", m.name));
             return Err(Errno::EBUSY);

@@ -152,7 +152,7 @@ impl BinFile for DataFile {
         // A read-only array opens for writing too (writes then fail), as
         // a read-only block device does.
         let m = self.mddev.upgrade().ok_or(Errno::ENODEV)?;
-        m.openers.fetch_add(1, Ordering::AcqRel);
+        m.open_data();
         Ok(())
     }
 
@@ -170,9 +170,7 @@ impl BinFile for DataFile {
         // The last close of an open: one opener fewer (the array can stop
         // when none is left).
         if let Some(m) = self.mddev.upgrade() {
-            let _ = m
-                .openers
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            m.close_data();
         }
     }
 

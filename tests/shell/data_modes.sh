@@ -66,6 +66,15 @@ expect_eq "$(dd if="$D" bs=1M skip=$((size - 512)) iflag=skip_bytes status=none 
 expect_eq "$(dd if="$D" bs=1M skip="$size" iflag=skip_bytes status=none | wc -c)" 0 "read at the end"
 expect_eq "$(stat -c %s "$D")" "$size" "size after writes at the end"
 
+log "a close just made does not hold the array: the stop follows it"
+# close(2) of /dev/md0 is done when it returns; FUSE's RELEASE comes after,
+# possibly to another serving thread than the stop's write.
+for i in $(seq 1 100); do
+	head -c 4096 "$D" >/dev/null || fail "read $i"
+	put md0/md/array_state readonly
+	put md0/md/array_state active
+done
+
 put md0/md/array_state inactive
 check_legs md0 "$T/ref" "$T/img/vda" "$T/img/vdb"
 stop_daemon
