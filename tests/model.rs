@@ -2808,12 +2808,7 @@ fn a_sync_read_retried_page_by_page_keeps_its_last_part_page() {
 /// (`MDFUSE_MODEL_LEVELS=raid5 MDFUSE_MODEL_SEED=0x5a5af
 /// MDFUSE_MODEL_STEPS=692`, step 691, once: the re-added member served
 /// the bytes of step 581 in place of those of step 667).
-///
-/// An open defect (Linux 6.1 has it too): keeping every chunk the bitmap
-/// cleared since the last page write turned a bitmap re-add into a whole
-/// rebuild; the bits must follow the writes no flush reached instead.
 #[test]
-#[ignore = "open defect: a failed member's unflushed writes and the bitmap"]
 fn a_failed_member_is_caught_up_on_the_writes_it_had_not_flushed() {
     let (spec, p) = level("raid5");
     let knobs = Knobs::replay(3, Some("64K"), true);

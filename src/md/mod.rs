@@ -1004,10 +1004,18 @@ impl Mddev {
     /// for it (the md thread writes it at once).
     pub fn flush_data(&self) -> Result<(), Errno> {
         member_io::wait_sb_written(self);
+        // What was written so far is durable on every member in a slot
+        // once the flush is done (the bitmap keeps it for a member that
+        // leaves before).
+        let bitmap = self.bitmap();
+        let token = bitmap.as_ref().map(|b| b.flush_begin());
         let r = match self.pers() {
             Some(p) => p.flush(self),
             None => Ok(()),
         };
+        if let (Some(b), Some(token)) = (&bitmap, token) {
+            b.flush_end(token, r.is_ok());
+        }
         // A member whose own flush failed was failed just now, and holds
         // what the flush made durable on the others only in its cache.
         member_io::wait_sb_written(self);

@@ -340,6 +340,7 @@ pub fn md_error(mddev: &Mddev, cfg: &Config, rdev: &Arc<Rdev>) {
     let Some(p) = mddev.pers() else { return };
     let _ = cfg;
     note_partly_rebuilt(rdev);
+    bitmap_member_leaves(mddev, rdev);
     p.error_handler(mddev, rdev, mddev.fail_last_dev());
     finish_error(mddev, rdev);
 }
@@ -363,6 +364,7 @@ pub fn md_error_io(mddev: &Mddev, rdev: &Arc<Rdev>, fail_last_dev: bool) {
     }
     let Some(p) = mddev.pers() else { return };
     note_partly_rebuilt(rdev);
+    bitmap_member_leaves(mddev, rdev);
     p.error_handler(mddev, rdev, fail_last_dev);
     finish_error(mddev, rdev);
 }
@@ -383,6 +385,19 @@ fn note_partly_rebuilt(rdev: &Rdev) {
         && !rdev.flags.test(rf::JOURNAL)
     {
         rdev.flags.set(rf::PARTLY_REBUILT);
+    }
+}
+
+/// A member in a slot fails: the bitmap keeps the chunks whose writes
+/// it may not hold durably (`Bitmap::member_leaves`).  Before the
+/// personality marks it faulty, so that no page write leaves it out
+/// unnoticed.
+fn bitmap_member_leaves(mddev: &Mddev, rdev: &Rdev) {
+    if rdev.raid_disk() < 0 || rdev.flags.test(rf::JOURNAL) {
+        return;
+    }
+    if let Some(b) = mddev.bitmap() {
+        b.member_leaves();
     }
 }
 

@@ -26,6 +26,9 @@ use crate::format::bitmap::{BITMAP_SB_LEN, BitmapSuper, state};
 use crate::md::flags::{Bits, Flags, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::{Config, Errno, HZ, Mddev, Rdev};
 
+mod unflushed;
+use unflushed::Unflushed;
+
 const PAGE: usize = 4096;
 /// Counters per in-memory page (`PAGE_COUNTER_RATIO`).
 const PAGE_COUNTER_RATIO: u64 = 2048;
@@ -50,6 +53,8 @@ struct Counts {
     page_count: Vec<u32>,
     /// `bp[page].pending`.
     page_pending: Vec<bool>,
+    /// Chunks a member may hold only in its cache (`member_leaves`).
+    unflushed: Unflushed,
 }
 
 /// The on-disk image (`struct bitmap_storage`).
@@ -90,6 +95,8 @@ pub struct Bitmap {
     /// Bits were cleared in the pages since the members were last
     /// flushed: the next page write flushes first.
     cleared: AtomicBool,
+    /// Members that left their slot so far (`member_leaves`).
+    departures: AtomicU64,
     dirty_seq: AtomicU64,
     flushed_seq: AtomicU64,
     overflow_cv: Condvar,
@@ -231,6 +238,7 @@ impl Bitmap {
                 counters: vec![0; chunks as usize],
                 page_count: vec![0; pages as usize],
                 page_pending: vec![false; pages as usize],
+                unflushed: Unflushed::default(),
             }),
             store: Mutex::new(Store {
                 data,
@@ -240,6 +248,7 @@ impl Bitmap {
             unplug_cv: Condvar::new(),
             page_io: Mutex::new(()),
             cleared: AtomicBool::new(false),
+            departures: AtomicU64::new(0),
             dirty_seq: AtomicU64::new(0),
             flushed_seq: AtomicU64::new(0),
             overflow_cv: Condvar::new(),
@@ -483,6 +492,50 @@ impl Bitmap {
         chunks_touched(offset, sectors, self.chunkshift, self.chunks)
     }
 
+    /// A member is leaving its slot (it failed).  It may hold the writes
+    /// of some chunks only in its volatile cache, which nothing will flush
+    /// now (see [`Unflushed`]); writes under way may still complete on it
+    /// after this.  Taken back on the bitmap's word after a power loss, it
+    /// would serve what it held before them.  So those chunks keep (or get
+    /// back) their bits as NEEDED, and the catch-up that takes the member
+    /// back rewrites them.  (Linux 6.1 clears them once their writes are
+    /// done, as for any chunk, and a re-add after a power loss keeps the
+    /// member's stale blocks there.)
+    pub fn member_leaves(&self) {
+        let hostendian = self.flags.test(sb_flag(state::HOSTENDIAN));
+        let mut c = self.counts.lock();
+        let mut again = c.unflushed.take_all();
+        again.extend((0..self.chunks).filter(|&i| c.counters[i as usize] & COUNTER_MAX > 2));
+        let mut st = self.store.lock();
+        for chunk in again {
+            let page = (chunk / PAGE_COUNTER_RATIO) as usize;
+            let v = &mut c.counters[chunk as usize];
+            if *v == 0 {
+                *v = 2;
+                c.page_count[page] += 1;
+            }
+            c.counters[chunk as usize] |= NEEDED;
+            c.page_pending[page] = true;
+            self.allclean.store(false, Ordering::Release);
+            // On disk the bit is still set, or is being cleared by the
+            // page write under way, which sends the page again with it.
+            set_file_bit(&mut st.data, chunk, true, hostendian);
+        }
+        self.departures.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A flush of every member in a slot is about to be issued (a flush
+    /// of md0/data): see [`Bitmap::flush_end`].
+    pub fn flush_begin(&self) -> u64 {
+        self.counts.lock().unflushed.flush_begin()
+    }
+
+    /// The flush `token` is done; `reached_all`: it reached every member
+    /// in a slot (a member it failed has left by now).
+    pub fn flush_end(&self, token: u64, reached_all: bool) {
+        self.counts.lock().unflushed.flush_end(token, reached_all);
+    }
+
     /// `bitmap_startwrite`: before writing `sectors` at `offset`, count the
     /// write in every chunk it touches, setting on-disk bits where a chunk
     /// was clean.  Returns the sequence `unplug` must reach.
@@ -584,6 +637,7 @@ impl Bitmap {
         }
         for chunk in self.chunks_touched(offset, sectors) {
             let mut c = self.counts.lock();
+            c.unflushed.note(chunk);
             let v = &mut c.counters[chunk as usize];
             if !success && *v & NEEDED == 0 {
                 *v |= NEEDED;
@@ -769,8 +823,7 @@ impl Bitmap {
         if pages.is_empty() {
             return;
         }
-        let copies: Vec<(usize, Vec<u8>)> = {
-            let st = self.store.lock();
+        let copy = |st: &Store| -> Vec<(usize, Vec<u8>)> {
             pages
                 .iter()
                 .map(|&i| {
@@ -785,8 +838,21 @@ impl Bitmap {
                 })
                 .collect()
         };
-        if self.cleared.swap(false, Ordering::AcqRel) {
+        let departures = self.departures.load(Ordering::Acquire);
+        let mut copies = copy(&self.store.lock());
+        // A cleared bit in the copies was cleared (under the store lock)
+        // after its writes were done and before `cleared` was set.
+        let flushed = self.cleared.swap(false, Ordering::AcqRel);
+        if flushed {
+            let token = self.flush_begin();
             self.sync_members(mddev);
+            self.flush_end(token, true);
+        }
+        if self.departures.load(Ordering::Acquire) != departures {
+            // A member that left after the copies were taken may not have
+            // been flushed: `member_leaves` set again the bits it may
+            // still need, and the pages go out with them.
+            copies = copy(&self.store.lock());
         }
         for (i, buf) in &copies {
             self.write_page_copy(mddev, *i, buf);
