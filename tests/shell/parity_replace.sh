@@ -9,9 +9,10 @@
 # replaced, a replacement interrupted by stopping the array (it resumes
 # from its recovery_start once reassembled), and a member failing while
 # it is replaced (its replacement recovers the slot as an ordinary
-# spare).  Real md, given the same sysfs writes, shows the same member
-# states, mdstat and superblock roles, for a replacement done and for
-# one whose member fails.
+# spare), and a replacement failing (the member keeps its slot).  Real
+# md, given the same sysfs writes, shows the same member states, mdstat
+# and superblock roles, for a replacement done, for one whose member
+# fails and for one that fails itself.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sync_lib.sh"
 . "$(dirname "$0")/data_lib.sh"
@@ -309,6 +310,81 @@ for fx in raid5-ls-bitmap raid6-bitmap; do
 	put md0/md/array_state clear
 	oracle_inspect "$T/orc-failed-$fx" $(members "$dir" vda)
 	s=$T/orc-failed-$fx/summary.txt
+	expect_eq "$(sed -n 's/^md0_sha256: //p' "$s")" "$want" "$fx: real md's sha256"
+	expect_eq "$(sed -n 's/^mismatch_cnt: //p' "$s")" 0 "$fx: real md's mismatch_cnt"
+	rm -rf "${dir:?}"
+done
+# The replacement fails: the member it replaces keeps its slot, in sync,
+# and nothing is lost.  First the states against real md's (the
+# replacement marked faulty), then write errors on the replacement under
+# writes.
+fx=raid5-ls-bitmap
+unpack "$fx" "$T/vm"
+truncate -s "$(stat -c %s "$T/vm/vda")" "$T/vm/vdd"
+cp -r "$T/vm" "$T/ours"
+log "real md: $fx, vdd replacing vda fails"
+"$REALMD" shell-script --out "$T/vm/out" "$T/vm/vda" "$T/vm/vdb" "$T/vm/vdc" "$T/vm/vdd" -c "$STATE_FN"'
+mdadm --assemble /dev/md0 --run $D0 $D1 $D2 >/dev/null 2>&1
+S=/sys/block/md0/md
+echo active > $S/array_state
+mdadm /dev/md0 --add $D3 >/dev/null 2>&1
+echo 1000 > $S/sync_speed_max
+echo want_replacement > $S/dev-vda/state
+sleep 1
+echo faulty > $S/dev-vdd/state
+echo system > $S/sync_speed_max
+wait_idle
+sleep 0.5
+states $S >$OUT/after.txt
+grep -A1 "^md0" /proc/mdstat >>$OUT/after.txt
+for d in $D0 $D1 $D2 $D3; do mdadm --examine $d | grep -E "Feature Map|Device Role|Array State"; done >$OUT/examine.txt
+md_sha256 >$OUT/sha.txt' >"$T/vm.log" 2>&1 || { cat "$T/vm.log" >&2; fail "oracle run"; }
+[ -f "$T/vm/out/examine.txt" ] || { cat "$T/vm.log" >&2; fail "oracle gave no result"; }
+log "mdfuse: $fx, vdd replacing vda fails"
+new_array md0 "$T/ours/vdb" "$T/ours/vdc" "$T/ours/vda"
+put md0/md/array_state active
+put md0/md/new_dev "$T/ours/vdd"
+put md0/md/sync_speed_max 1000
+put md0/md/dev-vda/state want_replacement
+sleep 1
+put md0/md/dev-vdd/state faulty
+put md0/md/sync_speed_max system
+wait_idle md0
+sleep 0.5
+{
+	states "$MNT/md0/md"
+	grep -A1 "^md0" "$MNT/mdstat"
+} >"$T/after.txt"
+diff -u "$T/vm/out/after.txt" "$T/after.txt" || fail "once the replacement failed"
+for d in vda vdb vdc vdd; do "$MDFUSE" examine "$T/ours/$d" | grep -E "Feature Map|Device Role|Array State"; done >"$T/examine.txt"
+diff -u "$T/vm/out/examine.txt" "$T/examine.txt" || fail "superblocks once the replacement failed"
+expect_eq "$(md_sha md0)" "$(summary "$fx" md0_sha256)" "md0 sha256"
+expect_eq "$(cat "$T/vm/out/sha.txt")" "$(summary "$fx" md0_sha256)" "oracle: md0 sha256"
+put md0/md/array_state clear
+rm -rf "$T/vm" "$T/ours"
+
+for fx in raid5-ls-bitmap raid6-bitmap; do
+	dir=$T/rfail-$fx
+	unpack "$fx" "$dir"
+	log "$fx: the replacement fails its writes"
+	start "$dir"
+	put md0/md/dev-vda/state want_replacement
+	wait_started md0 >/dev/null
+	wait_progress md0 2048
+	put md0/md/dev-vdx/fault write-error
+	wait_for md0/md/dev-vdx/slot none
+	expect_eq "$(attr md0/md/dev-vdx/state | cut -d, -f1)" faulty "$fx: vdx once its writes failed"
+	expect_eq "$(state vda)" "in_sync,want_replacement 0" "$fx: vda once its replacement failed"
+	expect_eq "$(attr md0/md/degraded)" 0 "$fx: degraded once the replacement failed"
+	want=$(python3 "$(dirname "$0")/parity_io.py" "$MNT/md0/data" 26 60) || fail "$fx: writes failed"
+	put md0/md/sync_speed_max system
+	wait_idle md0
+	expect_eq "$(sha "$MNT/md0/data")" "$want" "$fx: md0/data after the replacement failed"
+	check_clean md0 "$fx"
+	put md0/md/dev-vdx/state remove
+	put md0/md/array_state clear
+	oracle_inspect "$T/orc-rfail-$fx" $(members "$dir" vdx)
+	s=$T/orc-rfail-$fx/summary.txt
 	expect_eq "$(sed -n 's/^md0_sha256: //p' "$s")" "$want" "$fx: real md's sha256"
 	expect_eq "$(sed -n 's/^mismatch_cnt: //p' "$s")" 0 "$fx: real md's mismatch_cnt"
 	rm -rf "${dir:?}"
