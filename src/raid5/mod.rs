@@ -811,7 +811,10 @@ impl Conf {
     /// from parity what cannot be read), lay the new data over them,
     /// compute P (and Q) afresh and write the new data and the parity to
     /// every member not failed, recovering ones included.  A write that
-    /// covers that range of every data block reads nothing.  Parity made
+    /// covers that range of every data block reads nothing; one that
+    /// covers it in part is done in segments (as md's 4 KiB stripes are),
+    /// so that only the segments it covers in part read: a write of a
+    /// whole row but its last sector reads one sector.  Parity made
     /// this way is right even where the array was never synced (md too
     /// forces reconstruct-write past `recovery_cp`).
     fn write_row(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno> {
@@ -840,7 +843,8 @@ impl Conf {
         let result = {
             let _guard = self.row_lock(lo);
             let _active = ActiveStripe::new(&self.active_stripes);
-            self.write_row_locked(mddev, data, &st, &pieces, lo, hi - lo)
+            segments(&pieces, lo, hi)
+                .try_for_each(|(a, b, seg)| self.write_row_locked(mddev, data, &st, &seg, a, b - a))
         };
         if let Some(b) = &bitmap {
             let ok = result.is_ok() && mddev.degraded() == 0;
@@ -1554,5 +1558,74 @@ impl Raid for Conf {
             _ => return Err(Errno::ENODEV),
         }
         Ok(())
+    }
+}
+
+/// A row write's piece: member, member sector, offset in the data,
+/// sectors.
+type Piece = (usize, u64, usize, u64);
+
+/// The member ranges of a row write's `pieces` over `[lo, hi)` in which
+/// the same pieces write, each with those pieces cut to it; ranges no
+/// piece writes are left out.
+fn segments(
+    pieces: &[Piece],
+    lo: u64,
+    hi: u64,
+) -> impl Iterator<Item = (u64, u64, Vec<Piece>)> + '_ {
+    let mut cuts: Vec<u64> = pieces
+        .iter()
+        .flat_map(|p| [p.1, p.1 + p.3])
+        .chain([lo, hi])
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let bounds: Vec<(u64, u64)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
+    bounds.into_iter().filter_map(move |(a, b)| {
+        let seg: Vec<Piece> = pieces
+            .iter()
+            .filter_map(|&(i, at, off, len)| {
+                let (s, e) = (at.max(a), (at + len).min(b));
+                (s < e).then(|| (i, s, off + ((s - at) * 512) as usize, e - s))
+            })
+            .collect();
+        (!seg.is_empty()).then_some((a, b, seg))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_row_is_one_segment() {
+        let pieces = [(0, 100, 0, 8), (1, 100, 4096, 8)];
+        let segs: Vec<_> = segments(&pieces, 100, 108).collect();
+        assert_eq!(segs, vec![(100, 108, pieces.to_vec())]);
+    }
+
+    #[test]
+    fn a_row_short_of_its_last_sector_reads_only_there() {
+        // Member 0 whole, member 1 all but its last sector.
+        let pieces = [(0, 0, 0, 8), (1, 0, 4096, 7)];
+        let segs: Vec<_> = segments(&pieces, 0, 8).collect();
+        assert_eq!(
+            segs,
+            vec![
+                (0, 7, vec![(0, 0, 0, 7), (1, 0, 4096, 7)]),
+                (7, 8, vec![(0, 7, 3584, 1)]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_write_across_two_chunks_leaves_the_gap_out() {
+        // The end of member 0's chunk, then the start of member 1's.
+        let pieces = [(0, 6, 0, 2), (1, 0, 1024, 3)];
+        let segs: Vec<_> = segments(&pieces, 0, 8).collect();
+        assert_eq!(
+            segs,
+            vec![(0, 3, vec![(1, 0, 1024, 3)]), (6, 8, vec![(0, 6, 0, 2)])]
+        );
     }
 }
