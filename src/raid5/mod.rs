@@ -821,7 +821,7 @@ impl Conf {
         let g = &self.geo;
         let chunk = g.chunk_sectors;
         // The pieces: member, member sector, offset in `data`, sectors.
-        let mut pieces: Vec<(usize, u64, usize, u64)> = Vec::new();
+        let mut pieces: Vec<Piece> = Vec::new();
         let mut done = 0usize;
         let mut st = None;
         while done < data.len() {
@@ -843,8 +843,16 @@ impl Conf {
         let result = {
             let _guard = self.row_lock(lo);
             let _active = ActiveStripe::new(&self.active_stripes);
-            segments(&pieces, lo, hi)
-                .try_for_each(|(a, b, seg)| self.write_row_locked(mddev, data, &st, &seg, a, b - a))
+            segments(&pieces, lo, hi).try_for_each(|(a, b, seg)| {
+                let w = RowWrite {
+                    data,
+                    st: &st,
+                    pieces: &seg,
+                    lo: a,
+                    nr: b - a,
+                };
+                self.write_row_locked(mddev, &w)
+            })
         };
         if let Some(b) = &bitmap {
             let ok = result.is_ok() && mddev.degraded() == 0;
@@ -853,21 +861,20 @@ impl Conf {
         result
     }
 
-    fn write_row_locked(
-        &self,
-        mddev: &Mddev,
-        data: &[u8],
-        st: &Stripe,
-        pieces: &[(usize, u64, usize, u64)],
-        lo: u64,
-        nr: u64,
-    ) -> Result<(), Errno> {
+    fn write_row_locked(&self, mddev: &Mddev, w: &RowWrite) -> Result<(), Errno> {
+        let RowWrite {
+            data,
+            st,
+            pieces,
+            lo,
+            nr,
+        } = *w;
         let n = self.geo.raid_disks;
         let len = (nr * 512) as usize;
         let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
         let covered = |i: usize| pieces.iter().any(|p| p.0 == i && p.1 == lo && p.3 == nr);
-        if self.prefers_rmw(mddev, st, pieces, lo, nr) {
-            if let Some(r) = self.write_row_rmw(mddev, data, st, pieces, lo, nr) {
+        if self.prefers_rmw(mddev, w) {
+            if let Some(r) = self.write_row_rmw(mddev, w) {
                 return r;
             }
             // A read failed: reconstruct-write rebuilds what it can.
@@ -936,7 +943,7 @@ impl Conf {
         if let (Some(qi), Some(q)) = (st.qd_idx, q) {
             blocks[qi] = Block::Read(q);
         }
-        self.write_blocks(mddev, st, &blocks, pieces, lo, nr)
+        self.write_blocks(mddev, w, &blocks)
     }
 
     /// `handle_stripe_dirtying`'s choice between read-modify-write and
@@ -947,14 +954,10 @@ impl Conf {
     /// `recovery_cp` of an array with nothing failed: its parity may be
     /// wrong until the resync gets there, and only reconstruct-write
     /// makes it right.
-    fn prefers_rmw(
-        &self,
-        mddev: &Mddev,
-        st: &Stripe,
-        pieces: &[(usize, u64, usize, u64)],
-        lo: u64,
-        nr: u64,
-    ) -> bool {
+    fn prefers_rmw(&self, mddev: &Mddev, w: &RowWrite) -> bool {
+        let RowWrite {
+            st, pieces, lo, nr, ..
+        } = *w;
         let n = self.geo.raid_disks;
         let level = self.tunables.lock().rmw_level;
         let readable: Vec<bool> = (0..n).map(|i| self.readable(i, lo, nr).is_some()).collect();
@@ -984,15 +987,14 @@ impl Conf {
     /// the old parity, and fold the difference between old and new data
     /// into P (and, times `g^slot`, into Q).  None when a read failed:
     /// nothing has been written then.
-    fn write_row_rmw(
-        &self,
-        mddev: &Mddev,
-        data: &[u8],
-        st: &Stripe,
-        pieces: &[(usize, u64, usize, u64)],
-        lo: u64,
-        nr: u64,
-    ) -> Option<Result<(), Errno>> {
+    fn write_row_rmw(&self, mddev: &Mddev, w: &RowWrite) -> Option<Result<(), Errno>> {
+        let RowWrite {
+            data,
+            st,
+            pieces,
+            lo,
+            nr,
+        } = *w;
         let n = self.geo.raid_disks;
         let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
         let old: Vec<usize> = (0..n)
@@ -1042,7 +1044,7 @@ impl Conf {
         if let (Some(qi), Some(q)) = (st.qd_idx, q) {
             blocks[qi] = Block::Read(q);
         }
-        Some(self.write_blocks(mddev, st, &blocks, pieces, lo, nr))
+        Some(self.write_blocks(mddev, w, &blocks))
     }
 
     /// Write what changed in a row's `blocks` (each member's new block
@@ -1052,15 +1054,10 @@ impl Conf {
     /// is (`ops_run_io`'s `rrdev`), over what it has not recovered yet
     /// too.  A member whose write fails is failed; the write fails when
     /// the array has lost more members than it can.
-    fn write_blocks(
-        &self,
-        mddev: &Mddev,
-        st: &Stripe,
-        blocks: &[Block],
-        pieces: &[(usize, u64, usize, u64)],
-        lo: u64,
-        nr: u64,
-    ) -> Result<(), Errno> {
+    fn write_blocks(&self, mddev: &Mddev, w: &RowWrite, blocks: &[Block]) -> Result<(), Errno> {
+        let RowWrite {
+            st, pieces, lo, nr, ..
+        } = *w;
         let n = self.geo.raid_disks;
         let len = (nr * 512) as usize;
         let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
@@ -1564,6 +1561,17 @@ impl Raid for Conf {
 /// A row write's piece: member, member sector, offset in the data,
 /// sectors.
 type Piece = (usize, u64, usize, u64);
+
+/// One segment of a row write: the new data, the row's stripe, the
+/// pieces that write it and the member range `[lo, +nr)` they lie in.
+#[derive(Clone, Copy)]
+struct RowWrite<'a> {
+    data: &'a [u8],
+    st: &'a Stripe,
+    pieces: &'a [Piece],
+    lo: u64,
+    nr: u64,
+}
 
 /// The member ranges of a row write's `pieces` over `[lo, hi)` in which
 /// the same pieces write, each with those pieces cut to it; ranges no
