@@ -862,13 +862,7 @@ impl Conf {
     }
 
     fn write_row_locked(&self, mddev: &Mddev, w: &RowWrite) -> Result<(), Errno> {
-        let RowWrite {
-            data,
-            st,
-            pieces,
-            lo,
-            nr,
-        } = *w;
+        let (data, st, pieces, lo, nr) = w.parts();
         let n = self.geo.raid_disks;
         let len = (nr * 512) as usize;
         let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
@@ -955,9 +949,7 @@ impl Conf {
     /// wrong until the resync gets there, and only reconstruct-write
     /// makes it right.
     fn prefers_rmw(&self, mddev: &Mddev, w: &RowWrite) -> bool {
-        let RowWrite {
-            st, pieces, lo, nr, ..
-        } = *w;
+        let (_, st, pieces, lo, nr) = w.parts();
         let n = self.geo.raid_disks;
         let level = self.tunables.lock().rmw_level;
         let readable: Vec<bool> = (0..n).map(|i| self.readable(i, lo, nr).is_some()).collect();
@@ -988,13 +980,7 @@ impl Conf {
     /// into P (and, times `g^slot`, into Q).  None when a read failed:
     /// nothing has been written then.
     fn write_row_rmw(&self, mddev: &Mddev, w: &RowWrite) -> Option<Result<(), Errno>> {
-        let RowWrite {
-            data,
-            st,
-            pieces,
-            lo,
-            nr,
-        } = *w;
+        let (data, st, pieces, lo, nr) = w.parts();
         let n = self.geo.raid_disks;
         let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
         let old: Vec<usize> = (0..n)
@@ -1055,9 +1041,7 @@ impl Conf {
     /// too.  A member whose write fails is failed; the write fails when
     /// the array has lost more members than it can.
     fn write_blocks(&self, mddev: &Mddev, w: &RowWrite, blocks: &[Block]) -> Result<(), Errno> {
-        let RowWrite {
-            st, pieces, lo, nr, ..
-        } = *w;
+        let (_, st, pieces, lo, nr) = w.parts();
         let n = self.geo.raid_disks;
         let len = (nr * 512) as usize;
         let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
@@ -1571,6 +1555,13 @@ struct RowWrite<'a> {
     pieces: &'a [Piece],
     lo: u64,
     nr: u64,
+}
+
+impl<'a> RowWrite<'a> {
+    /// The data, stripe, pieces, first member sector and sectors.
+    fn parts(&self) -> (&'a [u8], &'a Stripe, &'a [Piece], u64, u64) {
+        (self.data, self.st, self.pieces, self.lo, self.nr)
+    }
 }
 
 /// The member ranges of a row write's `pieces` over `[lo, hi)` in which

@@ -228,41 +228,89 @@ wait_idle md0
 judge "$fx stopped" "$dir" vdc "$want" 2
 rm -rf "${dir:?}"
 
-# The member being replaced fails: the replacement takes its slot as an
-# ordinary recovering spare and goes on from where it was.  First the
-# member states against real md's for the same sysfs writes.
-fx=raid5-ls-bitmap
-unpack "$fx" "$T/vm"
-truncate -s "$(stat -c %s "$T/vm/vda")" "$T/vm/vdd"
-cp -r "$T/vm" "$T/ours"
-log "real md: $fx, vda replaced by vdd fails"
-"$REALMD" shell-script --out "$T/vm/out" "$T/vm/vda" "$T/vm/vdb" "$T/vm/vdc" "$T/vm/vdd" -c "$STATE_FN"'
-mdadm --assemble /dev/md0 --run $D0 $D1 $D2 >/dev/null 2>&1
+# Sequences run on real md (the oracle) and here, on copies of one
+# fixture: vda's replacement by a blank vdd started slowly, STEPS, then
+# the sync let go; the member states, mdstat, superblock roles and data
+# must then agree.
+ORACLE_START='mdadm --assemble /dev/md0 --run $D0 $D1 $D2 >/dev/null 2>&1
 S=/sys/block/md0/md
 echo active > $S/array_state
 mdadm /dev/md0 --add $D3 >/dev/null 2>&1
 echo 1000 > $S/sync_speed_max
 echo want_replacement > $S/dev-vda/state
-sleep 1
-echo faulty > $S/dev-vda/state
-sleep 1
-states $S >$OUT/during.txt
-grep -A1 "^md0" /proc/mdstat | head -2 >>$OUT/during.txt
-echo system > $S/sync_speed_max
+sleep 1'
+ORACLE_END='echo system > $S/sync_speed_max
 wait_idle
 sleep 0.5
 states $S >$OUT/after.txt
 grep -A1 "^md0" /proc/mdstat >>$OUT/after.txt
 for d in $D0 $D1 $D2 $D3; do mdadm --examine $d | grep -E "Feature Map|Device Role|Array State"; done >$OUT/examine.txt
-md_sha256 >$OUT/sha.txt' >"$T/vm.log" 2>&1 || { cat "$T/vm.log" >&2; fail "oracle run"; }
-[ -f "$T/vm/out/examine.txt" ] || { cat "$T/vm.log" >&2; fail "oracle gave no result"; }
-log "mdfuse: $fx, vda replaced by vdd fails"
-new_array md0 "$T/ours/vdb" "$T/ours/vdc" "$T/ours/vda"
-put md0/md/array_state active
-put md0/md/new_dev "$T/ours/vdd"
-put md0/md/sync_speed_max 1000
-put md0/md/dev-vda/state want_replacement
+md_sha256 >$OUT/sha.txt'
+
+# oracle_replace WHAT STEPS: real md runs the sequence on $T/vm; md0 is
+# then made from $T/ours up to the same point (STEPS are left to the
+# caller).
+oracle_replace() {
+	fx=raid5-ls-bitmap
+	unpack "$fx" "$T/vm"
+	truncate -s "$(stat -c %s "$T/vm/vda")" "$T/vm/vdd"
+	cp -r "$T/vm" "$T/ours"
+	log "real md: $fx, $1"
+	"$REALMD" shell-script --out "$T/vm/out" "$T/vm/vda" "$T/vm/vdb" "$T/vm/vdc" "$T/vm/vdd" \
+		-c "$STATE_FN
+$ORACLE_START
+$2
+$ORACLE_END" >"$T/vm.log" 2>&1 || { cat "$T/vm.log" >&2; fail "oracle run"; }
+	[ -f "$T/vm/out/examine.txt" ] || { cat "$T/vm.log" >&2; fail "oracle gave no result"; }
+	log "mdfuse: $fx, $1"
+	new_array md0 "$T/ours/vdb" "$T/ours/vdc" "$T/ours/vda"
+	put md0/md/array_state active
+	put md0/md/new_dev "$T/ours/vdd"
+	put md0/md/sync_speed_max 1000
+	put md0/md/dev-vda/state want_replacement
+	sleep 1
+}
+
+# same_as_real_md WHAT: the sync let go and done, md0 as real md ended.
+same_as_real_md() {
+	local d
+	put md0/md/sync_speed_max system
+	wait_idle md0
+	sleep 0.5
+	{
+		states "$MNT/md0/md"
+		grep -A1 "^md0" "$MNT/mdstat"
+	} >"$T/after.txt"
+	diff -u "$T/vm/out/after.txt" "$T/after.txt" || fail "$1"
+	for d in vda vdb vdc vdd; do "$MDFUSE" examine "$T/ours/$d" | grep -E "Feature Map|Device Role|Array State"; done >"$T/examine.txt"
+	diff -u "$T/vm/out/examine.txt" "$T/examine.txt" || fail "superblocks $1"
+	expect_eq "$(md_sha md0)" "$(summary "$fx" md0_sha256)" "md0 sha256"
+	expect_eq "$(cat "$T/vm/out/sha.txt")" "$(summary "$fx" md0_sha256)" "oracle: md0 sha256"
+	put md0/md/array_state clear
+	rm -rf "$T/vm" "$T/ours"
+}
+
+# real_md_reads NAME DIR GONE WANT: md0 checks clean; GONE removed and
+# md0 stopped, real md reads WANT from the rest of DIR and checks clean.
+real_md_reads() {
+	local name=$1 dir=$2 gone=$3 want=$4 s
+	check_clean md0 "$name"
+	put "md0/md/dev-$gone/state" remove
+	put md0/md/array_state clear
+	oracle_inspect "$T/orc-$name" $(members "$dir" "$gone")
+	s=$T/orc-$name/summary.txt
+	expect_eq "$(sed -n 's/^md0_sha256: //p' "$s")" "$want" "$name: real md's sha256"
+	expect_eq "$(sed -n 's/^mismatch_cnt: //p' "$s")" 0 "$name: real md's mismatch_cnt"
+	rm -rf "${dir:?}"
+}
+
+# The member being replaced fails: the replacement takes its slot as an
+# ordinary recovering spare and goes on from where it was.  First the
+# member states against real md's for the same sysfs writes.
+oracle_replace "vda replaced by vdd fails" 'echo faulty > $S/dev-vda/state
 sleep 1
+states $S >$OUT/during.txt
+grep -A1 "^md0" /proc/mdstat | head -2 >>$OUT/during.txt'
 put md0/md/dev-vda/state faulty
 sleep 1
 {
@@ -270,19 +318,7 @@ sleep 1
 	grep -A1 "^md0" "$MNT/mdstat" | head -2
 } >"$T/during.txt"
 diff -u "$T/vm/out/during.txt" "$T/during.txt" || fail "once the replaced member failed"
-put md0/md/sync_speed_max system
-wait_idle md0
-{
-	states "$MNT/md0/md"
-	grep -A1 "^md0" "$MNT/mdstat"
-} >"$T/after.txt"
-diff -u "$T/vm/out/after.txt" "$T/after.txt" || fail "after the recovery"
-for d in vda vdb vdc vdd; do "$MDFUSE" examine "$T/ours/$d" | grep -E "Feature Map|Device Role|Array State"; done >"$T/examine.txt"
-diff -u "$T/vm/out/examine.txt" "$T/examine.txt" || fail "superblocks after the recovery"
-expect_eq "$(md_sha md0)" "$(summary "$fx" md0_sha256)" "md0 sha256"
-expect_eq "$(cat "$T/vm/out/sha.txt")" "$(summary "$fx" md0_sha256)" "oracle: md0 sha256"
-put md0/md/array_state clear
-rm -rf "$T/vm" "$T/ours"
+same_as_real_md "after the recovery"
 
 for fx in raid5-ls-bitmap raid6-bitmap; do
 	dir=$T/failed-$fx
@@ -305,63 +341,16 @@ for fx in raid5-ls-bitmap raid6-bitmap; do
 	expect_eq "$(attr md0/md/dev-vda/state)" faulty "$fx: vda"
 	expect_eq "$(attr md0/md/degraded)" 0 "$fx: degraded after the recovery"
 	expect_eq "$(sha "$MNT/md0/data")" "$want" "$fx: md0/data after the recovery"
-	check_clean md0 "$fx"
-	put md0/md/dev-vda/state remove
-	put md0/md/array_state clear
-	oracle_inspect "$T/orc-failed-$fx" $(members "$dir" vda)
-	s=$T/orc-failed-$fx/summary.txt
-	expect_eq "$(sed -n 's/^md0_sha256: //p' "$s")" "$want" "$fx: real md's sha256"
-	expect_eq "$(sed -n 's/^mismatch_cnt: //p' "$s")" 0 "$fx: real md's mismatch_cnt"
-	rm -rf "${dir:?}"
+	real_md_reads "failed-$fx" "$dir" vda "$want"
 done
+
 # The replacement fails: the member it replaces keeps its slot, in sync,
 # and nothing is lost.  First the states against real md's (the
 # replacement marked faulty), then write errors on the replacement under
 # writes.
-fx=raid5-ls-bitmap
-unpack "$fx" "$T/vm"
-truncate -s "$(stat -c %s "$T/vm/vda")" "$T/vm/vdd"
-cp -r "$T/vm" "$T/ours"
-log "real md: $fx, vdd replacing vda fails"
-"$REALMD" shell-script --out "$T/vm/out" "$T/vm/vda" "$T/vm/vdb" "$T/vm/vdc" "$T/vm/vdd" -c "$STATE_FN"'
-mdadm --assemble /dev/md0 --run $D0 $D1 $D2 >/dev/null 2>&1
-S=/sys/block/md0/md
-echo active > $S/array_state
-mdadm /dev/md0 --add $D3 >/dev/null 2>&1
-echo 1000 > $S/sync_speed_max
-echo want_replacement > $S/dev-vda/state
-sleep 1
-echo faulty > $S/dev-vdd/state
-echo system > $S/sync_speed_max
-wait_idle
-sleep 0.5
-states $S >$OUT/after.txt
-grep -A1 "^md0" /proc/mdstat >>$OUT/after.txt
-for d in $D0 $D1 $D2 $D3; do mdadm --examine $d | grep -E "Feature Map|Device Role|Array State"; done >$OUT/examine.txt
-md_sha256 >$OUT/sha.txt' >"$T/vm.log" 2>&1 || { cat "$T/vm.log" >&2; fail "oracle run"; }
-[ -f "$T/vm/out/examine.txt" ] || { cat "$T/vm.log" >&2; fail "oracle gave no result"; }
-log "mdfuse: $fx, vdd replacing vda fails"
-new_array md0 "$T/ours/vdb" "$T/ours/vdc" "$T/ours/vda"
-put md0/md/array_state active
-put md0/md/new_dev "$T/ours/vdd"
-put md0/md/sync_speed_max 1000
-put md0/md/dev-vda/state want_replacement
-sleep 1
+oracle_replace "vdd replacing vda fails" 'echo faulty > $S/dev-vdd/state'
 put md0/md/dev-vdd/state faulty
-put md0/md/sync_speed_max system
-wait_idle md0
-sleep 0.5
-{
-	states "$MNT/md0/md"
-	grep -A1 "^md0" "$MNT/mdstat"
-} >"$T/after.txt"
-diff -u "$T/vm/out/after.txt" "$T/after.txt" || fail "once the replacement failed"
-for d in vda vdb vdc vdd; do "$MDFUSE" examine "$T/ours/$d" | grep -E "Feature Map|Device Role|Array State"; done >"$T/examine.txt"
-diff -u "$T/vm/out/examine.txt" "$T/examine.txt" || fail "superblocks once the replacement failed"
-expect_eq "$(md_sha md0)" "$(summary "$fx" md0_sha256)" "md0 sha256"
-expect_eq "$(cat "$T/vm/out/sha.txt")" "$(summary "$fx" md0_sha256)" "oracle: md0 sha256"
-put md0/md/array_state clear
-rm -rf "$T/vm" "$T/ours"
+same_as_real_md "once the replacement failed"
 
 for fx in raid5-ls-bitmap raid6-bitmap; do
 	dir=$T/rfail-$fx
@@ -380,13 +369,6 @@ for fx in raid5-ls-bitmap raid6-bitmap; do
 	put md0/md/sync_speed_max system
 	wait_idle md0
 	expect_eq "$(sha "$MNT/md0/data")" "$want" "$fx: md0/data after the replacement failed"
-	check_clean md0 "$fx"
-	put md0/md/dev-vdx/state remove
-	put md0/md/array_state clear
-	oracle_inspect "$T/orc-rfail-$fx" $(members "$dir" vdx)
-	s=$T/orc-rfail-$fx/summary.txt
-	expect_eq "$(sed -n 's/^md0_sha256: //p' "$s")" "$want" "$fx: real md's sha256"
-	expect_eq "$(sed -n 's/^mismatch_cnt: //p' "$s")" 0 "$fx: real md's mismatch_cnt"
-	rm -rf "${dir:?}"
+	real_md_reads "rfail-$fx" "$dir" vdx "$want"
 done
 log "replaced; real md agrees"
