@@ -131,7 +131,8 @@ fio_running() { kill -0 "$FIO_PID" 2>/dev/null; }
 # fresh_array IMAGES_DIR: (re)create md0 from sparse copies of the cached
 # images in $T/img and run it.
 fresh_array() {
-	if [ -e "$MNT/md0" ]; then put md0/md/array_state clear; fi
+	# Whatever the last case did to it, SIGTERM still stops the daemon.
+	if [ -n "$DPID" ] && [ -e "$MNT/md0" ]; then restart_daemon; fi
 	rm -rf "$T/img"
 	images_from "$1" "$T/img"
 	new_array md0 "$T/img/vda" "$T/img/vdb"

@@ -45,6 +45,7 @@ trap cleanup EXIT
 # child of this script, and wait until it answers.  MDFUSE_TEST_DATA_CACHE
 # (none, writeback) runs a script under that --data-cache.
 start_daemon() {
+	DAEMON_ARGS=("$@")
 	"$MDFUSE" mount -f ${MDFUSE_TEST_DATA_CACHE:+--data-cache="$MDFUSE_TEST_DATA_CACHE"} "$@" "$MNT" 2>>"$T/daemon.log" &
 	DPID=$!
 	DCONN=
@@ -155,6 +156,14 @@ term_daemon() {
 	DPID=
 	[ $rc == 0 ] || fail "the daemon exited with status $rc after SIGTERM"
 	! grep -q " $MNT " /proc/mounts || fail "$MNT still mounted after the daemon exited"
+}
+
+# restart_daemon: SIGTERM the daemon, judged as term_daemon judges it (it
+# stops in time, with status 0, its mount gone), and start it again with
+# the same options: a fault case ends in a clean stop.
+restart_daemon() {
+	term_daemon
+	start_daemon "${DAEMON_ARGS[@]}"
 }
 
 # kill9_daemon: crash the daemon (no clean stop) and drop its mount.

@@ -48,6 +48,8 @@ EOF2
 run() {
 	local fx=$1 f
 	shift
+	# Whatever the last case did to it, SIGTERM still stops the daemon.
+	restart_daemon
 	rm -rf "$T/img"
 	unpack "$fx" "$T/img"
 	new_array md0 "$T/img"/vd?

@@ -26,7 +26,8 @@ start_daemon
 
 # fresh: md0 from sparse copies of the cached images, running.
 fresh() {
-	if [ -e "$MNT/md0" ]; then put md0/md/array_state clear; fi
+	# Whatever the last case did to it, SIGTERM still stops the daemon.
+	if [ -e "$MNT/md0" ]; then restart_daemon; fi
 	rm -rf "$T/img"
 	mkdir -p "$T/img"
 	local i=0 d
