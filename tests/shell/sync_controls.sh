@@ -92,6 +92,18 @@ wait_idle md0
 expect_eq "$(attr md0/md/resync_start)" none "resync_start after resync"
 expect_eq "$(attr md0/md/sync_speed)" none "sync_speed after"
 
+# put_settled PATH VALUE: as put, but md's thread may be looking at the
+# array just then (after a run or an idle), with RUNNING set while it
+# looks, and sync_min is EBUSY meanwhile (in Linux 6.1 too): retry that
+# for up to 5 s.
+put_settled() {
+	local deadline=$((SECONDS + 5)) out
+	until out=$( (printf '%s\n' "$2" >"$MNT/$1") 2>&1); do
+		[[ $out == *"Device or resource busy"* && $SECONDS -lt $deadline ]] || fail "echo $2 > $1: $out"
+		sleep 0.05
+	done
+}
+
 log "an interrupted check leaves sync_min where it stopped"
 put md0/md/sync_speed_max 4000
 put md0/md/sync_action check
@@ -119,7 +131,7 @@ unpack raid1-mismatch "$T/m"
 new_array md0 "$T/m/vdb" "$T/m/vda"
 put md0/md/array_state active
 # The damage is at array sectors 2048-2055.
-put md0/md/sync_min 4096
+put_settled md0/md/sync_min 4096
 expect_err "Invalid argument" md0/md/sync_max 100
 put md0/md/sync_max 8192
 put md0/md/sync_action check
@@ -143,7 +155,7 @@ expect_eq "$(attr md0/md/mismatches)" "2048 8" "mismatch range inside the window
 put md0/md/sync_action idle
 expect_eq "$(attr md0/md/sync_min)" 4000 "sync_min after stopping at sync_max"
 put md0/md/sync_max max
-put md0/md/sync_min 0
+put_settled md0/md/sync_min 0
 put md0/md/array_state clear
 
 log "over its minimum the sync steps aside for normal I/O"
