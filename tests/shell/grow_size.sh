@@ -22,6 +22,9 @@ grow() {
 		>"$T/create.log" 2>&1 || fail "$name: create: $(cat "$T/create.log")"
 	new_array md0 "${imgs[@]}"
 	put md0/md/array_state active
+	# An array made without --assume-clean resyncs first; until md's
+	# thread has started that, sync_action still reads idle.
+	wait_for md0/md/resync_start none 120
 	wait_idle md0
 	old=$(($(attr md0/size) * 512))
 	head -c "$old" /dev/urandom >"$T/old.bin"
