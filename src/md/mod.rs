@@ -65,10 +65,10 @@ pub const MD_DEFAULT_MAX_CORRECTED_READ_ERRORS: u32 = 20;
 /// `LEVEL_NONE`.
 pub const LEVEL_NONE: i32 = -1_000_000;
 pub const MAX_DISKS_1: u32 = 1920;
+pub const MAX_DISKS_090: u32 = 27;
 /// How long a stop waits for closes of the data file still on their way
 /// (see [`Mddev::data_open`]).
 const OPEN_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
-pub const MAX_DISKS_090: u32 = 27;
 
 /// `mddev->ro`.
 pub mod ro {
