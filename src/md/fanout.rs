@@ -9,75 +9,17 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
+
+use super::workers::{Job, Workers};
 
 /// At most this many pool threads; past it, jobs wait for a free one.
 const MAX_THREADS: usize = 64;
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
-
-struct Pool {
-    tx: Sender<Job>,
-    rx: Receiver<Job>,
-    /// Threads started so far.
-    threads: AtomicUsize,
-    /// Threads waiting for a job.
-    idle: AtomicUsize,
-}
-
-fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        Pool {
-            tx,
-            rx,
-            threads: AtomicUsize::new(0),
-            idle: AtomicUsize::new(0),
-        }
-    })
-}
-
-impl Pool {
-    /// Queues `job`, starting a thread for it when none is idle.  Gives
-    /// the job back when it can run nowhere but here.
-    fn submit(&'static self, job: Job) -> Result<(), Job> {
-        if self.idle.load(Ordering::Acquire) == 0 {
-            let n = self.threads.load(Ordering::Acquire);
-            if n < MAX_THREADS
-                && self
-                    .threads
-                    .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-            {
-                let spawned = std::thread::Builder::new()
-                    .name("md-io".into())
-                    .spawn(move || self.serve());
-                if spawned.is_err() {
-                    self.threads.fetch_sub(1, Ordering::AcqRel);
-                    if n == 0 {
-                        return Err(job);
-                    }
-                }
-            }
-        }
-        self.tx.send(job).map_err(|e| e.0)
-    }
-
-    fn serve(&self) {
-        loop {
-            self.idle.fetch_add(1, Ordering::AcqRel);
-            let job = self.rx.recv();
-            self.idle.fetch_sub(1, Ordering::AcqRel);
-            match job {
-                Ok(job) => job(),
-                Err(_) => return,
-            }
-        }
-    }
+fn pool() -> &'static Workers {
+    static POOL: OnceLock<Workers> = OnceLock::new();
+    POOL.get_or_init(|| Workers::new("md-io", MAX_THREADS))
 }
 
 /// Counts the jobs of one call still running.
@@ -188,6 +130,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn results_in_order_and_every_job_runs() {

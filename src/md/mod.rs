@@ -35,6 +35,7 @@ pub mod superblock;
 pub mod sync;
 pub mod thread;
 pub mod update;
+pub mod workers;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -15,9 +15,8 @@
 //! earlier one has landed there.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use super::barrier::Barrier;
@@ -25,6 +24,7 @@ use super::{LegOutcome, end_leg_write};
 use crate::md::bitmap::Bitmap;
 use crate::md::member_io::wait_sb_written;
 use crate::md::update::md_write_end;
+use crate::md::workers::{Job, Workers};
 use crate::md::{Mddev, Rdev};
 
 /// Threads writing behind, per array: as many copies in flight at once
@@ -33,69 +33,22 @@ use crate::md::{Mddev, Rdev};
 /// still counted in `behind_writes`.
 const MAX_THREADS: usize = 64;
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
-
 /// The array's behind-write threads: started on first need, kept until
-/// the personality is dropped (its sender with it), when they end.
-pub struct Pool {
-    tx: Sender<Job>,
-    rx: Receiver<Job>,
-    threads: AtomicUsize,
-    idle: Arc<AtomicUsize>,
-}
+/// the personality is dropped, when they end.
+pub struct Pool(Workers);
 
 impl Default for Pool {
     fn default() -> Self {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        Pool {
-            tx,
-            rx,
-            threads: AtomicUsize::new(0),
-            idle: Arc::new(AtomicUsize::new(0)),
-        }
+        Pool(Workers::new("md-behind", MAX_THREADS))
     }
 }
 
 impl Pool {
-    /// Queue `job`, starting a thread when none is idle and the bound
-    /// allows.  With no thread at all (none could be started) the job
-    /// runs here, as a write that does not go behind.
+    /// Queue `job`.  With no thread at all (none could be started) the
+    /// job runs here, as a write that does not go behind.
     fn submit(&self, job: Job) {
-        if self.idle.load(Ordering::Acquire) == 0 {
-            let n = self.threads.load(Ordering::Acquire);
-            if n < MAX_THREADS
-                && self
-                    .threads
-                    .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-            {
-                let (rx, idle) = (self.rx.clone(), self.idle.clone());
-                let spawned =
-                    std::thread::Builder::new()
-                        .name("md-behind".into())
-                        .spawn(move || {
-                            loop {
-                                idle.fetch_add(1, Ordering::AcqRel);
-                                let job = rx.recv();
-                                idle.fetch_sub(1, Ordering::AcqRel);
-                                match job {
-                                    Ok(job) => job(),
-                                    Err(_) => return,
-                                }
-                            }
-                        });
-                if spawned.is_err() {
-                    self.threads.fetch_sub(1, Ordering::AcqRel);
-                    if n == 0 {
-                        job();
-                        return;
-                    }
-                }
-            }
-        }
-        // The pool holds a receiver, so the send cannot fail.
-        if let Err(e) = self.tx.send(job) {
-            (e.0)();
+        if let Err(job) = self.0.submit(job) {
+            job();
         }
     }
 }
@@ -275,53 +228,6 @@ impl BehindWrite {
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn pool_runs_every_job() {
-        let pool = Pool::default();
-        let done = Arc::new(AtomicUsize::new(0));
-        for _ in 0..200 {
-            let d = done.clone();
-            pool.submit(Box::new(move || {
-                d.fetch_add(1, Ordering::AcqRel);
-            }));
-        }
-        let t = std::time::Instant::now();
-        while done.load(Ordering::Acquire) < 200 {
-            assert!(t.elapsed() < Duration::from_secs(10), "jobs did not run");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert!(pool.threads.load(Ordering::Acquire) <= MAX_THREADS);
-    }
-
-    #[test]
-    fn jobs_run_at_once() {
-        // Eight jobs that each wait for all eight finish only when they
-        // run at the same time.
-        let pool = Pool::default();
-        let seen = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(AtomicUsize::new(0));
-        for _ in 0..8 {
-            let (s, d) = (seen.clone(), done.clone());
-            pool.submit(Box::new(move || {
-                s.fetch_add(1, Ordering::AcqRel);
-                let t = std::time::Instant::now();
-                while s.load(Ordering::Acquire) < 8 {
-                    assert!(t.elapsed() < Duration::from_secs(10));
-                    std::thread::yield_now();
-                }
-                d.fetch_add(1, Ordering::AcqRel);
-            }));
-        }
-        let t = std::time::Instant::now();
-        while done.load(Ordering::Acquire) < 8 {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "jobs ran one at a time"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
 
     #[test]
     fn overlapping_writes_to_one_member_wait() {
