@@ -237,6 +237,7 @@ put md0/md/array_state clear
 new_array md0 "$IMG/vda"
 put md0/md/array_state active
 put md0/md/new_dev "$IMG/vdb"
+wait_for md0/md/degraded 0 120
 wait_idle md0
 cmp "$D" "$T/ref" || fail "contents after the recovery"
 check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"

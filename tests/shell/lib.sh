@@ -269,10 +269,20 @@ wait_for() {
 	done
 }
 
-# wait_idle NAME: until no sync runs or is pending.
+# wait_idle NAME [SECONDS]: until no sync runs or is pending.  Right
+# after a run, sync_action still reads idle until md's thread has looked
+# at the array (as in Linux); a writable, unfrozen array whose
+# resync_start is not none has a resync coming, so that is waited for.
 wait_idle() {
-	wait_for "$1/md/sync_action" idle "${2:-120}"
-	wait_for "$1/md/sync_completed" none "${2:-120}"
+	local secs=${2:-120} state action
+	state=$(cat "$MNT/$1/md/array_state" 2>/dev/null)
+	action=$(cat "$MNT/$1/md/sync_action" 2>/dev/null)
+	if [ -e "$MNT/$1/md/resync_start" ] && [ "$action" != frozen ] &&
+		[[ $state == @(clean|active|active-idle|write-pending) ]]; then
+		wait_for "$1/md/resync_start" none "$secs"
+	fi
+	wait_for "$1/md/sync_action" idle "$secs"
+	wait_for "$1/md/sync_completed" none "$secs"
 }
 
 # oracle_inspect OUTDIR IMG...: let real Linux md judge the images (on
