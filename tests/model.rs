@@ -2466,7 +2466,22 @@ fn readd_after_a_rebuild_cut_short(level_name: &str) {
     run.then(Op::AddBlank { dev: dev("d2") });
     let t0 = Instant::now();
     while run.live().rdev("d2").expect("d2 bound").recovery_offset() < 1024 {
-        assert!(t0.elapsed() < WAIT_LIMIT, "the rebuild never reached 1024");
+        if t0.elapsed() > WAIT_LIMIT {
+            let live = run.live();
+            let attr = |p: &str| live.get(p).unwrap_or_else(|e| format!("({})", errno(e)));
+            panic!(
+                "the rebuild never reached 1024: d2 recovery_offset {} state {}, \
+                 sync_action {} sync_completed {} sync_max {} degraded {}\nmdstat:\n{}\nlog:\n{}",
+                live.rdev("d2").unwrap().recovery_offset(),
+                attr("md0/md/dev-d2/state"),
+                attr("md0/md/sync_action"),
+                attr("md0/md/sync_completed"),
+                attr("md0/md/sync_max"),
+                attr("md0/md/degraded"),
+                attr("mdstat"),
+                live.mddev.log().contents(),
+            );
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     run.then(Op::Fail { dev: dev("d2") });
