@@ -11,6 +11,16 @@ use std::sync::Arc;
 use crate::md::{Md, MdOptions};
 use crate::sysfs::MdTree;
 
+/// The largest request asked of the kernel: 1 MiB and one page.  A 1 MiB
+/// write from a buffer that does not start a page (most `malloc` buffers
+/// that large) spans 257 pages, and FUSE's direct I/O sends only as many
+/// pages per request as the mount's `max_pages`: at 256 every such write
+/// arrives as 1 MiB − 16 bytes and then 16 bytes, the second a round trip
+/// and a one-sector read-modify-write of its own.  The kernel caps
+/// `max_pages` at `fs.fuse.max_pages_limit` (256 unless raised by the
+/// host's administrator), so at the default this changes nothing.
+const MAX_REQUEST: u32 = (1 << 20) + 4096;
+
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     pub mountpoint: PathBuf,
@@ -137,6 +147,7 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
         fsname: "mdfuse".to_owned(),
         allow_other: opts.allow_other,
         writeback_cache: opts.writeback_cache,
+        max_request: MAX_REQUEST,
         ..Default::default()
     };
     // Canonical before the mount covers it: the path members must not
