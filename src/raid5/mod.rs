@@ -907,12 +907,14 @@ impl Conf {
             }
         }
         // Lay the new data over the old.  A block the write wholly
-        // replaces is a copy of it (nothing to zero first).
+        // replaces is the caller's data itself, not a copy: a full row
+        // write copies nothing before the parity.
+        let mut new: Vec<Option<&[u8]>> = vec![None; n];
         for &(i, _, off, _) in pieces.iter().filter(|p| covered(p.0)) {
-            blocks[i] = Block::Read(data[off..off + len].to_vec());
+            new[i] = Some(&data[off..off + len]);
         }
         for (i, b) in blocks.iter_mut().enumerate() {
-            if !is_parity(i) && matches!(b, Block::Lost) {
+            if !is_parity(i) && new[i].is_none() && matches!(b, Block::Lost) {
                 *b = Block::Read(vec![0u8; len]);
             }
         }
@@ -923,21 +925,23 @@ impl Conf {
                 buf[at..at + l].copy_from_slice(&data[off..off + l]);
             }
         }
-        let (p, q) = {
-            let bufs: Vec<&[u8]> = blocks
-                .iter()
-                .map(|b| match b {
-                    Block::Read(v) => &v[..],
-                    Block::Lost => &[][..],
+        let mut row: Vec<Option<&[u8]>> = (0..n)
+            .map(|i| {
+                new[i].or(match &blocks[i] {
+                    Block::Read(v) => Some(&v[..]),
+                    Block::Lost => None,
                 })
-                .collect();
+            })
+            .collect();
+        let (p, q) = {
+            let bufs: Vec<&[u8]> = row.iter().map(|b| b.unwrap_or(&[])).collect();
             self.compute_parity(st, &bufs, len)
         };
-        blocks[st.pd_idx] = Block::Read(p);
-        if let (Some(qi), Some(q)) = (st.qd_idx, q) {
-            blocks[qi] = Block::Read(q);
+        row[st.pd_idx] = Some(&p);
+        if let (Some(qi), Some(q)) = (st.qd_idx, &q) {
+            row[qi] = Some(q);
         }
-        self.write_blocks(mddev, w, &blocks)
+        self.write_blocks(mddev, w, &row)
     }
 
     /// `handle_stripe_dirtying`'s choice between read-modify-write and
@@ -1030,7 +1034,14 @@ impl Conf {
         if let (Some(qi), Some(q)) = (st.qd_idx, q) {
             blocks[qi] = Block::Read(q);
         }
-        Some(self.write_blocks(mddev, w, &blocks))
+        let row: Vec<Option<&[u8]>> = blocks
+            .iter()
+            .map(|b| match b {
+                Block::Read(v) => Some(&v[..]),
+                Block::Lost => None,
+            })
+            .collect();
+        Some(self.write_blocks(mddev, w, &row))
     }
 
     /// Write what changed in a row's `blocks` (each member's new block
@@ -1040,7 +1051,12 @@ impl Conf {
     /// is (`ops_run_io`'s `rrdev`), over what it has not recovered yet
     /// too.  A member whose write fails is failed; the write fails when
     /// the array has lost more members than it can.
-    fn write_blocks(&self, mddev: &Mddev, w: &RowWrite, blocks: &[Block]) -> Result<(), Errno> {
+    fn write_blocks(
+        &self,
+        mddev: &Mddev,
+        w: &RowWrite,
+        blocks: &[Option<&[u8]>],
+    ) -> Result<(), Errno> {
         let (_, st, pieces, lo, nr) = w.parts();
         let n = self.geo.raid_disks;
         let len = (nr * 512) as usize;
@@ -1048,7 +1064,7 @@ impl Conf {
         let members: Vec<DiskInfo> = self.disks.read().clone();
         let mut writes: Vec<MemberWrites> = Vec::new();
         for i in 0..n {
-            let Block::Read(buf) = &blocks[i] else {
+            let Some(buf) = blocks[i] else {
                 continue;
             };
             let ranges: Vec<(u64, usize, usize)> = if is_parity(i) {
