@@ -366,6 +366,16 @@ enum Block {
     Lost,
 }
 
+impl Block {
+    /// The block's bytes, if it has them.
+    fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Block::Read(v) => Some(v),
+            Block::Lost => None,
+        }
+    }
+}
+
 impl Conf {
     /// The lock of the chunk row holding member sector `dev_sector`.
     fn row_lock(&self, dev_sector: u64) -> parking_lot::MutexGuard<'_, ()> {
@@ -570,13 +580,7 @@ impl Conf {
         }
         if self.geo.level != 6 {
             // P is the XOR of the data: any one block is the XOR of the rest.
-            let srcs: Vec<&[u8]> = blocks
-                .iter()
-                .filter_map(|b| match b {
-                    Block::Read(v) => Some(&v[..]),
-                    Block::Lost => None,
-                })
-                .collect();
+            let srcs: Vec<&[u8]> = blocks.iter().filter_map(Block::bytes).collect();
             let mut out = vec![0u8; len];
             parity::xor_blocks(&mut out, &srcs);
             blocks[lost[0]] = Block::Read(out);
@@ -925,14 +929,7 @@ impl Conf {
                 buf[at..at + l].copy_from_slice(&data[off..off + l]);
             }
         }
-        let mut row: Vec<Option<&[u8]>> = (0..n)
-            .map(|i| {
-                new[i].or(match &blocks[i] {
-                    Block::Read(v) => Some(&v[..]),
-                    Block::Lost => None,
-                })
-            })
-            .collect();
+        let mut row: Vec<Option<&[u8]>> = (0..n).map(|i| new[i].or(blocks[i].bytes())).collect();
         let (p, q) = {
             let bufs: Vec<&[u8]> = row.iter().map(|b| b.unwrap_or(&[])).collect();
             self.compute_parity(st, &bufs, len)
@@ -1034,13 +1031,7 @@ impl Conf {
         if let (Some(qi), Some(q)) = (st.qd_idx, q) {
             blocks[qi] = Block::Read(q);
         }
-        let row: Vec<Option<&[u8]>> = blocks
-            .iter()
-            .map(|b| match b {
-                Block::Read(v) => Some(&v[..]),
-                Block::Lost => None,
-            })
-            .collect();
+        let row: Vec<Option<&[u8]>> = blocks.iter().map(Block::bytes).collect();
         Some(self.write_blocks(mddev, w, &row))
     }
 
