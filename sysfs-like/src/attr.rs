@@ -102,25 +102,26 @@ pub trait BinFile: Send + Sync {
         Err(Errno::EOPNOTSUPP)
     }
 
-    /// Whether opens without `O_DIRECT` may be served from the kernel's page
-    /// cache when the mount has a writeback cache
-    /// ([`ServeOptions::writeback_cache`](crate::ServeOptions::writeback_cache)),
+    /// Whether opens may be served from the kernel's page cache when the
+    /// mount has one ([`ServeOptions::page_cache`](crate::ServeOptions::page_cache)),
     /// as a block device's buffered opens are: reads arrive as whole pages
-    /// (and readahead), writes gather in the cache and reach
-    /// [`write_at`](Self::write_at) at write-back (at the latest by
-    /// `fsync`, `close` or memory pressure), and a write-back's error
-    /// surfaces at `fsync` or `close`, not at the `write(2)` that made
-    /// the page dirty.  The kernel then also reads through descriptors
+    /// (and readahead), and the kernel also reads through descriptors
     /// opened write-only, to fill the rest of a partly written page.
-    /// `O_DIRECT` opens, and opens while the size is 0, still reach the
-    /// file per request.
+    /// Written through, each `write(2)` still reaches
+    /// [`write_at`](Self::write_at) before it returns, with its error.
+    /// Written back, writes gather in the cache and reach `write_at` at
+    /// write-back (at the latest by `fsync`, `close` or memory pressure),
+    /// and a write-back's error surfaces at `fsync` or `close`, not at the
+    /// `write(2)` that made the page dirty.  `O_DIRECT` opens, and opens
+    /// while the size is 0, reach the file per request.
     ///
     /// The file must tell the tree when its contents change other than
     /// through writes to the mount ([`Tree::invalidate_data`](crate::Tree::invalidate_data)).
-    /// A buffered write past the end is refused only at write-back: the
-    /// kernel extends its idea of the size when the write lands in the
-    /// cache, and that inode keeps the larger size for the descriptors open
-    /// on it (new lookups get a new inode of the right size).  Default false.
+    /// Written back, a buffered write past the end is refused only at
+    /// write-back: the kernel extends its idea of the size when the write
+    /// lands in the cache, and that inode keeps the larger size for the
+    /// descriptors open on it (new lookups get a new inode of the right
+    /// size).  Default false.
     fn page_cache(&self) -> bool {
         false
     }

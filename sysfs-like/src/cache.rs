@@ -1,5 +1,5 @@
-//! The kernel's view of binary files under a writeback cache: their
-//! sizes, and the page cache of those served through it.
+//! The kernel's view of binary files served through its page cache: their
+//! sizes, and the pages it holds of them.
 //!
 //! With FUSE's writeback cache the kernel keeps its own `i_size` for every
 //! regular file of the mount and ignores the sizes the server reports, and
@@ -34,7 +34,11 @@ const ALIAS: u64 = 1 << 63;
 pub(crate) struct KernelCache {
     /// Set once the session exists, before it serves any request.
     notifier: OnceLock<Notifier>,
-    /// Whether the kernel granted the writeback cache (set at init).
+    /// Whether the mount asked for the writeback cache (otherwise the
+    /// cache is written through).
+    write_back: bool,
+    /// Whether buffered opens are served from the page cache: set at init,
+    /// once the kernel granted what the mount asked for.
     active: AtomicBool,
     state: Mutex<State>,
 }
@@ -58,9 +62,10 @@ struct Live {
 }
 
 impl KernelCache {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(write_back: bool) -> Self {
         KernelCache {
             notifier: OnceLock::new(),
+            write_back,
             active: AtomicBool::new(false),
             state: Mutex::default(),
         }
@@ -74,9 +79,14 @@ impl KernelCache {
         self.active.store(on, Ordering::Release);
     }
 
-    /// Whether the mount runs with the writeback cache.
+    /// Whether buffered opens are served from the page cache.
     pub(crate) fn active(&self) -> bool {
         self.active.load(Ordering::Acquire)
+    }
+
+    /// Whether the mount asked for the writeback cache.
+    pub(crate) fn write_back(&self) -> bool {
+        self.write_back
     }
 
     /// The inode number a lookup of `node`, now `size` bytes, replies with;

@@ -469,10 +469,13 @@ impl SysFs {
                 file.open(wants_write(flags))?;
                 // Through the page cache: buffered opens of a file that asks
                 // for it, while it has a size (nothing to cache at 0, and a
-                // write then fails at once, as without a cache).  Without
-                // FOPEN_KEEP_CACHE: each open drops what the inode cached,
-                // so nothing cached before the file's provider changed it
-                // (an array stopped and run again) is served.
+                // write then fails at once, as without a cache).  O_DIRECT
+                // opens are served per request, with parallel direct
+                // writes; the kernel drops the cached pages a direct write
+                // covers.  Without FOPEN_KEEP_CACHE: each open drops what
+                // the inode cached, so nothing cached before the file's
+                // provider changed it (an array stopped and run again) is
+                // served.
                 let cached = self.cached(&*file).is_some()
                     && flags.0 & libc::O_DIRECT == 0
                     && file.size() != 0;
@@ -589,7 +592,7 @@ impl Filesystem for SysFs {
         // Not under a writeback cache: there the kernel sets its own size to
         // 0 at such an open, whatever the reply; a truncating setattr it
         // takes the size of from the reply, which keeps the file's.
-        self.atomic_o_trunc = self.tree.cache_wanted().is_none()
+        self.atomic_o_trunc = self.tree.cache_wanted().is_none_or(|c| !c.write_back())
             && config
                 .add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC)
                 .is_ok();
@@ -610,12 +613,13 @@ impl Filesystem for SysFs {
             debug!("kernel lacks FUSE_PARALLEL_DIROPS");
         }
         // Buffered opens of the files that ask for it through the page
-        // cache, written back later; the caller asked for it by handing the
-        // tree its bookkeeping.
+        // cache, written through or back later; the caller asked for it by
+        // handing the tree its bookkeeping.
         if let Some(cache) = self.tree.cache_wanted() {
-            let granted = config
-                .add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE)
-                .is_ok();
+            let granted = !cache.write_back()
+                || config
+                    .add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE)
+                    .is_ok();
             if !granted {
                 warn!("kernel lacks FUSE_WRITEBACK_CACHE: every open is served per request");
             }

@@ -52,17 +52,22 @@
 //!   `ftruncate` to the current size succeeds; to any other size fails with
 //!   `EPERM`: the size belongs to the file's provider, and the operation is
 //!   refused rather than malformed.
-//! * **Page cache** (a mount with [`ServeOptions::writeback_cache`]): a
+//! * **Page cache** (a mount with a [`ServeOptions::page_cache`]): a
 //!   binary file whose [`BinFile::page_cache`] says so has its opens
 //!   without `O_DIRECT` served from the kernel's page cache, as a block
-//!   device's buffered opens: writes reach [`BinFile::write_at`] at
+//!   device's buffered opens.  Reads are cached and read ahead.  Written
+//!   through ([`PageCache::WriteThrough`]), each `write(2)` reaches
+//!   [`BinFile::write_at`] before it returns.  A write through an
+//!   `O_DIRECT` open, served per request, drops the cached pages it
+//!   covers.  Written back
+//!   ([`PageCache::WriteBack`]), writes reach [`BinFile::write_at`] at
 //!   write-back, their errors surface at `fsync` and `close`, and a write
 //!   past the end fails only there.  The file tells the tree of changes
 //!   made behind the mount ([`Tree::invalidate_data`]).  Sizes stay the
-//!   files' own although the kernel then keeps its own `i_size` of every
-//!   regular file: a binary file whose size changed gets a new inode at
-//!   the next lookup, and a grown size is pushed to the inodes of
-//!   descriptors still open.
+//!   files' own although under write-back the kernel keeps its own
+//!   `i_size` of every regular file: a binary file whose size changed gets
+//!   a new inode at the next lookup, and a grown size is pushed to the
+//!   inodes of descriptors still open.
 //! * **Removal while open**: [`Tree::remove`] takes a whole subtree away at
 //!   once. Lookups of removed names fail with `ENOENT`. Files still open keep
 //!   working in a defined way: an attribute keeps serving its snapshot (writes
@@ -139,7 +144,7 @@ mod mount;
 mod tree;
 
 pub use attr::{Attribute, BinFile, FnAttr, ShowFn, StoreFn};
-pub use mount::{Mounted, ServeOptions, Unmounter, mount};
+pub use mount::{Mounted, PageCache, ServeOptions, Unmounter, mount};
 pub use tree::{NodeId, NodeType, Tree};
 
 pub use errno::Errno;

@@ -41,15 +41,32 @@ pub struct ServeOptions {
     /// device with `--direct-io=on`), readahead and write-back
     /// (`max_background`; the kernel's own default is 12). Default 128.
     pub max_background: u16,
-    /// Serve buffered opens of binary files that ask for it
-    /// ([`BinFile::page_cache`](crate::BinFile::page_cache)) from the
-    /// kernel's page cache, written back later (FUSE's writeback cache).
-    /// Every other file is still served per request.  Where the mounting
-    /// user may (root), the mount's share of dirty pages is also lifted
-    /// to a block device's: the kernel gives a FUSE mount 1% of the dirty
-    /// threshold, strictly, so that writers soon wait for write-back at
-    /// every page.  Default false.
-    pub writeback_cache: bool,
+    /// Whether buffered opens of binary files that ask for it
+    /// ([`BinFile::page_cache`](crate::BinFile::page_cache)) are served
+    /// from the kernel's page cache, and how writes reach the file then.
+    /// Every other file, and every `O_DIRECT` open, is still served per
+    /// request.  Default [`PageCache::Off`].
+    pub page_cache: PageCache,
+}
+
+/// [`ServeOptions::page_cache`]: what the kernel caches of a binary file's
+/// buffered opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PageCache {
+    /// Every read and write is a request (`FOPEN_DIRECT_IO`).
+    #[default]
+    Off,
+    /// Reads are cached (with the kernel's readahead), and each `write(2)`
+    /// is a request before it returns, its error the caller's, as without
+    /// a cache; pages written stay cached.
+    WriteThrough,
+    /// Reads and writes are cached and written back later (FUSE's
+    /// writeback cache): errors surface at `fsync` and `close`, and a write
+    /// past the end fails only there.  Where the mounting user may (root),
+    /// the mount's share of dirty pages is also lifted to a block
+    /// device's: the kernel gives a FUSE mount 1% of the dirty threshold,
+    /// strictly, so that writers soon wait for write-back at every page.
+    WriteBack,
 }
 
 impl Default for ServeOptions {
@@ -61,7 +78,7 @@ impl Default for ServeOptions {
             allow_other: false,
             auto_unmount: false,
             max_background: 128,
-            writeback_cache: false,
+            page_cache: PageCache::Off,
         }
     }
 }
@@ -99,8 +116,8 @@ pub fn mount(tree: Arc<Tree>, mountpoint: &Path, opts: &ServeOptions) -> io::Res
     config.n_threads = Some(threads);
     config.clone_fd = threads > 1;
 
-    let cache = Arc::new(KernelCache::new());
-    if opts.writeback_cache {
+    let cache = Arc::new(KernelCache::new(opts.page_cache == PageCache::WriteBack));
+    if opts.page_cache != PageCache::Off {
         tree.set_cache(cache.clone());
     }
     let mut session = Session::new(
@@ -121,7 +138,16 @@ pub fn mount(tree: Arc<Tree>, mountpoint: &Path, opts: &ServeOptions) -> io::Res
         .name("sysfs-like".to_owned())
         .spawn(move || session.run())?;
     // Served now: the stat of the mountpoint this takes is answered.
-    if opts.writeback_cache {
+    if opts.page_cache != PageCache::Off {
+        let kib = opts.max_request / 1024;
+        if let Err(e) = widen_readahead(&mountpoint, kib) {
+            debug!(
+                "readahead of {} stays at the kernel's: {e}",
+                mountpoint.display()
+            );
+        }
+    }
+    if opts.page_cache == PageCache::WriteBack {
         if let Err(e) = lift_dirty_limit(&mountpoint) {
             debug!("dirty pages of {} stay capped: {e}", mountpoint.display());
         }
@@ -133,17 +159,32 @@ pub fn mount(tree: Arc<Tree>, mountpoint: &Path, opts: &ServeOptions) -> io::Res
     })
 }
 
-/// The mount's backing device info (`/sys/class/bdi/MAJOR:MINOR`): no cap
-/// of its own on dirty pages (`max_ratio` 100, no `strict_limit`), as a
-/// block device has.  Root only.
-fn lift_dirty_limit(mountpoint: &Path) -> io::Result<()> {
+/// The mount's backing device info (`/sys/class/bdi/MAJOR:MINOR`).
+fn bdi_dir(mountpoint: &Path) -> io::Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let dev = std::fs::metadata(mountpoint)?.dev();
-    let bdi = PathBuf::from(format!(
+    Ok(PathBuf::from(format!(
         "/sys/class/bdi/{}:{}",
         libc::major(dev),
         libc::minor(dev)
-    ));
+    )))
+}
+
+/// Readahead of `kib` for the mount, a request's worth: the kernel caps a
+/// FUSE mount's at its default 128 KiB whatever the server asks at init,
+/// so a sequential reader of a cached file would wait on a round trip
+/// every 128 KiB.  Root only.
+fn widen_readahead(mountpoint: &Path, kib: u32) -> io::Result<()> {
+    let bdi = bdi_dir(mountpoint)?;
+    std::fs::write(bdi.join("read_ahead_kb"), kib.to_string())?;
+    debug!("{}: read_ahead_kb {kib}", bdi.display());
+    Ok(())
+}
+
+/// No cap of the mount's own on dirty pages (`max_ratio` 100, no
+/// `strict_limit`), as a block device has.  Root only.
+fn lift_dirty_limit(mountpoint: &Path) -> io::Result<()> {
+    let bdi = bdi_dir(mountpoint)?;
     std::fs::write(bdi.join("max_ratio"), "100")?;
     std::fs::write(bdi.join("strict_limit"), "0")?;
     debug!("{}: max_ratio 100, strict_limit 0", bdi.display());

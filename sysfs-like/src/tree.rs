@@ -356,7 +356,7 @@ pub struct Tree {
     uid: u32,
     gid: u32,
     /// The kernel's page cache of the files served through it, once
-    /// mounted with a writeback cache.
+    /// mounted with a page cache.
     cache: OnceLock<Arc<KernelCache>>,
 }
 
@@ -683,8 +683,8 @@ impl Tree {
     /// `offset..offset + len` (`len` 0: to the end) other than through
     /// writes to the mount, so that it drops what it cached of them and
     /// reads them again.  Only a file served from the page cache
-    /// ([`BinFile::page_cache`] on a mount with
-    /// [`ServeOptions::writeback_cache`](crate::ServeOptions::writeback_cache))
+    /// ([`BinFile::page_cache`] on a mount with a
+    /// [`ServeOptions::page_cache`](crate::ServeOptions::page_cache))
     /// has anything cached; for any other this does nothing.
     ///
     /// Dirty pages in the range are written back first (through
@@ -706,13 +706,13 @@ impl Tree {
         let _ = self.cache.set(cache);
     }
 
-    /// The page cache bookkeeping, when the mount asked for a writeback
-    /// cache (granted or not).
+    /// The page cache bookkeeping, when the mount asked for a page cache
+    /// (granted or not).
     pub(crate) fn cache_wanted(&self) -> Option<&Arc<KernelCache>> {
         self.cache.get()
     }
 
-    /// The page cache bookkeeping, when the mount has a writeback cache.
+    /// The page cache bookkeeping, when the mount has a page cache.
     pub(crate) fn cache(&self) -> Option<&Arc<KernelCache>> {
         self.cache.get().filter(|c| c.active())
     }

@@ -14,7 +14,7 @@ use sysfs_like::ServeOptions;
 
 fn cached_fixture() -> Option<Fixture> {
     let f = Fixture::with_options(&ServeOptions {
-        writeback_cache: true,
+        page_cache: sysfs_like::PageCache::WriteBack,
         ..Default::default()
     })?;
     f.demo.data.page_cache.store(true, Ordering::SeqCst);
