@@ -36,8 +36,8 @@ pub struct DaemonOptions {
     /// Where the arrays' NBD exports listen (`None`: a directory of the
     /// daemon's own, removed at the end).
     pub nbd_dir: Option<PathBuf>,
-    /// Buffered opens of mdN/data through the page cache (`--data-cache`).
-    pub writeback_cache: bool,
+    /// Opens of mdN/data through the page cache (`--data-cache`).
+    pub page_cache: sysfs_like::PageCache,
     pub md: MdOptions,
 }
 
@@ -146,7 +146,7 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
         threads: opts.threads.max(1),
         fsname: "mdfuse".to_owned(),
         allow_other: opts.allow_other,
-        writeback_cache: opts.writeback_cache,
+        page_cache: opts.page_cache,
         max_request: MAX_REQUEST,
         ..Default::default()
     };
@@ -186,9 +186,10 @@ fn serve(opts: &DaemonOptions, ready: Option<&OwnedFd>) -> io::Result<()> {
     let exports_sig = exports.clone();
     let unmounter = mounted.unmounter();
     let md_sig = md.clone();
-    let written_back = opts
-        .writeback_cache
-        .then(|| mounted.mountpoint().to_path_buf());
+    // Dirty pages (written back, or dirtied through a shared mapping)
+    // reach md before the arrays stop.
+    let written_back =
+        (opts.page_cache != sysfs_like::PageCache::Off).then(|| mounted.mountpoint().to_path_buf());
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

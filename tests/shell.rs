@@ -55,6 +55,7 @@ shell_tests!(
     data_fio_queue,
     data_discard,
     data_cache,
+    data_cache_wt,
     tree_bad_ops,
     nbd_member,
     nbd_readd,

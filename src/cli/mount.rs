@@ -47,10 +47,12 @@ pub struct MountArgs {
     #[arg(long, value_name = "DIR")]
     pub nbd_dir: Option<PathBuf>,
     /// How buffered opens of mdN/data are served: `none`, every read and
-    /// write reaches md as it is made; `writeback`, through the page
-    /// cache, written back later as a block device's (errors then surface
-    /// at fsync or close; a write past the end fails only there).
-    /// O_DIRECT opens reach md per request either way.
+    /// write reaches md as it is made; `writethrough`, reads through the
+    /// page cache (cached, read ahead) and every write reaching md before
+    /// it returns; `writeback`, through the page cache, written back later
+    /// as a block device's (errors then surface at fsync or close; a write
+    /// past the end fails only there).  O_DIRECT opens reach md per
+    /// request in every mode.
     #[arg(long, value_enum, default_value_t = DataCache::None)]
     pub data_cache: DataCache,
 }
@@ -59,6 +61,7 @@ pub struct MountArgs {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataCache {
     None,
+    Writethrough,
     Writeback,
 }
 
@@ -70,7 +73,11 @@ pub fn run(args: MountArgs) -> ExitCode {
         allow_other: args.allow_other,
         params: args.params,
         nbd_dir: args.nbd_dir,
-        writeback_cache: args.data_cache == DataCache::Writeback,
+        page_cache: match args.data_cache {
+            DataCache::None => sysfs_like::PageCache::Off,
+            DataCache::Writethrough => sysfs_like::PageCache::WriteThrough,
+            DataCache::Writeback => sysfs_like::PageCache::WriteBack,
+        },
         md: MdOptions {
             speed_limit_min: args.speed_limit_min.max(1),
             speed_limit_max: args.speed_limit_max.max(1),

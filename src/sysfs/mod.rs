@@ -194,9 +194,9 @@ impl BinFile for DataFile {
         Errno::EINVAL
     }
 
-    /// Buffered opens as a block device's, when the mount has the cache
-    /// (`--data-cache=writeback`): md tells the tree of every change it
-    /// makes behind the cache (`Observer::data_changed`).
+    /// Opens as a block device's, when the mount has a page cache
+    /// (`--data-cache=writethrough|writeback`): md tells the tree of every
+    /// change it makes behind the cache (`Observer::data_changed`).
     fn page_cache(&self) -> bool {
         true
     }
