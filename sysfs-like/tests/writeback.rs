@@ -7,32 +7,13 @@ use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::sync::atomic::Ordering;
 
-use common::{AlignedBuf, DATA_SIZE, Fixture, open};
-use sysfs_like::ServeOptions;
-
-fn cached_fixture() -> Option<Fixture> {
-    let f = Fixture::with_options(&ServeOptions {
-        page_cache: sysfs_like::PageCache::WriteBack,
-        ..Default::default()
-    })?;
-    f.demo.data.page_cache.store(true, Ordering::SeqCst);
-    Some(f)
-}
-
-macro_rules! cached_fixture {
-    () => {
-        match cached_fixture() {
-            Some(f) => f,
-            None => return,
-        }
-    };
-}
+use common::{AlignedBuf, DATA_SIZE, open};
+use sysfs_like::PageCache;
 
 #[test]
 fn buffered_writes_are_gathered_and_reach_the_file_by_fsync() {
-    let f = cached_fixture!();
+    let f = fixture!(page_cache: PageCache::WriteBack);
     let file = open(&f.path("data"), libc::O_RDWR).unwrap();
     f.demo.data.clear_logs();
     for i in 0..64u64 {
@@ -53,7 +34,7 @@ fn buffered_writes_are_gathered_and_reach_the_file_by_fsync() {
 
 #[test]
 fn direct_opens_reach_the_file_per_request() {
-    let f = cached_fixture!();
+    let f = fixture!(page_cache: PageCache::WriteBack);
     let file = open(&f.path("data"), libc::O_RDWR | libc::O_DIRECT).unwrap();
     f.demo.data.clear_logs();
     let buf = AlignedBuf::new(4096);
@@ -68,7 +49,7 @@ fn direct_opens_reach_the_file_per_request() {
 
 #[test]
 fn a_write_only_open_writes_part_of_a_page() {
-    let f = cached_fixture!();
+    let f = fixture!(page_cache: PageCache::WriteBack);
     let before = f.demo.data.data.lock().unwrap()[..4096].to_vec();
     let file = open(&f.path("data"), libc::O_WRONLY).unwrap();
     file.write_at(&[0xee; 100], 10).unwrap();
@@ -80,7 +61,7 @@ fn a_write_only_open_writes_part_of_a_page() {
 
 #[test]
 fn sizes_follow_the_file_for_new_lookups_and_open_descriptors() {
-    let f = cached_fixture!();
+    let f = fixture!(page_cache: PageCache::WriteBack);
     let path = f.path("data");
     let held = open(&path, libc::O_RDONLY).unwrap();
     let ino = fs::metadata(&path).unwrap().ino();
@@ -96,7 +77,7 @@ fn sizes_follow_the_file_for_new_lookups_and_open_descriptors() {
 
 #[test]
 fn a_write_back_past_the_end_fails_at_fsync_and_leaves_the_size() {
-    let f = cached_fixture!();
+    let f = fixture!(page_cache: PageCache::WriteBack);
     let path = f.path("data");
     let file = open(&path, libc::O_RDWR).unwrap();
     let end = DATA_SIZE as u64;
@@ -111,7 +92,7 @@ fn a_write_back_past_the_end_fails_at_fsync_and_leaves_the_size() {
 
 #[test]
 fn invalidate_data_drops_what_the_kernel_cached() {
-    let f = cached_fixture!();
+    let f = fixture!(page_cache: PageCache::WriteBack);
     let file = open(&f.path("data"), libc::O_RDONLY).unwrap();
     let mut page = [0u8; 16];
     file.read_at(&mut page, 8192).unwrap();
@@ -128,7 +109,7 @@ fn invalidate_data_drops_what_the_kernel_cached() {
 
 #[test]
 fn xattrs_are_not_supported_so_writes_stop_asking() {
-    let f = cached_fixture!();
+    let f = fixture!(page_cache: PageCache::WriteBack);
     let path = CString::new(f.path("data").as_os_str().as_bytes()).unwrap();
     let name = CString::new("security.capability").unwrap();
     for _ in 0..3 {

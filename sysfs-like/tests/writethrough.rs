@@ -4,32 +4,13 @@
 mod common;
 
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::Ordering;
 
-use common::{DATA_SIZE, Fixture, open};
-use sysfs_like::{PageCache, ServeOptions};
-
-fn cached_fixture() -> Option<Fixture> {
-    let f = Fixture::with_options(&ServeOptions {
-        page_cache: PageCache::WriteThrough,
-        ..Default::default()
-    })?;
-    f.demo.data.page_cache.store(true, Ordering::SeqCst);
-    Some(f)
-}
-
-macro_rules! cached_fixture {
-    () => {
-        match cached_fixture() {
-            Some(f) => f,
-            None => return,
-        }
-    };
-}
+use common::{DATA_SIZE, open};
+use sysfs_like::PageCache;
 
 #[test]
 fn each_write_reaches_the_file_before_it_returns() {
-    let f = cached_fixture!();
+    let f = fixture!(page_cache: PageCache::WriteThrough);
     let file = open(&f.path("data"), libc::O_RDWR).unwrap();
     f.demo.data.clear_logs();
     for i in 0..8u64 {
@@ -44,7 +25,7 @@ fn each_write_reaches_the_file_before_it_returns() {
 
 #[test]
 fn reads_are_served_from_the_cache() {
-    let f = cached_fixture!();
+    let f = fixture!(page_cache: PageCache::WriteThrough);
     let file = open(&f.path("data"), libc::O_RDONLY).unwrap();
     let mut buf = vec![0u8; 16384];
     file.read_at(&mut buf, 0).unwrap();
@@ -55,7 +36,7 @@ fn reads_are_served_from_the_cache() {
 
 #[test]
 fn a_write_at_the_end_fails_at_once_and_one_across_it_is_cut() {
-    let f = cached_fixture!();
+    let f = fixture!(page_cache: PageCache::WriteThrough);
     let file = open(&f.path("data"), libc::O_RDWR).unwrap();
     let end = DATA_SIZE as u64;
     let e = file.write_at(&[1; 4096], end).unwrap_err();

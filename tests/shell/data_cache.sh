@@ -11,18 +11,9 @@
 # device and ext4 on it pass e2fsck.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/data_lib.sh"
+. "$(dirname "$0")/data_cache_lib.sh"
 
-IMG=$T/img
-mkdir -p "$IMG"
-"$MDFUSE" create -l1 -n2 --image-size=20000K "$IMG/vda" "$IMG/vdb" >/dev/null 2>&1 || fail "mdfuse create"
-# This script chooses the mode itself.
-unset MDFUSE_TEST_DATA_CACHE
-# The adapter's debug lines count the requests that reach the tree.
-RUST_LOG=info,sysfs_like::fs=debug start_daemon --data-cache=writeback
-new_array md0 "$IMG/vda" "$IMG/vdb"
-D=$MNT/md0/data
-# requests WORD: how many WORD( requests reached the tree so far.
-requests() { grep -c "sysfs_like::fs\] $1(" "$T/daemon.log" || true; }
+cache_start writeback
 DATA_INO=
 
 log "inactive: no capacity, writes fail at once (not at write-back)"
@@ -41,9 +32,6 @@ expect_eq "$(stat -L -c %s /proc/self/fd/3)" "$size" "size on the descriptor ope
 exec 3<&-
 head -c "$size" /dev/urandom >"$T/ref"
 dd if="$T/ref" of="$D" bs=1M oflag=direct conv=notrunc status=none || fail "O_DIRECT fill"
-
-# py BODY: run python BODY with D naming md0/data
-py() { python3 -c "import os, sys; D = sys.argv[1]; $1" "$D" || fail "python: $1"; }
 
 log "buffered writes gather in the cache; fsync writes them to every member"
 w0=$(requests write)
@@ -74,26 +62,10 @@ dd if="$T/chunk2" of="$T/ref" bs=65536 seek=80 conv=notrunc status=none
 check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
 
 log "a write-only open writes part of a page (the kernel reads the rest)"
-py "
-fd = os.open(D, os.O_WRONLY)
-os.pwrite(fd, b'w' * 100, 10)
-os.fsync(fd)
-os.close(fd)"
-printf 'w%.0s' $(seq 100) | dd of="$T/ref" bs=1 seek=10 conv=notrunc status=none
-check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
-cmp "$D" "$T/ref" || fail "md0/data read back after the partial write"
+cache_partial_write
 
 log "a shared writable mmap, as of a block device: msync writes it to every member"
-py "
-import mmap
-fd = os.open(D, os.O_RDWR)
-m = mmap.mmap(fd, 8192, offset=4096 * 600)
-m[100:104] = b'mmap'
-m.flush()
-m.close()
-os.close(fd)"
-printf mmap | dd of="$T/ref" bs=1 seek=$((4096 * 600 + 100)) conv=notrunc status=none
-check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+cache_mmap_write
 
 log "O_DIRECT opens reach md per request"
 w0=$(requests write)
@@ -124,8 +96,7 @@ refused_trunc=$(truncate -s $((size + 4096)) "$D" 2>&1) && fail "truncate of md0
 
 # Every open of md0/data drops what the kernel cached of it, so a stale
 # copy would show through a descriptor opened before the change: fd 4.
-# page_via_fd4 BLOCK: 4 KiB block BLOCK of md0/data, read through fd 4.
-page_via_fd4() { python3 -c "import os, sys; sys.stdout.buffer.write(os.pread(4, 4096, $1 * 4096))"; }
+# (page_via_fd4 BLOCK reads it.)
 
 log "a write over the array's NBD export: no stale copy, and no older dirty page lands over it"
 U=$(attr md0/nbd)
@@ -177,26 +148,7 @@ dd if="$T/direct" of="$T/ref" bs=4096 seek=401 conv=notrunc status=none
 check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
 
 log "a repair that changes bytes under cached pages: no stale copy"
-# Reads avoid vdb (write-mostly); vdb gets other bytes behind md's back;
-# the page is read into the cache from vda; a repair from vdb then copies
-# vdb's bytes over vda's.
-put md0/md/dev-vdb/state writemostly
-off=$(attr md0/md/dev-vdb/offset)
-head -c 4096 /dev/urandom >"$T/behind"
-dd if="$T/behind" of="$IMG/vdb" bs=512 seek=$((off + 8 * 100)) conv=notrunc status=none
-exec 4<"$D"
-cmp <(page_via_fd4 100) <(dd if="$T/ref" bs=4096 skip=100 count=1 status=none) ||
-	fail "the page before the repair is not vda's"
-put md0/md/repair_source vdb
-put md0/md/sync_action repair
-wait_idle md0
-put md0/md/repair_source auto
-put md0/md/dev-vdb/state -writemostly
-dd if="$T/behind" of="$T/ref" bs=4096 seek=100 conv=notrunc status=none
-check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
-cmp <(page_via_fd4 100) "$T/behind" || fail "a cached page still shows what the repair replaced"
-exec 4<&-
-cmp "$D" "$T/ref" || fail "contents after the repair"
+cache_repair
 
 log "log, which grows: its size and end, by path and through a held descriptor"
 exec 5<"$MNT/log"
@@ -207,19 +159,7 @@ expect_eq "$(stat -L -c %s /proc/self/fd/5)" "$(wc -c <"$MNT/log")" "size of log
 exec 5<&-
 
 log "a member failing during write-back: md's usual failure, nothing lost"
-head -c 1048576 /dev/urandom >"$T/chunk3"
-put md0/md/dev-vdb/fault write-error
-py "
-fd = os.open(D, os.O_RDWR)
-os.pwrite(fd, open('$T/chunk3', 'rb').read(), 8 << 20)
-os.fsync(fd)
-os.close(fd)"
-dd if="$T/chunk3" of="$T/ref" bs=1M seek=8 conv=notrunc status=none
-state=$(attr md0/md/dev-vdb/state)
-[[ $state == *faulty* ]] || fail "vdb after a write-back write error: $state"
-expect_eq "$(attr md0/md/degraded)" 1 "degraded"
-check_legs md0 "$T/ref" "$IMG/vda"
-cmp "$D" "$T/ref" || fail "contents after the member failed"
+cache_member_fails
 
 log "stop while open is refused; an inactive array's opens behave as before"
 exec 3<"$D"
@@ -232,39 +172,8 @@ out=$(dd if=/dev/zero of="$D" bs=4096 count=1 conv=notrunc 2>&1) && fail "write 
 [[ $out == *"No space left on device"* ]] || fail "write once stopped: $out"
 
 log "rerun (vdb re-added and recovered), a loop device, ext4, e2fsck"
-put md0/md/dev-vdb/state remove 2>/dev/null || true
-put md0/md/array_state clear
-new_array md0 "$IMG/vda"
-put md0/md/array_state active
-put md0/md/new_dev "$IMG/vdb"
-wait_for md0/md/degraded 0 120
-wait_idle md0
-cmp "$D" "$T/ref" || fail "contents after the recovery"
-check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
-l=$(losetup -f --show "$D") || fail "losetup"
-LOOPS+=("$l")
-expect_eq "$(blockdev --getsize64 "$l")" "$size" "loop device size"
-mkfs.ext4 -q -F "$l" >/dev/null || fail "mkfs.ext4"
-mkdir -p "$T/fs"
-mount "$l" "$T/fs" || fail "mount"
-MOUNTS+=("$T/fs")
-for i in $(seq 20); do head -c $((i * 10000)) /dev/urandom >"$T/fs/f$i"; done
-sha_fs=$(cat "$T"/fs/f* | sha256sum)
-umount "$T/fs"
-MOUNTS=()
-losetup -d "$l"
-LOOPS=()
-e2fsck -fn "$D" >"$T/fsck" 2>&1 || { cat "$T/fsck" >&2; fail "e2fsck -fn"; }
-l=$(losetup --direct-io=on -f --show "$D") || fail "losetup --direct-io=on"
-LOOPS+=("$l")
-expect_eq "$(losetup -n -O DIO "$l" | tr -d ' ')" 1 "loop device direct I/O"
-mount -o ro "$l" "$T/fs" || fail "mount over the direct-I/O loop device"
-MOUNTS+=("$T/fs")
-expect_eq "$(cat "$T"/fs/f* | sha256sum)" "$sha_fs" "files through the direct-I/O loop device"
-umount "$T/fs"
-MOUNTS=()
-losetup -d "$l"
-LOOPS=()
+cache_rerun_ext4
+cache_read_ext4 --direct-io=on
 log "SIGTERM: what is dirty in the cache reaches every member before the arrays stop"
 cp "$D" "$T/ref" # what ext4 left
 head -c 65536 /dev/urandom >"$T/chunk4"

@@ -13,22 +13,9 @@
 # ext4 on a loop device passes e2fsck.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/data_lib.sh"
+. "$(dirname "$0")/data_cache_lib.sh"
 
-IMG=$T/img
-mkdir -p "$IMG"
-"$MDFUSE" create -l1 -n2 --image-size=20000K "$IMG/vda" "$IMG/vdb" >/dev/null 2>&1 || fail "mdfuse create"
-# This script chooses the mode itself.
-unset MDFUSE_TEST_DATA_CACHE
-# The adapter's debug lines count the requests that reach the tree.
-RUST_LOG=info,sysfs_like::fs=debug start_daemon --data-cache=writethrough
-new_array md0 "$IMG/vda" "$IMG/vdb"
-D=$MNT/md0/data
-# requests WORD: how many WORD( requests reached the tree so far.
-requests() { grep -c "sysfs_like::fs\] $1(" "$T/daemon.log" || true; }
-# py BODY: run python BODY with D naming md0/data
-py() { python3 -c "import os, sys; D = sys.argv[1]; $1" "$D" || fail "python: $1"; }
-# page_via_fd4 BLOCK: 4 KiB block BLOCK of md0/data, read through fd 4.
-page_via_fd4() { python3 -c "import os, sys; sys.stdout.buffer.write(os.pread(4, 4096, $1 * 4096))"; }
+cache_start writethrough
 
 log "inactive: no capacity, writes fail at once"
 expect_eq "$(stat -c %s "$D")" 0 "size while inactive"
@@ -90,25 +77,10 @@ expect_eq "$(dd if="$D" bs=1M skip="$size" iflag=skip_bytes status=none | wc -c)
 cmp "$D" "$T/ref" || fail "contents after writes past the end"
 
 log "a write-only open writes part of a page"
-py "
-fd = os.open(D, os.O_WRONLY)
-os.pwrite(fd, b'w' * 100, 10)
-os.close(fd)"
-printf 'w%.0s' $(seq 100) | dd of="$T/ref" bs=1 seek=10 conv=notrunc status=none
-check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
-cmp "$D" "$T/ref" || fail "md0/data read back after the partial write"
+cache_partial_write
 
 log "a shared writable mmap: msync writes it to every member"
-py "
-import mmap
-fd = os.open(D, os.O_RDWR)
-m = mmap.mmap(fd, 8192, offset=4096 * 600)
-m[100:104] = b'mmap'
-m.flush()
-m.close()
-os.close(fd)"
-printf mmap | dd of="$T/ref" bs=1 seek=$((4096 * 600 + 100)) conv=notrunc status=none
-check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+cache_mmap_write
 
 log "O_DIRECT reaches md per request and drops what another descriptor cached"
 page_via_fd4 2048 >/dev/null
@@ -123,40 +95,12 @@ cmp <(page_via_fd4 2049) <(head -c 8192 "$T/direct" | tail -c 4096) ||
 dd if="$D" bs=1M iflag=direct status=none | cmp - "$T/ref" || fail "O_DIRECT read back"
 check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
 
-log "a repair that changes bytes under cached pages: no stale copy"
-# Reads avoid vdb (write-mostly); vdb gets other bytes behind md's back;
-# the page is read into the cache from vda; a repair from vdb then copies
-# vdb's bytes over vda's.
-put md0/md/dev-vdb/state writemostly
-off=$(attr md0/md/dev-vdb/offset)
-head -c 4096 /dev/urandom >"$T/behind"
-dd if="$T/behind" of="$IMG/vdb" bs=512 seek=$((off + 8 * 100)) conv=notrunc status=none
-cmp <(page_via_fd4 100) <(dd if="$T/ref" bs=4096 skip=100 count=1 status=none) ||
-	fail "the page before the repair is not vda's"
-put md0/md/repair_source vdb
-put md0/md/sync_action repair
-wait_idle md0
-put md0/md/repair_source auto
-put md0/md/dev-vdb/state -writemostly
-dd if="$T/behind" of="$T/ref" bs=4096 seek=100 conv=notrunc status=none
-check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
-cmp <(page_via_fd4 100) "$T/behind" || fail "a cached page still shows what the repair replaced"
 exec 4<&-
-cmp "$D" "$T/ref" || fail "contents after the repair"
+log "a repair that changes bytes under cached pages: no stale copy"
+cache_repair
 
 log "a member failing under a buffered write: md's usual failure, nothing lost, no error"
-head -c 1048576 /dev/urandom >"$T/chunk3"
-put md0/md/dev-vdb/fault write-error
-py "
-fd = os.open(D, os.O_RDWR)
-os.pwrite(fd, open('$T/chunk3', 'rb').read(), 8 << 20)
-os.close(fd)"
-dd if="$T/chunk3" of="$T/ref" bs=1M seek=8 conv=notrunc status=none
-state=$(attr md0/md/dev-vdb/state)
-[[ $state == *faulty* ]] || fail "vdb after a write error: $state"
-expect_eq "$(attr md0/md/degraded)" 1 "degraded"
-check_legs md0 "$T/ref" "$IMG/vda"
-cmp "$D" "$T/ref" || fail "contents after the member failed"
+cache_member_fails
 
 log "the last member failing: the writer gets the error"
 put md0/md/dev-vda/fault write-error
@@ -167,37 +111,8 @@ put md0/md/dev-vda/fault clear
 
 log "rerun (vdb re-added and recovered), a loop device, ext4, e2fsck"
 put md0/md/array_state inactive
-put md0/md/dev-vdb/state remove 2>/dev/null || true
-put md0/md/array_state clear
-new_array md0 "$IMG/vda"
-put md0/md/array_state active
-put md0/md/new_dev "$IMG/vdb"
-wait_for md0/md/degraded 0 120
-wait_idle md0
-cmp "$D" "$T/ref" || fail "contents after the recovery"
-check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
-l=$(losetup -f --show "$D") || fail "losetup"
-LOOPS+=("$l")
-mkfs.ext4 -q -F "$l" >/dev/null || fail "mkfs.ext4"
-mkdir -p "$T/fs"
-mount "$l" "$T/fs" || fail "mount"
-MOUNTS+=("$T/fs")
-for i in $(seq 20); do head -c $((i * 10000)) /dev/urandom >"$T/fs/f$i"; done
-sha_fs=$(cat "$T"/fs/f* | sha256sum)
-umount "$T/fs"
-MOUNTS=()
-losetup -d "$l"
-LOOPS=()
-e2fsck -fn "$D" >"$T/fsck" 2>&1 || { cat "$T/fsck" >&2; fail "e2fsck -fn"; }
-l=$(losetup -r -f --show "$D") || fail "losetup -r"
-LOOPS+=("$l")
-mount -o ro "$l" "$T/fs" || fail "mount read-only"
-MOUNTS+=("$T/fs")
-expect_eq "$(cat "$T"/fs/f* | sha256sum)" "$sha_fs" "files read back through a new loop device"
-umount "$T/fs"
-MOUNTS=()
-losetup -d "$l"
-LOOPS=()
+cache_rerun_ext4
+cache_read_ext4 -r
 log "SIGTERM stops the arrays and unmounts"
 stop_daemon
 grep -qF "md: md0 stopped." "$T/daemon.log" || fail "md0 did not stop on SIGTERM"

@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use sysfs_like::{Attribute, BinFile, Errno, FnAttr, Mounted, NodeId, ServeOptions, Tree};
+use sysfs_like::{
+    Attribute, BinFile, Errno, FnAttr, Mounted, NodeId, PageCache, ServeOptions, Tree,
+};
 
 /// Size of the demo `data` file.
 pub const DATA_SIZE: usize = 8 << 20;
@@ -310,6 +312,17 @@ impl Fixture {
         })
     }
 
+    /// Mounts the demo tree with a page cache of `mode`, its `data` file
+    /// served through it.
+    pub fn with_page_cache(mode: PageCache) -> Option<Fixture> {
+        let f = Self::with_options(&ServeOptions {
+            page_cache: mode,
+            ..Default::default()
+        })?;
+        f.demo.data.page_cache.store(true, Ordering::SeqCst);
+        Some(f)
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.mnt.join(rel)
     }
@@ -363,6 +376,12 @@ macro_rules! fixture {
     };
     ($opts:expr) => {
         match common::Fixture::with_options($opts) {
+            Some(f) => f,
+            None => return,
+        }
+    };
+    (page_cache: $mode:expr) => {
+        match common::Fixture::with_page_cache($mode) {
             Some(f) => f,
             None => return,
         }
