@@ -17,8 +17,9 @@ use crate::sysfs::MdTree;
 /// pages per request as the mount's `max_pages`: at 256 every such write
 /// arrives as 1 MiB − 16 bytes and then 16 bytes, the second a round trip
 /// and a one-sector read-modify-write of its own.  The kernel caps
-/// `max_pages` at `fs.fuse.max_pages_limit` (256 unless raised by the
-/// host's administrator), so at the default this changes nothing.
+/// `max_pages` at `fs.fuse.max_pages_limit` (256 by default), which a
+/// mount as root raises to 257 for its own connection (sysfs-like's
+/// `ServeOptions::max_request`); a normal user's mount keeps the split.
 const MAX_REQUEST: u32 = (1 << 20) + 4096;
 
 #[derive(Debug, Clone)]

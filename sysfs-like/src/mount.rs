@@ -25,7 +25,12 @@ pub struct ServeOptions {
     /// The largest read or write the kernel sends in one request, in bytes:
     /// `max_write` and `max_pages` are negotiated from it. Default 1 MiB,
     /// which is also the kernel's default `fs.fuse.max_pages_limit`; page
-    /// aligned buffers up to this size arrive as one request.
+    /// aligned buffers up to this size arrive as one request.  A direct
+    /// I/O buffer spans its size in pages and one more when it does not
+    /// start a page: as root, the mount's connection is given a cap of
+    /// what this size spans where `fs.fuse.max_pages_limit` is lower (the
+    /// setting is raised while mounting, then put back), so that 4096
+    /// bytes more than a size lets such buffers of that size arrive whole.
     pub max_request: u32,
     /// The mount's source, as `/proc/mounts` shows it. Default "sysfs-like".
     pub fsname: String,
@@ -116,15 +121,27 @@ pub fn mount(tree: Arc<Tree>, mountpoint: &Path, opts: &ServeOptions) -> io::Res
     config.n_threads = Some(threads);
     config.clone_fd = threads > 1;
 
+    let raised = allow_request_pages(opts.max_request).unwrap_or_else(|e| {
+        debug!("fs.fuse.max_pages_limit stays: {e}");
+        None
+    });
     let cache = Arc::new(KernelCache::new(opts.page_cache == PageCache::WriteBack));
     if opts.page_cache != PageCache::Off {
         tree.set_cache(cache.clone());
     }
-    let mut session = Session::new(
+    let session = Session::new(
         SysFs::new(tree, opts.max_request, opts.max_background),
         &mountpoint,
         &config,
-    )?;
+    );
+    // The new connection took its cap when mounted; later mounts get the
+    // host's own again.
+    if let Some(old) = raised {
+        if let Err(e) = std::fs::write(MAX_PAGES_LIMIT, old.to_string()) {
+            warn!("fs.fuse.max_pages_limit stays raised: {e}");
+        }
+    }
+    let mut session = session?;
     cache.set_notifier(session.notifier());
     let unmounter = Unmounter {
         inner: Arc::new(UnmounterInner {
@@ -157,6 +174,36 @@ pub fn mount(tree: Arc<Tree>, mountpoint: &Path, opts: &ServeOptions) -> io::Res
         unmounter,
         mountpoint,
     })
+}
+
+/// The kernel's cap on a FUSE mount's pages per request.
+const MAX_PAGES_LIMIT: &str = "/proc/sys/fs/fuse/max_pages_limit";
+
+/// Raise the kernel's cap on pages per request (`fs.fuse.max_pages_limit`,
+/// which a connection takes when it is mounted) to what a request of
+/// `max_request` bytes spans, if it is lower, for the mount about to be
+/// made; returns the value to put back once it is.  Direct I/O pins the
+/// caller's pages, and a buffer that does not start a page spans one page
+/// more than its size (a 1 MiB `malloc` buffer, 16 bytes into a page,
+/// spans 257), so under the kernel's default of 256 every such write came
+/// in two requests.  Root only, and only on kernels that have the setting.
+fn allow_request_pages(max_request: u32) -> io::Result<Option<u32>> {
+    let want = max_request.div_ceil(4096);
+    let now: u32 = std::fs::read_to_string(MAX_PAGES_LIMIT)?
+        .trim()
+        .parse()
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{MAX_PAGES_LIMIT}: {e}"),
+            )
+        })?;
+    if now >= want {
+        return Ok(None);
+    }
+    std::fs::write(MAX_PAGES_LIMIT, want.to_string())?;
+    debug!("fs.fuse.max_pages_limit {now} -> {want} for this mount");
+    Ok(Some(now))
 }
 
 /// The mount's backing device info (`/sys/class/bdi/MAJOR:MINOR`).

@@ -116,6 +116,42 @@ fn one_mib_requests_arrive_whole() {
     assert_eq!(f.demo.data.writes(), [(0, MIB), (MIB as u64, MIB)]);
 }
 
+/// A 1 MiB buffer that does not start a page spans 257 pages; a mount
+/// that asks for a page more than 1 MiB gets it whole where it may raise
+/// the kernel's cap (root), and leaves the host's setting as it was.
+#[test]
+fn an_unaligned_mib_arrives_whole_with_a_page_to_spare() {
+    const LIMIT: &str = "/proc/sys/fs/fuse/max_pages_limit";
+    let host_limit = fs::read_to_string(LIMIT).ok();
+    let f = fixture!(&sysfs_like::ServeOptions {
+        max_request: MIB as u32 + 4096,
+        ..Default::default()
+    });
+    assert_eq!(
+        fs::read_to_string(LIMIT).ok(),
+        host_limit,
+        "the host's limit"
+    );
+    let raisable = common::is_root() && host_limit.is_some();
+    let file = open(&f.path("data"), libc::O_RDWR).unwrap();
+    let mut buf = AlignedBuf::new(MIB + 4096);
+    let unaligned = &mut buf[16..16 + MIB];
+    unaligned.fill(0x3c);
+    f.demo.data.clear_logs();
+    assert_eq!(file.write_at(unaligned, 0).unwrap(), MIB);
+    let writes = f.demo.data.writes();
+    if raisable {
+        assert_eq!(writes, [(0, MIB)]);
+    } else {
+        assert_eq!(writes.iter().map(|w| w.1).sum::<usize>(), MIB, "{writes:?}");
+    }
+    assert!(
+        f.demo.data.data.lock().unwrap()[..MIB]
+            .iter()
+            .all(|&b| b == 0x3c)
+    );
+}
+
 #[test]
 fn fsync_fdatasync_and_flush_reach_the_file() {
     let f = fixture!();
