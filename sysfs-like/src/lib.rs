@@ -57,13 +57,13 @@
 //!   without `O_DIRECT` served from the kernel's page cache, as a block
 //!   device's buffered opens.  Reads are cached and read ahead.  Written
 //!   through ([`PageCache::WriteThrough`]), each `write(2)` reaches
-//!   [`BinFile::write_at`] before it returns.  A write through an
-//!   `O_DIRECT` open, served per request, drops the cached pages it
-//!   covers.  Written back
+//!   [`BinFile::write_at`] before it returns.  Written back
 //!   ([`PageCache::WriteBack`]), writes reach [`BinFile::write_at`] at
 //!   write-back, their errors surface at `fsync` and `close`, and a write
-//!   past the end fails only there.  The file tells the tree of changes
-//!   made behind the mount ([`Tree::invalidate_data`]).  Sizes stay the
+//!   past the end fails only there.  `O_DIRECT` opens are served per
+//!   request, and the kernel drops the cached pages a direct write covers.
+//!   The file tells the tree of changes made behind the mount
+//!   ([`Tree::invalidate_data`]).  Sizes stay the
 //!   files' own although under write-back the kernel keeps its own
 //!   `i_size` of every regular file: a binary file whose size changed gets
 //!   a new inode at the next lookup, and a grown size is pushed to the

@@ -187,6 +187,9 @@ const MAX_PAGES_LIMIT: &str = "/proc/sys/fs/fuse/max_pages_limit";
 /// more than its size (a 1 MiB `malloc` buffer, 16 bytes into a page,
 /// spans 257), so under the kernel's default of 256 every such write came
 /// in two requests.  Root only, and only on kernels that have the setting.
+/// Two mounts made at the same moment may interleave: one may then mount
+/// between the other's raise and put-back and keep the split (its requests
+/// come in two, as before); the host's value is always what is put back.
 fn allow_request_pages(max_request: u32) -> io::Result<Option<u32>> {
     let want = max_request.div_ceil(4096);
     let now: u32 = std::fs::read_to_string(MAX_PAGES_LIMIT)?
