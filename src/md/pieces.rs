@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::fanout::fan_out_lanes;
+use super::fanout::{fan_out, fan_out_lanes};
 use super::{Errno, Rdev};
 
 /// One piece of a request: a member, the sector on it (from its
@@ -81,16 +81,15 @@ pub fn write_pieces(pieces: &[Piece], data: &[u8]) -> Result<(), Errno> {
     }
 }
 
-/// `md_flush_request` for such a personality: a flush to every member;
-/// EIO if any fails.
+/// `md_flush_request` for such a personality: a flush to every member,
+/// all at once as md sends its preflushes; EIO if any fails.
 pub fn flush_members<'a>(members: impl Iterator<Item = &'a Arc<Rdev>>) -> Result<(), Errno> {
-    let mut result = Ok(());
-    for rdev in members {
-        if rdev.disk.flush().is_err() {
-            result = Err(Errno::EIO);
-        }
+    let members: Vec<&Arc<Rdev>> = members.collect();
+    let flushed = fan_out(members.len(), |i| members[i].disk.flush());
+    match flushed.iter().all(|r| r.is_ok()) {
+        true => Ok(()),
+        false => Err(Errno::EIO),
     }
-    result
 }
 
 /// The error handler of a personality without redundancy (`raid0_error`,

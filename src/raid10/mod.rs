@@ -817,26 +817,7 @@ impl Raid for Conf {
             .filter(|r| !r.faulty())
             .collect();
         // md sends its preflush to every member at once.
-        let flushed: Vec<std::io::Result<()>> = std::thread::scope(|s| {
-            let handles: Vec<_> = members
-                .iter()
-                .map(|r| {
-                    std::thread::Builder::new()
-                        .name("md-flush".into())
-                        .spawn_scoped(s, move || r.disk.flush())
-                        .map_err(|_| r.disk.flush())
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| match h {
-                    Ok(h) => h
-                        .join()
-                        .unwrap_or_else(|_| Err(std::io::Error::from_raw_os_error(libc::EIO))),
-                    Err(inline) => inline,
-                })
-                .collect()
-        });
+        let flushed: Vec<std::io::Result<()>> = fan_out(members.len(), |i| members[i].disk.flush());
         let mut any = false;
         for (r, res) in members.iter().zip(flushed) {
             if res.is_err() {
