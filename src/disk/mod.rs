@@ -102,6 +102,11 @@ pub struct Disk {
     /// the stream it continues (`read_ahead`).
     next_read: AtomicU64,
     ra_end: AtomicU64,
+    /// Writes (and discards) finished so far, and how many of them the
+    /// last flush that succeeded had seen finish before it began: when
+    /// the two are equal nothing written since needs a flush.
+    writes_done: AtomicU64,
+    writes_flushed: AtomicU64,
 }
 
 /// How far ahead of a sequential stream of reads the member is read
@@ -199,6 +204,10 @@ impl Disk {
             drop_behind: OnceLock::new(),
             shrunk: AtomicBool::new(false),
             next_read: AtomicU64::new(u64::MAX),
+            // One write counted before the open: the first flush is
+            // always made (what an earlier process or descriptor wrote).
+            writes_done: AtomicU64::new(1),
+            writes_flushed: AtomicU64::new(0),
             ra_end: AtomicU64::new(0),
         })
     }
@@ -240,6 +249,10 @@ impl Disk {
             drop_behind: OnceLock::new(),
             shrunk: AtomicBool::new(false),
             next_read: AtomicU64::new(u64::MAX),
+            // One write counted before the open: the first flush is
+            // always made (what an earlier process or descriptor wrote).
+            writes_done: AtomicU64::new(1),
+            writes_flushed: AtomicU64::new(0),
             ra_end: AtomicU64::new(0),
         })
     }
@@ -493,6 +506,7 @@ impl Disk {
             Backend::Nbd(c) => c.write_at(buf, offset, false),
         };
         self.faults.completed(FaultOp::Write, offset, len, false);
+        self.writes_done.fetch_add(1, Ordering::AcqRel);
         let r = self.check_after_write(r);
         if r.is_ok() {
             self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
@@ -571,6 +585,7 @@ impl Disk {
             Backend::Nbd(c) => {
                 let r = c.write_at(buf, offset, true);
                 self.faults.completed(FaultOp::Write, offset, len, true);
+                self.writes_done.fetch_add(1, Ordering::AcqRel);
                 if r.is_ok() {
                     self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
                 }
@@ -619,6 +634,7 @@ impl Disk {
             }
         };
         self.faults.completed(FaultOp::Write, offset, len, true);
+        self.writes_done.fetch_add(1, Ordering::AcqRel);
         let r = self.check_after_write(r);
         if r.is_ok() {
             self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
@@ -643,6 +659,7 @@ impl Disk {
             Backend::Nbd(c) => {
                 let r = c.discard(offset, len);
                 self.faults.completed(FaultOp::Write, offset, len, false);
+                self.writes_done.fetch_add(1, Ordering::AcqRel);
                 if r.is_ok() {
                     self.stats.discard_bytes.fetch_add(len, Ordering::Relaxed);
                 }
@@ -679,11 +696,18 @@ impl Disk {
             Err(io::Error::last_os_error())
         };
         self.faults.completed(FaultOp::Write, offset, len, false);
+        self.writes_done.fetch_add(1, Ordering::AcqRel);
         let r = self.check_after_write(r);
         if r.is_ok() {
             self.stats.discard_bytes.fetch_add(len, Ordering::Relaxed);
         }
         r
+    }
+
+    /// Whether a flush that saw `seen` writes finished has anything to
+    /// make durable.
+    fn flush_needed(&self, seen: u64) -> bool {
+        seen != self.writes_flushed.load(Ordering::Acquire)
     }
 
     /// Make every completed write durable.
@@ -694,15 +718,27 @@ impl Disk {
         if let Some(Some(behind)) = self.drop_behind.get() {
             behind.drain();
         }
+        // Writes finished from here on may be missed by this flush.
+        let seen = self.writes_done.load(Ordering::Acquire);
         // A flush is rare and dear: the place to notice a shrink that
         // no transfer has met yet.
-        let r = if self.size_intact() {
-            match &self.backend {
+        let r = if !self.size_intact() {
+            Err(self.shrunk_error())
+        } else if !self.flush_needed(seen) {
+            // Every write so far had finished before a flush that
+            // succeeded began: durable already.  (A file system on the
+            // array sends a flush before and after its commit block, and
+            // the device's cache flush costs the same with nothing in it.)
+            Ok(())
+        } else {
+            let r = match &self.backend {
                 Backend::File(f) => f.sync_data(),
                 Backend::Nbd(c) => c.flush(),
+            };
+            if r.is_ok() {
+                self.writes_flushed.fetch_max(seen, Ordering::AcqRel);
             }
-        } else {
-            Err(self.shrunk_error())
+            r
         };
         self.faults.completed(FaultOp::Flush, 0, 0, true);
         if r.is_ok() {
@@ -734,4 +770,60 @@ fn block_device_size(file: &File) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needed(d: &Disk) -> bool {
+        d.flush_needed(d.writes_done.load(Ordering::Acquire))
+    }
+
+    #[test]
+    fn a_flush_is_made_when_anything_was_written_since_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("member");
+        std::fs::write(&path, vec![0u8; 1 << 20]).unwrap();
+        let d = Disk::open(&path, true).unwrap();
+        assert!(needed(&d), "the first flush after the open");
+        d.flush().unwrap();
+        assert!(!needed(&d), "nothing written since");
+        for (i, op) in ["write", "durable write", "discard"].iter().enumerate() {
+            let at = i as u64 * 4096;
+            match i {
+                0 => d.write_at(&[1; 512], at).unwrap(),
+                1 => d.write_at_durable(&[2; 512], at).unwrap(),
+                _ => d.discard(at, 4096).unwrap(),
+            }
+            assert!(needed(&d), "after a {op}");
+            d.flush().unwrap();
+            assert!(!needed(&d), "after a flush following a {op}");
+        }
+        // A write that finishes after a flush took its count is not
+        // covered by that flush.
+        let seen = d.writes_done.load(Ordering::Acquire);
+        d.write_at(&[3; 512], 0).unwrap();
+        d.writes_flushed.fetch_max(seen, Ordering::AcqRel);
+        assert!(needed(&d), "a write the last flush did not see");
+    }
+
+    #[test]
+    fn a_failed_flush_leaves_the_next_one_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("member");
+        std::fs::write(&path, vec![0u8; 1 << 20]).unwrap();
+        let d = Disk::open(&path, true).unwrap();
+        d.flush().unwrap();
+        d.write_at(&[1; 512], 0).unwrap();
+        // Shrunk under the array: the flush fails, and stays owed.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        assert!(d.flush().is_err());
+        assert!(needed(&d));
+    }
 }

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Durability of md0/data: fsync is an fdatasync of every leg; a daemon
+# Durability of md0/data: fsync is an fdatasync of every leg (none when
+# nothing was written since the last one succeeded); a daemon
 # killed with -9 in the middle of writes leaves the bit of every write
 # that returned on every leg and dirty superblocks; reassembled, the
 # array starts dirty as real md starts the same images, resyncs (bitmap
@@ -11,22 +12,34 @@ start_daemon
 fresh_array "$(cached_images raid1-64M-c1M 64M --bitmap=internal --bitmap-chunk=1M)"
 D=$MNT/md0/data
 
+# legs_synced PYTHON: the legs the daemon fdatasync'ed while PYTHON ran
+# (with D set), by name, sorted.
+legs_synced() {
+	strace -f -qq -p "$DPID" -e trace=fsync,fdatasync -o "$T/strace.out" &
+	local strace=$!
+	# Until strace has attached to every thread of the daemon.
+	traced() { ! grep -qx 'TracerPid:[[:space:]]*0' /proc/"$DPID"/task/*/status; }
+	for _ in $(seq 100); do traced && break; sleep 0.1; done
+	traced || fail "strace never attached to every daemon thread"
+	python3 -c "import os, sys; D = sys.argv[1]; $1" "$D"
+	sleep 0.3
+	kill "$strace"
+	wait "$strace" 2>/dev/null || true
+	# The legs' flushes overlap: strace may print a call "<unfinished ...>".
+	sed -n 's/.*fdatasync(\([0-9]*\)[) ].*/\1/p' "$T/strace.out" | while read -r fd; do
+		basename "$(readlink "/proc/$DPID/fd/$fd")"
+	done | sort | tr '\n' ' '
+}
+FSYNC='fd = os.open(D, os.O_RDONLY); os.fsync(fd); os.close(fd)'
+
 log "fsync of md0/data: an fdatasync of every leg"
-strace -f -qq -p "$DPID" -e trace=fsync,fdatasync -o "$T/strace.out" &
-STRACE=$!
-# Until strace has attached to every thread of the daemon.
-traced() { ! grep -qx 'TracerPid:[[:space:]]*0' /proc/"$DPID"/task/*/status; }
-for _ in $(seq 100); do traced && break; sleep 0.1; done
-traced || fail "strace never attached to every daemon thread"
-python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.close(fd)' "$D"
-sleep 0.3
-kill "$STRACE"
-wait "$STRACE" 2>/dev/null || true
-# The legs' flushes overlap: strace may print a call "<unfinished ...>".
-synced=$(sed -n 's/.*fdatasync(\([0-9]*\)[) ].*/\1/p' "$T/strace.out" | while read -r fd; do
-	basename "$(readlink "/proc/$DPID/fd/$fd")"
-done | sort | tr '\n' ' ')
-expect_eq "$synced" "vda vdb " "legs fdatasync'ed by one fsync"
+expect_eq "$(legs_synced "$FSYNC")" "vda vdb " "legs fdatasync'ed by one fsync"
+log "a flush with nothing written since the last is durable already: no fdatasync"
+expect_eq "$(legs_synced "$FSYNC")" "" "legs fdatasync'ed by a second fsync"
+# (The write's bitmap bit is flushed before it, so each leg may be
+# fdatasync'ed more than once.)
+expect_eq "$(legs_synced "fd = os.open(D, os.O_WRONLY | os.O_DIRECT); m = __import__('mmap').mmap(-1, 4096); os.pwrite(fd, m, 1 << 20); os.fsync(fd); os.close(fd)" | tr ' ' '\n' | sort -u | paste -sd' ')" \
+	"vda vdb" "legs fdatasync'ed by an fsync after a write"
 
 # sb_field IMG OFFSET: a little-endian u64 of a leg's 1.2 superblock
 sb_field() {
