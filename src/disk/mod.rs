@@ -780,12 +780,19 @@ mod tests {
         d.flush_needed(d.writes_done.load(Ordering::Acquire))
     }
 
-    #[test]
-    fn a_flush_is_made_when_anything_was_written_since_the_last() {
+    /// A 1 MiB image file in a new temporary directory (kept alive by
+    /// the returned handle), opened read-write.
+    fn member() -> (tempfile::TempDir, std::path::PathBuf, Disk) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("member");
         std::fs::write(&path, vec![0u8; 1 << 20]).unwrap();
         let d = Disk::open(&path, true).unwrap();
+        (dir, path, d)
+    }
+
+    #[test]
+    fn a_flush_is_made_when_anything_was_written_since_the_last() {
+        let (_dir, _path, d) = member();
         assert!(needed(&d), "the first flush after the open");
         d.flush().unwrap();
         assert!(!needed(&d), "nothing written since");
@@ -810,10 +817,7 @@ mod tests {
 
     #[test]
     fn a_failed_flush_leaves_the_next_one_to_do() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("member");
-        std::fs::write(&path, vec![0u8; 1 << 20]).unwrap();
-        let d = Disk::open(&path, true).unwrap();
+        let (_dir, path, d) = member();
         d.flush().unwrap();
         d.write_at(&[1; 512], 0).unwrap();
         // Shrunk under the array: the flush fails, and stays owed.
