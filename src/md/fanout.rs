@@ -17,6 +17,12 @@ use super::workers::{Job, Workers};
 /// At most this many pool threads; past it, jobs wait for a free one.
 const MAX_THREADS: usize = 64;
 
+/// Member transfers from this size up go at once ([`fan_out_sized`]); a
+/// smaller one costs the member less than handing it to another thread
+/// (a page-cache write of 4 KiB takes a few microseconds, a thread's
+/// wake-up on a busy 2-CPU machine as much or more).
+pub const FAN_OUT_BYTES: usize = 64 << 10;
+
 fn pool() -> &'static Workers {
     static POOL: OnceLock<Workers> = OnceLock::new();
     POOL.get_or_init(|| Workers::new("md-io", MAX_THREADS))
@@ -95,6 +101,21 @@ where
             None => unreachable!("every job fills its slot before the latch opens"),
         })
         .collect()
+}
+
+/// [`fan_out`] for jobs that each move `bytes` to or from a member:
+/// below [`FAN_OUT_BYTES`] they run one after another on the caller's
+/// thread, which costs less than waking others.
+pub fn fan_out_sized<T, F>(bytes: usize, n: usize, f: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize) -> T + Sync,
+{
+    if bytes < FAN_OUT_BYTES {
+        (0..n).map(f).collect()
+    } else {
+        fan_out(n, f)
+    }
 }
 
 /// Pieces of one request on lanes, as md queues each member's bios in

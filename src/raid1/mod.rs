@@ -18,7 +18,7 @@ use parking_lot::RwLock;
 use self::barrier::{Barrier, align_to_unit_end};
 use self::behind::{BehindWrite, Pool, Serial};
 use crate::format::MAX_SECTOR;
-use crate::md::fanout::fan_out;
+use crate::md::fanout::{fan_out, fan_out_sized};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::member_io::{narrow_write_error, set_badblocks, wait_sb_written, wait_unblocked};
 use crate::md::personality::{Personality, Raid, SyncStep};
@@ -29,11 +29,6 @@ use crate::md::{Config, Errno, Mddev, Rdev};
 
 /// Sectors per sync step (`RESYNC_SECTORS`: 64 KiB).
 const RESYNC_SECTORS: u64 = 128;
-/// Writes from this size up go to the legs at once (`fanout.rs`); a
-/// smaller one costs the legs less than handing it to another thread
-/// (a page-cache write of 4 KiB takes a few microseconds, a thread's
-/// wake-up on a busy 2-CPU machine as much or more).
-const FAN_OUT_BYTES: usize = 64 << 10;
 /// The most one write covers when it may go behind: raid1 copies a
 /// behind write's data into one bio of at most `BIO_MAX_VECS` pages.
 const BEHIND_MAX_SECTORS: u64 = 256 * 8;
@@ -587,11 +582,7 @@ impl Conf {
         };
         // Every leg's write is under way before any is waited for, as
         // md submits the bios of all legs and then waits (fanout.rs).
-        let results = if data.len() >= FAN_OUT_BYTES {
-            fan_out(fast.len(), |i| fast[i].write_data(data, sector))
-        } else {
-            fast.iter().map(|r| r.write_data(data, sector)).collect()
-        };
+        let results = fan_out_sized(data.len(), fast.len(), |i| fast[i].write_data(data, sector));
         let mut out = LegOutcome {
             degraded,
             ..LegOutcome::default()

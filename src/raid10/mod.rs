@@ -22,7 +22,7 @@ use parking_lot::RwLock;
 use self::barrier::Barrier;
 use self::geom::{Copy, GeoError, Geom};
 use crate::format::MAX_SECTOR;
-use crate::md::fanout::{fan_out, fan_out_lanes};
+use crate::md::fanout::{fan_out, fan_out_lanes, fan_out_sized};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::member_io::{narrow_write_error, set_badblocks, wait_sb_written, wait_unblocked};
 use crate::md::personality::{Personality, Raid, Resized, SyncStep};
@@ -589,7 +589,7 @@ impl Conf {
         for (r, _, _) in &targets {
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
         }
-        let written = fan_out(targets.len(), |i| {
+        let written = fan_out_sized(data.len(), targets.len(), |i| {
             targets[i].0.write_data(data, targets[i].1)
         });
         for ((r, addr, repl), result) in targets.iter().zip(written) {

@@ -23,7 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use self::geometry::{Geometry, Stripe, algorithm_valid_raid5, algorithm_valid_raid6};
 use crate::format::MAX_SECTOR;
 use crate::kstr::{kstrtouint, kstrtoull};
-use crate::md::fanout::{fan_out, fan_out_lanes};
+use crate::md::fanout::{fan_out, fan_out_lanes, fan_out_sized};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::personality::{PersAttr, Personality, Raid, Resized, SyncStep};
 use crate::md::pieces::split_for_jobs;
@@ -480,7 +480,7 @@ impl Conf {
         dev_sector: u64,
         len: u64,
     ) -> Vec<(Block, Option<Arc<Rdev>>)> {
-        fan_out(which.len(), |k| {
+        fan_out_sized((len * 512) as usize, which.len(), |k| {
             let mut errors = Vec::new();
             let block = self.read_member(mddev, which[k], dev_sector, len, &mut errors);
             (block, errors.pop().map(|e| e.1))
@@ -797,7 +797,7 @@ impl Conf {
         for (r, _) in &writes {
             r.nr_pending.fetch_add(1, Ordering::AcqRel);
         }
-        let written = fan_out(writes.len(), |k| {
+        let written = fan_out_sized(len, writes.len(), |k| {
             writes[k].0.write_data(writes[k].1, sector).is_ok()
         });
         for ((r, _), ok) in writes.iter().zip(written) {
@@ -1080,7 +1080,7 @@ impl Conf {
                 }
             }
         }
-        let written = fan_out(writes.len(), |k| {
+        let written = fan_out_sized(len, writes.len(), |k| {
             let (r, buf, ranges) = &writes[k];
             ranges
                 .iter()
