@@ -102,11 +102,49 @@ pub struct Disk {
     /// the stream it continues (`read_ahead`).
     next_read: AtomicU64,
     ra_end: AtomicU64,
-    /// Writes (and discards) finished so far, and how many of them the
-    /// last flush that succeeded had seen finish before it began: when
-    /// the two are equal nothing written since needs a flush.
-    writes_done: AtomicU64,
-    writes_flushed: AtomicU64,
+    /// Whether anything written since the last flush needs one.
+    unflushed: Unflushed,
+}
+
+/// Writes (and discards) finished so far, and how many of them the last
+/// flush that succeeded had seen finish before it began: when the two
+/// are equal, nothing written since needs a flush.
+#[derive(Debug)]
+struct Unflushed {
+    done: AtomicU64,
+    flushed: AtomicU64,
+}
+
+impl Unflushed {
+    /// One write counted before the open: the first flush is always
+    /// made (for what an earlier process or descriptor wrote).
+    fn new() -> Self {
+        Unflushed {
+            done: AtomicU64::new(1),
+            flushed: AtomicU64::new(0),
+        }
+    }
+
+    /// A write finished.
+    fn wrote(&self) {
+        self.done.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The count a flush about to begin covers; writes finishing after
+    /// this may be missed by it.
+    fn seen(&self) -> u64 {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Whether a flush that saw `seen` has anything to make durable.
+    fn needed(&self, seen: u64) -> bool {
+        seen != self.flushed.load(Ordering::Acquire)
+    }
+
+    /// A flush that saw `seen` succeeded.
+    fn flushed(&self, seen: u64) {
+        self.flushed.fetch_max(seen, Ordering::AcqRel);
+    }
 }
 
 /// How far ahead of a sequential stream of reads the member is read
@@ -204,10 +242,7 @@ impl Disk {
             drop_behind: OnceLock::new(),
             shrunk: AtomicBool::new(false),
             next_read: AtomicU64::new(u64::MAX),
-            // One write counted before the open: the first flush is
-            // always made (what an earlier process or descriptor wrote).
-            writes_done: AtomicU64::new(1),
-            writes_flushed: AtomicU64::new(0),
+            unflushed: Unflushed::new(),
             ra_end: AtomicU64::new(0),
         })
     }
@@ -249,10 +284,7 @@ impl Disk {
             drop_behind: OnceLock::new(),
             shrunk: AtomicBool::new(false),
             next_read: AtomicU64::new(u64::MAX),
-            // One write counted before the open: the first flush is
-            // always made (what an earlier process or descriptor wrote).
-            writes_done: AtomicU64::new(1),
-            writes_flushed: AtomicU64::new(0),
+            unflushed: Unflushed::new(),
             ra_end: AtomicU64::new(0),
         })
     }
@@ -505,8 +537,7 @@ impl Disk {
             Backend::File(f) => f.write_all_at(buf, offset),
             Backend::Nbd(c) => c.write_at(buf, offset, false),
         };
-        self.faults.completed(FaultOp::Write, offset, len, false);
-        self.writes_done.fetch_add(1, Ordering::AcqRel);
+        self.write_completed(offset, len, false);
         let r = self.check_after_write(r);
         if r.is_ok() {
             self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
@@ -584,8 +615,7 @@ impl Disk {
             Backend::File(f) => f,
             Backend::Nbd(c) => {
                 let r = c.write_at(buf, offset, true);
-                self.faults.completed(FaultOp::Write, offset, len, true);
-                self.writes_done.fetch_add(1, Ordering::AcqRel);
+                self.write_completed(offset, len, true);
                 if r.is_ok() {
                     self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
                 }
@@ -633,8 +663,7 @@ impl Disk {
                 _ => break Err(e),
             }
         };
-        self.faults.completed(FaultOp::Write, offset, len, true);
-        self.writes_done.fetch_add(1, Ordering::AcqRel);
+        self.write_completed(offset, len, true);
         let r = self.check_after_write(r);
         if r.is_ok() {
             self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
@@ -658,8 +687,7 @@ impl Disk {
             Backend::File(f) => f,
             Backend::Nbd(c) => {
                 let r = c.discard(offset, len);
-                self.faults.completed(FaultOp::Write, offset, len, false);
-                self.writes_done.fetch_add(1, Ordering::AcqRel);
+                self.write_completed(offset, len, false);
                 if r.is_ok() {
                     self.stats.discard_bytes.fetch_add(len, Ordering::Relaxed);
                 }
@@ -695,8 +723,7 @@ impl Disk {
         } else {
             Err(io::Error::last_os_error())
         };
-        self.faults.completed(FaultOp::Write, offset, len, false);
-        self.writes_done.fetch_add(1, Ordering::AcqRel);
+        self.write_completed(offset, len, false);
         let r = self.check_after_write(r);
         if r.is_ok() {
             self.stats.discard_bytes.fetch_add(len, Ordering::Relaxed);
@@ -704,10 +731,11 @@ impl Disk {
         r
     }
 
-    /// Whether a flush that saw `seen` writes finished has anything to
-    /// make durable.
-    fn flush_needed(&self, seen: u64) -> bool {
-        seen != self.writes_flushed.load(Ordering::Acquire)
+    /// A write, FUA write or discard finished (well or not): the fault
+    /// plan's observers hear of it, and the next flush has it to do.
+    fn write_completed(&self, offset: u64, len: u64, fua: bool) {
+        self.faults.completed(FaultOp::Write, offset, len, fua);
+        self.unflushed.wrote();
     }
 
     /// Make every completed write durable.
@@ -719,12 +747,12 @@ impl Disk {
             behind.drain();
         }
         // Writes finished from here on may be missed by this flush.
-        let seen = self.writes_done.load(Ordering::Acquire);
+        let seen = self.unflushed.seen();
         // A flush is rare and dear: the place to notice a shrink that
         // no transfer has met yet.
         let r = if !self.size_intact() {
             Err(self.shrunk_error())
-        } else if !self.flush_needed(seen) {
+        } else if !self.unflushed.needed(seen) {
             // Every write so far had finished before a flush that
             // succeeded began: durable already.  (A file system on the
             // array sends a flush before and after its commit block, and
@@ -736,7 +764,7 @@ impl Disk {
                 Backend::Nbd(c) => c.flush(),
             };
             if r.is_ok() {
-                self.writes_flushed.fetch_max(seen, Ordering::AcqRel);
+                self.unflushed.flushed(seen);
             }
             r
         };
@@ -777,7 +805,7 @@ mod tests {
     use super::*;
 
     fn needed(d: &Disk) -> bool {
-        d.flush_needed(d.writes_done.load(Ordering::Acquire))
+        d.unflushed.needed(d.unflushed.seen())
     }
 
     /// A 1 MiB image file in a new temporary directory (kept alive by
@@ -809,9 +837,9 @@ mod tests {
         }
         // A write that finishes after a flush took its count is not
         // covered by that flush.
-        let seen = d.writes_done.load(Ordering::Acquire);
+        let seen = d.unflushed.seen();
         d.write_at(&[3; 512], 0).unwrap();
-        d.writes_flushed.fetch_max(seen, Ordering::AcqRel);
+        d.unflushed.flushed(seen);
         assert!(needed(&d), "a write the last flush did not see");
     }
 
