@@ -116,7 +116,7 @@ for pair in vdd:vda vde:vdb; do
 		"$ours: the metadata area"
 	[ "$(b_img "$ours" 16)" != "$(dd if="$T/orig/$orig" bs=65536 skip=16 status=none | sha256sum | cut -c1-16)" ] ||
 		fail "$ours: the data area was not written"
-	mdadm --examine "$DEV/$ours" | grep -q 'Checksum : .* - correct' || fail "$ours: the superblock"
+	mdadm --examine "$DEV/$ours" | grep_q 'Checksum : .* - correct' || fail "$ours: the superblock"
 done
 expect_eq "$(b_img vdd 16)" "$(b_img vde 16)" "the two mirrors' data areas"
 

@@ -82,7 +82,7 @@ bits=$("$MDFUSE" examine -X "$IMG/b" | sed -n 's/^ *Bitmap : //p')
 # Host mdadm reads the same bitmap (from a block device: an image file
 # would be read as an external bitmap file).
 L=$(loop_attach -r "$IMG/b")
-mdadm --examine-bitmap "$L" 2>/dev/null | grep -q "4736 dirty (100.0%)" ||
+mdadm --examine-bitmap "$L" 2>/dev/null | grep_q "4736 dirty (100.0%)" ||
 	fail "mdadm: $(mdadm --examine-bitmap "$L" 2>&1 | grep Bitmap)"
 loop_detach "$L"
 

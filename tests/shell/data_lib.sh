@@ -56,10 +56,10 @@ log_mark() { LOGMARK=$(wc -l <"$MNT/log"); }
 log_new() { tail -n +$((LOGMARK + 1)) "$MNT/log"; }
 
 # log_has TEXT: the mdfuse log holds TEXT (fixed string) since log_mark
-log_has() { log_new | grep -qF -- "$1" || fail "log lacks: $1"; }
+log_has() { log_new | grep_q -F -- "$1" || fail "log lacks: $1"; }
 
 # log_lacks TEXT: ... and not this
-log_lacks() { ! log_new | grep -qF -- "$1" || fail "log has: $(log_new | grep -F -- "$1" | head -1)"; }
+log_lacks() { ! log_new | grep_q -F -- "$1" || fail "log has: $(log_new | grep -F -- "$1" | head -1)"; }
 
 # log_count TEXT: lines of the mdfuse log holding TEXT since log_mark
 log_count() { log_new | grep -cF -- "$1" || true; }
@@ -67,7 +67,7 @@ log_count() { log_new | grep -cF -- "$1" || true; }
 # final_checks: nothing of ours left mounted or attached
 final_checks() {
 	! grep -q " $T/" /proc/mounts || fail "still mounted: $(grep " $T/" /proc/mounts)"
-	! losetup -a | grep -q "$T/" || fail "loop still attached: $(losetup -a | grep "$T/")"
+	! losetup -a | grep_q "$T/" || fail "loop still attached: $(losetup -a | grep "$T/")"
 }
 
 # fio_jobs FILE [RATE]: a fio job file of four jobs writing md0/data with
@@ -142,7 +142,7 @@ fresh_array() {
 # wait_log TEXT [SECONDS]: until the mdfuse log holds TEXT (since log_mark)
 wait_log() {
 	local deadline=$((SECONDS + ${2:-30}))
-	until log_new | grep -qF -- "$1"; do
+	until log_new | grep_q -F -- "$1"; do
 		[ $SECONDS -lt $deadline ] || fail "log never said: $1"
 		sleep 0.05
 	done

@@ -47,7 +47,7 @@ for dir in "$FIXTURES"/*/; do
 	order=()
 	for img in "$imgs"/vd?; do
 		n=$(basename "$img")
-		echo "$listed" | grep -qx "$n" || order+=("$img")
+		echo "$listed" | grep_q -x "$n" || order+=("$img")
 	done
 	for n in $listed; do order+=("$imgs/$n"); done
 	new_array md0 "${order[@]}"

@@ -56,7 +56,7 @@ grow() {
 
 grow raid10-n2 --level=10 --layout=n2
 grow raid10-o2 --level=10 --layout=o2
-if "$MDFUSE" create --help | grep -q "raid5"; then
+if "$MDFUSE" create --help | grep_q "raid5"; then
 	grow raid5 --level=5 --assume-clean
 	grow raid6 --level=6
 fi

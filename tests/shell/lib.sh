@@ -211,6 +211,12 @@ expect_err() {
 	esac
 }
 
+# grep_q ARGS...: `grep -q` at the end of a pipeline.  grep -q exits at
+# the first match; a producer still writing then dies of SIGPIPE, and
+# under pipefail the pipeline fails though the line was there (bash's
+# echo writes line by line).  This reads all of its input.
+grep_q() { grep "$@" >/dev/null; }
+
 expect_eq() {
 	[ "$1" == "$2" ] || fail "${3:-value}: got '$1', wanted '$2'"
 }

@@ -87,7 +87,7 @@ before=$(head -c 1M "$T/wm/vdb" | sha256sum)
 new_array md9 "$T/wm/vda" "$T/wm/vdb"
 put md9/md/dev-vdb/state writemostly
 expect_eq "$(head -c 1M "$T/wm/vdb" | sha256sum)" "$before" "vdb's metadata before the run"
-"$MDFUSE" examine "$T/wm/vdb" | grep -q "Raid Level : raid1" || fail "vdb's superblock lost"
+"$MDFUSE" examine "$T/wm/vdb" | grep_q "Raid Level : raid1" || fail "vdb's superblock lost"
 put md9/md/array_state active
 expect_eq "$(attr md9/md/dev-vdb/state)" in_sync "vdb after the run"
 expect_eq "$(attr md9/md/degraded)" 0 "degraded after the run"

@@ -156,7 +156,7 @@ as_nobody() { runuser -u nobody -- sh -c "$1" 2>&1; }
 # The test's directory is private; the mount point must be reachable.
 chmod o+x "$T"
 expect_eq "$(as_nobody "cat $MNT/md0/md/array_state")" clean "array_state read by another user"
-as_nobody "cat $MNT/mdstat" | grep -q "^md0 : active raid1" || fail "mdstat read by another user"
+as_nobody "cat $MNT/mdstat" | grep_q "^md0 : active raid1" || fail "mdstat read by another user"
 for f in md0/md/array_state md0/md/sync_action md0/md/dev-vdb/state new_array speed_limit_min; do
 	out=$(as_nobody "echo idle > $MNT/$f") && fail "another user wrote $f"
 	case $out in *"Permission denied"*) ;; *) fail "another user writing $f: $out" ;; esac
@@ -184,7 +184,7 @@ runuser -u "$user" -- "$MDFUSE" mount -f "$U/mnt" 2>"$T/user.log" &
 upid=$!
 for _ in $(seq 100); do as_user "[ -e $U/mnt/mdstat ]" && break; sleep 0.05; done
 as_user "[ -e $U/mnt/mdstat ]" || { cat "$T/user.log" >&2; fail "the user's mount did not come up"; }
-grep " $U/mnt " /proc/mounts | grep -q "user_id=$(id -u "$user")" || fail "not the user's mount"
+grep " $U/mnt " /proc/mounts | grep_q "user_id=$(id -u "$user")" || fail "not the user's mount"
 as_user "echo md0 > $U/mnt/new_array && echo $U/vda > $U/mnt/md0/md/new_dev &&
 	echo $U/vdb > $U/mnt/md0/md/new_dev && echo active > $U/mnt/md0/md/array_state" ||
 	fail "the user could not assemble"

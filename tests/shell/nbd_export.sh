@@ -114,7 +114,7 @@ log "a read-only array is exported read-only"
 put md0/md/array_state readonly
 U=$(attr md0/nbd)
 wait_uri "$U"
-nbdinfo "$U" | grep -qF "is_read_only: true" || fail "read-only export not read-only"
+nbdinfo "$U" | grep_q -F "is_read_only: true" || fail "read-only export not read-only"
 qemu-img compare -f raw -F raw "$T/src.trim" "$U" >/dev/null || fail "read-only export's data"
 out=$(qemu-io -f raw -c "write -q 0 4k" "$U" 2>&1) && fail "a write to a read-only export: $out"
 cmp "$MNT/md0/data" "$T/src.trim" || fail "md0/data changed"

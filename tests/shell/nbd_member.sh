@@ -24,7 +24,7 @@ QPID=$SERVER_PID
 "$MDFUSE" examine "$URI" >"$T/ex.nbd" || fail "examine $URI"
 "$MDFUSE" examine "$T/img/vdb" >"$T/ex.img"
 diff <(tail -n +2 "$T/ex.nbd") <(tail -n +2 "$T/ex.img") || fail "examine through NBD differs"
-head -1 "$T/ex.nbd" | grep -qxF "$URI:" || fail "examine names $(head -1 "$T/ex.nbd")"
+head -1 "$T/ex.nbd" | grep_q -xF "$URI:" || fail "examine names $(head -1 "$T/ex.nbd")"
 out=$("$MDFUSE" examine "nbd+unix:///vdb?socket=$T/nothing.sock" 2>&1) && fail "examine of a dead socket succeeded"
 [[ $out == *"No such file or directory"* ]] || fail "examine of a dead socket: $out"
 out=$("$MDFUSE" create --level=1 --raid-devices=2 "$T/new.img" "$URI" --image-size=64M 2>&1) &&

@@ -23,7 +23,7 @@ bind_listed() {
 	listed=$(echo "$want" | cut -d'|' -f1 | grep -o 'vd[a-z]\[' | tr -d '[' | tac)
 	for img in "$dir"/vd?; do
 		n=$(basename "$img")
-		echo "$listed" | grep -qx "$n" || order+=("$img")
+		echo "$listed" | grep_q -x "$n" || order+=("$img")
 	done
 	for n in $listed; do order+=("$dir/$n"); done
 	put new_array md0

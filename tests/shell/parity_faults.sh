@@ -120,7 +120,7 @@ log_mark
 # the request on that member, not the kernel's 4 KiB stripe pages.)
 put md0/md/dev-vda/fault "read-error 2048-2055 count=1"
 expect_eq "$(sha "$MNT/md0/data")" "$(summary raid5-ls-bitmap md0_sha256)" "md0/data through read errors"
-log_new | grep -qE "md/raid:md0: read error corrected \(([0-9]+) sectors at 2048 on vda\)" || fail "no correction logged"
+log_new | grep_q -E "md/raid:md0: read error corrected \(([0-9]+) sectors at 2048 on vda\)" || fail "no correction logged"
 sectors=$(log_new | sed -nE 's/.*read error corrected \(([0-9]+) sectors at 2048 on vda\).*/\1/p')
 expect_eq "$(log_count "read error corrected")" 1 "corrections"
 expect_eq "$(attr md0/md/dev-vda/state)" in_sync "vda state after corrected read errors"

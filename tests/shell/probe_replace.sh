@@ -29,7 +29,7 @@ r_wait() {
 	r_speed 2000000
 	sleep 0.1
 	_i=0
-	while r_mdstat | grep -Eq '(resync|recovery|reshape|check|repair) *=' ||
+	while r_mdstat | grep -E '(resync|recovery|reshape|check|repair) *=' >/dev/null ||
 		[ "$(cat "$S/sync_action")" != idle ]; do
 		sleep 0.5
 		_i=$((_i + 1))

@@ -41,7 +41,7 @@ degraded() {
 	log_mark
 	put md0/md/array_state read-auto
 	log_has "md/raid10:md0: active with ${#devs[@]} out of $(ls "$T/$fx" | wc -l) devices"
-	mdstat_line md0 | grep -qF "$status" || fail "$fx without $missing: $(mdstat_line md0)"
+	mdstat_line md0 | grep_q -F "$status" || fail "$fx without $missing: $(mdstat_line md0)"
 	expect_eq "$(attr md0/md/degraded)" "$(($(ls "$T/$fx" | wc -l) - ${#devs[@]}))" "$fx without $missing: degraded"
 	expect_eq "$(sha "$MNT/md0/data")" "$(summary "$fx" md0_sha256)" "$fx without $missing: md0 sha256"
 	put md0/md/array_state clear

@@ -96,7 +96,7 @@ log_has "md/raid10:md0: Disk failure on vdb, disabling device."
 log_has "md/raid10:md0: Operation continuing on 3 devices."
 expect_eq "$(attr md0/md/degraded)" 1 degraded
 wait_for md0/md/dev-vdb/slot none
-mdstat_line md0 | grep -qF "512K chunks 2 near-copies [4/3] [U_UU]" || fail "mdstat: $(mdstat_line md0)"
+mdstat_line md0 | grep_q -F "512K chunks 2 near-copies [4/3] [U_UU]" || fail "mdstat: $(mdstat_line md0)"
 log "the other pair loses vdd too"
 fio_with_fault "$T/faulty2.out" md0/md/dev-vdd/state faulty
 expect_eq "$(attr md0/md/degraded)" 2 degraded

@@ -55,7 +55,7 @@ layout() {
 	new_array md0 "$T/img"/vd?
 	put md0/md/array_state active
 	expect_eq "$(attr md0/md/layout)" "$word" "layout"
-	mdstat_line md0 | grep -qF "$status" || fail "mdstat: $(mdstat_line md0)"
+	mdstat_line md0 | grep_q -F "$status" || fail "mdstat: $(mdstat_line md0)"
 	expect_eq "$(attr md0/size)" "$sectors" "size"
 	write_verify
 	ours=$(sha "$MNT/md0/data")

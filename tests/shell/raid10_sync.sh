@@ -182,7 +182,7 @@ wait_log "md: md0: recovery done."
 wait_idle md0
 expect_eq "$(log_count "md: recovery of RAID array md0")" 1 "recovery passes"
 expect_eq "$(attr md0/md/degraded)" 0 "degraded after"
-mdstat_line md0 | grep -qF "[4/4] [UUUU]" || fail "mdstat: $(mdstat_line md0)"
+mdstat_line md0 | grep_q -F "[4/4] [UUUU]" || fail "mdstat: $(mdstat_line md0)"
 oracle_same two-spares "$(summary raid10-n2-bitmap md0_sha256)" "$T/e"/vd?
 
 stop_daemon

@@ -30,11 +30,11 @@ start_daemon
 mark() { LOGMARK=$(wc -l <"$MNT/log"); }
 LOGMARK=0
 logged() {
-	tail -n +$((LOGMARK + 1)) "$MNT/log" | sed 's/^\[[ 0-9.]*\] //' | grep -qxF "$1" ||
+	tail -n +$((LOGMARK + 1)) "$MNT/log" | sed 's/^\[[ 0-9.]*\] //' | grep_q -xF "$1" ||
 		fail "log lacks '$1'"
 }
 not_logged() {
-	! tail -n +$((LOGMARK + 1)) "$MNT/log" | grep -qF "$1" || fail "log has '$1'"
+	! tail -n +$((LOGMARK + 1)) "$MNT/log" | grep_q -F "$1" || fail "log has '$1'"
 }
 # run_md0 WANT: echo active into md0's array_state; WANT is "ok" or the
 # error text.  Marks the log first.
@@ -69,8 +69,8 @@ not_logged "checksum"
 expect_eq "$(stanza)" "md0 : active raid1 vdb[1] vda[0] | 15360 blocks super 1.2 [2/2] [UU]" "mdstat"
 dd if=/dev/zero of="$MNT/md0/data" bs=4096 count=1 conv=notrunc,fsync status=none
 for d in vda vdb; do
-	mdadm --examine "$T/changed/$d" | grep -q 'Checksum : .* - correct' || fail "$d: checksum"
-	mdadm --examine "$T/changed/$d" | grep -q 'Raid Level : raid1' || fail "$d: level"
+	mdadm --examine "$T/changed/$d" | grep_q 'Checksum : .* - correct' || fail "$d: checksum"
+	mdadm --examine "$T/changed/$d" | grep_q 'Raid Level : raid1' || fail "$d: level"
 done
 done_md0
 

@@ -54,7 +54,7 @@ sr_hook() {
 	stopped)
 		now=$(date +%s)
 		for img in "$dir"/vd?; do
-			mdadm --examine "$img" | grep -q 'Checksum : .* - correct' ||
+			mdadm --examine "$img" | grep_q 'Checksum : .* - correct' ||
 				fail "$label: $(basename "$img"): checksum not correct"
 			expect_eq "$(roles "$img")" "$(cat "$dir/roles.$(basename "$img")")" \
 				"$label: $(basename "$img"): roles"

@@ -103,7 +103,7 @@ for layout in 1 2; do
 	put md0/md/array_state active
 	expect_eq "$(attr md0/md/layout)" $layout "layout"
 	expect_eq "$(attr md0/size)" $((3 * 20480 + 2 * 10240)) "multi-zone size"
-	mdstat_line md0 | grep -qF "40960 blocks super 1.2 64k chunks" || fail "mdstat: $(mdstat_line md0)"
+	mdstat_line md0 | grep_q -F "40960 blocks super 1.2 64k chunks" || fail "mdstat: $(mdstat_line md0)"
 	write_verify
 	oracle_same "raid0-layout$layout" "$T/mz$layout"/vd?
 done
@@ -139,7 +139,7 @@ log_has "md/raid0md0: Disk failure on vda detected, failing array."
 expect_eq "$(attr md0/md/array_state)" broken "array_state"
 expect_eq "$(attr md0/md/dev-vda/state)" in_sync "vda's state"
 # mdstat says "active" all the same, as 6.1's does.
-mdstat_line md0 | grep -q "^md0 : active raid0 " || fail "mdstat: $(mdstat_line md0)"
+mdstat_line md0 | grep_q "^md0 : active raid0 " || fail "mdstat: $(mdstat_line md0)"
 # The other members still serve reads; writes fail on a broken array.
 dd if="$MNT/md0/data" of="$T/chunk1.again" bs=64k skip=1 count=1 iflag=direct status=none ||
 	fail "a read of vdb failed"
@@ -202,7 +202,7 @@ expect_eq "$(attr md0/size)" "$((before + 24 * 2048 - 2048))" "size after growth
 log_has "md0: detected capacity change from $before to $((before + 24 * 2048 - 2048))"
 head -c "$((before * 512))" "$MNT/md0/data" | sha256sum | cmp -s - "$T/g.before" ||
 	fail "the old part changed"
-mdstat_line md0 | grep -q "vdc\[2\]" || fail "mdstat: $(mdstat_line md0)"
+mdstat_line md0 | grep_q "vdc\[2\]" || fail "mdstat: $(mdstat_line md0)"
 dd if=/dev/urandom of="$MNT/md0/data" bs=1M seek=$((before / 2048)) count=8 oflag=direct conv=notrunc status=none ||
 	fail "a write to the new member failed"
 # A member that is not blank, or one for a slot that is not the next,

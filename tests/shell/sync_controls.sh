@@ -169,7 +169,7 @@ fio --aux-path="$T" --name=reader --filename="$MNT/md0/data" --rw=randread --dir
 	--ioengine=psync --size=128M --time_based --runtime=6 >"$T/fio.log" 2>&1 &
 busy_pid=$!
 # Measure once fio's job has md0/data open.
-until for p in $busy_pid $(pgrep -P $busy_pid); do ls -l /proc/$p/fd 2>/dev/null; done | grep -q "md0/data"; do
+until for p in $busy_pid $(pgrep -P $busy_pid); do ls -l /proc/$p/fd 2>/dev/null; done | grep_q "md0/data"; do
 	kill -0 $busy_pid 2>/dev/null || { cat "$T/fio.log" >&2; fail "reader"; }
 	sleep 0.05
 done

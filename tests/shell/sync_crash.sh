@@ -152,7 +152,7 @@ put md0/md/array_state active
 put md0/md/safe_mode_delay 3600
 put md0/md/bitmap/time_base 1
 deadline=$((SECONDS + 20))
-until "$MDFUSE" examine -X h.img | grep -q " 0 dirty"; do
+until "$MDFUSE" examine -X h.img | grep_q " 0 dirty"; do
 	[ $SECONDS -lt $deadline ] || fail "bits never cleared: $("$MDFUSE" examine -X h.img | grep Bitmap)"
 	sleep 0.2
 done
@@ -161,7 +161,7 @@ for c in 3 50 51 200; do
 done
 kill9_daemon
 expect_eq "$(sb_field h.img resync_offset)" 0 "resync_offset after the crash"
-"$MDFUSE" examine -X h.img | grep -q " 4 dirty" || fail "bitmap: $("$MDFUSE" examine -X h.img | grep Bitmap)"
+"$MDFUSE" examine -X h.img | grep_q " 4 dirty" || fail "bitmap: $("$MDFUSE" examine -X h.img | grep Bitmap)"
 start_daemon
 new_array md0 "$T/h.img" "$T/i.img"
 put md0/md/array_state active

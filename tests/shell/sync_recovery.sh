@@ -38,7 +38,7 @@ expect_eq "$(readlink "$MNT/md0/md/rd1")" dev-c.img "rd1"
 wait_progress md0 $((sectors / 4))
 line=$(grep -A2 '^md0 :' "$MNT/mdstat" | sed -n 3p)
 log "mdstat: $line"
-echo "$line" | grep -Eq '^      \[=*>\.*\]  recovery = *[0-9]+\.[0-9]% \([0-9]+/'"$((sectors / 2))"'\) finish=[0-9]+\.[0-9]min speed=[0-9]+K/sec$' ||
+echo "$line" | grep_q -E '^      \[=*>\.*\]  recovery = *[0-9]+\.[0-9]% \([0-9]+/'"$((sectors / 2))"'\) finish=[0-9]+\.[0-9]min speed=[0-9]+K/sec$' ||
 	fail "mdstat progress line: '$line'"
 expect_eq "$(mdstat_line md0 | cut -d'|' -f1-2)" \
 	"md0 : active raid1 c.img[2] a.img[0] | 31744 blocks super 1.2 [2/1] [U_] " "mdstat while recovering"
@@ -68,7 +68,7 @@ log "real md assembles a.img + c.img"
 oracle_inspect "$T/oracle" a.img c.img
 s=$T/oracle/summary.txt
 expect_eq "$(sed -n 's/^assembled: //p' "$s")" yes "oracle: assembled"
-sed -n 's/^assembled_mdstat: //p' "$s" | grep -q '\[2/2\] \[UU\]' || fail "oracle: $(grep assembled_mdstat "$s")"
+sed -n 's/^assembled_mdstat: //p' "$s" | grep_q '\[2/2\] \[UU\]' || fail "oracle: $(grep assembled_mdstat "$s")"
 expect_eq "$(sed -n 's/^assembled_resync_start: //p' "$s")" none "oracle: resync_start"
 expect_eq "$(sed -n 's/^assembled_dev_state: //p' "$s")" "vda=in_sync vdb=in_sync" "oracle: dev states"
 expect_eq "$(sed -n 's/^md0_sha256: //p' "$s")" "$want" "oracle: md0 sha256"

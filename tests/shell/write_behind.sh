@@ -28,10 +28,10 @@ log "create: --write-behind=64, the NBD member write-mostly"
 	--bitmap-chunk=4M --write-behind=64 "$T/img/vda" --write-mostly "$URI" ||
 	fail "create"
 for d in "$T/img/vda" "$URI"; do
-	"$MDFUSE" examine -X "$d" | grep -qF "Write Mode : Allow write behind, max 64" ||
+	"$MDFUSE" examine -X "$d" | grep_q -F "Write Mode : Allow write behind, max 64" ||
 		fail "$d: no write-behind in the bitmap: $("$MDFUSE" examine -X "$d")"
 done
-"$MDFUSE" examine "$URI" | grep -qF "Flags : write-mostly" || fail "$URI is not write-mostly"
+"$MDFUSE" examine "$URI" | grep_q -F "Flags : write-mostly" || fail "$URI is not write-mostly"
 
 start_daemon
 new_array md0 "$T/img/vda" "$URI"
@@ -111,7 +111,7 @@ log "stopped in $ms ms"
 [ "$ms" -ge 1000 ] || fail "the stop did not wait for the write behind ($ms ms)"
 cmp <(leg_data "$T/img/vda" "$OFF" "$SECTORS") <(leg_data "$T/img/vdb" "$OFF" "$SECTORS") ||
 	fail "the members differ after the stop"
-"$MDFUSE" examine "$T/img/vdb" | grep -qF "State : clean" || fail "vdb not clean after the stop"
+"$MDFUSE" examine "$T/img/vdb" | grep_q -F "State : clean" || fail "vdb not clean after the stop"
 
 log "kill -9 with writes behind: the bits stay set, the next run copies them"
 put md0/md/array_state active
