@@ -212,3 +212,18 @@ mod tests {
         }
     }
 }
+
+/// [`fan_out_lanes`] for pieces that each move `bytes` to or from a
+/// member: below [`FAN_OUT_BYTES`] they run one after another on the
+/// caller's thread, as [`fan_out_sized`]'s do.
+pub fn fan_out_lanes_sized<T, F>(bytes: usize, lanes: &[usize], f: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize) -> T + Sync,
+{
+    if bytes < FAN_OUT_BYTES {
+        (0..lanes.len()).map(f).collect()
+    } else {
+        fan_out_lanes(lanes, f)
+    }
+}

@@ -22,7 +22,7 @@ use parking_lot::RwLock;
 use self::barrier::Barrier;
 use self::geom::{Copy, GeoError, Geom};
 use crate::format::MAX_SECTOR;
-use crate::md::fanout::{fan_out, fan_out_lanes, fan_out_sized};
+use crate::md::fanout::{fan_out, fan_out_lanes, fan_out_lanes_sized};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::member_io::{narrow_write_error, set_badblocks, wait_sb_written, wait_unblocked};
 use crate::md::personality::{Personality, Raid, Resized, SyncStep};
@@ -209,6 +209,17 @@ pub struct Conf {
 }
 
 /// What became of one write inside a chunk.
+/// One piece of a write, ready to go: where it is in the request and
+/// the array, the copies it goes to (member, sector on it, is a
+/// replacement), and whether a copy has no member.
+struct PieceWrite {
+    at: u64,
+    sector: u64,
+    sectors: u64,
+    targets: Vec<(Arc<Rdev>, u64, bool)>,
+    degraded: bool,
+}
+
 enum Unit {
     /// Written (or failed on every copy): this many sectors.
     Done(u64),
@@ -568,31 +579,104 @@ impl Conf {
         Ok((targets, max, degraded))
     }
 
-    /// One write inside a chunk, possibly shortened by bad blocks
-    /// (`raid10_write_request` and its completion: `raid10_end_write_request`,
-    /// `handle_write_completed`, `close_write`).
-    fn write_piece(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<Unit, Errno> {
-        let (targets, max, mut degraded) =
-            match self.write_targets(sector, (data.len() / 512) as u64) {
-                Ok(t) => t,
-                Err(r) => return Ok(Unit::Blocked(r)),
-            };
-        let data = &data[..(max * 512) as usize];
+    /// The writes of one request: its pieces (one per chunk, possibly
+    /// shortened by bad blocks) go out together, as md submits the
+    /// r10bios of a bio before any completes; each member takes its
+    /// pieces in order, the members at once.  Stops before a piece whose
+    /// member must be unblocked first and returns that member
+    /// (`raid10_write_request` and its completion:
+    /// `raid10_end_write_request`, `handle_write_completed`,
+    /// `close_write`).  `Ok(Done(n))`: `n` sectors written.
+    fn write_pieces(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<Unit, Errno> {
+        let sectors = (data.len() / 512) as u64;
+        let mut pieces: Vec<PieceWrite> = Vec::new();
+        let mut blocked = None;
+        let mut at = 0u64;
+        while at < sectors {
+            let s = sector + at;
+            match self.write_targets(s, self.in_chunk(s, sectors - at)) {
+                Ok((targets, max, degraded)) => {
+                    pieces.push(PieceWrite { at, sector: s, sectors: max, targets, degraded });
+                    at += max;
+                }
+                Err(r) => {
+                    blocked = Some(r);
+                    break;
+                }
+            }
+        }
+        if pieces.is_empty() {
+            return Ok(Unit::Blocked(blocked.expect("no piece only when blocked")));
+        }
         let bitmap = mddev.bitmap();
         if let Some(b) = &bitmap {
-            let seq = b.startwrite(sector, max);
-            b.unplug(mddev, seq);
+            for p in &pieces {
+                let seq = b.startwrite(p.sector, p.sectors);
+                b.unplug(mddev, seq);
+            }
         }
+        let bytes_of = |p: &PieceWrite| &data[(p.at * 512) as usize..((p.at + p.sectors) * 512) as usize];
+        // Every copy's write is issued before any is waited for; one
+        // lane per member, so a member's pieces go in order.
+        let jobs: Vec<(usize, usize)> = pieces
+            .iter()
+            .enumerate()
+            .flat_map(|(pi, p)| (0..p.targets.len()).map(move |ti| (pi, ti)))
+            .collect();
+        let mut members: Vec<*const Rdev> = Vec::new();
+        let lanes: Vec<usize> = jobs
+            .iter()
+            .map(|&(pi, ti)| {
+                let r = Arc::as_ptr(&pieces[pi].targets[ti].0);
+                members.iter().position(|&m| m == r).unwrap_or_else(|| {
+                    members.push(r);
+                    members.len() - 1
+                })
+            })
+            .collect();
+        for &(pi, ti) in &jobs {
+            pieces[pi].targets[ti].0.nr_pending.fetch_add(1, Ordering::AcqRel);
+        }
+        let write = |k: usize| {
+            let (pi, ti) = jobs[k];
+            let (r, addr, _) = &pieces[pi].targets[ti];
+            r.write_data(bytes_of(&pieces[pi]), *addr)
+        };
+        let largest = pieces.iter().map(|p| (p.sectors * 512) as usize).max().unwrap_or(0);
+        let mut written = fan_out_lanes_sized(largest, &lanes, write).into_iter();
+        let mut result = Ok(());
+        for p in &pieces {
+            let results: Vec<_> = written.by_ref().take(p.targets.len()).collect();
+            let r = self.write_completed(mddev, bytes_of(p), p, results);
+            if let Some(b) = &bitmap {
+                b.endwrite(mddev, p.sector, p.sectors, r.as_ref().is_ok_and(|d| !d), mddev.events());
+            }
+            if let Err(e) = r {
+                result = Err(e);
+            }
+        }
+        result?;
+        match blocked {
+            Some(r) => Ok(Unit::Blocked(r)),
+            None => Ok(Unit::Done(sectors)),
+        }
+    }
+
+    /// One piece's writes are done: fail, record bad blocks or clear them
+    /// as each copy's result says.  Whether the array stays degraded for
+    /// the piece (its bitmap bits stay set), or `EIO` when no copy in
+    /// sync took it.
+    fn write_completed(
+        &self,
+        mddev: &Mddev,
+        data: &[u8],
+        p: &PieceWrite,
+        written: Vec<std::io::Result<()>>,
+    ) -> Result<bool, Errno> {
+        let (max, mut degraded) = (p.sectors, p.degraded);
         let mut uptodate = false;
         let mut write_error = false;
-        // Every copy's write is issued before any is waited for.
-        for (r, _, _) in &targets {
-            r.nr_pending.fetch_add(1, Ordering::AcqRel);
-        }
-        let written = fan_out_sized(data.len(), targets.len(), |i| {
-            targets[i].0.write_data(data, targets[i].1)
-        });
-        for ((r, addr, repl), result) in targets.iter().zip(written) {
+        for ((r, addr, repl), result) in p.targets.iter().zip(written) {
             match result {
                 Ok(()) => {
                     if r.in_sync() && !r.faulty() {
@@ -639,13 +723,10 @@ impl Conf {
                 degraded = true;
             }
         }
-        if let Some(b) = &bitmap {
-            b.endwrite(mddev, sector, max, !degraded, mddev.events());
-        }
         if !uptodate {
             return Err(Errno::EIO);
         }
-        Ok(Unit::Done(max))
+        Ok(degraded)
     }
 
     /// One discard inside a chunk: as a write for the bitmap, a discard
@@ -789,10 +870,20 @@ impl Raid for Conf {
 
     fn write(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno> {
         md_write_start(mddev)?;
-        let r = self.each_piece(mddev, sector, (data.len() / 512) as u64, &|done, s, n| {
-            let piece = &data[(done * 512) as usize..((done + n) * 512) as usize];
-            self.write_piece(mddev, piece, s)
-        });
+        let mut done = 0usize;
+        let r = loop {
+            if done == data.len() {
+                break Ok(());
+            }
+            self.barrier.wait_barrier();
+            let r = self.write_pieces(mddev, &data[done..], sector + (done / 512) as u64);
+            self.barrier.allow_barrier();
+            match r {
+                Ok(Unit::Done(n)) => done += (n * 512) as usize,
+                Ok(Unit::Blocked(rdev)) => wait_unblocked(mddev, &rdev),
+                Err(e) => break Err(e),
+            }
+        };
         md_write_end(mddev, mddev.safemode_delay());
         r
     }
