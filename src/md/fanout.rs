@@ -148,6 +148,21 @@ where
         .collect()
 }
 
+/// [`fan_out_lanes`] for pieces that each move `bytes` to or from a
+/// member: below [`FAN_OUT_BYTES`] they run one after another on the
+/// caller's thread, as [`fan_out_sized`]'s do.
+pub fn fan_out_lanes_sized<T, F>(bytes: usize, lanes: &[usize], f: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize) -> T + Sync,
+{
+    if bytes < FAN_OUT_BYTES {
+        (0..lanes.len()).map(f).collect()
+    } else {
+        fan_out_lanes(lanes, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,20 +225,5 @@ mod tests {
             sorted.sort_unstable();
             assert_eq!(order, sorted, "lane {lane} ran out of order");
         }
-    }
-}
-
-/// [`fan_out_lanes`] for pieces that each move `bytes` to or from a
-/// member: below [`FAN_OUT_BYTES`] they run one after another on the
-/// caller's thread, as [`fan_out_sized`]'s do.
-pub fn fan_out_lanes_sized<T, F>(bytes: usize, lanes: &[usize], f: F) -> Vec<T>
-where
-    T: Send,
-    F: Fn(usize) -> T + Sync,
-{
-    if bytes < FAN_OUT_BYTES {
-        (0..lanes.len()).map(f).collect()
-    } else {
-        fan_out_lanes(lanes, f)
     }
 }
