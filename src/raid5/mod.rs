@@ -15,7 +15,7 @@
 pub mod geometry;
 pub mod parity;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use parking_lot::{Mutex, RwLock};
@@ -341,7 +341,21 @@ struct Tunables {
 
 /// A member's writes in a row: the member, its new block, and the
 /// ranges of it written (member sector, offset in the block, bytes).
-type MemberWrites<'a> = (&'a Arc<Rdev>, &'a [u8], Vec<(u64, usize, usize)>);
+type MemberWrites<'a> = (&'a Arc<Rdev>, &'a Src<'a>, Vec<(u64, usize, usize)>);
+
+/// A row's P and (raid6) Q.
+type Parity = (Vec<u8>, Option<Vec<u8>>);
+
+/// What a member's block of a row write holds.
+enum Src<'a> {
+    /// These bytes.
+    Block(&'a [u8]),
+    /// The row's P, or its Q: computed by the first write that needs it.
+    P,
+    Q,
+    /// Nothing to write.
+    Nothing,
+}
 
 /// Counts a stripe as active while it lives.
 struct ActiveStripe<'a>(&'a AtomicU32);
@@ -929,16 +943,23 @@ impl Conf {
                 buf[at..at + l].copy_from_slice(&data[off..off + l]);
             }
         }
-        let mut row: Vec<Option<&[u8]>> = (0..n).map(|i| new[i].or(blocks[i].bytes())).collect();
-        let (p, q) = {
+        let row: Vec<Option<&[u8]>> = (0..n).map(|i| new[i].or(blocks[i].bytes())).collect();
+        // The parity is computed by the first of its writes to run,
+        // while the data's writes, which need nothing, are under way.
+        let parity = OnceLock::new();
+        let blocks: Vec<Src> = (0..n)
+            .map(|i| match row[i] {
+                _ if i == st.pd_idx => Src::P,
+                _ if Some(i) == st.qd_idx => Src::Q,
+                Some(b) => Src::Block(b),
+                None => Src::Nothing,
+            })
+            .collect();
+        let compute = || {
             let bufs: Vec<&[u8]> = row.iter().map(|b| b.unwrap_or(&[])).collect();
             self.compute_parity(st, &bufs, len)
         };
-        row[st.pd_idx] = Some(&p);
-        if let (Some(qi), Some(q)) = (st.qd_idx, &q) {
-            row[qi] = Some(q);
-        }
-        self.write_blocks(mddev, w, &row)
+        self.write_blocks(mddev, w, &blocks, &parity, &compute)
     }
 
     /// `handle_stripe_dirtying`'s choice between read-modify-write and
@@ -1027,12 +1048,16 @@ impl Conf {
                 parity::xor_mul_into(&mut q[at..at + l], &delta, parity::gf::exp(slots[i]));
             }
         }
-        blocks[st.pd_idx] = Block::Read(p);
-        if let (Some(qi), Some(q)) = (st.qd_idx, q) {
-            blocks[qi] = Block::Read(q);
-        }
-        let row: Vec<Option<&[u8]>> = blocks.iter().map(Block::bytes).collect();
-        Some(self.write_blocks(mddev, w, &row))
+        let row: Vec<Src> = (0..n)
+            .map(|i| match blocks[i].bytes() {
+                _ if i == st.pd_idx => Src::P,
+                _ if Some(i) == st.qd_idx => Src::Q,
+                Some(b) => Src::Block(b),
+                None => Src::Nothing,
+            })
+            .collect();
+        let parity = OnceLock::from((p, q));
+        Some(self.write_blocks(mddev, w, &row, &parity, &|| unreachable!("the parity is given")))
     }
 
     /// Write what changed in a row's `blocks` (each member's new block
@@ -1041,12 +1066,16 @@ impl Conf {
     /// any is waited for.  A slot's replacement is written as its member
     /// is (`ops_run_io`'s `rrdev`), over what it has not recovered yet
     /// too.  A member whose write fails is failed; the write fails when
-    /// the array has lost more members than it can.
+    /// the array has lost more members than it can.  The parity is in
+    /// `parity`, or computed there by `compute` as its first write
+    /// starts, beside the data's writes.
     fn write_blocks(
         &self,
         mddev: &Mddev,
         w: &RowWrite,
-        blocks: &[Option<&[u8]>],
+        blocks: &[Src],
+        parity: &OnceLock<Parity>,
+        compute: &(dyn Fn() -> Parity + Sync),
     ) -> Result<(), Errno> {
         let (_, st, pieces, lo, nr) = w.parts();
         let n = self.geo.raid_disks;
@@ -1055,9 +1084,9 @@ impl Conf {
         let members: Vec<DiskInfo> = self.disks.read().clone();
         let mut writes: Vec<MemberWrites> = Vec::new();
         for i in 0..n {
-            let Some(buf) = blocks[i] else {
+            if matches!(blocks[i], Src::Nothing) {
                 continue;
-            };
+            }
             let ranges: Vec<(u64, usize, usize)> = if is_parity(i) {
                 vec![(lo, 0, len)]
             } else {
@@ -1076,15 +1105,30 @@ impl Conf {
             {
                 if !r.faulty() {
                     r.nr_pending.fetch_add(1, Ordering::AcqRel);
-                    writes.push((r, buf, ranges.clone()));
+                    writes.push((r, &blocks[i], ranges.clone()));
                 }
             }
         }
+        // P's write first, so that the caller's thread (which runs the
+        // first) computes the parity while the others write the data;
+        // Q's last, so that it waits on a pool thread as late as it can.
+        writes.sort_by_key(|(_, src, _)| match src {
+            Src::P => 0,
+            Src::Q => 2,
+            _ => 1,
+        });
         let written = fan_out_sized(len, writes.len(), |k| {
-            let (r, buf, ranges) = &writes[k];
-            ranges
-                .iter()
-                .all(|&(at, off, l)| r.write_data(&buf[off..off + l], at).is_ok())
+            let (r, src, ranges) = &writes[k];
+            let buf: &[u8] = match src {
+                Src::Block(b) => b,
+                Src::P => &parity.get_or_init(compute).0,
+                Src::Q => parity.get_or_init(compute).1.as_deref().unwrap_or_default(),
+                Src::Nothing => &[],
+            };
+            ranges.iter().all(|&(at, off, l)| {
+                buf.get(off..off + l)
+                    .is_some_and(|b| r.write_data(b, at).is_ok())
+            })
         });
         for ((r, _, _), ok) in writes.iter().zip(written) {
             rdev_dec_pending(mddev, r);
