@@ -29,21 +29,19 @@ pub fn split_for_jobs(
     out
 }
 
-/// The lane of each piece: one per member, so that a member's pieces go
-/// in order and the members at once.
-fn member_lanes(pieces: &[Piece]) -> Vec<usize> {
-    let mut members: Vec<&Arc<Rdev>> = Vec::new();
-    pieces
-        .iter()
-        .map(
-            |(rdev, _, _)| match members.iter().position(|m| Arc::ptr_eq(m, rdev)) {
-                Some(l) => l,
-                None => {
-                    members.push(rdev);
-                    members.len() - 1
-                }
-            },
-        )
+/// The lane of each of `members` (one entry per piece of I/O, in
+/// order): one lane per member, so that a member's pieces go in order
+/// and the members at once ([`fan_out_lanes`]).
+pub fn member_lanes<'a>(members: impl Iterator<Item = &'a Arc<Rdev>>) -> Vec<usize> {
+    let mut seen: Vec<&Arc<Rdev>> = Vec::new();
+    members
+        .map(|rdev| match seen.iter().position(|m| Arc::ptr_eq(m, rdev)) {
+            Some(l) => l,
+            None => {
+                seen.push(rdev);
+                seen.len() - 1
+            }
+        })
         .collect()
 }
 
@@ -51,7 +49,7 @@ fn member_lanes(pieces: &[Piece]) -> Vec<usize> {
 /// once.  A member's I/O error is the reader's EIO.
 pub fn read_pieces(pieces: &[Piece], buf: &mut [u8]) -> Result<(), Errno> {
     let slices = split_for_jobs(buf, pieces.iter().map(|p| (p.2 * 512) as usize));
-    let results = fan_out_lanes(&member_lanes(pieces), |i| {
+    let results = fan_out_lanes(&member_lanes(pieces.iter().map(|p| &p.0)), |i| {
         pieces[i].0.read_data(&mut slices[i].lock(), pieces[i].1)
     });
     match results.iter().all(|r| r.is_ok()) {
@@ -69,7 +67,7 @@ pub fn write_pieces(pieces: &[Piece], data: &[u8]) -> Result<(), Errno> {
         starts.push(at);
         at += (p.2 * 512) as usize;
     }
-    let results = fan_out_lanes(&member_lanes(pieces), |i| {
+    let results = fan_out_lanes(&member_lanes(pieces.iter().map(|p| &p.0)), |i| {
         let len = (pieces[i].2 * 512) as usize;
         pieces[i]
             .0

@@ -26,7 +26,7 @@ use crate::md::fanout::{fan_out, fan_out_lanes, fan_out_lanes_sized};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::member_io::{narrow_write_error, set_badblocks, wait_sb_written, wait_unblocked};
 use crate::md::personality::{Personality, Raid, Resized, SyncStep};
-use crate::md::pieces::split_for_jobs;
+use crate::md::pieces::{member_lanes, split_for_jobs};
 use crate::md::slot::{activate_slot, leave_slot};
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
@@ -623,17 +623,7 @@ impl Conf {
             .enumerate()
             .flat_map(|(pi, p)| (0..p.targets.len()).map(move |ti| (pi, ti)))
             .collect();
-        let mut members: Vec<*const Rdev> = Vec::new();
-        let lanes: Vec<usize> = jobs
-            .iter()
-            .map(|&(pi, ti)| {
-                let r = Arc::as_ptr(&pieces[pi].targets[ti].0);
-                members.iter().position(|&m| m == r).unwrap_or_else(|| {
-                    members.push(r);
-                    members.len() - 1
-                })
-            })
-            .collect();
+        let lanes = member_lanes(jobs.iter().map(|&(pi, ti)| &pieces[pi].targets[ti].0));
         for &(pi, ti) in &jobs {
             pieces[pi].targets[ti].0.nr_pending.fetch_add(1, Ordering::AcqRel);
         }
