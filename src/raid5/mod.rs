@@ -23,10 +23,10 @@ use parking_lot::{Mutex, RwLock};
 use self::geometry::{Geometry, Stripe, algorithm_valid_raid5, algorithm_valid_raid6};
 use crate::format::MAX_SECTOR;
 use crate::kstr::{kstrtouint, kstrtoull};
-use crate::md::fanout::{fan_out, fan_out_lanes, fan_out_sized};
+use crate::md::fanout::{fan_out, fan_out_lanes, fan_out_lanes_sized, fan_out_sized};
 use crate::md::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use crate::md::personality::{PersAttr, Personality, Raid, Resized, SyncStep};
-use crate::md::pieces::split_for_jobs;
+use crate::md::pieces::{member_lanes, split_for_jobs};
 use crate::md::slot::{activate_slot, leave_slot};
 use crate::md::update::{md_error_io, md_write_end, md_write_start, rdev_dec_pending};
 use crate::md::{Config, Errno, Mddev, Rdev};
@@ -341,10 +341,35 @@ struct Tunables {
 
 /// A member's writes in a row: the member, its new block, and the
 /// ranges of it written (member sector, offset in the block, bytes).
-type MemberWrites<'a> = (&'a Arc<Rdev>, &'a Src<'a>, Vec<(u64, usize, usize)>);
+/// A write of `write_blocks`: the row (an index), the member, what it
+/// writes, and where (member sector, offset in the block, bytes).
+type MemberWrites<'a> = (usize, &'a Arc<Rdev>, &'a Src<'a>, Vec<(u64, usize, usize)>);
 
 /// A row's P and (raid6) Q.
 type Parity = (Vec<u8>, Option<Vec<u8>>);
+
+/// What one row write puts on its members: each member's block, and
+/// the row's parity, given or computed by `compute` when its first
+/// write starts.
+struct RowBlocks<'a> {
+    w: RowWrite<'a>,
+    blocks: Vec<Src<'a>>,
+    parity: OnceLock<Parity>,
+    compute: Box<dyn Fn() -> Parity + Sync + 'a>,
+}
+
+/// Each member's [`Src`] in a row whose blocks are `row` (parity slots
+/// ignored: the parity's own).
+fn row_sources<'a>(st: &Stripe, row: &[Option<&'a [u8]>]) -> Vec<Src<'a>> {
+    (0..row.len())
+        .map(|i| match row[i] {
+            _ if i == st.pd_idx => Src::P,
+            _ if Some(i) == st.qd_idx => Src::Q,
+            Some(b) => Src::Block(b),
+            None => Src::Nothing,
+        })
+        .collect()
+}
 
 /// What a member's block of a row write holds.
 enum Src<'a> {
@@ -836,21 +861,9 @@ impl Conf {
     /// this way is right even where the array was never synced (md too
     /// forces reconstruct-write past `recovery_cp`).
     fn write_row(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno> {
-        let g = &self.geo;
-        let chunk = g.chunk_sectors;
-        // The pieces: member, member sector, offset in `data`, sectors.
-        let mut pieces: Vec<Piece> = Vec::new();
-        let mut done = 0usize;
-        let mut st = None;
-        while done < data.len() {
-            let s = sector + (done / 512) as u64;
-            let len = (chunk - s % chunk).min(((data.len() - done) / 512) as u64);
-            let (dev_sector, dd_idx, stripe) = g.compute_sector(s);
-            st = Some(stripe);
-            pieces.push((dd_idx, dev_sector, done, len));
-            done += (len * 512) as usize;
-        }
-        let Some(st) = st else { return Ok(()) };
+        let Some((st, pieces)) = self.row_pieces(sector, 0, data.len()) else {
+            return Ok(());
+        };
         let lo = pieces.iter().map(|p| p.1).min().unwrap_or(0);
         let hi = pieces.iter().map(|p| p.1 + p.3).max().unwrap_or(0);
         let bitmap = mddev.bitmap();
@@ -871,6 +884,95 @@ impl Conf {
                 };
                 self.write_row_locked(mddev, &w)
             })
+        };
+        if let Some(b) = &bitmap {
+            let ok = result.is_ok() && mddev.degraded() == 0;
+            b.endwrite(mddev, lo, hi - lo, ok, mddev.events());
+        }
+        result
+    }
+
+    /// The stripe of the row holding array sectors `[sector, +len bytes)`
+    /// and the pieces that write them: member, member sector, offset in
+    /// the request's data (from `at`), sectors.  None for nothing.
+    fn row_pieces(&self, sector: u64, at: usize, len: usize) -> Option<(Stripe, Vec<Piece>)> {
+        let chunk = self.geo.chunk_sectors;
+        let mut pieces: Vec<Piece> = Vec::new();
+        let mut done = 0usize;
+        let mut st = None;
+        while done < len {
+            let s = sector + (done / 512) as u64;
+            let n = (chunk - s % chunk).min(((len - done) / 512) as u64);
+            let (dev_sector, dd_idx, stripe) = self.geo.compute_sector(s);
+            st = Some(stripe);
+            pieces.push((dd_idx, dev_sector, at + done, n));
+            done += (n * 512) as usize;
+        }
+        st.map(|st| (st, pieces))
+    }
+
+    /// Write `rows` whole rows from array sector `sector` (a row's
+    /// start) at once: under every row's lock, each row's parity is
+    /// computed from the new data alone (reconstruct-write reads nothing
+    /// when it replaces a whole row) and every member's writes go out
+    /// together, each member's rows in order, as md's stripes of one
+    /// request run at once.
+    fn write_whole_rows(&self, mddev: &Mddev, data: &[u8], sector: u64, rows: usize) -> Result<(), Errno> {
+        let row_sectors = self.geo.chunk_sectors * self.geo.data_disks() as u64;
+        let row_bytes = (row_sectors * 512) as usize;
+        let laid: Vec<(Stripe, Vec<Piece>)> = (0..rows)
+            .filter_map(|r| self.row_pieces(sector + r as u64 * row_sectors, r * row_bytes, row_bytes))
+            .collect();
+        let spans: Vec<(u64, u64)> = laid
+            .iter()
+            .map(|(_, p)| {
+                let lo = p.iter().map(|p| p.1).min().unwrap_or(0);
+                (lo, p.iter().map(|p| p.1 + p.3).max().unwrap_or(lo) - lo)
+            })
+            .collect();
+        let (Some(&(lo, _)), Some(&(last, last_nr))) = (spans.first(), spans.last()) else {
+            return Ok(());
+        };
+        let hi = last + last_nr;
+        let bitmap = mddev.bitmap();
+        if let Some(b) = &bitmap {
+            let seq = b.startwrite(lo, hi - lo);
+            b.unplug(mddev, seq);
+        }
+        let result = {
+            // Every row's lock, in the locks' order (as any taker of more
+            // than one takes them), each once.
+            let mut locks: Vec<usize> = spans
+                .iter()
+                .map(|&(l, _)| ((l / self.geo.chunk_sectors) % STRIPE_LOCKS as u64) as usize)
+                .collect();
+            locks.sort_unstable();
+            locks.dedup();
+            let _guards: Vec<_> = locks.iter().map(|&i| self.stripe_locks[i].lock()).collect();
+            let _active: Vec<ActiveStripe> = laid.iter().map(|_| ActiveStripe::new(&self.active_stripes)).collect();
+            let n = self.geo.raid_disks;
+            let row_writes: Vec<RowBlocks> = laid
+                .iter()
+                .zip(&spans)
+                .map(|((st, pieces), &(lo, nr))| {
+                    let len = (nr * 512) as usize;
+                    let mut row: Vec<Option<&[u8]>> = vec![None; n];
+                    for &(i, _, off, _) in pieces {
+                        row[i] = Some(&data[off..off + len]);
+                    }
+                    let blocks = row_sources(st, &row);
+                    RowBlocks {
+                        w: RowWrite { data, st, pieces, lo, nr },
+                        blocks,
+                        parity: OnceLock::new(),
+                        compute: Box::new(move || {
+                            let bufs: Vec<&[u8]> = row.iter().map(|b| b.unwrap_or(&[])).collect();
+                            self.compute_parity(st, &bufs, len)
+                        }),
+                    }
+                })
+                .collect();
+            self.write_blocks(mddev, &row_writes)
         };
         if let Some(b) = &bitmap {
             let ok = result.is_ok() && mddev.degraded() == 0;
@@ -946,20 +1048,17 @@ impl Conf {
         let row: Vec<Option<&[u8]>> = (0..n).map(|i| new[i].or(blocks[i].bytes())).collect();
         // The parity is computed by the first of its writes to run,
         // while the data's writes, which need nothing, are under way.
-        let parity = OnceLock::new();
-        let blocks: Vec<Src> = (0..n)
-            .map(|i| match row[i] {
-                _ if i == st.pd_idx => Src::P,
-                _ if Some(i) == st.qd_idx => Src::Q,
-                Some(b) => Src::Block(b),
-                None => Src::Nothing,
-            })
-            .collect();
-        let compute = || {
-            let bufs: Vec<&[u8]> = row.iter().map(|b| b.unwrap_or(&[])).collect();
-            self.compute_parity(st, &bufs, len)
+        let sources = row_sources(st, &row);
+        let write = RowBlocks {
+            w: *w,
+            blocks: sources,
+            parity: OnceLock::new(),
+            compute: Box::new(move || {
+                let bufs: Vec<&[u8]> = row.iter().map(|b| b.unwrap_or(&[])).collect();
+                self.compute_parity(st, &bufs, len)
+            }),
         };
-        self.write_blocks(mddev, w, &blocks, &parity, &compute)
+        self.write_blocks(mddev, std::slice::from_ref(&write))
     }
 
     /// `handle_stripe_dirtying`'s choice between read-modify-write and
@@ -1048,16 +1147,14 @@ impl Conf {
                 parity::xor_mul_into(&mut q[at..at + l], &delta, parity::gf::exp(slots[i]));
             }
         }
-        let row: Vec<Src> = (0..n)
-            .map(|i| match blocks[i].bytes() {
-                _ if i == st.pd_idx => Src::P,
-                _ if Some(i) == st.qd_idx => Src::Q,
-                Some(b) => Src::Block(b),
-                None => Src::Nothing,
-            })
-            .collect();
-        let parity = OnceLock::from((p, q));
-        Some(self.write_blocks(mddev, w, &row, &parity, &|| unreachable!("the parity is given")))
+        let row: Vec<Option<&[u8]>> = blocks.iter().map(Block::bytes).collect();
+        let write = RowBlocks {
+            w: *w,
+            blocks: row_sources(st, &row),
+            parity: OnceLock::from((p, q)),
+            compute: Box::new(|| unreachable!("the parity is given")),
+        };
+        Some(self.write_blocks(mddev, std::slice::from_ref(&write)))
     }
 
     /// Write what changed in a row's `blocks` (each member's new block
@@ -1066,63 +1163,64 @@ impl Conf {
     /// any is waited for.  A slot's replacement is written as its member
     /// is (`ops_run_io`'s `rrdev`), over what it has not recovered yet
     /// too.  A member whose write fails is failed; the write fails when
-    /// the array has lost more members than it can.  The parity is in
-    /// `parity`, or computed there by `compute` as its first write
-    /// starts, beside the data's writes.
-    fn write_blocks(
-        &self,
-        mddev: &Mddev,
-        w: &RowWrite,
-        blocks: &[Src],
-        parity: &OnceLock<Parity>,
-        compute: &(dyn Fn() -> Parity + Sync),
-    ) -> Result<(), Errno> {
-        let (_, st, pieces, lo, nr) = w.parts();
-        let n = self.geo.raid_disks;
-        let len = (nr * 512) as usize;
-        let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
+    /// the array has lost more members than it can.  Each row's parity
+    /// is given, or computed as its first write starts, beside the
+    /// data's writes.  Several rows go out at once, each member's in
+    /// order.
+    fn write_blocks(&self, mddev: &Mddev, rows: &[RowBlocks]) -> Result<(), Errno> {
         let members: Vec<DiskInfo> = self.disks.read().clone();
         let mut writes: Vec<MemberWrites> = Vec::new();
-        for i in 0..n {
-            if matches!(blocks[i], Src::Nothing) {
-                continue;
-            }
-            let ranges: Vec<(u64, usize, usize)> = if is_parity(i) {
-                vec![(lo, 0, len)]
-            } else {
-                pieces
-                    .iter()
-                    .filter(|p| p.0 == i)
-                    .map(|p| (p.1, ((p.1 - lo) * 512) as usize, (p.3 * 512) as usize))
-                    .collect()
-            };
-            if ranges.is_empty() {
-                continue;
-            }
-            for r in [&members[i].rdev, &members[i].replacement]
-                .into_iter()
-                .flatten()
-            {
-                if !r.faulty() {
-                    r.nr_pending.fetch_add(1, Ordering::AcqRel);
-                    writes.push((r, &blocks[i], ranges.clone()));
+        let mut largest = 0;
+        for (k, row) in rows.iter().enumerate() {
+            let (_, st, pieces, lo, nr) = row.w.parts();
+            let len = (nr * 512) as usize;
+            largest = largest.max(len);
+            let is_parity = |i: usize| i == st.pd_idx || Some(i) == st.qd_idx;
+            for (i, (src, member)) in row.blocks.iter().zip(&members).enumerate() {
+                if matches!(src, Src::Nothing) {
+                    continue;
+                }
+                let ranges: Vec<(u64, usize, usize)> = if is_parity(i) {
+                    vec![(lo, 0, len)]
+                } else {
+                    pieces
+                        .iter()
+                        .filter(|p| p.0 == i)
+                        .map(|p| (p.1, ((p.1 - lo) * 512) as usize, (p.3 * 512) as usize))
+                        .collect()
+                };
+                if ranges.is_empty() {
+                    continue;
+                }
+                for r in [&member.rdev, &member.replacement].into_iter().flatten() {
+                    if !r.faulty() {
+                        r.nr_pending.fetch_add(1, Ordering::AcqRel);
+                        writes.push((k, r, src, ranges.clone()));
+                    }
                 }
             }
         }
-        // P's write first, so that the caller's thread (which runs the
-        // first) computes the parity while the others write the data;
-        // Q's last, so that it waits on a pool thread as late as it can.
-        writes.sort_by_key(|(_, src, _)| match src {
-            Src::P => 0,
-            Src::Q => 2,
-            _ => 1,
+        // Rows in order (a member's writes go in order on its lane), and
+        // in a row P's write first, so that the caller's thread (which
+        // runs the first lane) computes the parity while the others
+        // write the data; Q's last, so that it waits as late as it can.
+        writes.sort_by_key(|(k, _, src, _)| {
+            let kind = match src {
+                Src::P => 0,
+                Src::Q => 2,
+                _ => 1,
+            };
+            (*k, kind)
         });
-        let written = fan_out_sized(len, writes.len(), |k| {
-            let (r, src, ranges) = &writes[k];
+        let lanes = member_lanes(writes.iter().map(|w| w.1));
+        let written = fan_out_lanes_sized(largest, &lanes, |j| {
+            let (k, r, src, ranges) = &writes[j];
+            let row = &rows[*k];
+            let parity = || row.parity.get_or_init(|| (row.compute)());
             let buf: &[u8] = match src {
                 Src::Block(b) => b,
-                Src::P => &parity.get_or_init(compute).0,
-                Src::Q => parity.get_or_init(compute).1.as_deref().unwrap_or_default(),
+                Src::P => &parity().0,
+                Src::Q => parity().1.as_deref().unwrap_or_default(),
                 Src::Nothing => &[],
             };
             ranges.iter().all(|&(at, off, l)| {
@@ -1130,7 +1228,7 @@ impl Conf {
                     .is_some_and(|b| r.write_data(b, at).is_ok())
             })
         });
-        for ((r, _, _), ok) in writes.iter().zip(written) {
+        for ((_, r, _, _), ok) in writes.iter().zip(written) {
             rdev_dec_pending(mddev, r);
             if !ok {
                 md_error_io(mddev, r, mddev.fail_last_dev());
@@ -1209,13 +1307,22 @@ impl Raid for Conf {
         let mut result = Ok(());
         while done < data.len() {
             let s = sector + (done / 512) as u64;
-            let n = (row_sectors - s % row_sectors).min(((data.len() - done) / 512) as u64);
-            let piece = &data[done..done + (n * 512) as usize];
-            if let Err(e) = self.write_row(mddev, piece, s) {
+            let whole = ((data.len() - done) / 512) as u64 / row_sectors;
+            let r = if s % row_sectors == 0 && whole >= 2 {
+                let n = (whole * row_sectors * 512) as usize;
+                let r = self.write_whole_rows(mddev, &data[done..done + n], s, whole as usize);
+                done += n;
+                r
+            } else {
+                let n = (row_sectors - s % row_sectors).min(((data.len() - done) / 512) as u64);
+                let piece = &data[done..done + (n * 512) as usize];
+                done += piece.len();
+                self.write_row(mddev, piece, s)
+            };
+            if let Err(e) = r {
                 result = Err(e);
                 break;
             }
-            done += piece.len();
         }
         md_write_end(mddev, mddev.safemode_delay());
         result

@@ -9,12 +9,13 @@
 
 start_daemon --threads 8
 
-# write_and_check FIXTURE SEED ORACLE: write into the fixture's array and
-# judge it; ORACLE=1 lets real md judge the images too.
-# RMW (default 1) is the rmw_level the writes run with.
+# write_and_check FIXTURE SEED ORACLE: write into the fixture's array (or
+# the images already in $T/FIXTURE) and judge it; ORACLE=1 lets real md
+# judge the images too.  RMW (default 1) is the rmw_level the writes
+# run with.
 write_and_check() {
 	local fx=$1 seed=$2 oracle=$3 rmw=${4:-1} imgs=$T/$1 want m
-	unpack "$fx" "$imgs"
+	[ -d "$imgs" ] || unpack "$fx" "$imgs"
 	new_array md0 "$imgs"/vd?
 	put md0/md/array_state active
 	wait_idle md0
@@ -63,6 +64,21 @@ log "raid6, 4 members, read-modify-write preferred"
 write_and_check raid6-bitmap 8 1 2
 log "raid5 degraded, read-modify-write preferred"
 write_and_check raid5-degraded 9 0 2
+# With small chunks most writes cover several whole rows, which go out
+# at once (each row's parity computed beside the data's writes).
+for spec in "5 3 8" "6 5 4"; do
+	read -r level n chunk <<<"$spec"
+	log "raid$level, $n members, $chunk KiB chunks: writes of many whole rows"
+	dir=$T/small$level
+	mkdir -p "$dir"
+	imgs=()
+	for d in vda vdb vdc vdd vde; do
+		if [ ${#imgs[@]} -lt "$n" ]; then imgs+=("$dir/$d"); fi
+	done
+	"$MDFUSE" create -l "$level" -n "$n" --chunk="$chunk" --assume-clean --image-size=8M "${imgs[@]}" \
+		>/dev/null 2>&1 || fail "create of a raid$level with $chunk KiB chunks"
+	write_and_check "small$level" "1$level" 1
+done
 
 # The method a 4 KiB write takes, by what it reads (dev-*/io's first
 # field): on 5 members read-modify-write reads the old block and the
