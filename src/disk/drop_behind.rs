@@ -29,6 +29,41 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 /// coalesce.
 pub const DROP_BEHIND_BYTES: u64 = 256 * 1024;
 
+/// Writes that follow one another, joined: a component written in
+/// pieces smaller than [`DROP_BEHIND_BYTES`] but in order (a striped
+/// array's chunks of 64 KiB, say) is a large write as soon as its pieces
+/// add up to one, and is written back as one.
+#[derive(Debug, Default)]
+pub struct Stream {
+    /// The run being joined: its start and end offsets.
+    run: parking_lot::Mutex<(u64, u64)>,
+}
+
+impl Stream {
+    /// A write of `[offset, offset + len)` completed: the range now due
+    /// for drop-behind, if any (the write itself when it is large, else
+    /// the run it ends once the run is large enough).
+    pub fn written(&self, offset: u64, len: u64) -> Option<(u64, u64)> {
+        let mut run = self.run.lock();
+        let end = offset.saturating_add(len);
+        if len >= DROP_BEHIND_BYTES {
+            *run = (end, end);
+            return Some((offset, len));
+        }
+        if run.1 == offset {
+            run.1 = end;
+        } else {
+            *run = (offset, end);
+        }
+        if run.1 - run.0 < DROP_BEHIND_BYTES {
+            return None;
+        }
+        let due = (run.0, run.1 - run.0);
+        run.0 = run.1;
+        Some(due)
+    }
+}
+
 /// How many large writes later the pages of one are dropped from the
 /// page cache (by then written back, as a rule).
 const DEPTH: usize = 64;
@@ -153,5 +188,46 @@ fn drop_pages(fd: std::os::fd::RawFd, offset: u64, len: u64) {
     // SAFETY: a plain syscall on a descriptor the caller owns.
     unsafe {
         libc::posix_fadvise(fd, offset as i64, len as i64, libc::POSIX_FADV_DONTNEED);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: u64 = 1024;
+
+    #[test]
+    fn a_large_write_is_due_at_once() {
+        let s = Stream::default();
+        assert_eq!(s.written(0, DROP_BEHIND_BYTES), Some((0, DROP_BEHIND_BYTES)));
+        assert_eq!(s.written(1 << 30, 1 << 20), Some((1 << 30, 1 << 20)));
+    }
+
+    #[test]
+    fn writes_in_order_are_due_once_they_add_up() {
+        let s = Stream::default();
+        let piece = 64 * K;
+        let per_run = DROP_BEHIND_BYTES / piece;
+        let mut due = Vec::new();
+        for i in 0..3 * per_run {
+            due.extend(s.written((1 << 20) + i * piece, piece));
+        }
+        let run = DROP_BEHIND_BYTES;
+        assert_eq!(due, vec![(1 << 20, run), ((1 << 20) + run, run), ((1 << 20) + 2 * run, run)]);
+    }
+
+    #[test]
+    fn writes_out_of_order_start_again() {
+        let s = Stream::default();
+        let piece = 64 * K;
+        // Random small writes never add up.
+        for i in 0..100u64 {
+            assert_eq!(s.written((i * 7919 % 1000) * 2 * piece, piece), None);
+        }
+        // A large write in between ends the run.
+        assert_eq!(s.written(0, piece), None);
+        assert_eq!(s.written(piece, DROP_BEHIND_BYTES), Some((piece, DROP_BEHIND_BYTES)));
+        assert_eq!(s.written(piece + DROP_BEHIND_BYTES, piece), None);
     }
 }

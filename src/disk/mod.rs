@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::errno::Errno;
-use drop_behind::{DROP_BEHIND_BYTES, DropBehind};
+use drop_behind::{DropBehind, Stream};
 
 pub use faults::{FaultOp, FaultPlan, IoEvent, IoObserver};
 pub use nbd::NbdClient;
@@ -92,6 +92,8 @@ pub struct Disk {
     /// Started at the first large write; `None` if its thread could not
     /// be started (the pages then stay cached).
     drop_behind: OnceLock<Option<DropBehind>>,
+    /// The writes in order that are joined for drop-behind.
+    stream: Stream,
     /// Set once the component was found smaller than when it was opened
     /// (an image file truncated, a block device resized): its blocks past
     /// the new end are gone, so every later transfer fails, as on a
@@ -240,6 +242,7 @@ impl Disk {
             faults: FaultPlan::default(),
             stats: IoStats::default(),
             drop_behind: OnceLock::new(),
+            stream: Stream::default(),
             shrunk: AtomicBool::new(false),
             next_read: AtomicU64::new(u64::MAX),
             unflushed: Unflushed::new(),
@@ -282,6 +285,7 @@ impl Disk {
             faults: FaultPlan::default(),
             stats: IoStats::default(),
             drop_behind: OnceLock::new(),
+            stream: Stream::default(),
             shrunk: AtomicBool::new(false),
             next_read: AtomicU64::new(u64::MAX),
             unflushed: Unflushed::new(),
@@ -541,8 +545,8 @@ impl Disk {
         let r = self.check_after_write(r);
         if r.is_ok() {
             self.stats.write_bytes.fetch_add(len, Ordering::Relaxed);
-            if len >= DROP_BEHIND_BYTES {
-                self.drop_behind(offset, len);
+            if let Some((at, n)) = self.stream.written(offset, len) {
+                self.drop_behind(at, n);
             }
         }
         r
@@ -576,7 +580,8 @@ impl Disk {
         r
     }
 
-    /// After a large write: hand it to the drop-behind thread
+    /// After a large write (or writes in order that add up to one): hand
+    /// it to the drop-behind thread
     /// (`drop_behind.rs` says why).
     fn drop_behind(&self, offset: u64, len: u64) {
         // An export's pages are cached on its server, not here.
