@@ -200,7 +200,10 @@ mod tests {
     #[test]
     fn a_large_write_is_due_at_once() {
         let s = Stream::default();
-        assert_eq!(s.written(0, DROP_BEHIND_BYTES), Some((0, DROP_BEHIND_BYTES)));
+        assert_eq!(
+            s.written(0, DROP_BEHIND_BYTES),
+            Some((0, DROP_BEHIND_BYTES))
+        );
         assert_eq!(s.written(1 << 30, 1 << 20), Some((1 << 30, 1 << 20)));
     }
 
@@ -214,7 +217,14 @@ mod tests {
             due.extend(s.written((1 << 20) + i * piece, piece));
         }
         let run = DROP_BEHIND_BYTES;
-        assert_eq!(due, vec![(1 << 20, run), ((1 << 20) + run, run), ((1 << 20) + 2 * run, run)]);
+        assert_eq!(
+            due,
+            vec![
+                (1 << 20, run),
+                ((1 << 20) + run, run),
+                ((1 << 20) + 2 * run, run)
+            ]
+        );
     }
 
     #[test]
@@ -227,7 +237,10 @@ mod tests {
         }
         // A large write in between ends the run.
         assert_eq!(s.written(0, piece), None);
-        assert_eq!(s.written(piece, DROP_BEHIND_BYTES), Some((piece, DROP_BEHIND_BYTES)));
+        assert_eq!(
+            s.written(piece, DROP_BEHIND_BYTES),
+            Some((piece, DROP_BEHIND_BYTES))
+        );
         assert_eq!(s.written(piece + DROP_BEHIND_BYTES, piece), None);
     }
 }

@@ -35,13 +35,15 @@ pub fn split_for_jobs(
 pub fn member_lanes<'a>(members: impl Iterator<Item = &'a Arc<Rdev>>) -> Vec<usize> {
     let mut seen: Vec<&Arc<Rdev>> = Vec::new();
     members
-        .map(|rdev| match seen.iter().position(|m| Arc::ptr_eq(m, rdev)) {
-            Some(l) => l,
-            None => {
-                seen.push(rdev);
-                seen.len() - 1
-            }
-        })
+        .map(
+            |rdev| match seen.iter().position(|m| Arc::ptr_eq(m, rdev)) {
+                Some(l) => l,
+                None => {
+                    seen.push(rdev);
+                    seen.len() - 1
+                }
+            },
+        )
         .collect()
 }
 

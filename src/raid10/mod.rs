@@ -596,7 +596,13 @@ impl Conf {
             let s = sector + at;
             match self.write_targets(s, self.in_chunk(s, sectors - at)) {
                 Ok((targets, max, degraded)) => {
-                    pieces.push(PieceWrite { at, sector: s, sectors: max, targets, degraded });
+                    pieces.push(PieceWrite {
+                        at,
+                        sector: s,
+                        sectors: max,
+                        targets,
+                        degraded,
+                    });
                     at += max;
                 }
                 Err(r) => {
@@ -615,7 +621,8 @@ impl Conf {
                 b.unplug(mddev, seq);
             }
         }
-        let bytes_of = |p: &PieceWrite| &data[(p.at * 512) as usize..((p.at + p.sectors) * 512) as usize];
+        let bytes_of =
+            |p: &PieceWrite| &data[(p.at * 512) as usize..((p.at + p.sectors) * 512) as usize];
         // Every copy's write is issued before any is waited for; one
         // lane per member, so a member's pieces go in order.
         let jobs: Vec<(usize, usize)> = pieces
@@ -625,21 +632,34 @@ impl Conf {
             .collect();
         let lanes = member_lanes(jobs.iter().map(|&(pi, ti)| &pieces[pi].targets[ti].0));
         for &(pi, ti) in &jobs {
-            pieces[pi].targets[ti].0.nr_pending.fetch_add(1, Ordering::AcqRel);
+            pieces[pi].targets[ti]
+                .0
+                .nr_pending
+                .fetch_add(1, Ordering::AcqRel);
         }
         let write = |k: usize| {
             let (pi, ti) = jobs[k];
             let (r, addr, _) = &pieces[pi].targets[ti];
             r.write_data(bytes_of(&pieces[pi]), *addr)
         };
-        let largest = pieces.iter().map(|p| (p.sectors * 512) as usize).max().unwrap_or(0);
+        let largest = pieces
+            .iter()
+            .map(|p| (p.sectors * 512) as usize)
+            .max()
+            .unwrap_or(0);
         let mut written = fan_out_lanes_sized(largest, &lanes, write).into_iter();
         let mut result = Ok(());
         for p in &pieces {
             let results: Vec<_> = written.by_ref().take(p.targets.len()).collect();
             let r = self.write_completed(mddev, bytes_of(p), p, results);
             if let Some(b) = &bitmap {
-                b.endwrite(mddev, p.sector, p.sectors, r.as_ref().is_ok_and(|d| !d), mddev.events());
+                b.endwrite(
+                    mddev,
+                    p.sector,
+                    p.sectors,
+                    r.as_ref().is_ok_and(|d| !d),
+                    mddev.events(),
+                );
             }
             if let Err(e) = r {
                 result = Err(e);

@@ -15,8 +15,8 @@
 pub mod geometry;
 pub mod parity;
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -917,11 +917,19 @@ impl Conf {
     /// when it replaces a whole row) and every member's writes go out
     /// together, each member's rows in order, as md's stripes of one
     /// request run at once.
-    fn write_whole_rows(&self, mddev: &Mddev, data: &[u8], sector: u64, rows: usize) -> Result<(), Errno> {
+    fn write_whole_rows(
+        &self,
+        mddev: &Mddev,
+        data: &[u8],
+        sector: u64,
+        rows: usize,
+    ) -> Result<(), Errno> {
         let row_sectors = self.geo.chunk_sectors * self.geo.data_disks() as u64;
         let row_bytes = (row_sectors * 512) as usize;
         let laid: Vec<(Stripe, Vec<Piece>)> = (0..rows)
-            .filter_map(|r| self.row_pieces(sector + r as u64 * row_sectors, r * row_bytes, row_bytes))
+            .filter_map(|r| {
+                self.row_pieces(sector + r as u64 * row_sectors, r * row_bytes, row_bytes)
+            })
             .collect();
         let spans: Vec<(u64, u64)> = laid
             .iter()
@@ -949,7 +957,10 @@ impl Conf {
             locks.sort_unstable();
             locks.dedup();
             let _guards: Vec<_> = locks.iter().map(|&i| self.stripe_locks[i].lock()).collect();
-            let _active: Vec<ActiveStripe> = laid.iter().map(|_| ActiveStripe::new(&self.active_stripes)).collect();
+            let _active: Vec<ActiveStripe> = laid
+                .iter()
+                .map(|_| ActiveStripe::new(&self.active_stripes))
+                .collect();
             let n = self.geo.raid_disks;
             let row_writes: Vec<RowBlocks> = laid
                 .iter()
@@ -962,7 +973,13 @@ impl Conf {
                     }
                     let blocks = row_sources(st, &row);
                     RowBlocks {
-                        w: RowWrite { data, st, pieces, lo, nr },
+                        w: RowWrite {
+                            data,
+                            st,
+                            pieces,
+                            lo,
+                            nr,
+                        },
                         blocks,
                         parity: OnceLock::new(),
                         compute: Box::new(move || {
