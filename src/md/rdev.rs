@@ -60,6 +60,11 @@ pub struct Rdev {
     pub recorded_devnum: AtomicU64,
     /// `ppl.sector` and `ppl.size`: set through sysfs, used by RAID5 only.
     pub ppl: Mutex<(u64, u32)>,
+    /// Held while md handles a failure of this member, so that I/Os
+    /// failing on it at once fail it once (one log line, one count) and
+    /// each returns only when it is failed.  Reentrant: handling a
+    /// failure can write the bitmap to this member and fail it again.
+    pub error_lock: parking_lot::ReentrantMutex<()>,
 }
 
 impl Rdev {
@@ -86,6 +91,7 @@ impl Rdev {
             preferred_minor: AtomicU32::new(0xffff),
             recorded_devnum: AtomicU64::new(0),
             ppl: Mutex::new((0, 0)),
+            error_lock: parking_lot::ReentrantMutex::new(()),
         }
     }
 

@@ -334,15 +334,8 @@ pub fn md_write_end(mddev: &Mddev, safemode_delay: u64) {
 
 /// `md_error`: a member failed an I/O.
 pub fn md_error(mddev: &Mddev, cfg: &Config, rdev: &Arc<Rdev>) {
-    if rdev.faulty() {
-        return;
-    }
-    let Some(p) = mddev.pers() else { return };
     let _ = cfg;
-    note_partly_rebuilt(rdev);
-    bitmap_member_leaves(mddev, rdev);
-    p.error_handler(mddev, rdev, mddev.fail_last_dev());
-    finish_error(mddev, rdev);
+    md_error_io(mddev, rdev, mddev.fail_last_dev());
 }
 
 /// `rdev_dec_pending`: one I/O on the member done.  When it was the last
@@ -359,6 +352,9 @@ pub fn rdev_dec_pending(mddev: &Mddev, rdev: &Rdev) {
 /// `md_error` without the reconfig mutex (from the I/O path): the
 /// personality reads `fail_last_dev` from its own copy.
 pub fn md_error_io(mddev: &Mddev, rdev: &Arc<Rdev>, fail_last_dev: bool) {
+    // One failure at a time per member: the I/Os that fail on it
+    // together wait for the first to fail it, then find it failed.
+    let _handling = rdev.error_lock.lock();
     if rdev.faulty() {
         return;
     }
