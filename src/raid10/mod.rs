@@ -208,7 +208,6 @@ pub struct Conf {
     barrier: Barrier,
 }
 
-/// What became of one write inside a chunk.
 /// One piece of a write, ready to go: where it is in the request and
 /// the array, the copies it goes to (member, sector on it, is a
 /// replacement), and whether a copy has no member.
@@ -220,6 +219,7 @@ struct PieceWrite {
     degraded: bool,
 }
 
+/// What became of a write's (or discard's) next sectors.
 enum Unit {
     /// Written (or failed on every copy): this many sectors.
     Done(u64),
@@ -583,14 +583,14 @@ impl Conf {
     /// shortened by bad blocks) go out together, as md submits the
     /// r10bios of a bio before any completes; each member takes its
     /// pieces in order, the members at once.  Stops before a piece whose
-    /// member must be unblocked first and returns that member
+    /// member must be unblocked first: `Done` with what came before it,
+    /// or `Blocked` with that member when it is the first
     /// (`raid10_write_request` and its completion:
     /// `raid10_end_write_request`, `handle_write_completed`,
-    /// `close_write`).  `Ok(Done(n))`: `n` sectors written.
+    /// `close_write`).
     fn write_pieces(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<Unit, Errno> {
         let sectors = (data.len() / 512) as u64;
         let mut pieces: Vec<PieceWrite> = Vec::new();
-        let mut blocked = None;
         let mut at = 0u64;
         while at < sectors {
             let s = sector + at;
@@ -605,14 +605,9 @@ impl Conf {
                     });
                     at += max;
                 }
-                Err(r) => {
-                    blocked = Some(r);
-                    break;
-                }
+                Err(r) if pieces.is_empty() => return Ok(Unit::Blocked(r)),
+                Err(_) => break,
             }
-        }
-        if pieces.is_empty() {
-            return Ok(Unit::Blocked(blocked.expect("no piece only when blocked")));
         }
         let bitmap = mddev.bitmap();
         if let Some(b) = &bitmap {
@@ -666,10 +661,9 @@ impl Conf {
             }
         }
         result?;
-        match blocked {
-            Some(r) => Ok(Unit::Blocked(r)),
-            None => Ok(Unit::Done(sectors)),
-        }
+        // Stopped before a blocked member: the next call starts there
+        // and waits for it.
+        Ok(Unit::Done(at))
     }
 
     /// One piece's writes are done: fail, record bad blocks or clear them
@@ -778,9 +772,9 @@ impl Conf {
         len.min(end - sector)
     }
 
-    /// Run `f` over `[sector, sector+sectors)` cut at chunk boundaries,
-    /// each piece inside the barrier, waiting outside it for a blocked
-    /// member and trying again.
+    /// Run `f(done, sector, left)` over `[sector, sector+sectors)` until
+    /// it has done all of it, each call inside the barrier, waiting
+    /// outside it for a blocked member and trying again.
     fn each_piece(
         &self,
         mddev: &Mddev,
@@ -790,10 +784,8 @@ impl Conf {
     ) -> Result<(), Errno> {
         let mut done = 0u64;
         while done < sectors {
-            let s = sector + done;
-            let n = self.in_chunk(s, sectors - done);
             self.barrier.wait_barrier();
-            let r = f(done, s, n);
+            let r = f(done, sector + done, sectors - done);
             self.barrier.allow_barrier();
             match r? {
                 Unit::Done(w) => done += w,
@@ -880,28 +872,17 @@ impl Raid for Conf {
 
     fn write(&self, mddev: &Mddev, data: &[u8], sector: u64) -> Result<(), Errno> {
         md_write_start(mddev)?;
-        let mut done = 0usize;
-        let r = loop {
-            if done == data.len() {
-                break Ok(());
-            }
-            self.barrier.wait_barrier();
-            let r = self.write_pieces(mddev, &data[done..], sector + (done / 512) as u64);
-            self.barrier.allow_barrier();
-            match r {
-                Ok(Unit::Done(n)) => done += (n * 512) as usize,
-                Ok(Unit::Blocked(rdev)) => wait_unblocked(mddev, &rdev),
-                Err(e) => break Err(e),
-            }
-        };
+        let r = self.each_piece(mddev, sector, (data.len() / 512) as u64, &|done, s, _| {
+            self.write_pieces(mddev, &data[(done * 512) as usize..], s)
+        });
         md_write_end(mddev, mddev.safemode_delay());
         r
     }
 
     fn discard(&self, mddev: &Mddev, sector: u64, sectors: u64) -> Result<(), Errno> {
         md_write_start(mddev)?;
-        let r = self.each_piece(mddev, sector, sectors, &|_, s, n| {
-            self.discard_piece(mddev, s, n)
+        let r = self.each_piece(mddev, sector, sectors, &|_, s, left| {
+            self.discard_piece(mddev, s, self.in_chunk(s, left))
         });
         md_write_end(mddev, mddev.safemode_delay());
         r

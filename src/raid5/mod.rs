@@ -339,8 +339,6 @@ struct Tunables {
     rmw_level: u32,
 }
 
-/// A member's writes in a row: the member, its new block, and the
-/// ranges of it written (member sector, offset in the block, bytes).
 /// A write of `write_blocks`: the row (an index), the member, what it
 /// writes, and where (member sector, offset in the block, bytes).
 type MemberWrites<'a> = (usize, &'a Arc<Rdev>, &'a Src<'a>, Vec<(u64, usize, usize)>);
@@ -356,6 +354,34 @@ struct RowBlocks<'a> {
     blocks: Vec<Src<'a>>,
     parity: OnceLock<Parity>,
     compute: Box<dyn Fn() -> Parity + Sync + 'a>,
+}
+
+impl<'a> RowBlocks<'a> {
+    /// A reconstruct-write of row `w`, whose members' blocks are `row`
+    /// (parity slots ignored): its parity is computed from them by the
+    /// first parity write to start.
+    fn reconstructed(conf: &'a Conf, w: RowWrite<'a>, row: Vec<Option<&'a [u8]>>) -> Self {
+        let len = (w.nr * 512) as usize;
+        RowBlocks {
+            w,
+            blocks: row_sources(w.st, &row),
+            parity: OnceLock::new(),
+            compute: Box::new(move || {
+                let bufs: Vec<&[u8]> = row.iter().map(|b| b.unwrap_or(&[])).collect();
+                conf.compute_parity(w.st, &bufs, len)
+            }),
+        }
+    }
+
+    /// A write of row `w` whose parity is already known.
+    fn with_parity(w: RowWrite<'a>, row: &[Option<&'a [u8]>], parity: Parity) -> Self {
+        RowBlocks {
+            w,
+            blocks: row_sources(w.st, row),
+            parity: OnceLock::from(parity),
+            compute: Box::new(|| unreachable!("the parity is given")),
+        }
+    }
 }
 
 /// Each member's [`Src`] in a row whose blocks are `row` (parity slots
@@ -971,22 +997,14 @@ impl Conf {
                     for &(i, _, off, _) in pieces {
                         row[i] = Some(&data[off..off + len]);
                     }
-                    let blocks = row_sources(st, &row);
-                    RowBlocks {
-                        w: RowWrite {
-                            data,
-                            st,
-                            pieces,
-                            lo,
-                            nr,
-                        },
-                        blocks,
-                        parity: OnceLock::new(),
-                        compute: Box::new(move || {
-                            let bufs: Vec<&[u8]> = row.iter().map(|b| b.unwrap_or(&[])).collect();
-                            self.compute_parity(st, &bufs, len)
-                        }),
-                    }
+                    let w = RowWrite {
+                        data,
+                        st,
+                        pieces,
+                        lo,
+                        nr,
+                    };
+                    RowBlocks::reconstructed(self, w, row)
                 })
                 .collect();
             self.write_blocks(mddev, &row_writes)
@@ -1065,16 +1083,7 @@ impl Conf {
         let row: Vec<Option<&[u8]>> = (0..n).map(|i| new[i].or(blocks[i].bytes())).collect();
         // The parity is computed by the first of its writes to run,
         // while the data's writes, which need nothing, are under way.
-        let sources = row_sources(st, &row);
-        let write = RowBlocks {
-            w: *w,
-            blocks: sources,
-            parity: OnceLock::new(),
-            compute: Box::new(move || {
-                let bufs: Vec<&[u8]> = row.iter().map(|b| b.unwrap_or(&[])).collect();
-                self.compute_parity(st, &bufs, len)
-            }),
-        };
+        let write = RowBlocks::reconstructed(self, *w, row);
         self.write_blocks(mddev, std::slice::from_ref(&write))
     }
 
@@ -1165,12 +1174,7 @@ impl Conf {
             }
         }
         let row: Vec<Option<&[u8]>> = blocks.iter().map(Block::bytes).collect();
-        let write = RowBlocks {
-            w: *w,
-            blocks: row_sources(st, &row),
-            parity: OnceLock::from((p, q)),
-            compute: Box::new(|| unreachable!("the parity is given")),
-        };
+        let write = RowBlocks::with_parity(*w, &row, (p, q));
         Some(self.write_blocks(mddev, std::slice::from_ref(&write)))
     }
 
