@@ -21,6 +21,7 @@ use log::{debug, error, warn};
 use parking_lot::{Mutex, RwLock};
 
 use crate::attr::store_bytes;
+use crate::readers::SpareReaders;
 use crate::tree::{DirEntry, NodeShared, NodeType, Target};
 use crate::{ATTR_SIZE, Attribute, BinFile, Errno, NodeId, Tree};
 
@@ -319,14 +320,22 @@ pub(crate) struct SysFs {
     handles: Handles,
     max_request: u32,
     max_background: u16,
+    /// Parks the serving threads not needed on the device.
+    readers: SpareReaders,
     /// Whether the kernel passes `O_TRUNC` to open instead of sending a
     /// truncating setattr afterwards.
     atomic_o_trunc: bool,
 }
 
 impl SysFs {
-    pub(crate) fn new(tree: Arc<Tree>, max_request: u32, max_background: u16) -> Self {
+    pub(crate) fn new(
+        tree: Arc<Tree>,
+        threads: usize,
+        max_request: u32,
+        max_background: u16,
+    ) -> Self {
         SysFs {
+            readers: SpareReaders::new(threads),
             tree,
             handles: Handles::default(),
             max_request,
@@ -562,8 +571,11 @@ impl SysFs {
 /// and is logged; the serving thread goes on.  Left to unwind, it would
 /// end that thread, and with the first one the session, which unmounts
 /// the tree under a daemon that still runs.
-fn guarded(op: &str, f: impl FnOnce()) {
-    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+fn guarded(readers: &SpareReaders, op: &str, f: impl FnOnce()) {
+    readers.enter();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    readers.leave();
+    if let Err(p) = r {
         let what = p
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
@@ -642,7 +654,7 @@ impl Filesystem for SysFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        guarded("lookup", || {
+        guarded(&self.readers, "lookup", || {
             debug!("lookup({:#x}, {name:?})", parent.0);
             match self.do_lookup(parent, name) {
                 Ok((attr, attr_ttl)) => {
@@ -654,7 +666,7 @@ impl Filesystem for SysFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        guarded("getattr", || {
+        guarded(&self.readers, "getattr", || {
             debug!("getattr({:#x})", ino.0);
             match self.attr_of(ino) {
                 Ok((attr, ttl)) => reply.attr(&ttl, &attr),
@@ -681,7 +693,7 @@ impl Filesystem for SysFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        guarded("setattr", || {
+        guarded(&self.readers, "setattr", || {
             debug!(
                 "setattr({:#x}, mode {mode:?}, uid {uid:?}, gid {gid:?}, size {size:?})",
                 ino.0
@@ -694,7 +706,7 @@ impl Filesystem for SysFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        guarded("readlink", || {
+        guarded(&self.readers, "readlink", || {
             debug!("readlink({:#x})", ino.0);
             match node_id(ino).and_then(|id| self.tree.symlink_target(id)) {
                 Ok(target) => reply.data(target.as_bytes()),
@@ -794,7 +806,7 @@ impl Filesystem for SysFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        guarded("open", || {
+        guarded(&self.readers, "open", || {
             debug!("open({:#x}, {:#o})", ino.0, flags.0);
             match self.do_open(ino, flags) {
                 Ok((fh, fopen)) => reply.opened(fh, fopen),
@@ -814,7 +826,7 @@ impl Filesystem for SysFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        guarded("read", || {
+        guarded(&self.readers, "read", || {
             debug!("read({:#x}, {offset}, {size})", ino.0);
             match self.handles.get(fh) {
                 Ok(h) => match &*h {
@@ -839,7 +851,7 @@ impl Filesystem for SysFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        guarded("write", || {
+        guarded(&self.readers, "write", || {
             debug!("write({:#x}, {offset}, {})", ino.0, data.len());
             let from_cache = write_flags.contains(WriteFlags::FUSE_WRITE_CACHE);
             let result = self.handles.get(fh).and_then(|h| match &*h {
@@ -868,7 +880,7 @@ impl Filesystem for SysFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        guarded("flush", || {
+        guarded(&self.readers, "flush", || {
             debug!("flush({:#x})", ino.0);
             let result = self.handles.get(fh).and_then(|h| match &*h {
                 // A removed file has nothing left to flush; close must not fail.
@@ -892,7 +904,7 @@ impl Filesystem for SysFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        guarded("release", || {
+        guarded(&self.readers, "release", || {
             debug!("release({:#x})", ino.0);
             match self.handles.remove(fh).as_deref() {
                 Some(Handle::Attr(h)) => {
@@ -921,7 +933,7 @@ impl Filesystem for SysFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        guarded("fsync", || {
+        guarded(&self.readers, "fsync", || {
             debug!("fsync({:#x}, datasync {datasync})", ino.0);
             let result = self.handles.get(fh).and_then(|h| match &*h {
                 Handle::Bin(b) => b.live().and_then(|f| f.fsync(datasync)),
@@ -935,7 +947,7 @@ impl Filesystem for SysFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        guarded("opendir", || {
+        guarded(&self.readers, "opendir", || {
             debug!("opendir({:#x})", ino.0);
             let result = node_id(ino).and_then(|dir| {
                 let entries = self.dir_snapshot(dir)?;
@@ -962,7 +974,7 @@ impl Filesystem for SysFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        guarded("readdir", || {
+        guarded(&self.readers, "readdir", || {
             debug!("readdir({:#x}, {offset})", ino.0);
             let handle = match self.handles.get(fh) {
                 Ok(h) => h,
@@ -1006,7 +1018,7 @@ impl Filesystem for SysFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        guarded("releasedir", || {
+        guarded(&self.readers, "releasedir", || {
             debug!("releasedir({:#x})", ino.0);
             if self.handles.remove(fh).is_none() {
                 warn!("releasedir of unknown file handle {:#x}", fh.0);
@@ -1047,7 +1059,7 @@ impl Filesystem for SysFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, _size: u32, reply: ReplyXattr) {
-        guarded("getxattr", || {
+        guarded(&self.readers, "getxattr", || {
             if self.tree.cache().is_some() {
                 // A buffered write asks for security.capability first (to
                 // drop it), every time: ENOSYS makes the kernel stop asking for
@@ -1061,7 +1073,7 @@ impl Filesystem for SysFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        guarded("listxattr", || {
+        guarded(&self.readers, "listxattr", || {
             debug!("listxattr({:#x})", ino.0);
             if size == 0 {
                 reply.size(0);
@@ -1125,7 +1137,7 @@ impl Filesystem for SysFs {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
-        guarded("ioctl", || {
+        guarded(&self.readers, "ioctl", || {
             debug!("ioctl({:#x}, {cmd:#x}): ENOTTY", ino.0);
             reply.error(fuser::Errno::from_i32(libc::ENOTTY));
         });
@@ -1141,7 +1153,7 @@ impl Filesystem for SysFs {
         flags: PollFlags,
         reply: ReplyPoll,
     ) {
-        guarded("poll", || {
+        guarded(&self.readers, "poll", || {
             debug!("poll({:#x}, events {events:?}, flags {flags:?})", ino.0);
             // Never ENOSYS: the kernel would stop asking for the whole mount.
             match self.do_poll(fh, ph, flags) {
@@ -1161,7 +1173,7 @@ impl Filesystem for SysFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        guarded("fallocate", || {
+        guarded(&self.readers, "fallocate", || {
             debug!("fallocate({:#x}, {offset}, {length}, {mode:#x})", ino.0);
             // Never ENOSYS: the kernel would stop asking for the whole mount.
             let result = self.handles.get(fh).and_then(|h| match &*h {
@@ -1185,7 +1197,7 @@ impl Filesystem for SysFs {
         _whence: i32,
         reply: ReplyLseek,
     ) {
-        guarded("lseek", || {
+        guarded(&self.readers, "lseek", || {
             // ENOSYS: the kernel falls back to its generic lseek for good.
             reply.error(fuser::Errno::ENOSYS);
         });
@@ -1204,7 +1216,7 @@ impl Filesystem for SysFs {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        guarded("copy_file_range", || {
+        guarded(&self.readers, "copy_file_range", || {
             // ENOSYS: the kernel falls back to plain reads and writes for good.
             reply.error(fuser::Errno::ENOSYS);
         });

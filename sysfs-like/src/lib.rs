@@ -141,6 +141,7 @@ mod cache;
 mod errno;
 mod fs;
 mod mount;
+mod readers;
 mod tree;
 
 pub use attr::{Attribute, BinFile, FnAttr, ShowFn, StoreFn};

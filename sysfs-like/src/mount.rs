@@ -130,7 +130,7 @@ pub fn mount(tree: Arc<Tree>, mountpoint: &Path, opts: &ServeOptions) -> io::Res
         tree.set_cache(cache.clone());
     }
     let session = Session::new(
-        SysFs::new(tree, opts.max_request, opts.max_background),
+        SysFs::new(tree, threads, opts.max_request, opts.max_background),
         &mountpoint,
         &config,
     );
