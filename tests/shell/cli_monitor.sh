@@ -72,6 +72,9 @@ assert [m["name"] for m in a[0]["members"]] == ["vdc"], a
 truncate -s 16M "$T/blank2"
 put md0/md/sync_speed_max 4000
 mdf manage md0 --add "$T/blank2" 2>/dev/null
+# The recovery starts when md's thread next looks at the array, as in
+# Linux (until then sync_action reads idle): watch what runs.
+wait_for md0/md/sync_action recover 10
 mdf watch md0 >"$T/watch.txt" || fail "watch exited $?"
 grep -Eq '^md0 recover +[0-9.]+% \([0-9]+/30720\) ' "$T/watch.txt" || { cat "$T/watch.txt"; fail "watch showed no progress"; }
 grep -Eq '^md0 recover +finished' "$T/watch.txt" || { cat "$T/watch.txt"; fail "watch did not see the end"; }
