@@ -564,24 +564,25 @@ impl SysFs {
     fn dir_snapshot(&self, dir: NodeId) -> Result<Arc<Vec<DirEntry>>, Errno> {
         Ok(Arc::new(self.tree.entries(dir)?))
     }
-}
 
-/// Runs one request's work.  A panic in it (a defect below the tree)
-/// fails only that request -- its reply, dropped unsent, answers EIO --
-/// and is logged; the serving thread goes on.  Left to unwind, it would
-/// end that thread, and with the first one the session, which unmounts
-/// the tree under a daemon that still runs.
-fn guarded(readers: &SpareReaders, op: &str, f: impl FnOnce()) {
-    readers.enter();
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    readers.leave();
-    if let Err(p) = r {
-        let what = p
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        error!("{op}: a panic failed the request (EIO): {what}");
+    /// Runs one request's work.  A panic in it (a defect below the tree)
+    /// fails only that request -- its reply, dropped unsent, answers EIO --
+    /// and is logged; the serving thread goes on.  Left to unwind, it would
+    /// end that thread, and with the first one the session, which unmounts
+    /// the tree under a daemon that still runs.  Around it the thread
+    /// counts as busy, and may park after it ([`SpareReaders`]).
+    fn guarded(&self, op: &str, f: impl FnOnce()) {
+        self.readers.enter();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        self.readers.leave();
+        if let Err(p) = r {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            error!("{op}: a panic failed the request (EIO): {what}");
+        }
     }
 }
 
@@ -654,7 +655,7 @@ impl Filesystem for SysFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        guarded(&self.readers, "lookup", || {
+        self.guarded("lookup", || {
             debug!("lookup({:#x}, {name:?})", parent.0);
             match self.do_lookup(parent, name) {
                 Ok((attr, attr_ttl)) => {
@@ -666,7 +667,7 @@ impl Filesystem for SysFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        guarded(&self.readers, "getattr", || {
+        self.guarded("getattr", || {
             debug!("getattr({:#x})", ino.0);
             match self.attr_of(ino) {
                 Ok((attr, ttl)) => reply.attr(&ttl, &attr),
@@ -693,7 +694,7 @@ impl Filesystem for SysFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        guarded(&self.readers, "setattr", || {
+        self.guarded("setattr", || {
             debug!(
                 "setattr({:#x}, mode {mode:?}, uid {uid:?}, gid {gid:?}, size {size:?})",
                 ino.0
@@ -706,7 +707,7 @@ impl Filesystem for SysFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        guarded(&self.readers, "readlink", || {
+        self.guarded("readlink", || {
             debug!("readlink({:#x})", ino.0);
             match node_id(ino).and_then(|id| self.tree.symlink_target(id)) {
                 Ok(target) => reply.data(target.as_bytes()),
@@ -806,7 +807,7 @@ impl Filesystem for SysFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        guarded(&self.readers, "open", || {
+        self.guarded("open", || {
             debug!("open({:#x}, {:#o})", ino.0, flags.0);
             match self.do_open(ino, flags) {
                 Ok((fh, fopen)) => reply.opened(fh, fopen),
@@ -826,7 +827,7 @@ impl Filesystem for SysFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        guarded(&self.readers, "read", || {
+        self.guarded("read", || {
             debug!("read({:#x}, {offset}, {size})", ino.0);
             match self.handles.get(fh) {
                 Ok(h) => match &*h {
@@ -851,7 +852,7 @@ impl Filesystem for SysFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        guarded(&self.readers, "write", || {
+        self.guarded("write", || {
             debug!("write({:#x}, {offset}, {})", ino.0, data.len());
             let from_cache = write_flags.contains(WriteFlags::FUSE_WRITE_CACHE);
             let result = self.handles.get(fh).and_then(|h| match &*h {
@@ -880,7 +881,7 @@ impl Filesystem for SysFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        guarded(&self.readers, "flush", || {
+        self.guarded("flush", || {
             debug!("flush({:#x})", ino.0);
             let result = self.handles.get(fh).and_then(|h| match &*h {
                 // A removed file has nothing left to flush; close must not fail.
@@ -904,7 +905,7 @@ impl Filesystem for SysFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        guarded(&self.readers, "release", || {
+        self.guarded("release", || {
             debug!("release({:#x})", ino.0);
             match self.handles.remove(fh).as_deref() {
                 Some(Handle::Attr(h)) => {
@@ -933,7 +934,7 @@ impl Filesystem for SysFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        guarded(&self.readers, "fsync", || {
+        self.guarded("fsync", || {
             debug!("fsync({:#x}, datasync {datasync})", ino.0);
             let result = self.handles.get(fh).and_then(|h| match &*h {
                 Handle::Bin(b) => b.live().and_then(|f| f.fsync(datasync)),
@@ -947,7 +948,7 @@ impl Filesystem for SysFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        guarded(&self.readers, "opendir", || {
+        self.guarded("opendir", || {
             debug!("opendir({:#x})", ino.0);
             let result = node_id(ino).and_then(|dir| {
                 let entries = self.dir_snapshot(dir)?;
@@ -974,7 +975,7 @@ impl Filesystem for SysFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        guarded(&self.readers, "readdir", || {
+        self.guarded("readdir", || {
             debug!("readdir({:#x}, {offset})", ino.0);
             let handle = match self.handles.get(fh) {
                 Ok(h) => h,
@@ -1018,7 +1019,7 @@ impl Filesystem for SysFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        guarded(&self.readers, "releasedir", || {
+        self.guarded("releasedir", || {
             debug!("releasedir({:#x})", ino.0);
             if self.handles.remove(fh).is_none() {
                 warn!("releasedir of unknown file handle {:#x}", fh.0);
@@ -1059,7 +1060,7 @@ impl Filesystem for SysFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, _size: u32, reply: ReplyXattr) {
-        guarded(&self.readers, "getxattr", || {
+        self.guarded("getxattr", || {
             if self.tree.cache().is_some() {
                 // A buffered write asks for security.capability first (to
                 // drop it), every time: ENOSYS makes the kernel stop asking for
@@ -1073,7 +1074,7 @@ impl Filesystem for SysFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        guarded(&self.readers, "listxattr", || {
+        self.guarded("listxattr", || {
             debug!("listxattr({:#x})", ino.0);
             if size == 0 {
                 reply.size(0);
@@ -1137,7 +1138,7 @@ impl Filesystem for SysFs {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
-        guarded(&self.readers, "ioctl", || {
+        self.guarded("ioctl", || {
             debug!("ioctl({:#x}, {cmd:#x}): ENOTTY", ino.0);
             reply.error(fuser::Errno::from_i32(libc::ENOTTY));
         });
@@ -1153,7 +1154,7 @@ impl Filesystem for SysFs {
         flags: PollFlags,
         reply: ReplyPoll,
     ) {
-        guarded(&self.readers, "poll", || {
+        self.guarded("poll", || {
             debug!("poll({:#x}, events {events:?}, flags {flags:?})", ino.0);
             // Never ENOSYS: the kernel would stop asking for the whole mount.
             match self.do_poll(fh, ph, flags) {
@@ -1173,7 +1174,7 @@ impl Filesystem for SysFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        guarded(&self.readers, "fallocate", || {
+        self.guarded("fallocate", || {
             debug!("fallocate({:#x}, {offset}, {length}, {mode:#x})", ino.0);
             // Never ENOSYS: the kernel would stop asking for the whole mount.
             let result = self.handles.get(fh).and_then(|h| match &*h {
@@ -1197,7 +1198,7 @@ impl Filesystem for SysFs {
         _whence: i32,
         reply: ReplyLseek,
     ) {
-        guarded(&self.readers, "lseek", || {
+        self.guarded("lseek", || {
             // ENOSYS: the kernel falls back to its generic lseek for good.
             reply.error(fuser::Errno::ENOSYS);
         });
@@ -1216,7 +1217,7 @@ impl Filesystem for SysFs {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        guarded(&self.readers, "copy_file_range", || {
+        self.guarded("copy_file_range", || {
             // ENOSYS: the kernel falls back to plain reads and writes for good.
             reply.error(fuser::Errno::ENOSYS);
         });
