@@ -2720,6 +2720,9 @@ fn an_old_member_added_as_a_spare_is_rebuilt_whole_after_a_crash() {
     // rebuilt, held at sector 1024, when the process dies.
     run.then(Op::Fail { dev: "d1".into() });
     run.then(Op::Remove { dev: "d1".into() });
+    // md's thread looks at the array after the removal; lowering sync_max
+    // while it runs is EBUSY, as in Linux.
+    run.then(Op::Wait);
     run.live().put("md0/md/sync_max", "1024").unwrap();
     run.then(Op::ReAdd { dev: "d0".into() });
     let t0 = Instant::now();
