@@ -407,7 +407,7 @@ impl Disk {
     /// The component's size now, for files and block devices alike.
     fn current_size(&self) -> io::Result<u64> {
         match &self.backend {
-            Backend::File(f) if self.kind == DiskKind::ImageFile => Ok(f.metadata()?.len()),
+            Backend::File(f) if self.kind == DiskKind::ImageFile => file_size(f),
             Backend::File(f) => block_device_size(f),
             // An export's size is fixed for the connection.
             Backend::Nbd(_) => Ok(self.size),
@@ -781,6 +781,36 @@ impl Disk {
     }
 }
 
+/// An open file's size, and only its size.  `fstat` (and std's
+/// `metadata`) asks for the times as well, which on a file system with
+/// fine-grained timestamps (ext4, xfs, btrfs and tmpfs since Linux 6.13)
+/// marks them seen: every write after it must then stamp a new mtime, and
+/// dirties the inode (a journal update on ext4) where a write within the
+/// same clock tick would have left it alone.  Checked before and after
+/// every member write, that cost more than the write.
+fn file_size(f: &File) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: statx writes at most one `struct statx` into `st`, which
+    // is that size; the path is an empty C string (AT_EMPTY_PATH: the
+    // descriptor itself).
+    let rc = unsafe {
+        libc::statx(
+            f.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_SIZE,
+            st.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statx succeeded, so it filled the struct (zeroed before).
+    let st = unsafe { st.assume_init() };
+    Ok(st.stx_size)
+}
+
 impl crate::format::SectorReader for Disk {
     fn size_bytes(&self) -> u64 {
         self.size
@@ -862,5 +892,30 @@ mod tests {
             .unwrap();
         assert!(d.flush().is_err());
         assert!(needed(&d));
+    }
+
+    #[test]
+    fn the_size_check_sees_the_file_as_it_is_now() {
+        let (_dir, path, d) = member();
+        let f = d.file().unwrap();
+        assert_eq!(file_size(f).unwrap(), 1 << 20);
+        let other = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        other.set_len(3 << 20).unwrap();
+        assert_eq!(
+            file_size(f).unwrap(),
+            3 << 20,
+            "grown by another descriptor"
+        );
+        other.set_len(4096).unwrap();
+        assert_eq!(
+            file_size(f).unwrap(),
+            4096,
+            "truncated by another descriptor"
+        );
+        assert!(
+            d.write_at(&[1; 512], 8192).is_err(),
+            "a write to the lost tail"
+        );
+        assert!(d.shrunk());
     }
 }
