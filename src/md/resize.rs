@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::flags::recovery as rec;
 use super::rdev::Rdev;
 use super::{Config, Errno, Mddev};
+use crate::format::geometry::choose_bm_space;
 use crate::format::{MAX_SECTOR, MetadataVersion};
 
 /// `update_raid_disks` + RAID1's `raid1_reshape`: change the number of
@@ -44,12 +45,14 @@ pub fn update_raid_disks(m: &Arc<Mddev>, cfg: &mut Config, n: u32) -> Result<(),
     } else if cfg.delta_disks > 0 {
         cfg.reshape_backwards = false;
     }
-    if n == cfg.raid_disks {
-        return Ok(());
-    }
     let Some(p) = m.pers() else {
         return Err(Errno::EINVAL);
     };
+    if n == cfg.raid_disks {
+        // check_reshape with nothing to change, which a far RAID10 still
+        // refuses.
+        return p.check_reshape(m, cfg);
+    }
     if let Err(e) = p.reshape_mirrors(m, cfg, n) {
         cfg.delta_disks = 0;
         cfg.reshape_backwards = false;
@@ -143,14 +146,13 @@ pub fn update_size(m: &Arc<Mddev>, cfg: &mut Config, sectors: u64) -> Result<(),
     if !m.is_rdwr() {
         return Err(Errno::EROFS);
     }
-    let active: Vec<&Arc<Rdev>> = cfg
+    // What each member records it can give (`rdev->sectors`, which a
+    // write of 0 to its `size` raises to what the device holds).
+    let most = cfg
         .rdevs
         .iter()
-        .filter(|r| r.raid_disk() >= 0 && !r.faulty())
-        .collect();
-    let most = active
-        .iter()
-        .map(|r| rdev_size_change(cfg, r, 0))
+        .filter(|r| !r.flags.test(super::flags::rdev::JOURNAL))
+        .map(|r| r.sectors())
         .min()
         .unwrap_or(0);
     let sectors = if sectors == 0 { most } else { sectors };
@@ -238,6 +240,10 @@ pub fn allow_new_offset(cfg: &Config, bitmap_pages: Option<usize>, r: &Rdev, new
 /// `sectors` (0 = as much as possible); 0 when it cannot.  For a member
 /// without a superblock, as `update_size` reads it: its `size`.
 pub fn rdev_size_change(cfg: &Config, r: &Rdev, sectors: u64) -> u64 {
+    if sectors != 0 && sectors < cfg.dev_sectors {
+        // A component must fit the device.
+        return 0;
+    }
     let avail = match cfg.metadata {
         Some(MetadataVersion::V090) => {
             if cfg.bitmap_info.offset != 0 {
@@ -245,8 +251,28 @@ pub fn rdev_size_change(cfg: &Config, r: &Rdev, sectors: u64) -> u64 {
             }
             crate::format::super0::sb_start(r.disk.sectors()).unwrap_or(0)
         }
+        Some(MetadataVersion::V1(_)) => {
+            if r.data_offset() != r.new_data_offset() {
+                return 0;
+            }
+            let dev = r.disk.sectors();
+            if r.sb_start() < r.data_offset() {
+                // 1.1 and 1.2: the superblock before the data, which may
+                // take the rest of the device.
+                dev.saturating_sub(r.data_offset())
+            } else if cfg.bitmap_info.offset != 0 {
+                // 1.0 with a bitmap, which cannot move.
+                return 0;
+            } else {
+                // 1.0: below the superblock (where super_1_load found it:
+                // the device's size is as it was), the bitmap's space and
+                // the bad-block log's 4 KiB.
+                let sb = (dev.saturating_sub(16)) & !7;
+                (sb.saturating_sub(choose_bm_space(dev) + 8)).saturating_sub(r.data_offset())
+            }
+        }
         // Without a superblock what the member was given is all it has.
-        Some(MetadataVersion::V1(_)) | None => r.sectors(),
+        None => r.sectors(),
     };
     if sectors == 0 || sectors > avail {
         avail

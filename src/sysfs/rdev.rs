@@ -471,6 +471,13 @@ fn size_store(c: &C, s: &str) -> Result<(), Errno> {
     if sectors < cfg.dev_sectors {
         return Err(Errno::EINVAL);
     }
+    let recorded = m.is_running() && cfg.persistent && r.raid_disk() >= 0;
+    if recorded && sectors != r.sectors() {
+        // rdev_size_change writes the new data size into the member's
+        // superblock at once.
+        m.sb_flags.set(sbf::CHANGE_DEVS);
+        m.wakeup();
+    }
     r.set_sectors(sectors);
     Ok(())
 }

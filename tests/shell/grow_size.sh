@@ -61,6 +61,46 @@ if "$MDFUSE" create --help | grep_q "raid5"; then
 	grow raid6 --level=6
 fi
 
+log "members grown while the array was stopped: --size max takes their room"
+# What a user does after enlarging a VM's disks: the superblocks (1.2)
+# still say how much each member held; a member's size of 0 takes what
+# its device holds now (rdev_size_change), as mdadm --grow writes first.
+imgs=()
+for i in 0 1 2; do imgs+=("$T/gm-d$i"); done
+"$MDFUSE" create --level=5 -n 3 --chunk=64 --bitmap=none --assume-clean --image-size=8M \
+	"${imgs[@]}" >/dev/null 2>&1 || fail "gm: create"
+new_array md0 "${imgs[@]}"
+put md0/md/array_state active
+old=$(($(attr md0/size) * 512))
+old_member=$(attr md0/md/dev-gm-d0/size)
+head -c "$old" /dev/urandom >"$T/old.bin"
+dd if="$T/old.bin" of="$MNT/md0/data" bs=1M oflag=direct status=none conv=notrunc
+put md0/md/array_state inactive
+put md0/md/array_state clear
+truncate -s 16M "${imgs[@]}"
+new_array md0 "${imgs[@]}"
+put md0/md/array_state active
+expect_eq "$(attr md0/md/dev-gm-d0/size)" "$old_member" "gm: a member's size as its superblock says"
+"$MDFUSE" grow --tree "$MNT" md0 --size max >"$T/grow.log" 2>&1 || fail "gm: grow: $(cat "$T/grow.log")"
+member=$(attr md0/md/dev-gm-d0/size)
+[ "$member" -gt $((old_member + 7000)) ] || fail "gm: member size $old_member -> $member"
+new=$(($(attr md0/size) * 512))
+expect_eq "$new" $((member / 64 * 64 * 2 * 1024)) "gm: the array uses what the members hold, whole chunks"
+wait_idle md0
+expect_eq "$(head -c "$old" "$MNT/md0/data" | sha256sum | cut -d' ' -f1)" "$(sha "$T/old.bin")" \
+	"gm: the data before the growth"
+"$MDFUSE" grow --tree "$MNT" md0 --size max >"$T/grow.log" 2>&1
+grep_q "unchanged at $((new / 2048))K" "$T/grow.log" || fail "gm: a second max: $(cat "$T/grow.log")"
+want=$(sha "$MNT/md0/data")
+put md0/md/array_state inactive
+put md0/md/array_state clear
+oracle_inspect "$T/orc-gm" "${imgs[@]}"
+s=$T/orc-gm/summary.txt
+expect_eq "$(sed -n 's/^md_size_bytes: //p' "$s")" "$new" "gm: real md's size"
+expect_eq "$(sed -n 's/^md0_sha256: //p' "$s")" "$want" "gm: real md's sha256"
+expect_eq "$(sed -n 's/^mismatch_cnt: //p' "$s")" 0 "gm: real md's mismatch_cnt"
+rm -f "${imgs[@]}"
+
 log "a far layout keeps its size"
 imgs=()
 for i in 0 1 2 3; do imgs+=("$T/f2-d$i"); done
