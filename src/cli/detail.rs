@@ -347,8 +347,12 @@ fn gather(tree: &Tree, nm: &str, shown_name: String) -> Result<View, Failure> {
     let bitmap = tree
         .read(&format!("{md}/bitmap/location"))
         .is_ok_and(|l| l.starts_with('+') || l.starts_with('-'));
-    // md's in_sync: set while the array is clean, read-only or auto-read-only.
-    let in_sync = matches!(array_state.as_str(), "clean" | "readonly" | "read-auto");
+    // md's in_sync: set while the array is clean (`broken` is a clean
+    // array that lost too much), read-only or auto-read-only.
+    let in_sync = matches!(
+        array_state.as_str(),
+        "clean" | "broken" | "readonly" | "read-auto"
+    );
     let mut state = 0;
     if !inactive {
         if in_sync {

@@ -11,8 +11,9 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::detail::enough;
 use super::probe::{Found, RoDevice, probe, strerror};
-use super::tree::{Member, Tree, TreeArgs, devnm};
+use super::tree::{Member, Tree, TreeArgs, devnm, level_number};
 use super::{EXIT_USAGE, Failure};
 use crate::format::super1::role;
 
@@ -297,6 +298,31 @@ fn apply(
     Ok(())
 }
 
+/// Manage_add's `array_failed`: a persistent array whose in-sync members
+/// are not `enough` to run it.
+fn has_failed(tree: &Tree, md: &str, members: &[Member]) -> bool {
+    let read = |attr: &str| tree.read(&format!("{md}/{attr}")).unwrap_or_default();
+    if read("metadata_version").trim() == "none" {
+        return false;
+    }
+    let (Some(level), Ok(raid_disks), Ok(layout)) = (
+        level_number(read("level").trim()),
+        read("raid_disks").trim().parse::<i32>(),
+        read("layout").trim().parse::<i64>(),
+    ) else {
+        return false;
+    };
+    let mut avail = vec![false; raid_disks.max(0) as usize];
+    for m in members {
+        if let Some(s) = m.slot.filter(|_| m.has("in_sync") && !m.has("faulty")) {
+            if let Some(a) = avail.get_mut(s as usize) {
+                *a = true;
+            }
+        }
+    }
+    !enough(level, raid_disks, layout, true, &avail)
+}
+
 fn device_op(
     tree: &Tree,
     md: &str,
@@ -339,10 +365,16 @@ fn device_op(
             };
             tree.write(&format!("{md}/dev-{}/state", m.name), "faulty")
                 .map_err(|e| {
-                    Failure::refused(format!(
+                    let mut f = Failure::refused(format!(
                         "set device faulty failed for {dev}:  {}",
                         strerror(&e)
-                    ))
+                    ));
+                    // Manage_subdevs: md refusing as busy (the member
+                    // holds the last copy of something) is status 2.
+                    if e.raw_os_error() == Some(libc::EBUSY) {
+                        f.status = EXIT_USAGE;
+                    }
+                    f
                 })?;
             eprintln!("mdfuse: set {dev} faulty in {name}");
         }
@@ -369,6 +401,15 @@ fn device_op(
             if op == Op::ReAdd && !returning {
                 return Err(Failure::refused(format!(
                     "--re-add for {dev} to {name} is not possible"
+                )));
+            }
+            if !returning && has_failed(tree, md, &members) {
+                // Manage_add: a new device could only be a spare that
+                // never recovers, and writing its superblock might destroy
+                // what it holds.
+                return Err(Failure::refused(format!(
+                    "{name} has failed so using --add cannot work and might destroy\n\
+                     mdfuse: data on {dev}.  You should stop the array and re-assemble it."
                 )));
             }
             let path = std::fs::canonicalize(dev).unwrap_or_else(|_| PathBuf::from(dev));
@@ -563,8 +604,10 @@ pub fn run_grow(args: GrowArgs) -> ExitCode {
 }
 
 fn grow(args: &GrowArgs) -> Result<(), Failure> {
+    let (tree, nm, name) = open_array(&args.tree, &args.array)?;
     if args.raid_devices.is_none() && args.size.is_none() {
-        return Err(Failure::usage("no changes to --grow"));
+        eprintln!("mdfuse: no changes to --grow");
+        return Ok(());
     }
     let kib = match args.size.as_deref() {
         None => None,
@@ -573,36 +616,30 @@ fn grow(args: &GrowArgs) -> Result<(), Failure> {
             super::parse_size(s).ok_or_else(|| Failure::usage(format!("invalid size: {s}")))? / 2,
         )),
     };
-    let (tree, nm, name) = open_array(&args.tree, &args.array)?;
     let md = format!("{nm}/md");
-    if let Some(want) = kib {
-        let orig: u64 = tree
-            .read(&format!("{md}/component_size"))
+    let component_size = || -> u64 {
+        tree.read(&format!("{md}/component_size"))
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        // `max`: what every member can hold (dev-NAME/size, KiB).
-        let target = match want {
-            Some(k) => k,
-            None => tree
-                .members(&nm)
-                .iter()
-                .filter(|m| !m.has("faulty"))
-                .filter_map(|m| {
-                    tree.read(&format!("{md}/dev-{}/size", m.name))
-                        .ok()?
-                        .parse::<u64>()
-                        .ok()
-                })
-                .min()
-                .unwrap_or(orig),
-        };
-        let r = if target == orig {
-            Ok(())
-        } else {
-            tree.write(&format!("{md}/component_size"), &target.to_string())
-        };
-        if let Err(e) = r {
+            .unwrap_or(0)
+    };
+    let orig = component_size();
+    let mut changed = false;
+    if let Some(want) = kib.filter(|w| w.is_none_or(|k| k != orig)) {
+        if orig == 0 {
+            // Linear and RAID0 use every member whole.
+            return Err(Failure::refused(
+                "Cannot set device size in this type of array.",
+            ));
+        }
+        // Each member first takes what its device holds now, in case it
+        // grew (0 is as much as possible); md never lowers it below the
+        // size in use.
+        let target = want.unwrap_or(0);
+        for m in tree.members(&nm) {
+            let _ = tree.write(&format!("{md}/dev-{}/size", m.name), &target.to_string());
+        }
+        if let Err(e) = tree.write(&format!("{md}/component_size"), &target.to_string()) {
             let mut msg = format!("Cannot set device size for {name}: {}", strerror(&e));
             let bitmap = tree
                 .read(&format!("{md}/bitmap/location"))
@@ -612,24 +649,27 @@ fn grow(args: &GrowArgs) -> Result<(), Failure> {
             }
             return Err(Failure::refused(msg));
         }
-        let now: u64 = tree
-            .read(&format!("{md}/component_size"))
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(target);
+        let now = component_size();
         if now == orig {
             eprintln!("mdfuse: component size of {name} unchanged at {now}K");
         } else {
             eprintln!("mdfuse: component size of {name} has been set to {now}K");
         }
+        changed = true;
+    }
+    let cur_disks: u32 = tree
+        .read(&format!("{md}/raid_disks"))
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if args.raid_devices.is_none_or(|n| n == cur_disks) {
+        if !changed {
+            eprintln!("mdfuse: {name}: no change requested");
+        }
+        return Ok(());
     }
     if let Some(n) = args.raid_devices {
-        let cur: u32 = tree
-            .read(&format!("{md}/raid_disks"))
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if cur != n {
+        if cur_disks != n {
             // md answers EBUSY while its thread still winds up a sync that
             // has just ended (sync_action already reads idle): try again
             // for a little while before giving up.

@@ -20,6 +20,15 @@ unpack raid1-v1.2-nobitmap "$T/u2"
 mv "$T/u1/vda" "$T/u1/vdb" "$T/u1/vdc" "$DEV/"
 mv "$T/u2/vda" "$DEV/vdd"
 mv "$T/u2/vdb" "$DEV/vde"
+unpack raid5-ls-bitmap "$T/u3"
+unpack raid0-v1.2 "$T/u4"
+mv "$T/u3/vda" "$DEV/vdf"
+mv "$T/u3/vdb" "$DEV/vdg"
+mv "$T/u3/vdc" "$DEV/vdh"
+mv "$T/u4/vda" "$DEV/vdi"
+mv "$T/u4/vdb" "$DEV/vdj"
+mv "$T/u4/vdc" "$DEV/vdk"
+truncate -s 16M "$DEV/vdl"
 mdf() { "$MDFUSE" "$@" --tree "$MNT"; }
 # Paths print as the guest's /dev/vdX.
 say() { sed "s#$DEV/#/dev/#g" "$T/o"; echo "rc=$1"; }
@@ -27,6 +36,7 @@ devs() { for d in "$@"; do case $d in -*) echo "$d" ;; *) echo "$DEV/$d" ;; esac
 c_assemble() { echo "+ assemble $*"; local rc=0; mdf assemble md0 $(devs "$@") >"$T/o" 2>&1 || rc=$?; say $rc; }
 c_manage() { echo "+ manage $*"; local rc=0; mdf manage md0 $(devs "$@") >"$T/o" 2>&1 || rc=$?; say $rc; }
 c_stop() { echo "+ stop"; local rc=0; mdf stop md0 >"$T/o" 2>&1 || rc=$?; say $rc; }
+c_grow() { echo "+ grow $*"; local rc=0; mdf grow md0 "$@" >"$T/o" 2>&1 || rc=$?; say $rc; }
 c_detail() { echo "+ detail"; mdf detail md0 2>&1 | sed "s#$DEV/#/dev/#g" | detail_filter || true; }
 c_readonly() { echo "+ readonly"; local rc=0; mdf manage md0 --readonly >"$T/o" 2>&1 || rc=$?; say $rc; cat "$MNT/md0/md/array_state"; }
 settle() { wait_idle md0; }
@@ -34,6 +44,8 @@ settle() { wait_idle md0; }
 cli_sequence >"$T/ours.txt"
 grep -v '^\[' "$(dirname "$0")/expected/cli_manage.txt" >"$T/theirs.txt"
 diff -u "$T/theirs.txt" "$T/ours.txt" || fail "the verbs differ from mdadm on real md"
+expect_eq "$(sha256sum <"$DEV/vdl")" "$(head -c 16M /dev/zero | sha256sum)" \
+	"the blank device --add refused on a failed array was written"
 
 log "the tree after the verbs"
 c_assemble vda vdb vdc >/dev/null
@@ -90,8 +102,8 @@ expect_eq "$(cat "$T/o")" "mdfuse: component size of /dev/md1 unchanged at 15360
 expect_eq "$(mdf grow md1 --raid-devices 3)" "raid_disks for /dev/md1 set to 3" "grow --raid-devices 3"
 expect_eq "$(attr md1/md/raid_disks)/$(attr md1/md/degraded)" "3/1" "raid_disks and degraded after growing"
 expect_eq "$(mdf grow md1 --raid-devices 2)" "raid_disks for /dev/md1 set to 2" "grow --raid-devices 2"
-rc=0; mdf grow md1 2>/dev/null || rc=$?
-expect_eq $rc 2 "grow without a change"
+rc=0; mdf grow md1 2>"$T/o" || rc=$?
+expect_eq "$rc/$(cat "$T/o")" "0/mdfuse: no changes to --grow" "grow without a change (mdadm.c: nothing done, status 0)"
 rc=0; mdf grow md1 --size 12X 2>/dev/null || rc=$?
 expect_eq $rc 2 "grow with a bad size"
 mdf stop md1 2>/dev/null

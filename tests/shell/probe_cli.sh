@@ -2,8 +2,10 @@
 # with mdfuse's verbs on the tree, the guest (oracle/cli_manage.sh) with
 # mdadm on real md, and both print the same transcript.  Each side
 # defines: c_assemble ARGS..., c_manage OPS..., c_stop, c_detail,
-# c_readonly, settle; devices are named vda..vde (raid1-spare's three
-# images, then raid1-v1.2-nobitmap's two) and print as /dev/vdX.
+# c_readonly, c_grow OPTS..., settle; devices are named vda..vdl
+# (raid1-spare's three images, raid1-v1.2-nobitmap's two,
+# raid5-ls-bitmap's three, raid0-v1.2's three, a blank one) and print as
+# /dev/vdX.
 # c_detail prints only what does not depend on timing: the state, the
 # counts and the device table (Major/Minor masked).
 cli_sequence() {
@@ -37,6 +39,20 @@ cli_sequence() {
 	c_assemble vda vdd
 	c_assemble vda vdb
 	c_detail
+	c_stop
+	c_grow
+	c_assemble vdd vde
+	c_grow --raid-devices=2
+	c_grow --size=max
+	c_stop
+	c_assemble vdf vdg vdh
+	c_manage --fail vdf
+	c_manage --fail vdg
+	c_manage --add vdl
+	c_detail
+	c_stop
+	c_assemble vdi vdj vdk
+	c_grow --size=max
 	c_stop
 }
 
