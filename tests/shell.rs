@@ -78,6 +78,7 @@ shell_tests!(
     stop_reassemble,
     array_state,
     member_state,
+    geometry,
     member_block,
     bad_input,
     damaged_superblock,

@@ -279,8 +279,8 @@ impl BadBlocks {
     /// a length > 0, and nothing after them but a newline (the tree took
     /// one newline away already).
     pub fn store(&mut self, text: &str, unack: bool) -> Result<(), Errno> {
-        let (sector, rest) = scan_num(text).ok_or(Errno::EINVAL)?;
-        let (len, rest) = scan_num(rest).ok_or(Errno::EINVAL)?;
+        let (sector, rest) = scan_num(text, false).ok_or(Errno::EINVAL)?;
+        let (len, rest) = scan_num(rest, true).ok_or(Errno::EINVAL)?;
         if !rest.is_empty() && !rest.starts_with('\n') {
             return Err(Errno::EINVAL);
         }
@@ -297,13 +297,13 @@ impl BadBlocks {
     }
 }
 
-/// One `%llu`/`%d` of the kernel's sscanf: leading white space, an
-/// optional sign, decimal digits (wrapping); the rest of the text.
-fn scan_num(text: &str) -> Option<(u64, &str)> {
+/// One `%llu` (`signed` false) or `%d` (`signed` true) of the kernel's
+/// sscanf: leading white space, a `-` for `%d` only (no `+` for either),
+/// decimal digits (wrapping); the rest of the text.
+fn scan_num(text: &str, signed: bool) -> Option<(u64, &str)> {
     let t = text.trim_start_matches(|c: char| c.is_ascii_whitespace());
-    let (neg, t) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(rest) if signed => (true, rest),
         _ => (false, t),
     };
     let n = t.bytes().take_while(u8::is_ascii_digit).count();
@@ -347,7 +347,18 @@ mod tests {
         assert_eq!(b.store("100 8 junk", false), Err(Errno::EINVAL));
         assert_eq!(b.store("100 8 ", false), Err(Errno::EINVAL));
         assert_eq!(b.store("100 8\n", false), Ok(()));
-        assert_eq!(b.store(" 100 +8", false), Ok(()));
+        assert_eq!(b.store(" 100  8", false), Ok(()));
+    }
+
+    #[test]
+    fn signs_as_sscanf_takes_them() {
+        // `%llu` takes no sign, `%d` a `-` only (lib/vsprintf.c vsscanf).
+        let mut b = BadBlocks::new(Some(0));
+        for text in ["+200 8", "300 +8", "-1 8", "-18446744073709551216 8"] {
+            assert_eq!(b.store(text, false), Err(Errno::EINVAL), "{text}");
+        }
+        assert_eq!(b.show(false), "");
+        assert_eq!(b.store("300 -8", false), Err(Errno::EINVAL));
     }
 
     #[test]

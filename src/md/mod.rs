@@ -255,14 +255,14 @@ impl Md {
     /// `new_array`: create `mdN` (or `md_NAME`).  EEXIST if it exists,
     /// EINVAL for a name md would not accept.
     pub fn new_array(&self, name: &str) -> Result<Arc<Mddev>, Errno> {
-        let unit = parse_array_name(name).ok_or(Errno::EINVAL)?;
+        let (name, unit) = parse_array_name(name).ok_or(Errno::EINVAL)?;
         let mut arrays = self.arrays.lock();
-        if arrays.contains_key(name) {
+        if arrays.contains_key(&name) {
             return Err(Errno::EEXIST);
         }
         let md = self.weak_self.upgrade().ok_or(Errno::ENODEV)?;
-        let mddev = Mddev::new(md, name.to_owned(), unit);
-        arrays.insert(name.to_owned(), mddev.clone());
+        let mddev = Mddev::new(md, name.clone(), unit);
+        arrays.insert(name, mddev.clone());
         Ok(mddev)
     }
 
@@ -310,22 +310,24 @@ impl Md {
     }
 }
 
-/// `md0`..`md511`, or `md_NAME` (named arrays): returns the unit number
-/// (named arrays get one above the numbered range).
-fn parse_array_name(name: &str) -> Option<u32> {
+/// `mdN` or `md_NAME` (named arrays), as `add_named_array` takes them:
+/// the array's name and unit number (named arrays get one above the
+/// numbered range).  N is decimal digits up to `MINORMASK`, leading zeros
+/// allowed (`md007` is `md7`), no sign.
+fn parse_array_name(name: &str) -> Option<(String, u32)> {
     let rest = name.strip_prefix("md")?;
     if let Some(n) = rest.strip_prefix('_') {
         let ok = !n.is_empty()
             && n.len() <= 32
             && n.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        return ok.then_some(512);
+        return ok.then(|| (name.to_owned(), 512));
     }
-    if rest.is_empty() || (rest.len() > 1 && rest.starts_with('0')) {
+    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let n: u32 = rest.parse().ok()?;
-    (n < (1 << 20)).then_some(n)
+    let n: u32 = rest.parse().ok().filter(|&n| n < (1 << 20))?;
+    Some((format!("md{n}"), n))
 }
 
 /// Internal bitmap settings of an array (`mddev->bitmap_info`).

@@ -223,6 +223,18 @@ pub trait Raid: Send + Sync {
         Ok(())
     }
 
+    /// `change_consistency_policy`: a word written to `consistency_policy`
+    /// of the running array.  By default the personality has none: EBUSY.
+    fn change_consistency_policy(
+        &self,
+        mddev: &Mddev,
+        cfg: &Config,
+        policy: &str,
+    ) -> Result<(), Errno> {
+        let _ = (mddev, cfg, policy);
+        Err(Errno::EBUSY)
+    }
+
     /// The value of its file `name` (one of `Personality::attrs`), with
     /// its newline.
     fn attr_show(&self, mddev: &Mddev, name: &str) -> Result<String, Errno> {

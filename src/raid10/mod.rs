@@ -56,9 +56,10 @@ impl Personality for Raid10Personality {
     fn has_resize(&self) -> bool {
         true
     }
-    /// No reshape is implemented.
+    /// `raid10_check_reshape` judges a new geometry; the reshape itself
+    /// is not implemented.
     fn has_check_reshape(&self) -> bool {
-        false
+        true
     }
 
     /// `raid10_run` (with `setup_conf`).
@@ -1113,8 +1114,36 @@ impl Raid for Conf {
         self.sync_request_impl(mddev, sector, max_sector)
     }
 
-    /// Never called: there is no `check_reshape`.
-    fn reshape_mirrors(&self, _mddev: &Mddev, _cfg: &mut Config, _n: u32) -> Result<(), Errno> {
-        Err(Errno::EINVAL)
+    /// A new number of members: judged as `check_reshape` judges it.
+    fn reshape_mirrors(&self, mddev: &Mddev, cfg: &mut Config, _n: u32) -> Result<(), Errno> {
+        self.check_reshape(mddev, cfg)
+    }
+
+    /// `raid10_check_reshape`: a far layout cannot reshape at all, a new
+    /// geometry must keep the number of copies, not become far, divide
+    /// the array and leave every block a copy (EINVAL otherwise).  The
+    /// same geometry is nothing to do; a change it would accept needs a
+    /// reshape, which mdfuse does not do: EBUSY.
+    fn check_reshape(&self, mddev: &Mddev, cfg: &Config) -> Result<(), Errno> {
+        if self.geo.far_copies != 1 && !self.geo.far_offset {
+            return Err(Errno::EINVAL);
+        }
+        let disks = (cfg.raid_disks as i64 + cfg.delta_disks as i64).max(0) as usize;
+        let (geo, copies) =
+            Geom::setup(cfg.new_layout, cfg.new_chunk_sectors, disks).map_err(|_| Errno::EINVAL)?;
+        if copies != self.copies
+            || (geo.far_copies > 1 && !geo.far_offset)
+            || mddev.array_sectors() & geo.chunk_mask != 0
+            || !self.enough(&self.mirrors.read(), -1)
+        {
+            return Err(Errno::EINVAL);
+        }
+        if cfg.delta_disks == 0
+            && cfg.new_layout == cfg.layout
+            && cfg.new_chunk_sectors == cfg.chunk_sectors
+        {
+            return Ok(());
+        }
+        Err(Errno::EBUSY)
     }
 }

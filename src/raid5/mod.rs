@@ -62,9 +62,10 @@ static ATTRS: [PersAttr; 9] = [
         name: "group_thread_cnt",
         mode: 0o644,
     },
+    // Read-only where a page is the default stripe size (x86's 4 KiB).
     PersAttr {
         name: "stripe_size",
-        mode: 0o644,
+        mode: 0o444,
     },
     PersAttr {
         name: "skip_copy",
@@ -113,9 +114,10 @@ impl Personality for Raid456Personality {
     fn redundant(&self) -> bool {
         true
     }
-    /// Changing the geometry (reshape) is not implemented.
+    /// `raid5_check_reshape`/`raid6_check_reshape` judge a new geometry;
+    /// the reshape itself is not implemented.
     fn has_check_reshape(&self) -> bool {
-        false
+        true
     }
     /// `raid5_resize`.
     fn has_resize(&self) -> bool {
@@ -1638,8 +1640,104 @@ impl Raid for Conf {
         })
     }
 
-    fn reshape_mirrors(&self, _mddev: &Mddev, _cfg: &mut Config, _n: u32) -> Result<(), Errno> {
-        Err(Errno::EINVAL)
+    /// A new number of members: judged as `check_reshape` judges it.
+    fn reshape_mirrors(&self, mddev: &Mddev, cfg: &mut Config, _n: u32) -> Result<(), Errno> {
+        self.check_reshape(mddev, cfg)
+    }
+
+    /// `raid5_change_consistency_policy`: `ppl` on a RAID5 without one
+    /// goes through `ppl_init_log`'s checks, then is refused, as mdfuse
+    /// keeps no partial parity log (EOPNOTSUPP); `resync` has no log to
+    /// drop (EINVAL), nor has any other word.
+    fn change_consistency_policy(
+        &self,
+        mddev: &Mddev,
+        cfg: &Config,
+        policy: &str,
+    ) -> Result<(), Errno> {
+        if !policy.starts_with("ppl") || cfg.level != 5 {
+            return Err(Errno::EINVAL);
+        }
+        let name = &mddev.name;
+        let log = mddev.log();
+        if cfg.bitmap_info.offset != 0 {
+            log.warn(format!("md/raid:{name} PPL is not compatible with bitmap"));
+            return Err(Errno::EINVAL);
+        }
+        if cfg.raid_disks > 64 {
+            log.warn(format!(
+                "md/raid:{name} PPL doesn't support over 64 disks in the array"
+            ));
+            return Err(Errno::EINVAL);
+        }
+        // ppl_validate_rdev: room for the header and one stripe's partial
+        // parity, outside the data.
+        for r in cfg.rdevs.iter().filter(|r| r.raid_disk() >= 0) {
+            let (sector, size) = *r.ppl.lock();
+            let data = (size as i64 - 8).max(0) / STRIPE_SECTORS as i64 * STRIPE_SECTORS as i64;
+            if data <= 0 {
+                log.warn(format!("md/raid:{name}: PPL space too small on {}", r.name));
+                return Err(Errno::ENOSPC);
+            }
+            let (start, end) = (r.data_offset(), r.data_offset() + r.sectors());
+            if (sector < start && sector + data as u64 + 8 > start)
+                || (sector >= start && end > sector)
+            {
+                log.warn(format!(
+                    "md/raid:{name}: PPL space overlaps with data on {}",
+                    r.name
+                ));
+                return Err(Errno::EINVAL);
+            }
+        }
+        log.warn(format!(
+            "md/raid:{name}: a partial parity log is not supported by mdfuse"
+        ));
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// `raid5_check_reshape` (RAID4/5) and `raid6_check_reshape`, then
+    /// `check_reshape`: what they refuse is EINVAL (ENOSPC for a stripe
+    /// cache too small for the new chunk); the same geometry is nothing to
+    /// do.  A change they would accept needs a reshape, which mdfuse does
+    /// not do: EBUSY.
+    fn check_reshape(&self, mddev: &Mddev, cfg: &Config) -> Result<(), Errno> {
+        let valid = match cfg.level {
+            6 => algorithm_valid_raid6(cfg.new_layout),
+            _ => algorithm_valid_raid5(cfg.new_layout),
+        };
+        if cfg.new_layout >= 0 && !valid {
+            return Err(Errno::EINVAL);
+        }
+        let chunk = cfg.new_chunk_sectors as u64;
+        if chunk > 0
+            && (!chunk.is_power_of_two()
+                || chunk < STRIPE_SECTORS
+                || mddev.array_sectors() & (chunk - 1) != 0)
+        {
+            return Err(Errno::EINVAL);
+        }
+        if cfg.delta_disks == 0
+            && cfg.new_layout == cfg.layout
+            && cfg.new_chunk_sectors == cfg.chunk_sectors
+        {
+            return Ok(());
+        }
+        let max_degraded = if cfg.level == 6 { 2 } else { 1 };
+        if mddev.degraded() > max_degraded {
+            return Err(Errno::EINVAL);
+        }
+        let min = if cfg.level == 6 { 4 } else { 2 };
+        if cfg.delta_disks < 0 && (cfg.raid_disks as i64 + cfg.delta_disks as i64) < min {
+            return Err(Errno::EINVAL);
+        }
+        // check_stripe_cache: four stripes' worth of the larger chunk.
+        let cache = self.tunables.lock().stripe_cache_size as u64;
+        let larger = chunk.max(cfg.chunk_sectors as u64);
+        if larger * 4 > cache * STRIPE_SECTORS {
+            return Err(Errno::ENOSPC);
+        }
+        Err(Errno::EBUSY)
     }
 
     fn attr_show(&self, _mddev: &Mddev, name: &str) -> Result<String, Errno> {
@@ -1666,14 +1764,14 @@ impl Raid for Conf {
         let ul = || kstrtoull(value).map_err(|_| Errno::EINVAL);
         let mut t = self.tunables.lock();
         match name {
-            // raid5_set_cache_size
+            // raid5_set_cache_size, which takes the unsigned long as an
+            // int; the bypass threshold stays as it was.
             "stripe_cache_size" => {
-                let v = ul()?;
+                let v = ul()? as i32;
                 if v <= 16 || v > 32768 {
                     return Err(Errno::EINVAL);
                 }
                 t.stripe_cache_size = v as u32;
-                t.bypass_threshold = t.bypass_threshold.min(t.stripe_cache_size);
             }
             "preread_bypass_threshold" => {
                 let v = ul()?;
@@ -1688,13 +1786,6 @@ impl Raid for Conf {
                     return Err(Errno::EINVAL);
                 }
                 t.group_thread_cnt = v;
-            }
-            // A multiple of 4096, a power of two, at most a page: 4096.
-            "stripe_size" => {
-                let v = ul()?;
-                if v != STRIPE_SECTORS * 512 {
-                    return Err(Errno::EINVAL);
-                }
             }
             "skip_copy" => t.skip_copy = ul()? != 0,
             // PARITY_DISABLE_RMW, PARITY_ENABLE_RMW, PARITY_PREFER_RMW

@@ -446,13 +446,12 @@ fn consistency_policy_show(m: &M) -> Result<String, Errno> {
     }
 }
 
-fn consistency_policy_store(m: &M, _s: &str) -> Result<(), Errno> {
-    // RAID1 has no change_consistency_policy; journal/ppl need external
-    // metadata.
-    if m.is_running() {
-        Err(Errno::EBUSY)
-    } else {
-        Err(Errno::EINVAL)
+fn consistency_policy_store(m: &M, s: &str) -> Result<(), Errno> {
+    // The personality's change_consistency_policy (EBUSY without one);
+    // before the run, only external metadata may ask for ppl.
+    match m.pers() {
+        Some(p) => p.change_consistency_policy(m, &m.cfg.lock(), s),
+        None => Err(Errno::EINVAL),
     }
 }
 
