@@ -146,10 +146,14 @@ fn assemble(args: &AssembleArgs) -> Result<u8, Failure> {
         )));
     }
     if !args.scan && rest.is_empty() {
-        return Err(Failure::usage(match &array {
-            Some((_, shown)) => format!("No devices given for {shown}"),
-            None => "an md device must be given in this mode".to_string(),
-        }));
+        return Err(match &array {
+            // mdadm looks the array up in mdadm.conf; there is none.
+            Some(_) => Failure::refused(format!(
+                "{} not identified in config file.",
+                args.args[0].display()
+            )),
+            None => Failure::usage("an md device must be given in this mode"),
+        });
     }
     if args.scan && array.is_some() && rest.is_empty() && want_uuid.is_none() && args.name.is_none()
     {

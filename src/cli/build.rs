@@ -194,11 +194,7 @@ fn build(a: &BuildArgs, write_mostly: &[bool]) -> Result<(), Failure> {
     };
     let mddev = shown(&first);
     if shape.raid_disks == Some(1) && !a.force {
-        return Err(Failure::usage(
-            "'1' is an unusual number of drives for an array, so it is probably\n     \
-             a mistake.  If you really mean it you will need to specify --force before\n     \
-             setting the number of drives.",
-        ));
+        return Err(Failure::usage(super::shape::ONE_DRIVE));
     }
     let Some(raid_disks) = shape.raid_disks else {
         return Err(Failure::refused("no raid-devices specified."));

@@ -206,11 +206,7 @@ fn parse_options(a: &CreateArgs) -> Result<Options, Failure> {
         },
     };
     if raid_disks == 1 && !a.force {
-        return Err(Failure::usage(
-            "'1' is an unusual number of drives for an array, so it is probably a mistake.  \
-             If you really mean it you will need to specify --force before setting the \
-             number of drives.",
-        ));
+        return Err(Failure::usage(super::shape::ONE_DRIVE));
     }
     let spares = match &a.spare_devices {
         None => 0,

@@ -76,6 +76,11 @@ impl Level {
     }
 }
 
+/// mdadm's refusal of `--raid-devices=1` without `--force` (mdadm.c).
+pub const ONE_DRIVE: &str = "'1' is an unusual number of drives for an array, so it is probably\n     \
+     a mistake.  If you really mean it you will need to specify --force before\n     \
+     setting the number of drives.";
+
 /// RAID0's multi-zone layouts (`RAID0_ORIG_LAYOUT`, `RAID0_ALT_MULTIZONE_LAYOUT`).
 pub const RAID0_ORIG_LAYOUT: u32 = 1;
 

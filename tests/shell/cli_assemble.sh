@@ -42,7 +42,7 @@ expect_run() { # WANT_RC WANT_STDERR CMD...
 
 log "bad input: usage errors and refusals, nothing mounted, nothing written"
 expect_run 2 "mdfuse: an md device must be given in this mode" mdf assemble
-expect_run 2 "mdfuse: No devices given for /dev/md0" mdf assemble md0
+expect_run 1 "mdfuse: md0 not identified in config file." mdf assemble md0
 expect_run 2 "mdfuse: bad uuid: xyz" mdf assemble --uuid xyz --scan "$DIR"
 ! grep -q " $TREE " /proc/mounts || fail "a usage error mounted the tree"
 MOUNTS+=("$TREE")
