@@ -7,6 +7,7 @@ mod drop_behind;
 pub mod faults;
 pub mod nbd;
 pub mod signatures;
+mod tail;
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -100,6 +101,8 @@ pub struct Disk {
     /// pulled disk, rather than reading holes as zeros or extending the
     /// file with new ones.
     shrunk: AtomicBool,
+    /// Said once: the last page's writes could not be mapped (`tail.rs`).
+    tail_fallback: AtomicBool,
     /// Where the last read ended, and how far readahead was started for
     /// the stream it continues (`read_ahead`).
     next_read: AtomicU64,
@@ -244,6 +247,7 @@ impl Disk {
             drop_behind: OnceLock::new(),
             stream: Stream::default(),
             shrunk: AtomicBool::new(false),
+            tail_fallback: AtomicBool::new(false),
             next_read: AtomicU64::new(u64::MAX),
             unflushed: Unflushed::new(),
             ra_end: AtomicU64::new(0),
@@ -287,6 +291,7 @@ impl Disk {
             drop_behind: OnceLock::new(),
             stream: Stream::default(),
             shrunk: AtomicBool::new(false),
+            tail_fallback: AtomicBool::new(false),
             next_read: AtomicU64::new(u64::MAX),
             unflushed: Unflushed::new(),
             ra_end: AtomicU64::new(0),
@@ -526,6 +531,26 @@ impl Disk {
         }
     }
 
+    /// An image file's write that ends at its end: `tail.rs` writes it so
+    /// that the file cannot grow back after a cut.  (One that ends before
+    /// could grow a cut file only to short of its size, which the check
+    /// after the write sees.)
+    fn reaches_end(&self, offset: u64, len: u64) -> bool {
+        self.kind == DiskKind::ImageFile && len > 0 && offset + len == self.size
+    }
+
+    /// `tail.rs` could not map the last page (a sandbox refusing
+    /// `process_vm_writev`): said once.
+    fn note_tail_fallback(&self) {
+        if !self.tail_fallback.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "{}: writes to the last page go through pwrite here (process_vm_writev refused): \
+                 a cut racing one of them can go unnoticed",
+                self.path.display()
+            );
+        }
+    }
+
     /// Write all of `buf` at `offset`.  Never past the component's end:
     /// an image file is checked before (so that a truncated one is not
     /// silently extended with holes) and after (a truncation racing the
@@ -538,6 +563,13 @@ impl Disk {
         }
         self.check_before_write(offset, len)?;
         let r = match &self.backend {
+            Backend::File(f) if self.reaches_end(offset, len) => {
+                let plain = |b: &[u8], at: u64| f.write_all_at(b, at);
+                tail::write_no_extend(f, buf, offset, false, plain, |b, at| {
+                    self.note_tail_fallback();
+                    f.write_all_at(b, at)
+                })
+            }
             Backend::File(f) => f.write_all_at(buf, offset),
             Backend::Nbd(c) => c.write_at(buf, offset, false),
         };
@@ -609,7 +641,6 @@ impl Disk {
     /// write): `RWF_DSYNC` syncs the written range, not every dirty page
     /// of the file as a flush does.
     pub fn write_at_durable(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
         let len = buf.len() as u64;
         self.faults.check_io(FaultOp::Write, offset, len, true)?;
         if !self.writable {
@@ -627,46 +658,14 @@ impl Disk {
                 return r;
             }
         };
-        let mut done = 0usize;
-        let r = loop {
-            if done == buf.len() {
-                break Ok(());
-            }
-            let rest = &buf[done..];
-            let iov = libc::iovec {
-                iov_base: rest.as_ptr() as *mut libc::c_void,
-                iov_len: rest.len(),
-            };
-            // SAFETY: one iovec describing the live slice `rest`, which
-            // the kernel only reads.
-            let n = unsafe {
-                libc::pwritev2(
-                    file.as_raw_fd(),
-                    &iov,
-                    1,
-                    (offset + done as u64) as libc::off_t,
-                    libc::RWF_DSYNC,
-                )
-            };
-            if n > 0 {
-                done += n as usize;
-                continue;
-            }
-            let e = if n == 0 {
-                io::Error::from(io::ErrorKind::WriteZero)
-            } else {
-                io::Error::last_os_error()
-            };
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                // No per-write sync here: write, then flush everything.
-                Some(libc::EOPNOTSUPP | libc::ENOSYS) => {
-                    break file
-                        .write_all_at(rest, offset + done as u64)
-                        .and_then(|()| file.sync_data());
-                }
-                _ => break Err(e),
-            }
+        let r = if self.reaches_end(offset, len) {
+            let dsync = |b: &[u8], at: u64| write_all_dsync(file, b, at);
+            tail::write_no_extend(file, buf, offset, true, dsync, |b, at| {
+                self.note_tail_fallback();
+                write_all_dsync(file, b, at)
+            })
+        } else {
+            write_all_dsync(file, buf, offset)
         };
         self.write_completed(offset, len, true);
         let r = self.check_after_write(r);
@@ -833,6 +832,54 @@ fn block_device_size(file: &File) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(size)
+}
+
+/// Write all of `buf` at `offset` of `file` and make just that durable (a
+/// FUA write): `RWF_DSYNC` syncs the written range, not every dirty page
+/// of the file as a flush does.
+fn write_all_dsync(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut done = 0usize;
+    loop {
+        if done == buf.len() {
+            break Ok(());
+        }
+        let rest = &buf[done..];
+        let iov = libc::iovec {
+            iov_base: rest.as_ptr() as *mut libc::c_void,
+            iov_len: rest.len(),
+        };
+        // SAFETY: one iovec describing the live slice `rest`, which
+        // the kernel only reads.
+        let n = unsafe {
+            libc::pwritev2(
+                file.as_raw_fd(),
+                &iov,
+                1,
+                (offset + done as u64) as libc::off_t,
+                libc::RWF_DSYNC,
+            )
+        };
+        if n > 0 {
+            done += n as usize;
+            continue;
+        }
+        let e = if n == 0 {
+            io::Error::from(io::ErrorKind::WriteZero)
+        } else {
+            io::Error::last_os_error()
+        };
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // No per-write sync here: write, then flush everything.
+            Some(libc::EOPNOTSUPP | libc::ENOSYS) => {
+                break file
+                    .write_all_at(rest, offset + done as u64)
+                    .and_then(|()| file.sync_data());
+            }
+            _ => break Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
