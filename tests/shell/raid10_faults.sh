@@ -140,6 +140,34 @@ wait_log "md/raid10:md0: Disk failure on vdc, disabling device."
 expect_eq "$(attr md0/md/degraded)" 1 degraded
 put md0/md/array_state clear
 
+log "the only source of a recovery cut short: the recovery is not restarted over and over"
+# d2 holds the last copy of what slot 3's spare recovers; cut, it can be
+# neither read nor written, and md will not fail it (the array is
+# broken).  Each pass then ends at once on a failed superblock write: it
+# must not start again by itself.
+imgs=()
+for i in 0 1 2 3; do imgs+=("$T/cut-d$i.img"); done
+"$MDFUSE" create --level=10 --layout=n2 -n 4 --assume-clean --bitmap=none --image-size=32M "${imgs[@]}" \
+	>/dev/null 2>&1 || fail "cut: create"
+new_array md0 "${imgs[@]}"
+put md0/md/array_state active
+dd if=/dev/urandom of="$MNT/md0/data" bs=1M oflag=direct status=none 2>/dev/null || true
+put md0/md/sync_speed_max 3000
+put md0/md/dev-cut-d3.img/state faulty
+put md0/md/dev-cut-d3.img/state remove
+truncate -s 32M "$T/cut-spare.img"
+put md0/md/new_dev "$T/cut-spare.img"
+sleep 2
+truncate -s 28M "$T/cut-d2.img"
+put md0/md/sync_speed_max 200000
+sleep 5
+n1=$(grep -c "md: recovery of RAID array md0" "$MNT/log" || true)
+sleep 3
+n2=$(grep -c "md: recovery of RAID array md0" "$MNT/log" || true)
+[ "$n2" -le 3 ] && [ "$n2" = "$n1" ] || fail "recovery restarted: $n1 then $n2 starts logged"
+expect_eq "$(attr md0/md/sync_action)" idle "sync_action after the cut"
+put md0/md/array_state clear
+
 stop_daemon
 final_checks
-log "raid10 under fio: faulty, write errors, read errors, vanish"
+log "raid10 under fio: faulty, write errors, read errors, vanish; a recovery's source cut"

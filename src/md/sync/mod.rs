@@ -10,7 +10,7 @@ pub use worker::{RESYNC_ACTIVE, RESYNC_DELAYED, RESYNC_NONE, RESYNC_YIELDED, Syn
 
 use std::sync::Arc;
 
-use super::flags::{rdev as rf, recovery as rec, sb as sbf};
+use super::flags::{mddev as mf, rdev as rf, recovery as rec, sb as sbf};
 use super::{Config, Mddev, Rdev, update};
 use crate::format::MAX_SECTOR;
 use worker::SyncEvent;
@@ -189,7 +189,13 @@ pub fn md_reap_sync_thread(mddev: &Arc<Mddev>, cfg: &mut Config) {
     }
     update::md_update_sb(mddev, cfg, true);
     r.clear(rec::RUNNING | rec::DONE | rec::SYNC | rec::RESHAPE | rec::REQUESTED | rec::CHECK);
-    r.set(rec::NEEDED);
+    // A pass cut short on an array that lost the last copy of something
+    // (broken: a member md would not fail cannot be read or written) is
+    // not started again at once: it would end the same way, hundreds of
+    // times a second.  A change to the members asks again.
+    if !(r.test(rec::INTR) && mddev.flags.test(mf::BROKEN)) {
+        r.set(rec::NEEDED);
+    }
     mddev.notify("sync_completed");
     mddev.notify("sync_action");
     mddev.notify("array_state");
