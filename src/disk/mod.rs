@@ -539,13 +539,13 @@ impl Disk {
         self.kind == DiskKind::ImageFile && len > 0 && offset + len == self.size
     }
 
-    /// `tail.rs` could not map the last page (a sandbox refusing
-    /// `process_vm_writev`): said once.
+    /// `tail.rs` could not map the last page (a file system without
+    /// mappings, a sandbox refusing `process_vm_writev`): said once.
     fn note_tail_fallback(&self) {
         if !self.tail_fallback.swap(true, Ordering::Relaxed) {
             log::warn!(
-                "{}: writes to the last page go through pwrite here (process_vm_writev refused): \
-                 a cut racing one of them can go unnoticed",
+                "{}: writes to the last page go through pwrite here (no mapping, or \
+                 process_vm_writev refused): a cut racing one of them can go unnoticed",
                 self.path.display()
             );
         }

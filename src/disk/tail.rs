@@ -24,9 +24,9 @@ use std::os::fd::AsRawFd;
 /// without ever making the file longer.  `write_head` writes the part
 /// before that page (the caller's ordinary or durable write); `durable`
 /// makes the mapped part durable too (`msync`).  A file found cut short
-/// is `EIO`.  Where the kernel refuses `process_vm_writev` (some
-/// sandboxes), the last page is written as the rest is: `fallback` says
-/// so.
+/// is `EIO`.  Where the file cannot be mapped (some FUSE file systems)
+/// or the kernel refuses `process_vm_writev` (some sandboxes), the last
+/// page is written by `fallback`, as the rest is.
 pub fn write_no_extend(
     file: &File,
     buf: &[u8],
@@ -63,7 +63,8 @@ pub fn write_no_extend(
         )
     };
     if addr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
+        // A file system that cannot map the file (some FUSE ones).
+        return fallback(tail, tail_from);
     }
     let local = libc::iovec {
         iov_base: tail.as_ptr() as *mut libc::c_void,
