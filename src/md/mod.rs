@@ -390,6 +390,10 @@ pub struct Config {
     pub patch_version: u32,
     /// `recovery_disabled` counter (bumped when a device is bound).
     pub recovery_disabled: u32,
+    /// `recovery_disabled` when a sync pass ended cut short on a broken
+    /// array: no new pass starts until a device is bound (the counter
+    /// moves on), as a pass would end the same way at once.
+    pub sync_held_at: Option<u32>,
     /// The array's logical block size as the v1 superblock records it
     /// (Linux 6.19's `mddev->logical_block_size`); 0 when none is.
     pub logical_block_size: u32,
@@ -451,6 +455,7 @@ impl Config {
             md_minor: unit,
             patch_version: 0,
             recovery_disabled: 0,
+            sync_held_at: None,
             logical_block_size: 0,
             queue_logical_block_size: 512,
             bitmap_type_bitmap: true,

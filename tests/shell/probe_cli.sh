@@ -49,6 +49,9 @@ cli_sequence() {
 	c_manage --fail vdf
 	c_manage --fail vdg
 	c_manage --add vdl
+	# md's thread takes vdg out of its slot after the add lets recovery
+	# go again (sync_action idle): give it the time on both sides.
+	sleep 1
 	c_detail
 	c_stop
 	c_assemble vdi vdj vdk

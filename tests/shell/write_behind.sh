@@ -94,8 +94,10 @@ log "max_backlog_used $used"
 
 log "a flush, then a stop waits for the writes behind: the members agree"
 put md0/md/bitmap/backlog 64
+# Each writer its own 16 MiB: two writes in flight at once to the same
+# block may land in either order on each leg, in md as here.
 fio --name=last --filename="$MNT/md0/data" --direct=1 --ioengine=psync --rw=randwrite \
-	--bs=64k --offset=128M --size=64M --numjobs=4 --time_based --runtime=2 \
+	--bs=64k --offset=128M --size=16M --offset_increment=16M --numjobs=4 --time_based --runtime=2 \
 	--output="$T/last.out" || fail "fio last"
 python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_WRONLY); os.fsync(fd)' "$MNT/md0/data" ||
 	fail "fsync of md0/data"

@@ -121,6 +121,11 @@ fn addable(mddev: &Mddev, r: &Rdev) -> bool {
 fn choose_sync_action(mddev: &Mddev, cfg: &mut Config) -> (bool, u32) {
     let spares = remove_and_add_spares(mddev, cfg, None);
     let r = &mddev.recovery;
+    if cfg.sync_held_at == Some(cfg.recovery_disabled) && mddev.flags.test(mf::BROKEN) {
+        // Failed members still leave their slots (above); no pass runs.
+        return (false, 0);
+    }
+    cfg.sync_held_at = None;
     if spares > 0 {
         r.clear(rec::SYNC | rec::CHECK | rec::REQUESTED);
         r.set(rec::RECOVER);
@@ -191,11 +196,12 @@ pub fn md_reap_sync_thread(mddev: &Arc<Mddev>, cfg: &mut Config) {
     r.clear(rec::RUNNING | rec::DONE | rec::SYNC | rec::RESHAPE | rec::REQUESTED | rec::CHECK);
     // A pass cut short on an array that lost the last copy of something
     // (broken: a member md would not fail cannot be read or written) is
-    // not started again at once: it would end the same way, hundreds of
-    // times a second.  A change to the members asks again.
-    if !(r.test(rec::INTR) && mddev.flags.test(mf::BROKEN)) {
-        r.set(rec::NEEDED);
+    // not started again: it would end the same way, hundreds of times a
+    // second.  Binding a device asks again.
+    if r.test(rec::INTR) && mddev.flags.test(mf::BROKEN) {
+        cfg.sync_held_at = Some(cfg.recovery_disabled);
     }
+    r.set(rec::NEEDED);
     mddev.notify("sync_completed");
     mddev.notify("sync_action");
     mddev.notify("array_state");
