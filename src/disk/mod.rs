@@ -531,12 +531,25 @@ impl Disk {
         }
     }
 
-    /// An image file's write that ends at its end: `tail.rs` writes it so
-    /// that the file cannot grow back after a cut.  (One that ends before
-    /// could grow a cut file only to short of its size, which the check
-    /// after the write sees.)
-    fn reaches_end(&self, offset: u64, len: u64) -> bool {
-        self.kind == DiskKind::ImageFile && len > 0 && offset + len == self.size
+    /// Write all of `buf` at `offset` of the file (`durable`: just that
+    /// range made durable, a FUA write).  An image file's write that ends
+    /// at its end goes through `tail.rs`, so that the file cannot grow back
+    /// after a cut; one that ends before could grow a cut file only to
+    /// short of its size, which the check after the write sees.
+    fn write_file(&self, f: &File, buf: &[u8], offset: u64, durable: bool) -> io::Result<()> {
+        let write = |b: &[u8], at: u64| {
+            if durable {
+                write_all_dsync(f, b, at)
+            } else {
+                f.write_all_at(b, at)
+            }
+        };
+        let len = buf.len() as u64;
+        if self.kind == DiskKind::ImageFile && len > 0 && offset + len == self.size {
+            tail::write_no_extend(f, buf, offset, durable, write, || self.note_tail_fallback())
+        } else {
+            write(buf, offset)
+        }
     }
 
     /// `tail.rs` could not map the last page (a file system without
@@ -563,14 +576,7 @@ impl Disk {
         }
         self.check_before_write(offset, len)?;
         let r = match &self.backend {
-            Backend::File(f) if self.reaches_end(offset, len) => {
-                let plain = |b: &[u8], at: u64| f.write_all_at(b, at);
-                tail::write_no_extend(f, buf, offset, false, plain, |b, at| {
-                    self.note_tail_fallback();
-                    f.write_all_at(b, at)
-                })
-            }
-            Backend::File(f) => f.write_all_at(buf, offset),
+            Backend::File(f) => self.write_file(f, buf, offset, false),
             Backend::Nbd(c) => c.write_at(buf, offset, false),
         };
         self.write_completed(offset, len, false);
@@ -658,15 +664,7 @@ impl Disk {
                 return r;
             }
         };
-        let r = if self.reaches_end(offset, len) {
-            let dsync = |b: &[u8], at: u64| write_all_dsync(file, b, at);
-            tail::write_no_extend(file, buf, offset, true, dsync, |b, at| {
-                self.note_tail_fallback();
-                write_all_dsync(file, b, at)
-            })
-        } else {
-            write_all_dsync(file, buf, offset)
-        };
+        let r = self.write_file(file, buf, offset, true);
         self.write_completed(offset, len, true);
         let r = self.check_after_write(r);
         if r.is_ok() {

@@ -21,19 +21,19 @@ use std::io;
 use std::os::fd::AsRawFd;
 
 /// Write all of `buf` at `offset`, which ends on the file's last page,
-/// without ever making the file longer.  `write_head` writes the part
-/// before that page (the caller's ordinary or durable write); `durable`
-/// makes the mapped part durable too (`msync`).  A file found cut short
-/// is `EIO`.  Where the file cannot be mapped (some FUSE file systems)
-/// or the kernel refuses `process_vm_writev` (some sandboxes), the last
-/// page is written by `fallback`, as the rest is.
+/// without ever making the file longer.  `write` is the caller's
+/// ordinary or durable write, used for the part before that page;
+/// `durable` makes the mapped part durable too (`msync`).  A file found
+/// cut short is `EIO`.  Where the file cannot be mapped (some FUSE file
+/// systems) or the kernel refuses `process_vm_writev` (some sandboxes),
+/// the last page is written by `write` too, after `on_fallback`.
 pub fn write_no_extend(
     file: &File,
     buf: &[u8],
     offset: u64,
     durable: bool,
-    write_head: impl FnOnce(&[u8], u64) -> io::Result<()>,
-    fallback: impl FnOnce(&[u8], u64) -> io::Result<()>,
+    write: impl Fn(&[u8], u64) -> io::Result<()>,
+    on_fallback: impl FnOnce(),
 ) -> io::Result<()> {
     if buf.is_empty() {
         return Ok(());
@@ -44,7 +44,7 @@ pub fn write_no_extend(
     let tail_from = map_at.max(offset);
     let head = (tail_from - offset) as usize;
     if head > 0 {
-        write_head(&buf[..head], offset)?;
+        write(&buf[..head], offset)?;
     }
     let tail = &buf[head..];
     let map_len = (end - map_at) as usize;
@@ -64,7 +64,8 @@ pub fn write_no_extend(
     };
     if addr == libc::MAP_FAILED {
         // A file system that cannot map the file (some FUSE ones).
-        return fallback(tail, tail_from);
+        on_fallback();
+        return write(tail, tail_from);
     }
     let local = libc::iovec {
         iov_base: tail.as_ptr() as *mut libc::c_void,
@@ -103,7 +104,8 @@ pub fn write_no_extend(
     unsafe { libc::munmap(addr, map_len) };
     match r {
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
-            fallback(tail, tail_from)
+            on_fallback();
+            write(tail, tail_from)
         }
         r => r,
     }
@@ -133,8 +135,12 @@ mod tests {
         (dir, f)
     }
 
-    fn plain(f: &File) -> impl FnOnce(&[u8], u64) -> io::Result<()> + '_ {
+    fn plain(f: &File) -> impl Fn(&[u8], u64) -> io::Result<()> + '_ {
         move |b, o| f.write_all_at(b, o)
+    }
+
+    fn never() {
+        panic!("a scratch file maps");
     }
 
     #[test]
@@ -142,14 +148,14 @@ mod tests {
         let (_d, f) = scratch(64 << 10);
         let data: Vec<u8> = (0..12288u32).map(|i| (i % 251) as u8).collect();
         let at = (64 << 10) - 12288;
-        write_no_extend(&f, &data[100..], at + 100, false, plain(&f), plain(&f)).unwrap();
-        write_no_extend(&f, &data[..100], at, true, plain(&f), plain(&f)).unwrap();
+        write_no_extend(&f, &data[100..], at + 100, false, plain(&f), never).unwrap();
+        write_no_extend(&f, &data[..100], at, true, plain(&f), never).unwrap();
         let mut back = vec![0u8; data.len()];
         f.read_exact_at(&mut back, at).unwrap();
         assert_eq!(back, data);
         assert_eq!(f.metadata().unwrap().len(), 64 << 10);
         // A write within the last page only, not from its start.
-        write_no_extend(&f, b"end", (64 << 10) - 3, false, plain(&f), plain(&f)).unwrap();
+        write_no_extend(&f, b"end", (64 << 10) - 3, false, plain(&f), never).unwrap();
         let mut end = [0u8; 3];
         f.read_exact_at(&mut end, (64 << 10) - 3).unwrap();
         assert_eq!(&end, b"end");
@@ -162,19 +168,12 @@ mod tests {
         // Ends at the old end: the head may grow the file up to the last
         // page, never to the old size; the last page fails.
         let data = vec![7u8; 16384];
-        let r = write_no_extend(&f, &data, (1 << 20) - 16384, false, plain(&f), plain(&f));
+        let r = write_no_extend(&f, &data, (1 << 20) - 16384, false, plain(&f), never);
         assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EIO));
         assert!(f.metadata().unwrap().len() < 1 << 20);
         // Only the last page: nothing grows at all.
         f.set_len(512 << 10).unwrap();
-        let r = write_no_extend(
-            &f,
-            &data[..4096],
-            (1 << 20) - 4096,
-            true,
-            plain(&f),
-            plain(&f),
-        );
+        let r = write_no_extend(&f, &data[..4096], (1 << 20) - 4096, true, plain(&f), never);
         assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EIO));
         assert_eq!(f.metadata().unwrap().len(), 512 << 10);
     }

@@ -448,10 +448,7 @@ fn size_store(c: &C, s: &str) -> Result<(), Errno> {
     let cfg = m.cfg.lock();
     if let Some(p) = m.pers().filter(|_| r.raid_disk() >= 0) {
         if cfg.persistent {
-            // rdev_size_change: a component must fit the device.
-            if sectors != 0 && sectors < cfg.dev_sectors {
-                return Err(Errno::EBUSY);
-            }
+            // rdev_size_change: 0 when the component cannot fit.
             sectors = resize::rdev_size_change(&cfg, r, sectors);
             if sectors == 0 {
                 return Err(Errno::EBUSY);
