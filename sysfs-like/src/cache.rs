@@ -15,6 +15,10 @@
 //! contents made behind the kernel ([`Tree::invalidate_data`]) can drop the
 //! cached pages of each.
 //!
+//! And the descriptors open on each, so that an open keeps what the inode
+//! cached while another descriptor holds it open, as a block device's
+//! page cache lives from its first open to its last close.
+//!
 //! [`Tree::invalidate_data`]: crate::Tree::invalidate_data
 
 use std::collections::HashMap;
@@ -50,6 +54,8 @@ struct State {
     current: HashMap<NodeId, (u64, Option<u64>)>,
     /// Every inode number of a binary file the kernel may hold.
     live: HashMap<u64, Live>,
+    /// Per inode number: its buffered opens whose close has not begun.
+    opens: HashMap<u64, u32>,
     next_alias: u64,
 }
 
@@ -165,6 +171,31 @@ impl KernelCache {
                     }
                 }
                 Err(e) => debug!("notify_store({ino:#x}, {size}): {e}"),
+            }
+        }
+    }
+
+    /// A buffered open of `ino`: whether it keeps what the inode cached
+    /// (`FOPEN_KEEP_CACHE`), which it does while another open of it has
+    /// not begun to close.  The first open after the last close drops it,
+    /// as a block device's last close does, so that what changed behind
+    /// the file while nothing held it open is read afresh.
+    pub(crate) fn open(&self, ino: u64) -> bool {
+        let mut st = self.state.lock();
+        let n = st.opens.entry(ino).or_insert(0);
+        *n += 1;
+        *n > 1
+    }
+
+    /// An open of `ino` began to close: its first `FLUSH`, which `close(2)`
+    /// waits for (its `RELEASE` may come after the next open), or its
+    /// `RELEASE` if no flush came.  Called once per open.
+    pub(crate) fn closing(&self, ino: u64) {
+        let mut st = self.state.lock();
+        if let Some(n) = st.opens.get_mut(&ino) {
+            *n -= 1;
+            if *n == 0 {
+                st.opens.remove(&ino);
             }
         }
     }

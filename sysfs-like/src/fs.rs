@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
@@ -165,6 +165,10 @@ struct BinHandle {
     /// The event counter at open or at the last read.
     seen_event: AtomicU64,
     poll_kh: Mutex<Option<u64>>,
+    /// The inode number of a buffered open, counted by the page cache
+    /// bookkeeping until it begins to close (`closed`).
+    cache_ino: Option<u64>,
+    closed: AtomicBool,
 }
 
 thread_local! {
@@ -174,6 +178,16 @@ thread_local! {
 }
 
 impl BinHandle {
+    /// This open began to close (its first flush, or its release): it no
+    /// longer keeps the inode's cache for the next open.
+    fn closing(&self, cache: Option<&Arc<crate::cache::KernelCache>>) {
+        if let (Some(cache), Some(ino)) = (cache, self.cache_ino) {
+            if !self.closed.swap(true, Ordering::AcqRel) {
+                cache.closing(ino);
+            }
+        }
+    }
+
     fn live(&self) -> Result<&dyn BinFile, Errno> {
         if self.shared.removed() {
             return Err(Errno::ENODEV);
@@ -481,17 +495,22 @@ impl SysFs {
                 // write then fails at once, as without a cache).  O_DIRECT
                 // opens are served per request, with parallel direct
                 // writes; the kernel drops the cached pages a direct write
-                // covers.  Without FOPEN_KEEP_CACHE: each open drops what
-                // the inode cached, so nothing cached before the file's
-                // provider changed it (an array stopped and run again) is
-                // served.
-                let cached = self.cached(&*file).is_some()
-                    && flags.0 & libc::O_DIRECT == 0
-                    && file.size() != 0;
-                let fopen = if file.direct_io() && !cached {
-                    FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES
-                } else {
-                    FopenFlags::empty()
+                // covers.  A buffered open keeps what the inode cached
+                // while another one holds it open (FOPEN_KEEP_CACHE); the
+                // first drops it, so that nothing cached before the file's
+                // provider changed it behind the kernel with nothing open
+                // (an array stopped and run again) is served.
+                let cache = self
+                    .cached(&*file)
+                    .filter(|_| flags.0 & libc::O_DIRECT == 0 && file.size() != 0);
+                let (fopen, cache_ino) = match cache {
+                    Some(cache) if cache.open(ino.0) => (FopenFlags::FOPEN_KEEP_CACHE, Some(ino.0)),
+                    Some(_) => (FopenFlags::empty(), Some(ino.0)),
+                    None if file.direct_io() => (
+                        FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES,
+                        None,
+                    ),
+                    None => (FopenFlags::empty(), None),
                 };
                 let opened = file.clone();
                 let handle = BinHandle {
@@ -500,11 +519,16 @@ impl SysFs {
                     shared,
                     node: id,
                     poll_kh: Mutex::new(None),
+                    cache_ino,
+                    closed: AtomicBool::new(false),
                 };
                 match self.handles.insert(Handle::Bin(handle)) {
                     Ok(fh) => Ok((fh, fopen)),
                     Err(e) => {
                         // No handle, so no release will come: undo the open.
+                        if let (Some(cache), Some(ino)) = (self.tree.cache(), cache_ino) {
+                            cache.closing(ino);
+                        }
                         opened.release();
                         Err(e)
                     }
@@ -884,8 +908,16 @@ impl Filesystem for SysFs {
         self.guarded("flush", || {
             debug!("flush({:#x})", ino.0);
             let result = self.handles.get(fh).and_then(|h| match &*h {
-                // A removed file has nothing left to flush; close must not fail.
-                Handle::Bin(b) if !b.shared.removed() => b.file.flush(),
+                Handle::Bin(b) => {
+                    b.closing(self.tree.cache());
+                    // A removed file has nothing left to flush; close must
+                    // not fail.
+                    if b.shared.removed() {
+                        Ok(())
+                    } else {
+                        b.file.flush()
+                    }
+                }
                 _ => Ok(()),
             });
             match result {
@@ -917,6 +949,7 @@ impl Filesystem for SysFs {
                     if let Some(kh) = *h.poll_kh.lock() {
                         h.shared.poll_unregister(kh);
                     }
+                    h.closing(self.tree.cache());
                     h.file.release();
                 }
                 Some(Handle::Dir(_)) => {}

@@ -108,6 +108,32 @@ fn invalidate_data_drops_what_the_kernel_cached() {
 }
 
 #[test]
+fn the_cache_lives_from_the_first_open_to_the_last_close() {
+    let f = fixture!(page_cache: PageCache::WriteBack);
+    let path = f.path("data");
+    let first = open(&path, libc::O_RDWR).unwrap();
+    let mut page = [0u8; 16];
+    first.read_at(&mut page, 8192).unwrap();
+    let old = page;
+    first.write_at(&[0x11; 16], 0).unwrap();
+    f.demo.data.clear_logs();
+    f.demo.data.data.lock().unwrap()[8192..8192 + 16].fill(0x5a);
+    // An open while another is open keeps the cache, dirty pages too...
+    let second = open(&path, libc::O_RDONLY).unwrap();
+    second.read_at(&mut page, 8192).unwrap();
+    assert_eq!(page, old, "a second open dropped the cache");
+    assert_eq!(f.demo.data.writes(), [], "a second open wrote back");
+    drop(second);
+    drop(first);
+    // ...and the first open after the last close drops it.
+    let again = open(&path, libc::O_RDONLY).unwrap();
+    again.read_at(&mut page, 8192).unwrap();
+    assert_eq!(page, [0x5a; 16]);
+    again.read_at(&mut page, 0).unwrap();
+    assert_eq!(page, [0x11; 16]);
+}
+
+#[test]
 fn xattrs_are_not_supported_so_writes_stop_asking() {
     let f = fixture!(page_cache: PageCache::WriteBack);
     let path = CString::new(f.path("data").as_os_str().as_bytes()).unwrap();

@@ -147,6 +147,28 @@ os.close(fd)"
 dd if="$T/direct" of="$T/ref" bs=4096 seek=401 conv=notrunc status=none
 check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
 
+log "an open while another is open keeps the cache: its dirty pages stay dirty"
+# A block device's page cache lives from its first open to its last
+# close; a second open neither writes back nor drops what the first made.
+head -c 4096 /dev/urandom >"$T/kept"
+leg_offset=$(($(attr md0/md/dev-vda/offset) * 512))
+py "
+fd = os.open(D, os.O_RDWR)
+new = open('$T/kept', 'rb').read()
+os.pwrite(fd, new, 500 * 4096)
+r = os.open(D, os.O_RDONLY)
+seen = os.pread(r, 4096, 500 * 4096)
+with open('$IMG/vda', 'rb') as leg:
+    leg.seek($leg_offset + 500 * 4096)
+    on_leg = leg.read(4096)
+os.close(r)
+os.fsync(fd)
+os.close(fd)
+assert seen == new, 'the second open did not read what the first wrote'
+assert on_leg != new, 'the second open wrote the dirty page back'"
+dd if="$T/kept" of="$T/ref" bs=4096 seek=500 conv=notrunc status=none
+check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
+
 log "a repair that changes bytes under cached pages: no stale copy"
 cache_repair
 
