@@ -121,6 +121,18 @@ gone_and_back write_degraded
 # The bitmap's one 64 MiB chunk covers the whole small array.
 w=$(io_writes md0 vdc)
 [ "$w" -ge 30720 ] || fail "vdc took only $w sectors"
+log "re-add while bound, after writes, one with all its copies on the others"
+# Chunk 4's write completes on vda and vdb while vdc is away: vdc holds no
+# copy of it, so it still comes back by the bitmap, as in Linux.
+put md0/md/dev-vdc/state faulty
+wait_for md0/md/dev-vdc/slot none
+write_degraded
+log_mark
+put md0/md/dev-vdc/state re-add || fail "re-add of vdc refused"
+wait_log "md: md0: recovery done."
+wait_idle md0
+expect_eq "$(attr md0/md/dev-vdc/state)" in_sync "vdc after its re-add"
+expect_eq "$(attr md0/md/dev-vdc/slot)" 2 "vdc's slot after its re-add"
 ours=$(sha "$MNT/md0/data")
 cmp <(dd if="$MNT/md0/data" bs=64k skip=1 count=1 status=none) "$T/w1" || fail "chunk 1"
 put md0/md/sync_action check

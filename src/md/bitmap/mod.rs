@@ -631,7 +631,7 @@ impl Bitmap {
             if mddev.degraded() == 0 {
                 self.events_cleared.store(array_events, Ordering::Release);
                 self.need_sync.store(true, Ordering::Release);
-            } else {
+            } else if slot_held_by_rebuilding(mddev) {
                 self.forget_absent(mddev, array_events);
             }
         }
@@ -935,8 +935,9 @@ impl Bitmap {
     }
 
     /// Some bits are about to be cleared while the array is short of a
-    /// member (a write that reached every slot while one holds a member
-    /// being rebuilt, or a sync step that took over a NEEDED mark): from
+    /// member (a write that reached all its slots while one of the array's
+    /// holds a member being rebuilt, or a sync step that took over a
+    /// NEEDED mark): from
     /// then on the bitmap no longer holds every write a member that is
     /// away has missed.  So `events_cleared` moves to the array's events,
     /// as for a write that reached a whole array (`endwrite`), and members
@@ -1155,6 +1156,21 @@ fn chunks_touched(offset: u64, sectors: u64, chunkshift: u32, chunks: u64) -> Ra
     let first = offset >> chunkshift;
     let last = (offset + sectors - 1) >> chunkshift;
     first.min(chunks)..(last + 1).min(chunks)
+}
+
+/// Whether a slot holds a member being rebuilt (a spare, or a member
+/// catching up from the bitmap).  A write that reached it reached every
+/// copy it has while degraded; it did not reach the member that held the
+/// slot before, which the bitmap must then stop speaking for
+/// (`forget_absent`).  A write that succeeded only because none of its
+/// copies lie in an empty slot (RAID10's, while a member is away) missed
+/// nothing any member holds: the member can still come back by the
+/// bitmap, as in Linux.
+fn slot_held_by_rebuilding(mddev: &Mddev) -> bool {
+    mddev
+        .rdevs()
+        .iter()
+        .any(|r| r.raid_disk() >= 0 && !r.in_sync() && !r.faulty())
 }
 
 #[cfg(test)]
