@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::disk::{Disk, NbdClient};
 use crate::format::{AnySuper, Probe};
+use crate::md::flags::mddev as mf;
 use crate::md::rdev::SbImage;
 use crate::md::{Md, Mddev, Rdev};
 use crate::sysfs::rdev::{RdevCtx, state_store};
@@ -117,8 +118,20 @@ fn run(md: &Arc<Md>, stop: &AtomicBool) {
 }
 
 /// Reach the export again; if it holds this member's superblock, remove
-/// the failed member and add it back.
+/// the failed member and add it back.  Not into an array that has failed
+/// (md's `MD_BROKEN`: more members lost than its level survives): md
+/// could only bind the member as a spare, whose superblock, written as a
+/// spare's, would lose the role that `assemble --force` needs to bring
+/// the array back, as mdadm warns ("has failed so using --add cannot
+/// work and might destroy data").
 fn try_readd(m: &Arc<Mddev>, r: &Arc<Rdev>, c: &NbdClient) -> Result<(), String> {
+    if m.flags.test(mf::BROKEN) {
+        return Err(
+            "the array has failed: adding the member back would make it a spare \
+                    (stop the array and assemble it again)"
+                .into(),
+        );
+    }
     let uri = c.uri().text.clone();
     let version = m
         .cfg

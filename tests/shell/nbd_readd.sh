@@ -136,6 +136,34 @@ oracle_inspect "$T/orc" "$T/img/vda" "$T/img/vdb"
 expect_eq "$(sed -n 's/^assembled_dev_state: //p' "$T/orc/summary.txt")" "vda=in_sync vdb=in_sync" "oracle dev state"
 expect_eq "$(sed -n 's/^md0_sha256: //p' "$T/orc/summary.txt")" "$(cat "$T/want")" "oracle md0_sha256"
 
+log "a failed array takes no member back: their roles stay for assemble --force"
+"$MDFUSE" create --level=5 --raid-devices=3 --image-size=16M --assume-clean \
+	"$T/img/p0" "$T/img/p1" "$T/img/p2" >/dev/null || fail "create raid5"
+qemu_serve "$T/img/p1" "$T/p1.sock" p1
+P1=$SERVER_PID
+qemu_serve "$T/img/p2" "$T/p2.sock" p2
+P2=$SERVER_PID
+new_array md1 "$T/img/p0" "nbd+unix:///p1?socket=$T/p1.sock" "nbd+unix:///p2?socket=$T/p2.sock"
+put md1/md/array_state active
+for d in p1 p2; do put md1/md/dev-$d/nbd_timeout_ms 1000; done
+server_kill "$P1"
+dd if=/dev/urandom of="$MNT/md1/data" bs=64k count=4 oflag=direct conv=notrunc status=none ||
+	fail "a degraded write"
+server_kill "$P2"
+dd if=/dev/urandom of="$MNT/md1/data" bs=64k count=4 oflag=direct conv=notrunc status=none 2>/dev/null &&
+	fail "a write with two of three members gone"
+wait_attr_ms md1/md/degraded 2 2000 >/dev/null
+qemu_serve "$T/img/p1" "$T/p1.sock" p1
+qemu_serve "$T/img/p2" "$T/p2.sock" p2
+sleep 3
+for d in p1 p2; do
+	[[ $(attr md1/md/dev-$d/state) == faulty* ]] || fail "$d was taken back into a failed array"
+	[[ $(attr md1/md/dev-$d/nbd_last_error) == *"the array has failed"* ]] ||
+		fail "$d nbd_last_error: $(attr md1/md/dev-$d/nbd_last_error)"
+done
+expect_eq "$("$MDFUSE" examine "$T/img/p1" | sed -n 's/ *Device Role : //p')" "Active device 1" "p1's role"
+expect_eq "$("$MDFUSE" examine "$T/img/p2" | sed -n 's/ *Device Role : //p')" "Active device 2" "p2's role"
+
 term_daemon
 final_checks
 log "ok"
