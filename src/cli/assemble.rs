@@ -681,12 +681,27 @@ fn assemble_one(
     if args.force {
         okcnt += force_array(&mut devices, &best, &mut avail, mr, &content, args);
     }
-    // The superblock the kernel will go by must count the members chosen
-    // as working (mdadm's "assemble" update): with --force its roles are
-    // rewritten, without it the difference is only reported.  The array
-    // is clean only if every member chosen says so.
+    // The superblock the kernel will go by (Assemble.c's chosen_drive):
+    // the first up-to-date member, in slot order, as fresh as the most
+    // recent one.  It is added last, so that md's analyze_sbs, which
+    // keeps the first of equally fresh superblocks in its list (newest
+    // bound first), takes it as the array's.
+    let Some(cd) = best
+        .iter()
+        .filter(|&(&i, _)| i % 2 == 0)
+        .map(|(_, &j)| j)
+        .find(|&j| devices[j].uptodate && devices[j].info.events >= devices[mr].info.events)
+    else {
+        err(format!("No suitable drives found for {mddev}"));
+        return Err(1);
+    };
+    let content = devices[cd].info.clone();
+    // That superblock must count the members chosen as working (mdadm's
+    // "assemble" update): with --force its roles are rewritten, without
+    // it the difference is only reported.  The array is clean only if
+    // every member chosen says so.
     let mut change = false;
-    let mut chosen = devices[mr].found.clone();
+    let mut chosen = devices[cd].found.clone();
     for (&i, &j) in &best {
         if !devices[j].uptodate {
             continue;
@@ -726,19 +741,29 @@ fn assemble_one(
             &avail,
         )
     {
-        if let Found::V1 { sb, .. } = &mut chosen {
-            if matches!(sb.level, 4..=6) {
-                sb.resync_offset = MAX_SECTOR;
-                change = true;
+        // mdadm's "force-array" update of the chosen superblock.
+        match &mut chosen {
+            Found::V1 { sb, .. } => {
+                if matches!(sb.level, 4..=6) && sb.resync_offset != MAX_SECTOR {
+                    sb.resync_offset = MAX_SECTOR;
+                    change = true;
+                }
             }
+            Found::V090 { sb, .. } => {
+                if matches!(sb.level, 4..=6) && sb.state & 1 == 0 {
+                    sb.state |= 1;
+                    change = true;
+                }
+            }
+            Found::Undecodable { .. } => {}
         }
         clean = true;
     }
     if change {
-        if let Err(e) = store_super(&devices[mr].path, &mut chosen) {
+        if let Err(e) = store_super(&devices[cd].path, &mut chosen) {
             err(format!(
                 "Could not re-write superblock on {}: {e}",
-                devices[mr].path.display()
+                devices[cd].path.display()
             ));
             return Err(1);
         }
@@ -765,7 +790,11 @@ fn assemble_one(
         stop();
         return Err(1);
     }
-    for (&i, &j) in &best {
+    let order = best
+        .iter()
+        .filter(|&(_, &j)| j != cd)
+        .chain(best.iter().filter(|&(_, &j)| j == cd));
+    for (&i, &j) in order {
         let d = &devices[j];
         // The daemon resolves paths from its own directory: give it ours.
         match tree.write(&format!("{md}/new_dev"), &canon(&d.path)) {
