@@ -144,20 +144,20 @@ sbp "$DIR/g-m3.img" 8 events=2 resync_offset=0
 sbp "$DIR/h-m1.img" 8 events=2 resync_offset=0
 sbp "$DIR/h-m3.img" 8 events=5
 state() { "$MDFUSE" examine "$1" | sed -n 's/^ *State : //p; s/^ *Events : / /p' | tr -d '\n'; }
-expect_run 0 "mdfuse: forcing event count in $DIR/g-m3.img(2) from 2 up to 5
+# forced_start P MESSAGES STATES: assemble P's three members with --force
+# --run; m1 and m3 start it, and their superblocks then read STATES.
+forced_start() {
+	local p=$1
+	expect_run 0 "$2
 mdfuse: /dev/md0 has been started with 2 drives (out of 3).
-mdfuse: $DIR/g-m2.img was left out: events 1 < 5, non-fresh" \
-	mdf assemble --force --run md0 "$DIR/g-m1.img" "$DIR/g-m2.img" "$DIR/g-m3.img"
-expect_eq "$(members md0)" "g-m1.img g-m3.img " "members of the forced dirty RAID5"
-mdf stop md0 2>/dev/null
-expect_eq "$(state "$DIR/g-m1.img")/$(state "$DIR/g-m3.img")" "clean 5/active 5" "superblocks after the forced start"
-expect_run 0 "mdfuse: forcing event count in $DIR/h-m1.img(0) from 2 up to 5
-mdfuse: Marking array /dev/md0 as 'clean'
-mdfuse: /dev/md0 has been started with 2 drives (out of 3).
-mdfuse: $DIR/h-m2.img was left out: events 1 < 5, non-fresh" \
-	mdf assemble --force --run md0 "$DIR/h-m1.img" "$DIR/h-m2.img" "$DIR/h-m3.img"
-expect_eq "$(members md0)" "h-m1.img h-m3.img " "members of the forced dirty RAID5 (slot 0)"
-mdf stop md0 2>/dev/null
-expect_eq "$(state "$DIR/h-m1.img")/$(state "$DIR/h-m3.img")" "clean 5/clean 5" "superblocks after the forced start (slot 0)"
+mdfuse: $DIR/$p-m2.img was left out: events 1 < 5, non-fresh" \
+		mdf assemble --force --run md0 "$DIR/$p-m1.img" "$DIR/$p-m2.img" "$DIR/$p-m3.img"
+	expect_eq "$(members md0)" "$p-m1.img $p-m3.img " "members of the forced dirty RAID5 ($p)"
+	mdf stop md0 2>/dev/null
+	expect_eq "$(state "$DIR/$p-m1.img")/$(state "$DIR/$p-m3.img")" "$3" "superblocks after the forced start ($p)"
+}
+forced_start g "mdfuse: forcing event count in $DIR/g-m3.img(2) from 2 up to 5" "clean 5/active 5"
+forced_start h "mdfuse: forcing event count in $DIR/h-m1.img(0) from 2 up to 5
+mdfuse: Marking array /dev/md0 as 'clean'" "clean 5/clean 5"
 
 log "assemble agrees with mdadm's rules"
