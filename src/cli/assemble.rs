@@ -18,7 +18,7 @@ use super::fmt::homehost;
 use super::probe::{Found, RoDevice, probe, strerror};
 use super::tree::{Tree, TreeArgs, devnm};
 use super::{Failure, parse_uuid};
-use crate::format::super0::disk_state;
+use crate::format::super0::{disk_state, sb_state};
 use crate::format::super1::{MAX_SECTOR, devflags, feature, role};
 use crate::format::{Superblock0, Superblock1};
 
@@ -496,7 +496,7 @@ fn info_v090(sb: &Superblock0) -> Info {
         level: sb.level,
         raid_disks: rd,
         layout: sb.layout as i64,
-        clean: sb.state & 1 != 0,
+        clean: sb.state & sb_state::CLEAN != 0,
         working_disks: sb.working_disks as i32,
         map,
         events: sb.events(),
@@ -750,8 +750,8 @@ fn assemble_one(
                 }
             }
             Found::V090 { sb, .. } => {
-                if matches!(sb.level, 4..=6) && sb.state & 1 == 0 {
-                    sb.state |= 1;
+                if matches!(sb.level, 4..=6) && sb.state & sb_state::CLEAN == 0 {
+                    sb.state |= sb_state::CLEAN;
                     change = true;
                 }
             }

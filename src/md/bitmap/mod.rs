@@ -937,9 +937,9 @@ impl Bitmap {
     /// Some bits are about to be cleared while the array is short of a
     /// member (a write that reached all its slots while one of the array's
     /// holds a member being rebuilt, or a sync step that took over a
-    /// NEEDED mark): from
-    /// then on the bitmap no longer holds every write a member that is
-    /// away has missed.  So `events_cleared` moves to the array's events,
+    /// NEEDED mark): from then on the bitmap no longer holds every write
+    /// a member that is away has missed.  So `events_cleared` moves to the
+    /// array's events,
     /// as for a write that reached a whole array (`endwrite`), and members
     /// bound but out of their slot lose the slot they would have caught up
     /// in: such a member can only come back for a full recovery.  (Linux
