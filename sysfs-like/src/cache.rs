@@ -22,11 +22,11 @@
 //! [`Tree::invalidate_data`]: crate::Tree::invalidate_data
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use fuser::{INodeNo, Notifier};
-use log::debug;
+use log::{debug, warn};
 use parking_lot::Mutex;
 
 use crate::{BinFile, NodeId};
@@ -45,6 +45,35 @@ pub(crate) struct KernelCache {
     /// once the kernel granted what the mount asked for.
     active: AtomicBool,
     state: Mutex<State>,
+    /// Pages past the end to drop, and whether a thread is dropping them.
+    past_end: Arc<Mutex<PastEnd>>,
+}
+
+#[derive(Default)]
+struct PastEnd {
+    /// Per inode number: the offset from which to drop its pages.
+    pending: HashMap<u64, i64>,
+    running: bool,
+}
+
+/// The thread of [`KernelCache::retire`]: drops the pages past the end of
+/// every inode queued, until none is.
+fn drop_past_end(queue: &Mutex<PastEnd>, notifier: &Notifier) {
+    loop {
+        let batch = {
+            let mut q = queue.lock();
+            if q.pending.is_empty() {
+                q.running = false;
+                return;
+            }
+            std::mem::take(&mut q.pending)
+        };
+        for (ino, offset) in batch {
+            if let Err(e) = notifier.inval_inode(INodeNo(ino), offset, 0) {
+                debug!("notify_inval_inode({ino:#x}, {offset}): {e}");
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -74,6 +103,7 @@ impl KernelCache {
             write_back,
             active: AtomicBool::new(false),
             state: Mutex::default(),
+            past_end: Arc::default(),
         }
     }
 
@@ -222,12 +252,17 @@ impl KernelCache {
 
     /// A write-back past `end` was refused: the kernel's `i_size` of the
     /// inode that wrote it grew beyond the file, and nothing lowers it.  New
-    /// lookups get a new inode of the right size, and the pages past the
-    /// end, which hold bytes that were never written, are dropped from the
-    /// old ones.  Called from a serving thread in the middle of the refused
-    /// write-back, so the invalidation goes to a thread of its own: it
-    /// waits for that write-back to end, which needs our reply first.
-    pub(crate) fn retire(&self, node: NodeId, end: u64) {
+    /// lookups get a new inode of the right size; the old ones are retired
+    /// ([`Self::retired`]), and their pages past the end, which hold bytes
+    /// that were never written, are dropped.  Called from a serving thread
+    /// in the middle of the refused write-back, so the invalidation goes to
+    /// a thread of its own: it waits for that write-back to end, which
+    /// needs our reply first.  One thread at a time, however many
+    /// write-backs are refused meanwhile (a `dd` with no count sends one
+    /// per megabyte past the end, thousands while the first waits).
+    /// True if it retired an inode not retired before.
+    pub(crate) fn retire(&self, node: NodeId, end: u64) -> bool {
+        let mut first = false;
         let inos = {
             let mut st = self.state.lock();
             if let Some(cur) = st.current.get_mut(&node) {
@@ -241,27 +276,51 @@ impl KernelCache {
                 .collect();
             for ino in &inos {
                 if let Some(l) = st.live.get_mut(ino) {
-                    l.size = None;
+                    first |= l.size.take().is_some();
                 }
             }
             inos
         };
         let Some(notifier) = self.notifier.get().cloned() else {
-            return;
+            return first;
         };
         let offset = i64::try_from(end).unwrap_or(i64::MAX);
+        let start = {
+            let mut q = self.past_end.lock();
+            for ino in inos {
+                let from = q.pending.entry(ino).or_insert(offset);
+                *from = (*from).min(offset);
+            }
+            !std::mem::replace(&mut q.running, true)
+        };
+        if !start {
+            return first;
+        }
+        let queue = Arc::clone(&self.past_end);
         let spawned = std::thread::Builder::new()
             .name("sysfs-like-inval".to_owned())
-            .spawn(move || {
-                for ino in inos {
-                    if let Err(e) = notifier.inval_inode(INodeNo(ino), offset, 0) {
-                        debug!("notify_inval_inode({ino:#x}, {offset}): {e}");
-                    }
-                }
-            });
+            .spawn(move || drop_past_end(&queue, &notifier));
         if let Err(e) = spawned {
-            debug!("no thread to invalidate past the end: {e}");
+            // The pages stay; the next refusal tries again.
+            self.past_end.lock().running = false;
+            warn!("no thread to drop the pages past the end: {e}");
         }
+        first
+    }
+
+    /// Whether `ino` is an inode whose size a refused write-back past the
+    /// end raised ([`Self::retire`]).  A write through it is refused at
+    /// once from then on, as a block device refuses a write at its end:
+    /// the kernel asks for the inode's attributes (`GETATTR` with the
+    /// file handle) before each buffered write once they are invalidated,
+    /// and an error there is the write's.  Without it a writer that goes
+    /// until the device is full (`dd` with no count) would never stop.
+    pub(crate) fn retired(&self, ino: u64) -> bool {
+        self.state
+            .lock()
+            .live
+            .get(&ino)
+            .is_some_and(|l| l.size.is_none())
     }
 
     /// Drop the kernel's cached pages of `node` in `offset..offset + len`

@@ -580,7 +580,14 @@ impl SysFs {
         if end != 0 && offset.saturating_add(len as u64) > end {
             if let Some(cache) = self.cached(&*b.file) {
                 debug!("write-back past the end ({end}) of {:?}", b.node);
-                cache.retire(b.node, end);
+                if cache.retire(b.node, end) {
+                    let path = self.tree.path_of(b.node).unwrap_or_default();
+                    warn!(
+                        "{path}: a buffered write past the end ({end} bytes) was refused at \
+                         write-back (ENOSPC at fsync or close); writes through the \
+                         descriptors open on it now fail with ENOSPC at once"
+                    );
+                }
             }
         }
     }
@@ -690,9 +697,15 @@ impl Filesystem for SysFs {
         });
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.guarded("getattr", || {
-            debug!("getattr({:#x})", ino.0);
+            debug!("getattr({:#x}, fh {fh:?})", ino.0);
+            // With a file handle: the kernel's check before a buffered
+            // write (or a read past its size) through a retired inode.
+            if fh.is_some() && self.tree.cache().is_some_and(|c| c.retired(ino.0)) {
+                debug!("getattr({:#x}): retired by a write past the end", ino.0);
+                return reply.error(errno(Errno::ENOSPC));
+            }
             match self.attr_of(ino) {
                 Ok((attr, ttl)) => reply.attr(&ttl, &attr),
                 Err(e) => reply.error(errno(e)),

@@ -609,6 +609,27 @@ impl Tree {
         Some(arena.id_of(index))
     }
 
+    /// The path of `node` from the root (`"md0/data"`), for log lines;
+    /// `None` once it left the tree.
+    pub fn path_of(&self, node: NodeId) -> Option<String> {
+        let arena = self.arena.read();
+        let mut names = Vec::new();
+        let mut at = arena.get(node)?;
+        let mut index = node.index;
+        // Bounded by the arena's size, in case a slot were ever reused
+        // into a cycle.
+        for _ in 0..arena.slots.len() {
+            if index == ROOT_INDEX {
+                break;
+            }
+            names.push(at.name.as_ref());
+            index = at.parent;
+            at = arena.at(index)?;
+        }
+        names.reverse();
+        Some(names.join("/"))
+    }
+
     /// Whether `node` is still in the tree.
     pub fn exists(&self, node: NodeId) -> bool {
         self.arena.read().get(node).is_some()

@@ -5,7 +5,8 @@
 # looked up while the array was inactive, a write past the end); fsync
 # and fdatasync write the cache back to every member; a write-only open
 # can write part of a page; a shared mmap works; O_DIRECT opens still reach md per request; a
-# member failing during write-back is md's usual failure; a repair that
+# member failing during write-back is md's usual failure; a writer
+# running past the end stops with ENOSPC; a repair that
 # changes bytes under cached pages leaves no stale copy, nor does a write
 # over NBD; the kernel stops asking for xattrs at every write; a loop
 # device and ext4 on it pass e2fsck.
@@ -93,6 +94,38 @@ cmp "$D" "$T/ref" || fail "contents after writes past the end"
 check_legs md0 "$T/ref" "$IMG/vda" "$IMG/vdb"
 refused_trunc=$(truncate -s $((size + 4096)) "$D" 2>&1) && fail "truncate of md0/data succeeded"
 [[ $refused_trunc == *"Invalid argument"* ]] || fail "truncate: $refused_trunc"
+
+log "a writer that goes on until the device is full (dd with no count) is stopped with ENOSPC"
+# The first refused write-back retires the inode, and every write through
+# it fails from then on; before, the writes went on for ever and each
+# refused write-back left a thread waiting, thousands, until the daemon
+# could start no more.  The cap (16 GiB) only ends a broken run.
+py "
+import errno
+fd = os.open(D, os.O_WRONLY)
+os.lseek(fd, $size, os.SEEK_SET)
+buf = bytes(1 << 20)
+n = 0
+try:
+    while n < 16 << 10:
+        os.write(fd, buf)
+        n += 1
+    sys.exit('16 GiB written past the end without an error')
+except OSError as e:
+    if e.errno != errno.ENOSPC:
+        raise
+try:
+    os.close(fd)
+except OSError:
+    pass
+print('refused after', n, 'MiB past the end', file=sys.stderr)"
+threads=$(live_threads "$DPID")
+[ "$threads" -lt 200 ] || fail "the daemon has $threads threads after the refused write-backs"
+expect_eq "$(stat -c %s "$D")" "$size" "size after a writer ran past the end"
+cmp "$D" "$T/ref" || fail "contents after a writer ran past the end"
+out=$(dd if=/dev/zero of="$D" bs=4096 count=1 seek=$((size / 4096)) conv=notrunc 2>&1) &&
+	fail "buffered write at the end through a new open succeeded"
+[[ $out == *"No space left on device"* ]] || fail "buffered write at the end through a new open: $out"
 
 # Every open of md0/data drops what the kernel cached of it, so a stale
 # copy would show through a descriptor opened before the change: fd 4.
