@@ -228,7 +228,10 @@ impl BinHandle {
     /// `from_cache`: a write-back of the page cache, whose pages past the
     /// end must not be taken in part: the part within is written, and the
     /// write-back fails all the same, so that `fsync` reports it.
-    fn write(&self, offset: u64, data: &[u8], from_cache: bool) -> Result<u32, Errno> {
+    /// A write of `data` at `offset`: `from_cache`, a write-back of the
+    /// kernel's page cache; `dsync`, a write through a descriptor with
+    /// `O_DSYNC` (or `O_SYNC`), durable before it returns.
+    fn write(&self, offset: u64, data: &[u8], from_cache: bool, dsync: bool) -> Result<u32, Errno> {
         let file = self.live()?;
         let mut data = data;
         let end = file.size();
@@ -242,6 +245,13 @@ impl BinHandle {
             data = &data[..data.len().min(room)];
         }
         let n = file.write_at(data, offset)?;
+        // A block device makes such a write durable (a FUA write, or a
+        // flush after it); the kernel sends no fsync after a write of a
+        // direct-I/O open, so it is done here.  Written back, the flag
+        // is the kernel's to act on (it sends FUSE_FSYNC).
+        if dsync && !from_cache && n > 0 {
+            file.fsync(true)?;
+        }
         if from_cache && past_end {
             return Err(file.write_past_end_errno());
         }
@@ -885,17 +895,23 @@ impl Filesystem for SysFs {
         offset: u64,
         data: &[u8],
         write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         self.guarded("write", || {
-            debug!("write({:#x}, {offset}, {})", ino.0, data.len());
+            debug!(
+                "write({:#x}, {offset}, {}, flags {flags:#x})",
+                ino.0,
+                data.len()
+            );
             let from_cache = write_flags.contains(WriteFlags::FUSE_WRITE_CACHE);
+            // O_SYNC includes O_DSYNC's bit.
+            let dsync = flags.0 & libc::O_DSYNC != 0;
             let result = self.handles.get(fh).and_then(|h| match &*h {
                 Handle::Attr(a) => a.write(data),
                 Handle::Bin(b) => {
-                    let r = b.write(offset, data, from_cache);
+                    let r = b.write(offset, data, from_cache, dsync);
                     if from_cache && r.is_err() {
                         self.past_end(b, offset, data.len());
                     }

@@ -2,7 +2,8 @@
 # md0/data in each array mode, as /dev/md0 on Linux 6.1 (checked in the
 # oracle): readonly refuses writes with EPERM (the open succeeds), read-auto
 # turns active at the first write and clean once idle, and the end of the
-# array behaves as the end of a block device.
+# array behaves as the end of a block device; O_DSYNC and O_SYNC writes
+# flush every member before they return.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/data_lib.sh"
 
@@ -65,6 +66,25 @@ cmp "$D" "$T/ref" || fail "contents after the write crossing the end"
 expect_eq "$(dd if="$D" bs=1M skip=$((size - 512)) iflag=skip_bytes status=none | wc -c)" 512 "read crossing the end"
 expect_eq "$(dd if="$D" bs=1M skip="$size" iflag=skip_bytes status=none | wc -c)" 0 "read at the end"
 expect_eq "$(stat -c %s "$D")" "$size" "size after writes at the end"
+
+log "O_DSYNC and O_SYNC: a write is durable before it returns (every member flushed)"
+# flushes: the members' flush counts (dev-*/io's third field), summed.
+flushes() { for m in vda vdb; do attr "md0/md/dev-$m/io" | cut -d' ' -f3; done | paste -sd' '; }
+head -c 65536 /dev/urandom >"$T/chunk"
+for flags in dsync dsync,direct sync sync,direct ""; do
+	f0=$(flushes)
+	dd if="$T/chunk" of="$D" bs=65536 seek=3 conv=notrunc status=none ${flags:+oflag=$flags} ||
+		fail "write with oflag=$flags"
+	f1=$(flushes)
+	if [ -n "$flags" ]; then
+		read -r a0 b0 <<<"$f0"
+		read -r a1 b1 <<<"$f1"
+		[ "$a1" -gt "$a0" ] && [ "$b1" -gt "$b0" ] ||
+			fail "oflag=$flags: member flushes $f0 -> $f1 (wanted each to grow)"
+	fi
+done
+dd if="$T/chunk" of="$T/ref" bs=65536 seek=3 conv=notrunc status=none
+cmp "$D" "$T/ref" || fail "contents after the O_DSYNC writes"
 
 log "a close just made does not hold the array: the stop follows it"
 # close(2) of /dev/md0 is done when it returns; FUSE's RELEASE comes after,
