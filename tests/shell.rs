@@ -86,6 +86,7 @@ shell_tests!(
     mount,
     cli_detail,
     cli_manage,
+    cli_member_flags,
     cli_assemble,
     build,
     cli_monitor,

@@ -281,7 +281,12 @@ impl Tree {
                     Some((a.parse().ok()?, b.parse().ok()?))
                 });
                 Some(Member {
-                    state: state.split_whitespace().map(str::to_string).collect(),
+                    // md's `state_show` joins the flags with commas.
+                    state: state
+                        .split(|c: char| c == ',' || c.is_whitespace())
+                        .filter(|w| !w.is_empty())
+                        .map(str::to_string)
+                        .collect(),
                     name,
                     slot,
                     path,
