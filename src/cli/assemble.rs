@@ -837,7 +837,11 @@ fn assemble_one(
         clean,
         &avail,
     );
-    if args.run || (can && okcnt + rebuilding >= req_cnt) {
+    // Assemble.c's start_partial_ok: forced, or found by a scan (no
+    // member list: md may be short of a member that is elsewhere, or gone),
+    // an array with enough to run starts without all it had.
+    let start_partial_ok = args.force || args.scan;
+    if args.run || (can && (okcnt + rebuilding >= req_cnt || start_partial_ok)) {
         let word = if args.readonly { "readonly" } else { "active" };
         match tree.write(&format!("{md}/array_state"), word) {
             Ok(()) => {

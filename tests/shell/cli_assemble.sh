@@ -5,7 +5,7 @@
 # stranger's image assembles each array with the right members and
 # mdadm's names and words, leaves the stale member out and says why,
 # passes the stranger over.  An array short of a member starts only with
-# --run; --uuid and --name pick one array; --force brings a stale RAID0
+# --run, --force or --scan; --uuid and --name pick one array; --force brings a stale RAID0
 # member up to date as mdadm does (its superblock rewritten, nothing
 # else), and a dirty degraded RAID5 with --run starts from the clean
 # superblock md goes by, as with mdadm; bad input changes nothing on disk.
@@ -67,6 +67,17 @@ expect_run 0 "mdfuse: /dev/md0 has been started with 1 drive (out of 2)." \
 	mdf assemble --run md0 "$DIR/d-v090-d0.img"
 expect_eq "$(cat "$TREE/md0/md/degraded")" 1 "degraded"
 expect_run 0 "mdfuse: stopped /dev/md0" mdf stop md0
+# --force, and a scan (no member list), start an array that can run
+# without all it had, as mdadm's start_partial_ok does.
+expect_run 0 "mdfuse: /dev/md0 has been started with 1 drive (out of 2)." \
+	mdf assemble --force md0 "$DIR/d-v090-d0.img"
+expect_run 0 "mdfuse: stopped /dev/md0" mdf stop md0
+mkdir "$T/one"
+mv "$DIR/d-v090-d0.img" "$T/one/"
+expect_run 0 "mdfuse: /dev/md0 has been started with 1 drive (out of 2)." \
+	mdf assemble --homehost realmd --scan "$T/one"
+expect_run 0 "mdfuse: stopped /dev/md0" mdf stop md0
+mv "$T/one/d-v090-d0.img" "$DIR/"
 
 log "--scan of the directory"
 expect_run 0 "mdfuse: /dev/md0 has been started with 2 drives.
