@@ -478,11 +478,22 @@ fn info_v1(sb: &Superblock1, version: &str) -> Info {
 
 fn info_v090(sb: &Superblock0) -> Info {
     let rd = sb.raid_disks as i32;
+    // super0.c's getinfo_super0: the working disks are counted from the
+    // table (active, in sync, in a slot, not faulty), not read from the
+    // superblock's own count, which has the spares too; the map is by
+    // table entry, as mdadm keeps it.
     let mut map = vec![false; rd.max(0) as usize];
-    for d in sb.disks.iter() {
+    let mut working = 0;
+    for (i, d) in sb.disks.iter().enumerate() {
         let want = disk_state::ACTIVE | disk_state::SYNC;
-        if d.state & want == want && (d.raid_disk as i32) < rd {
-            map[d.raid_disk as usize] = true;
+        let on = d.state & want == want
+            && d.state & disk_state::FAULTY == 0
+            && (d.raid_disk as i32) < rd;
+        if on {
+            working += 1;
+        }
+        if let Some(m) = map.get_mut(i) {
+            *m = on;
         }
     }
     Info {
@@ -497,7 +508,7 @@ fn info_v090(sb: &Superblock0) -> Info {
         raid_disks: rd,
         layout: sb.layout as i64,
         clean: sb.state & sb_state::CLEAN != 0,
-        working_disks: sb.working_disks as i32,
+        working_disks: working,
         map,
         events: sb.events(),
         number: sb.this_disk.number,

@@ -78,6 +78,16 @@ expect_run 0 "mdfuse: /dev/md0 has been started with 1 drive (out of 2)." \
 	mdf assemble --homehost realmd --scan "$T/one"
 expect_run 0 "mdfuse: stopped /dev/md0" mdf stop md0
 mv "$T/one/d-v090-d0.img" "$DIR/"
+# A new 0.90 RAID5 (its last member a spare, to be rebuilt onto, as
+# mdadm creates one) starts without --run: 0.90's working count is the
+# table's active members (getinfo_super0), not the superblock's field,
+# which counts the spare too.  Real mdadm 4.2 says the same of these images.
+mdf create --level=5 -n 3 -e 0.90 --bitmap=none --image-size 16M "$T/one/p0.img" "$T/one/p1.img" "$T/one/p2.img" \
+	>/dev/null 2>&1 || fail "create a 0.90 RAID5"
+expect_run 0 "mdfuse: /dev/md0 has been started with 2 drives (out of 3) and 1 spare." \
+	mdf assemble md0 "$T/one/p0.img" "$T/one/p1.img" "$T/one/p2.img"
+expect_run 0 "mdfuse: stopped /dev/md0" mdf stop md0
+rm -r "$T/one"
 
 log "--scan of the directory"
 expect_run 0 "mdfuse: /dev/md0 has been started with 2 drives.
