@@ -286,6 +286,22 @@ fn assemble(args: &AssembleArgs) -> Result<u8, Failure> {
             groups.truncate(1);
         }
     }
+    // A member whose superblock has the array's UUID but another shape
+    // (one failed and removed before a grow, say) is not one of its
+    // members: named on the command line it aborts the assembly, found
+    // by a scan it is passed over, as mdadm's compare_super has it.
+    for g in &mut groups {
+        let shape = shape_of(&g[0].found);
+        if !args.scan {
+            if let Some(odd) = g.iter().find(|d| shape_of(&d.found) != shape) {
+                return Err(Failure::refused(format!(
+                    "superblock on {} doesn't match others - assembly aborted",
+                    odd.path.display()
+                )));
+            }
+        }
+        g.retain(|d| shape_of(&d.found) == shape);
+    }
     if groups.is_empty() {
         return Err(Failure::refused(match &array {
             Some((_, shown)) => format!("no devices found for {shown}"),
@@ -390,6 +406,34 @@ fn name_matches(found: &str, required: &str, host: Option<&str>) -> bool {
 }
 
 /// `getinfo_super` for one device.
+/// What mdadm's `compare_super` compares besides the UUID: the format,
+/// ctime, level, layout (1.x), size, chunk size (1.x) and raid_disks (and
+/// for 0.90 its version and `gvalid_words`).
+fn shape_of(found: &Found) -> (String, Vec<u64>) {
+    let fields = match found {
+        Found::V1 { sb, .. } => vec![
+            sb.ctime,
+            sb.level as u64,
+            sb.layout.into(),
+            sb.size,
+            sb.chunksize.into(),
+            sb.raid_disks.into(),
+        ],
+        Found::V090 { sb, .. } => vec![
+            sb.major_version.into(),
+            sb.minor_version.into(),
+            sb.patch_version.into(),
+            sb.gvalid_words.into(),
+            sb.ctime.into(),
+            sb.level as u64,
+            sb.size.into(),
+            sb.raid_disks.into(),
+        ],
+        Found::Undecodable { .. } => Vec::new(),
+    };
+    (found.version().to_string(), fields)
+}
+
 pub(super) fn info_of(found: &Found) -> Info {
     match found {
         Found::V1 { sb, .. } => info_v1(sb, &found.version().to_string()),
