@@ -244,6 +244,7 @@ fn explain_group(g: &[Dev]) -> Explained {
     );
     let mut avail = vec![false; rd];
     let mut fresh = 0;
+    let mut rebuilding = Vec::new();
     let mut taken: Vec<Option<usize>> = vec![None; rd];
     // Slots first by freshness, as assemble's best[] keeps the freshest.
     let mut order: Vec<usize> = (0..g.len()).collect();
@@ -298,6 +299,7 @@ fn explain_group(g: &[Dev]) -> Explained {
         }
         if d.info.events + 1 >= l.info.events && d.info.events <= l.info.events {
             if d.info.recovery_start != MAX_SECTOR {
+                rebuilding.push(slot);
                 e.say(
                     format!(
                         "{} was being rebuilt: recovery resumes from sector {}",
@@ -370,18 +372,43 @@ fn explain_group(g: &[Dev]) -> Explained {
             "not clean in the leader's superblock, and a slot is empty",
         );
     } else if !missing.is_empty() {
-        let need = fresh < l.info.working_disks;
-        e.say(
+        // Assemble.c: okcnt + rebuilding_cnt >= req_cnt starts it.
+        let need = fresh + (rebuilding.len() as i32) < l.info.working_disks;
+        let empty: Vec<usize> = missing
+            .iter()
+            .copied()
+            .filter(|s| !rebuilding.contains(s))
+            .collect();
+        let slots = |v: &[usize]| {
             format!(
-                "it will run degraded ({fresh} of {rd}: slot{} {} empty){}; `mdfuse manage ARRAY --add DEVICE` rebuilds onto a new device",
-                if missing.len() > 1 { "s" } else { "" },
-                missing.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
-                if need {
-                    "; it needs `--run` to start, since its superblock says more were working"
-                } else {
-                    ""
-                }
-            ),
+                "slot{} {}",
+                if v.len() > 1 { "s" } else { "" },
+                v.iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let mut what = format!("it will run degraded ({fresh} of {rd} in sync");
+        if !empty.is_empty() {
+            what += &format!(": {} empty", slots(&empty));
+        }
+        if !rebuilding.is_empty() {
+            what += &format!(
+                "{} {} rebuilding",
+                if empty.is_empty() { ":" } else { ";" },
+                slots(&rebuilding)
+            );
+        }
+        what.push(')');
+        if need {
+            what += "; it needs `--run` to start, since its superblock says more were working";
+        }
+        if !empty.is_empty() {
+            what += "; `mdfuse manage ARRAY --add DEVICE` rebuilds onto a new device";
+        }
+        e.say(
+            what,
             format!(
                 "working devices in the leader's superblock: {}",
                 l.info.working_disks

@@ -2,7 +2,8 @@
 # mdfuse explain: for the images of each telling fixture, the statements
 # name what will happen and the on-disk fact behind it (the stale member
 # left out for its events, the crashed array's resync over the bitmap,
-# the interrupted resync's restart sector, the empty slot, the spare, too
+# the interrupted resync's restart sector, the empty slot, the member
+# being rebuilt (no --run needed), the spare, too
 # few members of a RAID0); for a running array, what the tree shows (a
 # pending resync, a failed member, a degraded array, a rebuild); JSON
 # carries the same statements.  explain writes nothing.
@@ -10,7 +11,7 @@
 
 start_daemon
 mdf() { "$MDFUSE" "$@" --tree "$MNT"; }
-for fx in raid1-stale-member raid1-crash-bitmap raid1-interrupted-resync raid1-degraded-missing raid1-spare raid0-v1.2 raid1-v1.2-bitmap; do
+for fx in raid1-stale-member raid1-crash-bitmap raid1-interrupted-resync raid1-degraded-missing raid1-spare raid0-v1.2 raid1-v1.2-bitmap raid5-interrupted-resync; do
 	unpack "$fx" "$T/$fx"
 done
 (cd "$T" && sha256sum */vd?) >"$T/before.sha"
@@ -23,7 +24,7 @@ has "$T/o" "$T/raid1-stale-member/vda leads: it has the highest event count of t
 has "$T/o" "$T/raid1-stale-member/vdb (slot 1) will be left out as non-fresh; \`mdfuse manage ARRAY --re-add $T/raid1-stale-member/vdb\` after assembly catches it up from the bitmap"
 has "$T/o" "(events 16 < 21 of $T/raid1-stale-member/vda; bitmap events cleared 0)"
 has "$T/o" "the leader's superblock no longer counts $T/raid1-stale-member/vdb (slot 1) as working"
-has "$T/o" "it will run degraded (1 of 2: slot 1 empty)"
+has "$T/o" "it will run degraded (1 of 2 in sync: slot 1 empty)"
 
 mdf explain "$T/raid1-crash-bitmap" >"$T/o"
 has "$T/o" "it was not stopped cleanly: a resync will run, over the bitmap's dirty chunks only: 1 chunk(s) of 65536 KiB, 15360 KiB to resync"
@@ -35,7 +36,14 @@ has "$T/o" "a resync was interrupted: it resumes from sector 10496"
 has "$T/o" "(resync_offset 10496 in the leader's superblock)"
 
 mdf explain "$T/raid1-degraded-missing" >"$T/o"
-has "$T/o" "it will run degraded (1 of 2: slot 1 empty); \`mdfuse manage ARRAY --add DEVICE\` rebuilds onto a new device"
+has "$T/o" "it will run degraded (1 of 2 in sync: slot 1 empty); \`mdfuse manage ARRAY --add DEVICE\` rebuilds onto a new device"
+
+# A member being rebuilt counts toward starting (Assemble.c's
+# rebuilding_cnt): mdadm starts it without --run, "with 2 drives (out of
+# 3) and 1 rebuilding".
+mdf explain "$T/raid5-interrupted-resync" >"$T/o"
+has "$T/o" "it will run degraded (2 of 3 in sync: slot 2 rebuilding)"
+grep -qF -- "--run" "$T/o" && { cat "$T/o" >&2; fail "explain asks for --run where mdadm needs none"; }
 
 mdf explain "$T/raid1-spare" >"$T/o"
 has "$T/o" "$T/raid1-spare/vdc is a spare: it joins as one"
