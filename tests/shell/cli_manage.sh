@@ -64,6 +64,16 @@ mdf manage md0 --add "$T/blank" 2>"$T/o" || { cat "$T/o"; fail "--add blank"; }
 expect_eq "$(cat "$T/o")" "mdfuse: added $T/blank" "--add message"
 wait_idle md0
 expect_eq "$(attr md0/md/degraded)" 0 "degraded after the blank image recovered"
+# A read-only array takes no new member (md's ADD_NEW_DISK: EROFS), and
+# nothing is written on it.
+echo readonly >"$MNT/md0/md/array_state"
+truncate -s 16M "$T/ro-new"
+rc=0; echo "$T/ro-new" 2>"$T/o" >"$MNT/md0/md/new_dev" || rc=$?
+expect_eq "$rc" 1 "new_dev on a read-only array"
+grep -q "Read-only file system" "$T/o" || fail "new_dev on a read-only array: $(cat "$T/o")"
+[ ! -e "$MNT/md0/md/dev-ro-new" ] || fail "a new member joined a read-only array"
+expect_eq "$(sha256sum <"$T/ro-new")" "$(head -c 16M /dev/zero | sha256sum)" "new_dev on a read-only array wrote the device"
+echo active >"$MNT/md0/md/array_state"
 # --replace ... --with: the spare named takes over the slot.
 mdf manage md0 --add "$DEV/vdc" 2>/dev/null
 mdf manage md0 --replace "$DEV/vda" --with "$DEV/vdc" 2>"$T/o" || { cat "$T/o"; fail "--replace"; }
