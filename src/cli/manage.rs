@@ -363,20 +363,7 @@ fn device_op(
                     "set device faulty failed for {dev}:  No such device"
                 )));
             };
-            tree.write(&format!("{md}/dev-{}/state", m.name), "faulty")
-                .map_err(|e| {
-                    let mut f = Failure::refused(format!(
-                        "set device faulty failed for {dev}:  {}",
-                        strerror(&e)
-                    ));
-                    // Manage_subdevs: md refusing as busy (the member
-                    // holds the last copy of something) is status 2.
-                    if e.raw_os_error() == Some(libc::EBUSY) {
-                        f.status = EXIT_USAGE;
-                    }
-                    f
-                })?;
-            eprintln!("mdfuse: set {dev} faulty in {name}");
+            fail_member(tree, md, name, &m, dev)?;
         }
         Op::Remove => {
             let Some(m) = member else {
@@ -384,11 +371,7 @@ fn device_op(
                     "hot remove failed for {dev}: No such device or address"
                 )));
             };
-            tree.write(&format!("{md}/dev-{}/state", m.name), "remove")
-                .map_err(|e| {
-                    Failure::refused(format!("hot remove failed for {dev}: {}", strerror(&e)))
-                })?;
-            eprintln!("mdfuse: hot removed {dev} from {name}");
+            remove_member(tree, md, name, &m, dev)?;
         }
         Op::Add | Op::ReAdd => {
             if member.is_some() || busy_elsewhere(tree, dev) {
@@ -396,38 +379,7 @@ fn device_op(
                     "Cannot open {dev}: Device or resource busy"
                 )));
             }
-            let array_uuid = tree.read(&format!("{md}/uuid")).unwrap_or_default();
-            let returning = returning_member(Path::new(dev), &array_uuid);
-            if op == Op::ReAdd && !returning {
-                return Err(Failure::refused(format!(
-                    "--re-add for {dev} to {name} is not possible"
-                )));
-            }
-            if !returning && has_failed(tree, md, &members) {
-                // Manage_add: a new device could only be a spare that
-                // never recovers, and writing its superblock might destroy
-                // what it holds.
-                return Err(Failure::refused(format!(
-                    "{name} has failed so using --add cannot work and might destroy\n\
-                     mdfuse: data on {dev}.  You should stop the array and re-assemble it."
-                )));
-            }
-            let path = std::fs::canonicalize(dev).unwrap_or_else(|_| PathBuf::from(dev));
-            match tree.write(&format!("{md}/new_dev"), &path.to_string_lossy()) {
-                Ok(()) if returning => eprintln!("mdfuse: re-added {dev}"),
-                Ok(()) => eprintln!("mdfuse: added {dev}"),
-                Err(_) if op == Op::ReAdd => {
-                    return Err(Failure::refused(format!(
-                        "--re-add for {dev} to {name} is not possible"
-                    )));
-                }
-                Err(e) => {
-                    return Err(Failure::refused(format!(
-                        "add new device failed for {dev}: {}",
-                        strerror(&e)
-                    )));
-                }
-            }
+            add_device(tree, md, name, op, dev, &members)?;
         }
         Op::Replace => {
             let Some(m) = member else {
@@ -492,36 +444,166 @@ fn busy_elsewhere(tree: &Tree, dev: &str) -> bool {
     })
 }
 
-/// mdadm's test for a re-add: the device's own superblock gives it an
-/// active role (not a spare, not faulty) in this very array.
-fn returning_member(dev: &Path, array_uuid: &str) -> bool {
-    let Ok(d) = RoDevice::open(dev) else {
-        return false;
+/// `set DEV faulty`: `faulty` into the member's state.
+fn fail_member(tree: &Tree, md: &str, name: &str, m: &Member, dev: &str) -> Result<(), Failure> {
+    tree.write(&format!("{md}/dev-{}/state", m.name), "faulty")
+        .map_err(|e| {
+            let mut f = Failure::refused(format!(
+                "set device faulty failed for {dev}:  {}",
+                strerror(&e)
+            ));
+            // Manage_subdevs: md refusing as busy (the member holds the
+            // last copy of something) is status 2.
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                f.status = EXIT_USAGE;
+            }
+            f
+        })?;
+    eprintln!("mdfuse: set {dev} faulty in {name}");
+    Ok(())
+}
+
+/// `hot removed DEV`: `remove` into the member's state.
+fn remove_member(tree: &Tree, md: &str, name: &str, m: &Member, dev: &str) -> Result<(), Failure> {
+    tree.write(&format!("{md}/dev-{}/state", m.name), "remove")
+        .map_err(|e| Failure::refused(format!("hot remove failed for {dev}: {}", strerror(&e))))?;
+    eprintln!("mdfuse: hot removed {dev} from {name}");
+    Ok(())
+}
+
+/// Manage_add: a returning member back into its slot (md's ADD_NEW_DISK
+/// with the in-sync state), else, for --add, a new spare.
+fn add_device(
+    tree: &Tree,
+    md: &str,
+    name: &str,
+    op: Op,
+    dev: &str,
+    members: &[Member],
+) -> Result<(), Failure> {
+    let readd = readd_possible(tree, md, members, Path::new(dev));
+    if op == Op::ReAdd && !readd {
+        return Err(Failure::refused(format!(
+            "--re-add for {dev} to {name} is not possible"
+        )));
+    }
+    if !readd && has_failed(tree, md, members) {
+        // Manage_add: a new device could only be a spare that never
+        // recovers, and writing its superblock might destroy what it
+        // holds.
+        return Err(Failure::refused(format!(
+            "{name} has failed so using --add cannot work and might destroy\n\
+             mdfuse: data on {dev}.  You should stop the array and re-assemble it."
+        )));
+    }
+    let path = std::fs::canonicalize(dev).unwrap_or_else(|_| PathBuf::from(dev));
+    let e = match tree.write(&format!("{md}/new_dev"), &path.to_string_lossy()) {
+        Ok(()) if readd => {
+            eprintln!("mdfuse: re-added {dev}");
+            return Ok(());
+        }
+        Ok(()) => {
+            eprintln!("mdfuse: added {dev}");
+            return Ok(());
+        }
+        Err(e) => e,
     };
-    let uuid = match &probe(&d).found {
-        Some(Found::V1 { sb, .. }) => {
+    let errno = e.raw_os_error();
+    Err(Failure::refused(if errno == Some(libc::ENOSPC) {
+        // mdadm measures the device before it tries (avail_size).
+        format!("{dev} not large enough to join array")
+    } else if readd && matches!(errno, Some(libc::ENOMEM) | Some(libc::EROFS)) {
+        format!("add new device failed for {dev}: {}", strerror(&e))
+    } else if op == Op::ReAdd {
+        format!("--re-add for {dev} to {name} is not possible")
+    } else {
+        // The device number mdadm asks for: the first free one from
+        // raid_disks up.
+        let nm = md.trim_end_matches("/md");
+        let used: Vec<i32> = tree
+            .mdstat_of(nm)
+            .map(|e| e.members.iter().map(|(_, n)| *n).collect())
+            .unwrap_or_default();
+        let mut j: i32 = tree
+            .read(&format!("{md}/raid_disks"))
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while used.contains(&j) {
+            j += 1;
+        }
+        format!("add new device failed for {dev} as {j}: {}", strerror(&e))
+    }))
+}
+
+/// What a device's own superblock says of it: its array's UUID, its
+/// device number, its events, and whether it held an active role (not a
+/// spare, not faulty).
+fn own_super(dev: &Path) -> Option<([u8; 16], i32, u64, bool)> {
+    let d = RoDevice::open(dev).ok()?;
+    match probe(&d).found? {
+        Found::V1 { sb, .. } => {
             let r = if sb.dev_number >= sb.max_dev {
                 role::FAULTY
             } else {
                 sb.own_role()
             };
-            if r >= role::MAX {
-                return false;
-            }
-            sb.set_uuid
+            Some((sb.set_uuid, sb.dev_number as i32, sb.events, r < role::MAX))
         }
-        Some(Found::V090 { sb, .. }) => {
+        Found::V090 { sb, .. } => {
             let s = sb.this_disk.state;
             let active = crate::format::super0::disk_state::ACTIVE;
             let faulty = crate::format::super0::disk_state::FAULTY;
-            if s & active == 0 || s & faulty != 0 {
-                return false;
-            }
-            sb.uuid()
+            Some((
+                sb.uuid(),
+                sb.this_disk.number as i32,
+                sb.events(),
+                s & active != 0 && s & faulty == 0,
+            ))
         }
-        _ => return false,
+        _ => None,
+    }
+}
+
+/// Whether DEV goes back into its slot: mdadm's `attempt_re_add` (its
+/// superblock gives it an active role in this very array, and its device
+/// number is free) and md's `validate_super` for a running array (its
+/// events not behind the array's, or, with a bitmap, not behind what the
+/// bitmap has cleared).  The array's events and bitmap are those on an
+/// in-sync member.
+fn readd_possible(tree: &Tree, md: &str, members: &[Member], dev: &Path) -> bool {
+    let nm = md.trim_end_matches("/md");
+    let array_uuid = tree.read(&format!("{md}/uuid")).unwrap_or_default();
+    let Some((uuid, number, events, active)) = own_super(dev) else {
+        return false;
     };
-    crate::format::uuid_dashed(&uuid) == array_uuid
+    if !active || crate::format::uuid_dashed(&uuid) != array_uuid {
+        return false;
+    }
+    if tree
+        .mdstat_of(nm)
+        .is_some_and(|e| e.members.iter().any(|(_, n)| *n == number))
+    {
+        return false;
+    }
+    let leader = members
+        .iter()
+        .filter(|m| m.has("in_sync") && !m.has("faulty"))
+        .filter_map(|m| RoDevice::open(m.path.as_ref()?).ok())
+        .find_map(|d| probe(&d).found);
+    let (array_events, cleared) = match leader {
+        Some(Found::V1 { sb, bitmap, .. }) => (sb.events, bitmap.map(|b| b.events_cleared)),
+        Some(Found::V090 { sb, bitmap, .. }) => (sb.events(), bitmap.map(|b| b.events_cleared)),
+        // Nothing to compare with: md decides.
+        _ => return true,
+    };
+    let has_bitmap = tree
+        .read(&format!("{md}/bitmap/location"))
+        .is_ok_and(|l| l.trim() != "none" && !l.trim().is_empty());
+    match cleared.filter(|_| has_bitmap) {
+        Some(c) => events >= c,
+        None => events >= array_events,
+    }
 }
 
 pub fn run_stop(args: StopArgs) -> ExitCode {

@@ -3,8 +3,10 @@
 # then with --run), manage (--fail, --remove twice, --re-add, --add of a
 # member, of a stranger, of a missing device, several operations in one
 # command, removing an active member, --re-add of another array's
-# device), --readonly, stop twice, and the verbs on an array that is not
-# there.  expected/cli_manage.txt is the same sequence (probe_cli.sh) run
+# device), --readonly, stop twice, the verbs on an array that is not
+# there, --add to a RAID0 and to a read-only array (refused), and
+# --re-add of a member behind an array without a bitmap (refused; --add
+# makes it a spare).  expected/cli_manage.txt is the same sequence (probe_cli.sh) run
 # with mdadm in the oracle (oracle/cli_manage.sh): messages, exit
 # statuses, and detail's timing-free lines must be the same.  Then the
 # tree agrees: each verb left what a user would see after the same
@@ -94,6 +96,11 @@ rc=0; mdf manage md0 --add vdd 2>"$T/o" || rc=$?
 expect_eq "$rc/$(cat "$T/o")" "1/mdfuse: vdd only meaningful with -r or -f, not -a" "a member name with --add"
 rc=0; mdf manage md0 --with "$DEV/vdd" 2>"$T/o" || rc=$?
 expect_eq "$rc/$(cat "$T/o")" "1/mdfuse: No matching --replace device for --with $DEV/vdd" "--with alone"
+# mdadm measures a device before adding it (Manage_add's avail_size).
+truncate -s 8M "$T/small"
+rc=0; mdf manage md0 --add "$T/small" 2>"$T/o" || rc=$?
+expect_eq "$rc/$(cat "$T/o")" "1/mdfuse: $T/small not large enough to join array" "--add of a device too small"
+expect_eq "$(sha256sum <"$T/small")" "$(head -c 8M /dev/zero | sha256sum)" "the device too small was written"
 mdf stop --scan 2>"$T/o"
 expect_eq "$(cat "$T/o")" "mdfuse: stopped /dev/md0" "stop --scan"
 [ ! -e "$MNT/md0" ] || fail "md0 still there after stop --scan"

@@ -56,6 +56,24 @@ cli_sequence() {
 	c_stop
 	c_assemble vdi vdj vdk
 	c_grow --size=max
+	c_manage --add vdl
+	c_stop
+	# A read-only array takes no new member: md's ADD_NEW_DISK is EROFS.
+	c_assemble vda vdb vdc
+	c_readonly
+	c_manage --add vdl
+	c_detail
+	c_stop
+	# A member failed and removed from an array without a bitmap is
+	# behind: md will not take it back in its slot, --add makes it a spare.
+	c_assemble vdd vde
+	settle
+	c_manage --fail vdd --remove vdd
+	c_manage --re-add vdd
+	c_detail
+	c_manage --add vdd
+	settle
+	c_detail
 	c_stop
 }
 
