@@ -291,7 +291,10 @@ fn apply(
             }
             _ => {
                 let dev = dev.unwrap_or_default();
-                device_op(&tree, &md, &name, op, &dev, &mut with_slot)?;
+                match dev.as_str() {
+                    "failed" | "faulty" | "detached" => keyword_op(&tree, &md, &name, op, &dev)?,
+                    _ => device_op(&tree, &md, &name, op, &dev, &mut with_slot)?,
+                }
             }
         }
     }
@@ -468,6 +471,94 @@ fn remove_member(tree: &Tree, md: &str, name: &str, m: &Member, dev: &str) -> Re
     tree.write(&format!("{md}/dev-{}/state", m.name), "remove")
         .map_err(|e| Failure::refused(format!("hot remove failed for {dev}: {}", strerror(&e))))?;
     eprintln!("mdfuse: hot removed {dev} from {name}");
+    Ok(())
+}
+
+/// How mdadm names a member it found by itself (`failed`, `detached`):
+/// `MAJOR:MINOR` of a block device; an image file by its path.
+fn member_word(m: &Member) -> String {
+    match (m.dev, &m.path) {
+        (Some((major, minor)), _) => format!("{major}:{minor}"),
+        (None, Some(p)) => p.to_string_lossy().into_owned(),
+        (None, None) => m.name.clone(),
+    }
+}
+
+/// Whether a member's device has gone (mdadm's `add_detached`: opening
+/// it fails with ENXIO; an image file that no longer exists alike).
+fn detached(m: &Member) -> bool {
+    if let Some((major, minor)) = m.dev {
+        if !Path::new(&format!("/sys/dev/block/{major}:{minor}")).exists() {
+            return true;
+        }
+    }
+    let Some(p) = &m.path else {
+        return false;
+    };
+    if crate::disk::nbd::is_uri(&p.to_string_lossy()) {
+        return false;
+    }
+    match std::fs::File::open(p) {
+        Ok(_) => false,
+        Err(e) => matches!(e.raw_os_error(), Some(libc::ENXIO) | Some(libc::ENOENT)),
+    }
+}
+
+/// mdadm's words for members rather than devices: `failed` (or `faulty`)
+/// with --remove or --re-add, every faulty member; `detached` with
+/// --remove or --fail, every member whose device has gone (for --fail,
+/// not those already faulty).  None is no failure.
+fn keyword_op(tree: &Tree, md: &str, name: &str, op: Op, word: &str) -> Result<(), Failure> {
+    let nm = md.trim_end_matches("/md");
+    let members = tree.members(nm);
+    if word == "detached" {
+        if op != Op::Remove && op != Op::Fail {
+            return Err(Failure::refused(format!(
+                "{word} only meaningful with -r of -f, not -{}",
+                op.letter()
+            )));
+        }
+        for m in members.iter().filter(|m| detached(m)) {
+            if op == Op::Fail && m.has("faulty") {
+                continue;
+            }
+            let dev = member_word(m);
+            if op == Op::Fail {
+                fail_member(tree, md, name, m, &dev)?;
+            } else {
+                remove_member(tree, md, name, m, &dev)?;
+            }
+        }
+        return Ok(());
+    }
+    if op != Op::Remove && op != Op::ReAdd {
+        return Err(Failure::refused(format!(
+            "{word} only meaningful with -r or --re-add, not -{}",
+            op.letter()
+        )));
+    }
+    for m in members.iter().filter(|m| m.has("faulty")) {
+        let dev = member_word(m);
+        if op == Op::Remove {
+            remove_member(tree, md, name, m, &dev)?;
+            continue;
+        }
+        // --re-add failed: md's own `re-add` first, else out and in again
+        // (a fresh add when it cannot return to its slot).
+        if tree
+            .write(&format!("{md}/dev-{}/state", m.name), "re-add")
+            .is_ok()
+        {
+            eprintln!("mdfuse: re-add {dev} to {nm} succeed");
+            continue;
+        }
+        let _ = tree.write(&format!("{md}/dev-{}/state", m.name), "remove");
+        let Some(path) = &m.path else {
+            continue;
+        };
+        let now = tree.members(nm);
+        add_device(tree, md, name, Op::Add, &path.to_string_lossy(), &now)?;
+    }
     Ok(())
 }
 

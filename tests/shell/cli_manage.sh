@@ -6,7 +6,7 @@
 # device), --readonly, stop twice, the verbs on an array that is not
 # there, --add to a RAID0 and to a read-only array (refused), and
 # --re-add of a member behind an array without a bitmap (refused; --add
-# makes it a spare).  expected/cli_manage.txt is the same sequence (probe_cli.sh) run
+# makes it a spare), and the words failed and detached.  expected/cli_manage.txt is the same sequence (probe_cli.sh) run
 # with mdadm in the oracle (oracle/cli_manage.sh): messages, exit
 # statuses, and detail's timing-free lines must be the same.  Then the
 # tree agrees: each verb left what a user would see after the same
@@ -34,7 +34,7 @@ truncate -s 16M "$DEV/vdl"
 mdf() { "$MDFUSE" "$@" --tree "$MNT"; }
 # Paths print as the guest's /dev/vdX.
 say() { sed "s#$DEV/#/dev/#g" "$T/o"; echo "rc=$1"; }
-devs() { for d in "$@"; do case $d in -*) echo "$d" ;; *) echo "$DEV/$d" ;; esac; done; }
+devs() { for d in "$@"; do case $d in -*|failed|detached) echo "$d" ;; *) echo "$DEV/$d" ;; esac; done; }
 c_assemble() { echo "+ assemble $*"; local rc=0; mdf assemble md0 $(devs "$@") >"$T/o" 2>&1 || rc=$?; say $rc; }
 c_manage() { echo "+ manage $*"; local rc=0; mdf manage md0 $(devs "$@") >"$T/o" 2>&1 || rc=$?; say $rc; }
 c_stop() { echo "+ stop"; local rc=0; mdf stop md0 >"$T/o" 2>&1 || rc=$?; say $rc; }
@@ -101,6 +101,12 @@ truncate -s 8M "$T/small"
 rc=0; mdf manage md0 --add "$T/small" 2>"$T/o" || rc=$?
 expect_eq "$rc/$(cat "$T/o")" "1/mdfuse: $T/small not large enough to join array" "--add of a device too small"
 expect_eq "$(sha256sum <"$T/small")" "$(head -c 8M /dev/zero | sha256sum)" "the device too small was written"
+# 'detached': a member whose device has gone (its image file deleted).
+rm -f "$T/blank"
+rc=0; mdf manage md0 --fail detached --remove detached 2>"$T/o" || rc=$?
+expect_eq "$rc/$(cat "$T/o")" "0/mdfuse: set $T/blank faulty in /dev/md0
+mdfuse: hot removed $T/blank from /dev/md0" "--fail detached --remove detached"
+[ ! -e "$MNT/md0/md/dev-blank" ] || fail "the detached member is still there"
 mdf stop --scan 2>"$T/o"
 expect_eq "$(cat "$T/o")" "mdfuse: stopped /dev/md0" "stop --scan"
 [ ! -e "$MNT/md0" ] || fail "md0 still there after stop --scan"

@@ -75,6 +75,23 @@ cli_sequence() {
 	settle
 	c_detail
 	c_stop
+	# The words for members: 'failed' (every faulty member) with --remove,
+	# 'detached' (every member whose device has gone) with --remove and
+	# --fail; none is nothing to do.
+	c_assemble vda vdb vdc
+	c_manage --fail vdb
+	settle
+	c_manage --remove failed
+	c_manage --remove failed
+	c_manage --fail detached
+	c_manage --remove detached
+	c_manage --fail failed
+	c_manage --add detached
+	c_detail
+	c_manage --add vdb
+	settle
+	c_detail
+	c_stop
 }
 
 # detail_filter: the timing-free lines of a detail report.
