@@ -1233,7 +1233,7 @@ fn check_empty(m: &Member) -> Result<(), Failure> {
 
 /// The md superblocks mdadm's `Kill` would wipe before writing the new
 /// one: every superblock it can load (0.90: 4096 bytes; 1.x: one sector).
-fn old_superblocks(dev: &dyn SectorReader) -> Vec<(u64, usize)> {
+pub(crate) fn old_superblocks(dev: &dyn SectorReader) -> Vec<(u64, usize)> {
     let mut out = Vec::new();
     let sectors = dev.size_bytes() / 512;
     if let Some(start) = super0::sb_start(sectors) {

@@ -588,6 +588,9 @@ fn add_device(
         )));
     }
     let path = std::fs::canonicalize(dev).unwrap_or_else(|_| PathBuf::from(dev));
+    if !readd {
+        wipe_foreign_superblock(tree, md, &path)?;
+    }
     let e = match tree.write(&format!("{md}/new_dev"), &path.to_string_lossy()) {
         Ok(()) if readd => {
             eprintln!("mdfuse: re-added {dev}");
@@ -625,6 +628,27 @@ fn add_device(
         }
         format!("add new device failed for {dev} as {j}: {}", strerror(&e))
     }))
+}
+
+/// A device that holds another array's md superblock: mdadm's --add
+/// writes this array's over it (md would refuse the stranger), so wipe
+/// it first, as mdadm's `Kill`, and the tree writes a spare's.
+fn wipe_foreign_superblock(tree: &Tree, md: &str, path: &Path) -> Result<(), Failure> {
+    let array_uuid = tree.read(&format!("{md}/uuid")).unwrap_or_default();
+    let Some((uuid, ..)) = own_super(path) else {
+        return Ok(());
+    };
+    if crate::format::uuid_dashed(&uuid) == array_uuid {
+        return Ok(());
+    }
+    let fail = |e: String| Failure::refused(format!("Cannot open {}: {e}", path.display()));
+    let disk = crate::disk::Disk::open(path, true).map_err(|e| fail(e.to_string()))?;
+    for (off, len) in super::create::old_superblocks(&disk) {
+        disk.write_at(&vec![0u8; len], off)
+            .map_err(|e| fail(strerror(&e)))?;
+    }
+    disk.flush().map_err(|e| fail(strerror(&e)))?;
+    Ok(())
 }
 
 /// What a device's own superblock says of it: its array's UUID, its

@@ -91,6 +91,10 @@ cli_sequence() {
 	c_manage --add vdb
 	settle
 	c_detail
+	# A member of another (stopped) array: --add writes this array's
+	# superblock over its own, and it is a spare.
+	c_manage --add vdf
+	c_detail
 	c_stop
 }
 
