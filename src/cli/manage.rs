@@ -588,10 +588,21 @@ fn add_device(
         )));
     }
     let path = std::fs::canonicalize(dev).unwrap_or_else(|_| PathBuf::from(dev));
-    if !readd {
-        wipe_foreign_superblock(tree, md, &path)?;
+    let new_dev = format!("{md}/new_dev");
+    let mut added = tree.write(&new_dev, &path.to_string_lossy());
+    // md refuses a device holding another array's superblock (EINVAL);
+    // mdadm writes this array's over it.  Only now, with every other
+    // refusal (busy, read-only, too small) already given, is the old
+    // superblock wiped, and put back if md still refuses the device.
+    if !readd && matches!(&added, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
+        if let Some(saved) = wipe_foreign_superblock(tree, md, &path)? {
+            added = tree.write(&new_dev, &path.to_string_lossy());
+            if added.is_err() {
+                restore_superblocks(&path, &saved)?;
+            }
+        }
     }
-    let e = match tree.write(&format!("{md}/new_dev"), &path.to_string_lossy()) {
+    let e = match added {
         Ok(()) if readd => {
             eprintln!("mdfuse: re-added {dev}");
             return Ok(());
@@ -630,25 +641,53 @@ fn add_device(
     }))
 }
 
+/// The bytes a wipe overwrote, by offset.
+type Saved = Vec<(u64, Vec<u8>)>;
+
 /// A device that holds another array's md superblock: mdadm's --add
 /// writes this array's over it (md would refuse the stranger), so wipe
-/// it first, as mdadm's `Kill`, and the tree writes a spare's.
-fn wipe_foreign_superblock(tree: &Tree, md: &str, path: &Path) -> Result<(), Failure> {
+/// it, as mdadm's `Kill`, and the tree writes a spare's.  Returns what
+/// was wiped (offset and bytes), `None` if the device holds no other
+/// array's superblock.
+fn wipe_foreign_superblock(tree: &Tree, md: &str, path: &Path) -> Result<Option<Saved>, Failure> {
     let array_uuid = tree.read(&format!("{md}/uuid")).unwrap_or_default();
     let Some((uuid, ..)) = own_super(path) else {
-        return Ok(());
+        return Ok(None);
     };
     if crate::format::uuid_dashed(&uuid) == array_uuid {
-        return Ok(());
+        return Ok(None);
     }
     let fail = |e: String| Failure::refused(format!("Cannot open {}: {e}", path.display()));
     let disk = crate::disk::Disk::open(path, true).map_err(|e| fail(e.to_string()))?;
+    let mut saved = Vec::new();
     for (off, len) in super::create::old_superblocks(&disk) {
-        disk.write_at(&vec![0u8; len], off)
+        let mut old = vec![0u8; len];
+        disk.read_at(&mut old, off)
+            .map_err(|e| fail(strerror(&e)))?;
+        saved.push((off, old));
+    }
+    for (off, old) in &saved {
+        disk.write_at(&vec![0u8; old.len()], *off)
             .map_err(|e| fail(strerror(&e)))?;
     }
     disk.flush().map_err(|e| fail(strerror(&e)))?;
-    Ok(())
+    Ok(Some(saved))
+}
+
+/// Put back what [`wipe_foreign_superblock`] wiped: md refused the
+/// device anyway, and a refused --add leaves it as it was.
+fn restore_superblocks(path: &Path, saved: &Saved) -> Result<(), Failure> {
+    let fail = |e: String| {
+        Failure::refused(format!(
+            "could not put back the superblock of {}: {e}",
+            path.display()
+        ))
+    };
+    let disk = crate::disk::Disk::open(path, true).map_err(|e| fail(e.to_string()))?;
+    for (off, old) in saved {
+        disk.write_at(old, *off).map_err(|e| fail(strerror(&e)))?;
+    }
+    disk.flush().map_err(|e| fail(strerror(&e)))
 }
 
 /// What a device's own superblock says of it: its array's UUID, its

@@ -101,6 +101,23 @@ truncate -s 8M "$T/small"
 rc=0; mdf manage md0 --add "$T/small" 2>"$T/o" || rc=$?
 expect_eq "$rc/$(cat "$T/o")" "1/mdfuse: $T/small not large enough to join array" "--add of a device too small"
 expect_eq "$(sha256sum <"$T/small")" "$(head -c 8M /dev/zero | sha256sum)" "the device too small was written"
+# Another array's member is written over only when md then takes it: one
+# too small, or added to a read-only array, keeps its superblock.
+"$MDFUSE" create -l1 -n2 --assume-clean --image-size 8M "$T/other-s1" "$T/other-s2" >/dev/null 2>&1 ||
+	fail "create the small other array"
+"$MDFUSE" create -l1 -n2 --assume-clean --image-size 16M "$T/other-f1" "$T/other-f2" >/dev/null 2>&1 ||
+	fail "create the other array"
+sum_s=$(sha256sum <"$T/other-s1")
+rc=0; mdf manage md0 --add "$T/other-s1" 2>"$T/o" || rc=$?
+expect_eq "$rc/$(cat "$T/o")" "1/mdfuse: $T/other-s1 not large enough to join array" "--add of another array's member too small"
+expect_eq "$(sha256sum <"$T/other-s1")" "$sum_s" "the other array's small member after a refused --add"
+echo readonly >"$MNT/md0/md/array_state"
+sum_f=$(sha256sum <"$T/other-f1")
+rc=0; mdf manage md0 --add "$T/other-f1" 2>"$T/o" || rc=$?
+expect_eq "$rc" 1 "--add of another array's member to a read-only array"
+grep -q "Read-only file system" "$T/o" || fail "--add to a read-only array: $(cat "$T/o")"
+expect_eq "$(sha256sum <"$T/other-f1")" "$sum_f" "the other array's member after a refused --add"
+echo active >"$MNT/md0/md/array_state"
 # 'detached': a member whose device has gone (its image file deleted).
 rm -f "$T/blank"
 rc=0; mdf manage md0 --fail detached --remove detached 2>"$T/o" || rc=$?
