@@ -1149,3 +1149,39 @@ fn refuses_missing_paths_and_creates_nothing_on_refusal() {
     );
     assert!(!dir.path().join("new.img").exists());
 }
+
+/// A RAID5 or RAID6 with more members missing than it can run without:
+/// mdadm writes the superblocks, then md refuses to run the array
+/// (`RUN_ARRAY failed: Input/output error`, status 1); the superblocks
+/// stay as written.  One missing fewer runs, and is created.
+#[test]
+fn parity_arrays_too_degraded_to_run_are_refused_after_writing() {
+    let dir = tempdir();
+    for (args, rc_want) in [
+        (&["-l5", "-n3", "a.img", "missing", "missing"][..], 1),
+        (
+            &["-l6", "-n4", "a.img", "missing", "missing", "missing"][..],
+            1,
+        ),
+        (&["-l5", "-n3", "a.img", "b.img", "missing"][..], 0),
+        (
+            &["-l6", "-n4", "a.img", "b.img", "missing", "missing"][..],
+            0,
+        ),
+    ] {
+        sparse_file(&dir.path().join("a.img"), 16 << 20);
+        sparse_file(&dir.path().join("b.img"), 16 << 20);
+        let (out, err, rc) = create(dir.path(), &[&["--force"][..], args].concat());
+        assert_eq!(rc, rc_want, "create {args:?}: {err}");
+        assert!(out.is_empty(), "{out}");
+        if rc_want == 1 {
+            assert_eq!(
+                err, "mdfuse: RUN_ARRAY failed: Input/output error\n",
+                "{args:?}"
+            );
+        }
+        let raw = fs::read(dir.path().join("a.img")).unwrap();
+        let sb = Superblock1::parse(&raw[4096..8192]).unwrap();
+        assert_eq!(sb.raid_disks as usize, args.len() - 2, "{args:?}");
+    }
+}

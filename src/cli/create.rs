@@ -720,6 +720,25 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
             let _ = f.sync_all();
         }
     }
+    // mdadm starts the array once its superblocks are written; md cannot
+    // run one with fewer members than its level needs (raid5/raid10 run:
+    // EIO), and mdadm then stops it, the superblocks left as written.
+    let mut avail = vec![false; opts.raid_disks as usize];
+    for slot in members.iter().filter_map(|m| m.slot) {
+        if let Some(a) = avail.get_mut(slot as usize) {
+            *a = true;
+        }
+    }
+    let level = opts.level.number();
+    if !super::detail::enough(
+        level,
+        opts.raid_disks as i32,
+        opts.layout as i64,
+        clean,
+        &avail,
+    ) {
+        return Err(Failure::refused("RUN_ARRAY failed: Input/output error"));
+    }
     if a.verbose > 0 {
         eprintln!(
             "mdfuse: array {set_name} created: {}, {} devices, metadata {}, uuid {}",
@@ -1214,7 +1233,7 @@ fn check_empty(m: &Member) -> Result<(), Failure> {
 
 /// The md superblocks mdadm's `Kill` would wipe before writing the new
 /// one: every superblock it can load (0.90: 4096 bytes; 1.x: one sector).
-fn old_superblocks(dev: &dyn SectorReader) -> Vec<(u64, usize)> {
+pub(crate) fn old_superblocks(dev: &dyn SectorReader) -> Vec<(u64, usize)> {
     let mut out = Vec::new();
     let sectors = dev.size_bytes() / 512;
     if let Some(start) = super0::sb_start(sectors) {

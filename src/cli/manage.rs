@@ -291,7 +291,10 @@ fn apply(
             }
             _ => {
                 let dev = dev.unwrap_or_default();
-                device_op(&tree, &md, &name, op, &dev, &mut with_slot)?;
+                match dev.as_str() {
+                    "failed" | "faulty" | "detached" => keyword_op(&tree, &md, &name, op, &dev)?,
+                    _ => device_op(&tree, &md, &name, op, &dev, &mut with_slot)?,
+                }
             }
         }
     }
@@ -363,20 +366,7 @@ fn device_op(
                     "set device faulty failed for {dev}:  No such device"
                 )));
             };
-            tree.write(&format!("{md}/dev-{}/state", m.name), "faulty")
-                .map_err(|e| {
-                    let mut f = Failure::refused(format!(
-                        "set device faulty failed for {dev}:  {}",
-                        strerror(&e)
-                    ));
-                    // Manage_subdevs: md refusing as busy (the member
-                    // holds the last copy of something) is status 2.
-                    if e.raw_os_error() == Some(libc::EBUSY) {
-                        f.status = EXIT_USAGE;
-                    }
-                    f
-                })?;
-            eprintln!("mdfuse: set {dev} faulty in {name}");
+            fail_member(tree, md, name, &m, dev)?;
         }
         Op::Remove => {
             let Some(m) = member else {
@@ -384,11 +374,7 @@ fn device_op(
                     "hot remove failed for {dev}: No such device or address"
                 )));
             };
-            tree.write(&format!("{md}/dev-{}/state", m.name), "remove")
-                .map_err(|e| {
-                    Failure::refused(format!("hot remove failed for {dev}: {}", strerror(&e)))
-                })?;
-            eprintln!("mdfuse: hot removed {dev} from {name}");
+            remove_member(tree, md, name, &m, dev)?;
         }
         Op::Add | Op::ReAdd => {
             if member.is_some() || busy_elsewhere(tree, dev) {
@@ -396,38 +382,7 @@ fn device_op(
                     "Cannot open {dev}: Device or resource busy"
                 )));
             }
-            let array_uuid = tree.read(&format!("{md}/uuid")).unwrap_or_default();
-            let returning = returning_member(Path::new(dev), &array_uuid);
-            if op == Op::ReAdd && !returning {
-                return Err(Failure::refused(format!(
-                    "--re-add for {dev} to {name} is not possible"
-                )));
-            }
-            if !returning && has_failed(tree, md, &members) {
-                // Manage_add: a new device could only be a spare that
-                // never recovers, and writing its superblock might destroy
-                // what it holds.
-                return Err(Failure::refused(format!(
-                    "{name} has failed so using --add cannot work and might destroy\n\
-                     mdfuse: data on {dev}.  You should stop the array and re-assemble it."
-                )));
-            }
-            let path = std::fs::canonicalize(dev).unwrap_or_else(|_| PathBuf::from(dev));
-            match tree.write(&format!("{md}/new_dev"), &path.to_string_lossy()) {
-                Ok(()) if returning => eprintln!("mdfuse: re-added {dev}"),
-                Ok(()) => eprintln!("mdfuse: added {dev}"),
-                Err(_) if op == Op::ReAdd => {
-                    return Err(Failure::refused(format!(
-                        "--re-add for {dev} to {name} is not possible"
-                    )));
-                }
-                Err(e) => {
-                    return Err(Failure::refused(format!(
-                        "add new device failed for {dev}: {}",
-                        strerror(&e)
-                    )));
-                }
-            }
+            add_device(tree, md, name, op, dev, &members)?;
         }
         Op::Replace => {
             let Some(m) = member else {
@@ -492,36 +447,317 @@ fn busy_elsewhere(tree: &Tree, dev: &str) -> bool {
     })
 }
 
-/// mdadm's test for a re-add: the device's own superblock gives it an
-/// active role (not a spare, not faulty) in this very array.
-fn returning_member(dev: &Path, array_uuid: &str) -> bool {
-    let Ok(d) = RoDevice::open(dev) else {
+/// `set DEV faulty`: `faulty` into the member's state.
+fn fail_member(tree: &Tree, md: &str, name: &str, m: &Member, dev: &str) -> Result<(), Failure> {
+    tree.write(&format!("{md}/dev-{}/state", m.name), "faulty")
+        .map_err(|e| {
+            let mut f = Failure::refused(format!(
+                "set device faulty failed for {dev}:  {}",
+                strerror(&e)
+            ));
+            // Manage_subdevs: md refusing as busy (the member holds the
+            // last copy of something) is status 2.
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                f.status = EXIT_USAGE;
+            }
+            f
+        })?;
+    eprintln!("mdfuse: set {dev} faulty in {name}");
+    Ok(())
+}
+
+/// `hot removed DEV`: `remove` into the member's state.
+fn remove_member(tree: &Tree, md: &str, name: &str, m: &Member, dev: &str) -> Result<(), Failure> {
+    tree.write(&format!("{md}/dev-{}/state", m.name), "remove")
+        .map_err(|e| Failure::refused(format!("hot remove failed for {dev}: {}", strerror(&e))))?;
+    eprintln!("mdfuse: hot removed {dev} from {name}");
+    Ok(())
+}
+
+/// How mdadm names a member it found by itself (`failed`, `detached`):
+/// `MAJOR:MINOR` of a block device; an image file by its path.
+fn member_word(m: &Member) -> String {
+    match (m.dev, &m.path) {
+        (Some((major, minor)), _) => format!("{major}:{minor}"),
+        (None, Some(p)) => p.to_string_lossy().into_owned(),
+        (None, None) => m.name.clone(),
+    }
+}
+
+/// Whether a member's device has gone (mdadm's `add_detached`: opening
+/// it fails with ENXIO; an image file that no longer exists alike).
+fn detached(m: &Member) -> bool {
+    if let Some((major, minor)) = m.dev {
+        if !Path::new(&format!("/sys/dev/block/{major}:{minor}")).exists() {
+            return true;
+        }
+    }
+    let Some(p) = &m.path else {
         return false;
     };
-    let uuid = match &probe(&d).found {
-        Some(Found::V1 { sb, .. }) => {
+    if crate::disk::nbd::is_uri(&p.to_string_lossy()) {
+        return false;
+    }
+    match std::fs::File::open(p) {
+        Ok(_) => false,
+        Err(e) => matches!(e.raw_os_error(), Some(libc::ENXIO) | Some(libc::ENOENT)),
+    }
+}
+
+/// mdadm's words for members rather than devices: `failed` (or `faulty`)
+/// with --remove or --re-add, every faulty member; `detached` with
+/// --remove or --fail, every member whose device has gone (for --fail,
+/// not those already faulty).  None is no failure.
+fn keyword_op(tree: &Tree, md: &str, name: &str, op: Op, word: &str) -> Result<(), Failure> {
+    let nm = md.trim_end_matches("/md");
+    let members = tree.members(nm);
+    if word == "detached" {
+        if op != Op::Remove && op != Op::Fail {
+            return Err(Failure::refused(format!(
+                "{word} only meaningful with -r of -f, not -{}",
+                op.letter()
+            )));
+        }
+        for m in members.iter().filter(|m| detached(m)) {
+            if op == Op::Fail && m.has("faulty") {
+                continue;
+            }
+            let dev = member_word(m);
+            if op == Op::Fail {
+                fail_member(tree, md, name, m, &dev)?;
+            } else {
+                remove_member(tree, md, name, m, &dev)?;
+            }
+        }
+        return Ok(());
+    }
+    if op != Op::Remove && op != Op::ReAdd {
+        return Err(Failure::refused(format!(
+            "{word} only meaningful with -r or --re-add, not -{}",
+            op.letter()
+        )));
+    }
+    for m in members.iter().filter(|m| m.has("faulty")) {
+        let dev = member_word(m);
+        if op == Op::Remove {
+            remove_member(tree, md, name, m, &dev)?;
+            continue;
+        }
+        // --re-add failed: md's own `re-add` first, else out and in again
+        // (a fresh add when it cannot return to its slot).
+        if tree
+            .write(&format!("{md}/dev-{}/state", m.name), "re-add")
+            .is_ok()
+        {
+            eprintln!("mdfuse: re-add {dev} to {nm} succeed");
+            continue;
+        }
+        let _ = tree.write(&format!("{md}/dev-{}/state", m.name), "remove");
+        let Some(path) = &m.path else {
+            continue;
+        };
+        let now = tree.members(nm);
+        add_device(tree, md, name, Op::Add, &path.to_string_lossy(), &now)?;
+    }
+    Ok(())
+}
+
+/// Manage_add: a returning member back into its slot (md's ADD_NEW_DISK
+/// with the in-sync state), else, for --add, a new spare.
+fn add_device(
+    tree: &Tree,
+    md: &str,
+    name: &str,
+    op: Op,
+    dev: &str,
+    members: &[Member],
+) -> Result<(), Failure> {
+    let readd = readd_possible(tree, md, members, Path::new(dev));
+    if op == Op::ReAdd && !readd {
+        return Err(Failure::refused(format!(
+            "--re-add for {dev} to {name} is not possible"
+        )));
+    }
+    if !readd && has_failed(tree, md, members) {
+        // Manage_add: a new device could only be a spare that never
+        // recovers, and writing its superblock might destroy what it
+        // holds.
+        return Err(Failure::refused(format!(
+            "{name} has failed so using --add cannot work and might destroy\n\
+             mdfuse: data on {dev}.  You should stop the array and re-assemble it."
+        )));
+    }
+    let path = std::fs::canonicalize(dev).unwrap_or_else(|_| PathBuf::from(dev));
+    let new_dev = format!("{md}/new_dev");
+    let mut added = tree.write(&new_dev, &path.to_string_lossy());
+    // md refuses a device holding another array's superblock (EINVAL);
+    // mdadm writes this array's over it.  Only now, with every other
+    // refusal (busy, read-only, too small) already given, is the old
+    // superblock wiped, and put back if md still refuses the device.
+    if !readd && matches!(&added, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
+        if let Some(saved) = wipe_foreign_superblock(tree, md, &path)? {
+            added = tree.write(&new_dev, &path.to_string_lossy());
+            if added.is_err() {
+                restore_superblocks(&path, &saved)?;
+            }
+        }
+    }
+    let e = match added {
+        Ok(()) if readd => {
+            eprintln!("mdfuse: re-added {dev}");
+            return Ok(());
+        }
+        Ok(()) => {
+            eprintln!("mdfuse: added {dev}");
+            return Ok(());
+        }
+        Err(e) => e,
+    };
+    let errno = e.raw_os_error();
+    Err(Failure::refused(if errno == Some(libc::ENOSPC) {
+        // mdadm measures the device before it tries (avail_size).
+        format!("{dev} not large enough to join array")
+    } else if readd && matches!(errno, Some(libc::ENOMEM) | Some(libc::EROFS)) {
+        format!("add new device failed for {dev}: {}", strerror(&e))
+    } else if op == Op::ReAdd {
+        format!("--re-add for {dev} to {name} is not possible")
+    } else {
+        // The device number mdadm asks for: the first free one from
+        // raid_disks up.
+        let nm = md.trim_end_matches("/md");
+        let used: Vec<i32> = tree
+            .mdstat_of(nm)
+            .map(|e| e.members.iter().map(|(_, n)| *n).collect())
+            .unwrap_or_default();
+        let mut j: i32 = tree
+            .read(&format!("{md}/raid_disks"))
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while used.contains(&j) {
+            j += 1;
+        }
+        format!("add new device failed for {dev} as {j}: {}", strerror(&e))
+    }))
+}
+
+/// The bytes a wipe overwrote, by offset.
+type Saved = Vec<(u64, Vec<u8>)>;
+
+/// A device that holds another array's md superblock: mdadm's --add
+/// writes this array's over it (md would refuse the stranger), so wipe
+/// it, as mdadm's `Kill`, and the tree writes a spare's.  Returns what
+/// was wiped (offset and bytes), `None` if the device holds no other
+/// array's superblock.
+fn wipe_foreign_superblock(tree: &Tree, md: &str, path: &Path) -> Result<Option<Saved>, Failure> {
+    let array_uuid = tree.read(&format!("{md}/uuid")).unwrap_or_default();
+    let Some((uuid, ..)) = own_super(path) else {
+        return Ok(None);
+    };
+    if crate::format::uuid_dashed(&uuid) == array_uuid {
+        return Ok(None);
+    }
+    let fail = |e: String| Failure::refused(format!("Cannot open {}: {e}", path.display()));
+    let disk = crate::disk::Disk::open(path, true).map_err(|e| fail(e.to_string()))?;
+    let mut saved = Vec::new();
+    for (off, len) in super::create::old_superblocks(&disk) {
+        let mut old = vec![0u8; len];
+        disk.read_at(&mut old, off)
+            .map_err(|e| fail(strerror(&e)))?;
+        saved.push((off, old));
+    }
+    for (off, old) in &saved {
+        disk.write_at(&vec![0u8; old.len()], *off)
+            .map_err(|e| fail(strerror(&e)))?;
+    }
+    disk.flush().map_err(|e| fail(strerror(&e)))?;
+    Ok(Some(saved))
+}
+
+/// Put back what [`wipe_foreign_superblock`] wiped: md refused the
+/// device anyway, and a refused --add leaves it as it was.
+fn restore_superblocks(path: &Path, saved: &Saved) -> Result<(), Failure> {
+    let fail = |e: String| {
+        Failure::refused(format!(
+            "could not put back the superblock of {}: {e}",
+            path.display()
+        ))
+    };
+    let disk = crate::disk::Disk::open(path, true).map_err(|e| fail(e.to_string()))?;
+    for (off, old) in saved {
+        disk.write_at(old, *off).map_err(|e| fail(strerror(&e)))?;
+    }
+    disk.flush().map_err(|e| fail(strerror(&e)))
+}
+
+/// What a device's own superblock says of it: its array's UUID, its
+/// device number, its events, and whether it held an active role (not a
+/// spare, not faulty).
+fn own_super(dev: &Path) -> Option<([u8; 16], i32, u64, bool)> {
+    let d = RoDevice::open(dev).ok()?;
+    match probe(&d).found? {
+        Found::V1 { sb, .. } => {
             let r = if sb.dev_number >= sb.max_dev {
                 role::FAULTY
             } else {
                 sb.own_role()
             };
-            if r >= role::MAX {
-                return false;
-            }
-            sb.set_uuid
+            Some((sb.set_uuid, sb.dev_number as i32, sb.events, r < role::MAX))
         }
-        Some(Found::V090 { sb, .. }) => {
+        Found::V090 { sb, .. } => {
             let s = sb.this_disk.state;
             let active = crate::format::super0::disk_state::ACTIVE;
             let faulty = crate::format::super0::disk_state::FAULTY;
-            if s & active == 0 || s & faulty != 0 {
-                return false;
-            }
-            sb.uuid()
+            Some((
+                sb.uuid(),
+                sb.this_disk.number as i32,
+                sb.events(),
+                s & active != 0 && s & faulty == 0,
+            ))
         }
-        _ => return false,
+        _ => None,
+    }
+}
+
+/// Whether DEV goes back into its slot: mdadm's `attempt_re_add` (its
+/// superblock gives it an active role in this very array, and its device
+/// number is free) and md's `validate_super` for a running array (its
+/// events not behind the array's, or, with a bitmap, not behind what the
+/// bitmap has cleared).  The array's events and bitmap are those on an
+/// in-sync member.
+fn readd_possible(tree: &Tree, md: &str, members: &[Member], dev: &Path) -> bool {
+    let nm = md.trim_end_matches("/md");
+    let array_uuid = tree.read(&format!("{md}/uuid")).unwrap_or_default();
+    let Some((uuid, number, events, active)) = own_super(dev) else {
+        return false;
     };
-    crate::format::uuid_dashed(&uuid) == array_uuid
+    if !active || crate::format::uuid_dashed(&uuid) != array_uuid {
+        return false;
+    }
+    if tree
+        .mdstat_of(nm)
+        .is_some_and(|e| e.members.iter().any(|(_, n)| *n == number))
+    {
+        return false;
+    }
+    let leader = members
+        .iter()
+        .filter(|m| m.has("in_sync") && !m.has("faulty"))
+        .filter_map(|m| RoDevice::open(m.path.as_ref()?).ok())
+        .find_map(|d| probe(&d).found);
+    let (array_events, cleared) = match leader {
+        Some(Found::V1 { sb, bitmap, .. }) => (sb.events, bitmap.map(|b| b.events_cleared)),
+        Some(Found::V090 { sb, bitmap, .. }) => (sb.events(), bitmap.map(|b| b.events_cleared)),
+        // Nothing to compare with: md decides.
+        _ => return true,
+    };
+    let has_bitmap = tree
+        .read(&format!("{md}/bitmap/location"))
+        .is_ok_and(|l| l.trim() != "none" && !l.trim().is_empty());
+    match cleared.filter(|_| has_bitmap) {
+        Some(c) => events >= c,
+        None => events >= array_events,
+    }
 }
 
 pub fn run_stop(args: StopArgs) -> ExitCode {

@@ -108,6 +108,14 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
             ));
             return Err(Errno::EINVAL);
         }
+        // md's ADD_NEW_DISK on a read-only array takes back only a
+        // returning member (mdadm asks with MD_DISK_SYNC); anything else
+        // is EROFS before a superblock is written.
+        if mddev.ro() == super::ro::RDONLY
+            && matches!(crate::format::probe(&rdev.disk, version), Probe::Absent)
+        {
+            return Err(Errno::EROFS);
+        }
         prepare_new_member(mddev, cfg, &rdev, version)?;
     }
     match superblock::load_super(&rdev, None, version, log) {
@@ -142,6 +150,13 @@ pub fn new_dev(mddev: &Arc<Mddev>, cfg: &mut Config, path: &Path) -> Result<Arc<
         // returning member keeps its slot (and may catch up by bitmap).
         let view = ArrayView::of(mddev);
         let _ = superblock::validate_super(cfg, &view, None, &rdev, mddev);
+        // A member that does not return to its slot would join as a new
+        // spare, which a read-only array refuses (md_ioctl: EROFS).
+        if mddev.ro() == super::ro::RDONLY
+            && !(rdev.raid_disk() >= 0 && cfg.find_rdev_nr(rdev.desc_nr()).is_none())
+        {
+            return Err(Errno::EROFS);
+        }
         super::spare::renew_unless_readded(mddev, cfg, &rdev, version)?;
         rdev.flags.clear(rf::IN_SYNC);
         rdev.set_raid_disk(-1);

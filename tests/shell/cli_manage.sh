@@ -3,8 +3,10 @@
 # then with --run), manage (--fail, --remove twice, --re-add, --add of a
 # member, of a stranger, of a missing device, several operations in one
 # command, removing an active member, --re-add of another array's
-# device), --readonly, stop twice, and the verbs on an array that is not
-# there.  expected/cli_manage.txt is the same sequence (probe_cli.sh) run
+# device), --readonly, stop twice, the verbs on an array that is not
+# there, --add to a RAID0 and to a read-only array (refused), and
+# --re-add of a member behind an array without a bitmap (refused; --add
+# makes it a spare), and the words failed and detached.  expected/cli_manage.txt is the same sequence (probe_cli.sh) run
 # with mdadm in the oracle (oracle/cli_manage.sh): messages, exit
 # statuses, and detail's timing-free lines must be the same.  Then the
 # tree agrees: each verb left what a user would see after the same
@@ -32,7 +34,7 @@ truncate -s 16M "$DEV/vdl"
 mdf() { "$MDFUSE" "$@" --tree "$MNT"; }
 # Paths print as the guest's /dev/vdX.
 say() { sed "s#$DEV/#/dev/#g" "$T/o"; echo "rc=$1"; }
-devs() { for d in "$@"; do case $d in -*) echo "$d" ;; *) echo "$DEV/$d" ;; esac; done; }
+devs() { for d in "$@"; do case $d in -*|failed|detached) echo "$d" ;; *) echo "$DEV/$d" ;; esac; done; }
 c_assemble() { echo "+ assemble $*"; local rc=0; mdf assemble md0 $(devs "$@") >"$T/o" 2>&1 || rc=$?; say $rc; }
 c_manage() { echo "+ manage $*"; local rc=0; mdf manage md0 $(devs "$@") >"$T/o" 2>&1 || rc=$?; say $rc; }
 c_stop() { echo "+ stop"; local rc=0; mdf stop md0 >"$T/o" 2>&1 || rc=$?; say $rc; }
@@ -64,6 +66,16 @@ mdf manage md0 --add "$T/blank" 2>"$T/o" || { cat "$T/o"; fail "--add blank"; }
 expect_eq "$(cat "$T/o")" "mdfuse: added $T/blank" "--add message"
 wait_idle md0
 expect_eq "$(attr md0/md/degraded)" 0 "degraded after the blank image recovered"
+# A read-only array takes no new member (md's ADD_NEW_DISK: EROFS), and
+# nothing is written on it.
+echo readonly >"$MNT/md0/md/array_state"
+truncate -s 16M "$T/ro-new"
+rc=0; echo "$T/ro-new" 2>"$T/o" >"$MNT/md0/md/new_dev" || rc=$?
+expect_eq "$rc" 1 "new_dev on a read-only array"
+grep -q "Read-only file system" "$T/o" || fail "new_dev on a read-only array: $(cat "$T/o")"
+[ ! -e "$MNT/md0/md/dev-ro-new" ] || fail "a new member joined a read-only array"
+expect_eq "$(sha256sum <"$T/ro-new")" "$(head -c 16M /dev/zero | sha256sum)" "new_dev on a read-only array wrote the device"
+echo active >"$MNT/md0/md/array_state"
 # --replace ... --with: the spare named takes over the slot.
 mdf manage md0 --add "$DEV/vdc" 2>/dev/null
 mdf manage md0 --replace "$DEV/vda" --with "$DEV/vdc" 2>"$T/o" || { cat "$T/o"; fail "--replace"; }
@@ -84,6 +96,34 @@ rc=0; mdf manage md0 --add vdd 2>"$T/o" || rc=$?
 expect_eq "$rc/$(cat "$T/o")" "1/mdfuse: vdd only meaningful with -r or -f, not -a" "a member name with --add"
 rc=0; mdf manage md0 --with "$DEV/vdd" 2>"$T/o" || rc=$?
 expect_eq "$rc/$(cat "$T/o")" "1/mdfuse: No matching --replace device for --with $DEV/vdd" "--with alone"
+# mdadm measures a device before adding it (Manage_add's avail_size).
+truncate -s 8M "$T/small"
+rc=0; mdf manage md0 --add "$T/small" 2>"$T/o" || rc=$?
+expect_eq "$rc/$(cat "$T/o")" "1/mdfuse: $T/small not large enough to join array" "--add of a device too small"
+expect_eq "$(sha256sum <"$T/small")" "$(head -c 8M /dev/zero | sha256sum)" "the device too small was written"
+# Another array's member is written over only when md then takes it: one
+# too small, or added to a read-only array, keeps its superblock.
+"$MDFUSE" create -l1 -n2 --assume-clean --image-size 8M "$T/other-s1" "$T/other-s2" >/dev/null 2>&1 ||
+	fail "create the small other array"
+"$MDFUSE" create -l1 -n2 --assume-clean --image-size 16M "$T/other-f1" "$T/other-f2" >/dev/null 2>&1 ||
+	fail "create the other array"
+sum_s=$(sha256sum <"$T/other-s1")
+rc=0; mdf manage md0 --add "$T/other-s1" 2>"$T/o" || rc=$?
+expect_eq "$rc/$(cat "$T/o")" "1/mdfuse: $T/other-s1 not large enough to join array" "--add of another array's member too small"
+expect_eq "$(sha256sum <"$T/other-s1")" "$sum_s" "the other array's small member after a refused --add"
+echo readonly >"$MNT/md0/md/array_state"
+sum_f=$(sha256sum <"$T/other-f1")
+rc=0; mdf manage md0 --add "$T/other-f1" 2>"$T/o" || rc=$?
+expect_eq "$rc" 1 "--add of another array's member to a read-only array"
+grep -q "Read-only file system" "$T/o" || fail "--add to a read-only array: $(cat "$T/o")"
+expect_eq "$(sha256sum <"$T/other-f1")" "$sum_f" "the other array's member after a refused --add"
+echo active >"$MNT/md0/md/array_state"
+# 'detached': a member whose device has gone (its image file deleted).
+rm -f "$T/blank"
+rc=0; mdf manage md0 --fail detached --remove detached 2>"$T/o" || rc=$?
+expect_eq "$rc/$(cat "$T/o")" "0/mdfuse: set $T/blank faulty in /dev/md0
+mdfuse: hot removed $T/blank from /dev/md0" "--fail detached --remove detached"
+[ ! -e "$MNT/md0/md/dev-blank" ] || fail "the detached member is still there"
 mdf stop --scan 2>"$T/o"
 expect_eq "$(cat "$T/o")" "mdfuse: stopped /dev/md0" "stop --scan"
 [ ! -e "$MNT/md0" ] || fail "md0 still there after stop --scan"

@@ -56,6 +56,45 @@ cli_sequence() {
 	c_stop
 	c_assemble vdi vdj vdk
 	c_grow --size=max
+	c_manage --add vdl
+	c_stop
+	# A read-only array takes no new member: md's ADD_NEW_DISK is EROFS.
+	c_assemble vda vdb vdc
+	c_readonly
+	c_manage --add vdl
+	c_detail
+	c_stop
+	# A member failed and removed from an array without a bitmap is
+	# behind: md will not take it back in its slot, --add makes it a spare.
+	c_assemble vdd vde
+	settle
+	c_manage --fail vdd --remove vdd
+	c_manage --re-add vdd
+	c_detail
+	c_manage --add vdd
+	settle
+	c_detail
+	c_stop
+	# The words for members: 'failed' (every faulty member) with --remove,
+	# 'detached' (every member whose device has gone) with --remove and
+	# --fail; none is nothing to do.
+	c_assemble vda vdb vdc
+	c_manage --fail vdb
+	settle
+	c_manage --remove failed
+	c_manage --remove failed
+	c_manage --fail detached
+	c_manage --remove detached
+	c_manage --fail failed
+	c_manage --add detached
+	c_detail
+	c_manage --add vdb
+	settle
+	c_detail
+	# A member of another (stopped) array: --add writes this array's
+	# superblock over its own, and it is a spare.
+	c_manage --add vdf
+	c_detail
 	c_stop
 }
 
