@@ -186,6 +186,7 @@ fn assemble(args: &AssembleArgs) -> Result<u8, Failure> {
 
     let report = |inargv: bool| (inargv && !args.scan) || args.verbose;
     let mut devices: Vec<Device> = Vec::new();
+    let mut skipped_busy = false;
     for (path, inargv) in paths {
         let canon = std::fs::canonicalize(&path).unwrap_or(path.clone());
         if devices
@@ -223,20 +224,12 @@ fn assemble(args: &AssembleArgs) -> Result<u8, Failure> {
             continue;
         };
         if busy.contains(&canon) {
-            if inargv && !args.scan {
-                // mdadm's exclusive open of a member in use fails.
-                err(format!(
-                    "cannot open device {}: Device or resource busy",
-                    path.display()
-                ));
-                return Err(Failure::refused(format!(
-                    "{} has no superblock - assembly aborted",
-                    path.display()
-                )));
-            }
+            // mdadm's exclusive open of a member in use fails, after its
+            // superblock was read: the device is passed over.
             if report(inargv) {
                 err(format!("{} is busy - skipping", path.display()));
             }
+            skipped_busy = true;
             continue;
         }
         let info = info_of(&found);
@@ -301,6 +294,11 @@ fn assemble(args: &AssembleArgs) -> Result<u8, Failure> {
             }
         }
         g.retain(|d| shape_of(&d.found) == shape);
+    }
+    if groups.is_empty() && skipped_busy && !args.scan {
+        // Assemble.c: no superblock taken (select_devices left st unset)
+        // is status 2, with nothing more said.
+        return Ok(2);
     }
     if groups.is_empty() {
         return Err(Failure::refused(match &array {

@@ -123,8 +123,9 @@ expect_eq "$(cat "$TREE/md0/md/level")/$(cat "$TREE/md125/md/metadata_version")"
 # Assembled arrays are busy: a second scan finds nothing new.
 expect_run 1 "mdfuse: Found some drive for an array that is already active: /dev/md126
 mdfuse: giving up." mdf assemble --scan "$DIR"
-expect_run 1 "mdfuse: cannot open device $DIR/sub/../a-raid0-d0.img: Device or resource busy
-mdfuse: $DIR/sub/../a-raid0-d0.img has no superblock - assembly aborted" mdf assemble md0 "$DIR/sub/../a-raid0-d0.img"
+# A member another array holds is passed over, as mdadm 4.2 on Linux 6.1
+# does (status 2 when nothing is left).
+expect_run 2 "mdfuse: $DIR/sub/../a-raid0-d0.img is busy - skipping" mdf assemble md1 "$DIR/sub/../a-raid0-d0.img"
 expect_run 1 "mdfuse: no recogniseable superblock on $DIR/sub/stranger.img
 mdfuse: no devices found for /dev/md0" mdf assemble md0 "$DIR/sub/stranger.img" --uuid "$(cat "$TREE/md127/md/uuid")"
 mdf stop --scan 2>/dev/null
