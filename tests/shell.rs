@@ -93,4 +93,5 @@ shell_tests!(
     cli_monitor_alerts,
     cli_explain,
     grow_size,
+    cli_grow,
 );

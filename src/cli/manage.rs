@@ -824,12 +824,21 @@ pub struct GrowArgs {
     #[arg(value_name = "ARRAY")]
     pub array: String,
     /// The new number of active devices.
-    #[arg(short = 'n', long = "raid-devices", value_name = "N")]
-    pub raid_devices: Option<u32>,
+    #[arg(
+        short = 'n',
+        long = "raid-devices",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
+    pub raid_devices: Option<String>,
     /// The space used on each device (K, M, G, T, s suffixes; KiB without
     /// one), or `max` for all the members allow.
-    #[arg(short = 'z', long, value_name = "SIZE")]
+    #[arg(short = 'z', long, value_name = "SIZE", allow_hyphen_values = true)]
     pub size: Option<String>,
+    /// Go on where mdadm asks for --force: one device, or more devices
+    /// than there are spares to fill them.
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 pub fn run_grow(args: GrowArgs) -> ExitCode {
@@ -840,18 +849,127 @@ pub fn run_grow(args: GrowArgs) -> ExitCode {
 }
 
 fn grow(args: &GrowArgs) -> Result<(), Failure> {
-    let (tree, nm, name) = open_array(&args.tree, &args.array)?;
-    if args.raid_devices.is_none() && args.size.is_none() {
-        eprintln!("mdfuse: no changes to --grow");
-        return Ok(());
-    }
+    // As mdadm.c reads the options, before the array is looked at: a
+    // size under 8 sectors is refused, KiB kept.
     let kib = match args.size.as_deref() {
         None => None,
         Some("max") => Some(None),
-        Some(s) => Some(Some(
-            super::parse_size(s).ok_or_else(|| Failure::usage(format!("invalid size: {s}")))? / 2,
-        )),
+        Some(s) => match super::parse_size_mdadm(s) {
+            Some(sectors) if sectors >= 8 => Some(Some(sectors / 2)),
+            _ => return Err(Failure::usage(format!("invalid size: {s}"))),
+        },
     };
+    let raid_devices = match args.raid_devices.as_deref() {
+        None => None,
+        Some(s) => match super::parse_num(s) {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                return Err(Failure::usage(format!(
+                    "invalid number of raid devices: {s}"
+                )));
+            }
+        },
+    };
+    if raid_devices == Some(1) && !args.force {
+        return Err(Failure::usage(
+            "'1' is an unusual number of drives for an array, so it is probably\n     \
+             a mistake.  If you really mean it you will need to specify --force before\n     \
+             setting the number of drives.",
+        ));
+    }
+    let (tree, nm, name) = open_array(&args.tree, &args.array)?;
+    if raid_devices.is_none() && kib.is_none() {
+        eprintln!("mdfuse: no changes to --grow");
+        return Ok(());
+    }
+    let md = format!("{nm}/md");
+    let num = |attr: &str| -> Option<u64> {
+        tree.read(&format!("{md}/{attr}"))
+            .ok()
+            .and_then(|v| v.parse().ok())
+    };
+    // Grow_reshape's checks, in its order, before anything is written.
+    if kib.is_some() && raid_devices.is_some() {
+        return Err(Failure::refused(
+            "cannot change component size at the same time as other changes.\n   \
+             Change size first, then check data is intact before making other changes.",
+        ));
+    }
+    let level = tree
+        .read(&format!("{md}/level"))
+        .ok()
+        .and_then(|l| level_number(&l))
+        .unwrap_or(0);
+    let chunk_kib = num("chunk_size").unwrap_or(0) / 1024;
+    // mdadm's MAX_SIZE (1) is not compared.
+    if let Some(Some(k)) = kib {
+        if level > 1 && k > 1 && chunk_kib > k {
+            return Err(Failure::refused(
+                "component size must be larger than chunk size.",
+            ));
+        }
+    }
+    let cur_disks = num("raid_disks").unwrap_or(0) as u32;
+    if let Some(n) = raid_devices.filter(|&n| n > cur_disks) {
+        // GET_ARRAY_INFO's spare_disks: members neither faulty, in sync
+        // nor a journal.
+        let spares = tree
+            .members(&nm)
+            .iter()
+            .filter(|m| !m.has("faulty") && !m.has("in_sync") && !m.has("journal"))
+            .count() as u32;
+        let need = n - cur_disks;
+        if spares < need && !args.force {
+            return Err(Failure::refused(format!(
+                "Need {need} spare{} to avoid degraded array, and only have {spares}.\n       \
+                 Use --force to over-ride this check.",
+                if need == 1 { "" } else { "s" }
+            )));
+        }
+    }
+    // mdadm freezes recovery while it changes the shape; a resync, check
+    // or reshape under way refuses it.
+    let Some(frozen) = freeze_to_reshape(&tree, &md) else {
+        return Err(Failure::refused(format!(
+            "{name} is performing resync/recovery and cannot be reshaped"
+        )));
+    };
+    let r = grow_frozen(&tree, &nm, &name, kib, raid_devices);
+    if frozen == Frozen::ByUs
+        && tree
+            .read(&format!("{md}/sync_action"))
+            .is_ok_and(|a| a == "frozen")
+    {
+        let _ = tree.write(&format!("{md}/sync_action"), "idle");
+    }
+    r
+}
+
+/// Grow.c's `freeze`: a read-auto array made clean, then
+/// `sysfs_freeze_array`; None when a sync other than a recovery runs
+/// (a resync, check, repair or reshape), which mdadm does not stop.
+fn freeze_to_reshape(tree: &Tree, md: &str) -> Option<Frozen> {
+    if tree
+        .read(&format!("{md}/array_state"))
+        .is_ok_and(|s| s.starts_with("read-auto"))
+    {
+        let _ = tree.write(&format!("{md}/array_state"), "clean");
+    }
+    match tree.read(&format!("{md}/sync_action")).as_deref() {
+        Err(_) | Ok("frozen") => Some(Frozen::Not),
+        Ok("idle") | Ok("recover") => Some(freeze(tree, md)),
+        Ok(_) => None,
+    }
+}
+
+/// The size, then the number of devices, with recovery frozen.
+fn grow_frozen(
+    tree: &Tree,
+    nm: &str,
+    name: &str,
+    kib: Option<Option<u64>>,
+    raid_devices: Option<u32>,
+) -> Result<(), Failure> {
     let md = format!("{nm}/md");
     let component_size = || -> u64 {
         tree.read(&format!("{md}/component_size"))
@@ -872,7 +990,7 @@ fn grow(args: &GrowArgs) -> Result<(), Failure> {
         // grew (0 is as much as possible); md never lowers it below the
         // size in use.
         let target = want.unwrap_or(0);
-        for m in tree.members(&nm) {
+        for m in tree.members(nm) {
             let _ = tree.write(&format!("{md}/dev-{}/size", m.name), &target.to_string());
         }
         if let Err(e) = tree.write(&format!("{md}/component_size"), &target.to_string()) {
@@ -898,32 +1016,28 @@ fn grow(args: &GrowArgs) -> Result<(), Failure> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    if args.raid_devices.is_none_or(|n| n == cur_disks) {
+    let Some(n) = raid_devices.filter(|&n| n != cur_disks) else {
         if !changed {
             eprintln!("mdfuse: {name}: no change requested");
         }
         return Ok(());
-    }
-    if let Some(n) = args.raid_devices {
-        if cur_disks != n {
-            // md answers EBUSY while its thread still winds up a sync that
-            // has just ended (sync_action already reads idle): try again
-            // for a little while before giving up.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-            loop {
-                match tree.write(&format!("{md}/raid_disks"), &n.to_string()) {
-                    Ok(()) => break,
-                    Err(e)
-                        if e.raw_os_error() == Some(libc::EBUSY)
-                            && std::time::Instant::now() < deadline =>
-                    {
-                        std::thread::sleep(std::time::Duration::from_millis(50));
-                    }
-                    Err(_) => return Err(Failure::refused("failed to set raid disks")),
-                }
+    };
+    // md answers EBUSY while its thread still winds up a sync that has
+    // just ended (sync_action already reads idle): try again for a
+    // little while before giving up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match tree.write(&format!("{md}/raid_disks"), &n.to_string()) {
+            Ok(()) => break,
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            println!("raid_disks for {name} set to {n}");
+            Err(_) => return Err(Failure::refused("failed to set raid disks")),
         }
     }
+    println!("raid_disks for {name} set to {n}");
     Ok(())
 }

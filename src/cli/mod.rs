@@ -56,27 +56,67 @@ impl Failure {
     }
 }
 
-/// mdadm's `parse_size`: a positive number with an optional suffix K, M,
-/// G, T (binary; no suffix means K) or s (512-byte sectors); returns
-/// sectors, or None when malformed.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+/// C's `strtoll(s, &end, 10)`: white space, a sign and digits; the
+/// value (held at i64's bounds when it does not fit, as strtoll holds
+/// it) and what follows, or None when no digit was read.
+fn strtoll(s: &str) -> Option<(i64, &str)> {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 {
         return None;
     }
-    let n: u64 = s[..digits].parse().ok()?;
-    if n == 0 {
+    let v = t[..digits].bytes().fold(0i64, |v, d| {
+        let d = i64::from(d - b'0');
+        if neg {
+            v.saturating_mul(10).saturating_sub(d)
+        } else {
+            v.saturating_mul(10).saturating_add(d)
+        }
+    });
+    Some((v, &t[digits..]))
+}
+
+/// mdadm's `parse_size` exactly: strtoll's number (white space and a
+/// sign allowed before it), positive, with an optional suffix K, M, G, T
+/// (binary; no suffix means K) or s (512-byte sectors); returns sectors,
+/// or None where mdadm returns INVALID_SECTORS (1).  The product wraps
+/// as mdadm's `long long` arithmetic does: a number too long for
+/// strtoll is LLONG_MAX, and doubled it is a huge size, not a refusal.
+pub fn parse_size_mdadm(s: &str) -> Option<u64> {
+    let (n, mult) = size_parts(s)?;
+    let sectors = n.wrapping_mul(mult) as u64;
+    (sectors != 1).then_some(sectors)
+}
+
+/// `parse_size_mdadm`, but None also for a number or product past i64,
+/// where the callers have no use for mdadm's wrapped value.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let (n, mult) = size_parts(s)?;
+    let sectors = u64::try_from(n.checked_mul(mult)?).ok()?;
+    (n < i64::MAX && sectors != 1).then_some(sectors)
+}
+
+/// The positive number and the suffix's sectors of a size as mdadm's
+/// `parse_size` reads it.
+fn size_parts(s: &str) -> Option<(i64, i64)> {
+    let (n, rest) = strtoll(s)?;
+    if n <= 0 {
         return None;
     }
-    let mult: u64 = match &s[digits..] {
-        "" | "K" => 2,
-        "M" => 2 << 10,
-        "G" => 2 << 20,
-        "T" => 2 << 30,
-        "s" => 1,
-        _ => return None,
+    let (mult, unit_len) = match rest.as_bytes().first() {
+        Some(b'K') => (2, 1),
+        Some(b'M') => (2 << 10, 1),
+        Some(b'G') => (2 << 20, 1),
+        Some(b'T') => (2 << 30, 1),
+        Some(b's') => (1, 1),
+        _ => (2, 0),
     };
-    n.checked_mul(mult)
+    (rest.len() == unit_len).then_some((n, mult))
 }
 
 /// mdadm's `parse_num`: a non-negative decimal that fits an int.
@@ -127,6 +167,30 @@ mod tests {
         assert_eq!(parse_size("1X"), None);
         assert_eq!(parse_size("M"), None);
         assert_eq!(parse_size("99999999999999999999T"), None);
+        assert_eq!(parse_size(" 8M"), Some(16384));
+        assert_eq!(parse_size("+5"), Some(10));
+        assert_eq!(parse_size("5 "), None);
+        assert_eq!(parse_size("+ 5"), None);
+        assert_eq!(parse_size("5k"), None);
+    }
+
+    #[test]
+    fn sizes_as_mdadm() {
+        assert_eq!(parse_size_mdadm("1s"), None);
+        assert_eq!(parse_size_mdadm("7s"), Some(7));
+        assert_eq!(parse_size_mdadm("3"), Some(6));
+        assert_eq!(parse_size_mdadm("-5"), None);
+        assert_eq!(parse_size_mdadm("\t+8M"), Some(16384));
+        // strtoll's LLONG_MAX, doubled in a long long.
+        assert_eq!(
+            parse_size_mdadm("99999999999999999999"),
+            Some(i64::MAX.wrapping_mul(2) as u64)
+        );
+        assert_eq!(
+            parse_size_mdadm("99999999999999999999s"),
+            Some(i64::MAX as u64)
+        );
+        assert_eq!(parse_size_mdadm("-99999999999999999999"), None);
     }
 
     #[test]
