@@ -729,12 +729,15 @@ fn create(a: &CreateArgs, write_mostly: &[bool]) -> Result<(), Failure> {
             *a = true;
         }
     }
+    // Counted as clean: a dirty degraded parity array is another matter
+    // (md's run weighs which members hold only parity, and real mdadm's
+    // create of a RAID6 one short with --force runs), and is left to md.
     let level = opts.level.number();
     if !super::detail::enough(
         level,
         opts.raid_disks as i32,
         opts.layout as i64,
-        clean,
+        true,
         &avail,
     ) {
         return Err(Failure::refused("RUN_ARRAY failed: Input/output error"));
