@@ -151,9 +151,20 @@ pub fn mount(tree: Arc<Tree>, mountpoint: &Path, opts: &ServeOptions) -> io::Res
     };
     debug!("mounted on {}", mountpoint.display());
 
-    let thread = thread::Builder::new()
-        .name("sysfs-like".to_owned())
-        .spawn(move || session.run())?;
+    let thread =
+        thread::Builder::new()
+            .name("sysfs-like".to_owned())
+            .spawn(move || match session.run() {
+                // A read the kernel had begun to fill with a request when the
+                // connection was torn down (an unmount racing the last
+                // requests, or an abort through fusectl) ends with
+                // ECONNABORTED instead of ENODEV: the mount is gone either way.
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {
+                    debug!("the FUSE connection ended while a request was read: {e}");
+                    Ok(())
+                }
+                r => r,
+            })?;
     // Served now: the stat of the mountpoint this takes is answered.
     if opts.page_cache != PageCache::Off {
         let kib = opts.max_request / 1024;
