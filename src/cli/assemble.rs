@@ -99,6 +99,13 @@ pub(super) struct Info {
     pub(super) md_minor: i32,
 }
 
+impl Info {
+    /// Whether the superblock gives the device an active role, not failed.
+    pub(super) fn active(&self) -> bool {
+        self.state & ACTIVE != 0 && self.state & FAULTY == 0
+    }
+}
+
 struct Device {
     path: PathBuf,
     /// Named on the command line (not found in a directory).

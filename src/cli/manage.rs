@@ -15,7 +15,6 @@ use super::detail::enough;
 use super::probe::{Found, RoDevice, probe, strerror};
 use super::tree::{Member, Tree, TreeArgs, devnm, level_number};
 use super::{EXIT_USAGE, Failure};
-use crate::format::super1::role;
 
 /// Change an array's members or mode, as `mdadm ARRAY --fail/--remove/...`.
 ///
@@ -651,10 +650,10 @@ type Saved = Vec<(u64, Vec<u8>)>;
 /// array's superblock.
 fn wipe_foreign_superblock(tree: &Tree, md: &str, path: &Path) -> Result<Option<Saved>, Failure> {
     let array_uuid = tree.read(&format!("{md}/uuid")).unwrap_or_default();
-    let Some((uuid, ..)) = own_super(path) else {
+    let Some(info) = own_info(path) else {
         return Ok(None);
     };
-    if crate::format::uuid_dashed(&uuid) == array_uuid {
+    if info.tree_uuid == array_uuid {
         return Ok(None);
     }
     let fail = |e: String| Failure::refused(format!("Cannot open {}: {e}", path.display()));
@@ -690,31 +689,11 @@ fn restore_superblocks(path: &Path, saved: &Saved) -> Result<(), Failure> {
     disk.flush().map_err(|e| fail(strerror(&e)))
 }
 
-/// What a device's own superblock says of it: its array's UUID, its
-/// device number, its events, and whether it held an active role (not a
-/// spare, not faulty).
-fn own_super(dev: &Path) -> Option<([u8; 16], i32, u64, bool)> {
+/// What a device's own superblock says of it, read as assemble reads it.
+fn own_info(dev: &Path) -> Option<super::assemble::Info> {
     let d = RoDevice::open(dev).ok()?;
     match probe(&d).found? {
-        Found::V1 { sb, .. } => {
-            let r = if sb.dev_number >= sb.max_dev {
-                role::FAULTY
-            } else {
-                sb.own_role()
-            };
-            Some((sb.set_uuid, sb.dev_number as i32, sb.events, r < role::MAX))
-        }
-        Found::V090 { sb, .. } => {
-            let s = sb.this_disk.state;
-            let active = crate::format::super0::disk_state::ACTIVE;
-            let faulty = crate::format::super0::disk_state::FAULTY;
-            Some((
-                sb.uuid(),
-                sb.this_disk.number as i32,
-                sb.events(),
-                s & active != 0 && s & faulty == 0,
-            ))
-        }
+        f @ (Found::V1 { .. } | Found::V090 { .. }) => Some(super::assemble::info_of(&f)),
         _ => None,
     }
 }
@@ -728,15 +707,15 @@ fn own_super(dev: &Path) -> Option<([u8; 16], i32, u64, bool)> {
 fn readd_possible(tree: &Tree, md: &str, members: &[Member], dev: &Path) -> bool {
     let nm = md.trim_end_matches("/md");
     let array_uuid = tree.read(&format!("{md}/uuid")).unwrap_or_default();
-    let Some((uuid, number, events, active)) = own_super(dev) else {
+    let Some(info) = own_info(dev) else {
         return false;
     };
-    if !active || crate::format::uuid_dashed(&uuid) != array_uuid {
+    if !info.active() || info.tree_uuid != array_uuid {
         return false;
     }
     if tree
         .mdstat_of(nm)
-        .is_some_and(|e| e.members.iter().any(|(_, n)| *n == number))
+        .is_some_and(|e| e.members.iter().any(|(_, n)| *n == info.number as i32))
     {
         return false;
     }
@@ -755,8 +734,8 @@ fn readd_possible(tree: &Tree, md: &str, members: &[Member], dev: &Path) -> bool
         .read(&format!("{md}/bitmap/location"))
         .is_ok_and(|l| l.trim() != "none" && !l.trim().is_empty());
     match cleared.filter(|_| has_bitmap) {
-        Some(c) => events >= c,
-        None => events >= array_events,
+        Some(c) => info.events >= c,
+        None => info.events >= array_events,
     }
 }
 
